@@ -1,0 +1,267 @@
+"""Validation beyond types: references between objects, port clashes, and static placement.
+
+``check_spec`` is pure: it returns ``(field path, message)`` pairs and the loader turns them into
+located problems. The placement check evaluates every service's constraints against the nodes
+the spec declares, after the spec's own labels and availability apply, so a service that could
+never be scheduled is caught before anything touches a swarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from converge.spec import NodeSpec, ServiceSpec, Spec, parse_constraint
+
+__all__ = ["NodeFacts", "check_spec", "evaluate_constraint", "node_facts_from_spec"]
+
+Finding = tuple[tuple[str | int, ...], str]
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What placement can know about a node; ``None`` means unknown (could match anything)."""
+
+    hostname: str
+    role: str | None
+    labels: Mapping[str, str] | None
+    node_id: str | None = None
+    engine_labels: Mapping[str, str] | None = None
+    os: str | None = None
+    arch: str | None = None
+
+
+def node_facts_from_spec(hostname: str, node: NodeSpec) -> NodeFacts:
+    """The facts a spec declares about one node."""
+    return NodeFacts(hostname=hostname, role=node.role, labels=node.labels)
+
+
+def evaluate_constraint(constraint: str, node: NodeFacts) -> bool | None:
+    """Whether ``node`` satisfies ``constraint``: True, False, or None when unknowable.
+
+    A label the node does not carry satisfies ``!=`` and fails ``==``, as in swarmkit.
+    """
+    key, operator, expected = parse_constraint(constraint)
+    actual: str | None
+    if key == "node.hostname":
+        actual = node.hostname
+    elif key == "node.role":
+        actual = node.role
+    elif key == "node.id":
+        actual = node.node_id
+    elif key == "node.platform.os":
+        actual = node.os
+    elif key == "node.platform.arch":
+        actual = node.arch
+    else:
+        labels = node.labels if key.startswith("node.labels.") else node.engine_labels
+        if labels is None:
+            return None
+        name = key.split(".", 2)[2]
+        if name not in labels:
+            return operator == "!="
+        actual = labels[name]
+    if actual is None:
+        return None
+    matches = actual.lower() == expected.lower() if key == "node.hostname" else actual == expected
+    return matches if operator == "==" else not matches
+
+
+def check_spec(spec: Spec) -> list[Finding]:
+    """Every cross-object problem of a type-valid spec, in a stable order."""
+    return [
+        *_check_references(spec),
+        *_check_published_ports(spec),
+        *_check_nodes(spec),
+        *_check_placement(spec),
+        *_check_loadbalancer(spec),
+    ]
+
+
+def _check_references(spec: Spec) -> Iterator[Finding]:
+    for name, service in spec.services.items():
+        for network in service.networks:
+            if network not in spec.networks:
+                yield (
+                    ("services", name, "networks", network),
+                    f"network {network!r} is not declared under 'networks'",
+                )
+        for index, mount in enumerate(service.mounts):
+            if mount.type == "volume" and mount.source and mount.source not in spec.volumes:
+                yield (
+                    ("services", name, "mounts", index),
+                    f"volume {mount.source!r} is not declared under 'volumes'",
+                )
+
+
+def _check_published_ports(spec: Spec) -> Iterator[Finding]:
+    owners: dict[tuple[int, str], str] = {}
+    for name, service in spec.services.items():
+        for index, port in enumerate(service.ports):
+            if port.published is None:
+                continue
+            key = (port.published, port.protocol)
+            if key in owners:
+                yield (
+                    ("services", name, "ports", index),
+                    f"port {port.published}/{port.protocol} is already published by "
+                    f"service {owners[key]!r}",
+                )
+            else:
+                owners[key] = name
+
+
+def _check_nodes(spec: Spec) -> Iterator[Finding]:
+    roles = [node.role for node in spec.nodes.values()]
+    if roles and all(role == "worker" for role in roles):
+        yield ("nodes",), "every declared node is a worker; a swarm needs a manager"
+
+
+def _eligible(spec: Spec) -> dict[str, NodeFacts]:
+    return {
+        hostname: node_facts_from_spec(hostname, node)
+        for hostname, node in spec.nodes.items()
+        if node.availability in (None, "active")
+    }
+
+
+def _failing(service: ServiceSpec, node: NodeFacts) -> list[str]:
+    return [
+        constraint
+        for constraint in service.placement.constraints
+        if evaluate_constraint(constraint, node) is False
+    ]
+
+
+def _check_placement(spec: Spec) -> Iterator[Finding]:
+    if not spec.nodes:
+        return
+    eligible = _eligible(spec)
+    every_node = {name: node_facts_from_spec(name, node) for name, node in spec.nodes.items()}
+    for name, service in spec.services.items():
+        if service.mode == "replicated" and service.replicas == 0:
+            continue
+        path = ("services", name, "placement", "constraints")
+        failures = {hostname: _failing(service, node) for hostname, node in eligible.items()}
+        matching = [hostname for hostname, failed in failures.items() if not failed]
+        if not matching:
+            yield path, _no_node_message(service, failures, every_node)
+            continue
+        limit = service.placement.max_replicas_per_node
+        replicas = 1 if service.replicas is None else service.replicas
+        if limit is not None and service.mode == "replicated" and replicas > limit * len(matching):
+            yield (
+                ("services", name, "replicas"),
+                f"{replicas} replicas cannot fit: max_replicas_per_node is {limit} and "
+                f"{len(matching)} node(s) can run the service ({', '.join(matching)})",
+            )
+
+
+def _no_node_message(
+    service: ServiceSpec, failures: Mapping[str, list[str]], every_node: Mapping[str, NodeFacts]
+) -> str:
+    if not failures:
+        return "no declared node is active, so no task can run"
+    fewest = min(len(failed) for failed in failures.values())
+    closest = sorted(hostname for hostname, failed in failures.items() if len(failed) == fewest)
+    shown = "; ".join(f"{hostname} fails {', '.join(failures[hostname])}" for hostname in closest)
+    message = f"no active declared node satisfies every constraint; closest: {shown}"
+    unavailable = [
+        hostname
+        for hostname, node in every_node.items()
+        if hostname not in failures and not _failing(service, node)
+    ]
+    if unavailable:
+        message += f" (would match but is drained or paused: {', '.join(sorted(unavailable))})"
+    return message
+
+
+def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
+    balancer = spec.loadbalancer
+    if balancer is None:
+        return
+    if spec.nodes and balancer.node not in spec.nodes:
+        yield (
+            ("loadbalancer", "node"),
+            f"node {balancer.node!r} is not declared under 'nodes'",
+        )
+    ingress_ports = {
+        port.published
+        for service in spec.services.values()
+        for port in service.ports
+        if port.published is not None and port.mode == "ingress" and port.protocol == "tcp"
+    }
+    for name, frontend in balancer.frontends.items():
+        if frontend.port in ingress_ports:
+            yield (
+                ("loadbalancer", "frontends", name, "port"),
+                f"port {frontend.port} is published by a swarm service on every node, "
+                f"including {balancer.node!r}",
+            )
+    for name, backend in balancer.backends.items():
+        yield from _check_backend(spec, name, backend.service, backend.port, backend.method)
+        if backend.method == "dns":
+            yield from _check_backend_network(spec, name)
+
+
+def _check_backend(
+    spec: Spec, name: str, service_name: str, port: int, method: str
+) -> Iterator[Finding]:
+    path = ("loadbalancer", "backends", name)
+    service = spec.services.get(service_name)
+    if service is None:
+        yield (*path, "service"), f"service {service_name!r} is not declared under 'services'"
+        return
+    if method == "dns":
+        targets = {published.target for published in service.ports}
+        if targets and port not in targets:
+            yield (
+                (*path, "port"),
+                f"service {service_name!r} listens on {_ports(targets)}, not on port {port}",
+            )
+        return
+    published = {item.published: item for item in service.ports if item.published is not None}
+    if port not in published:
+        yield (
+            (*path, "port"),
+            f"service {service_name!r} does not publish port {port}"
+            + (f" (it publishes {_ports(set(published))})" if published else ""),
+        )
+    elif method == "tasks" and published[port].mode != "host":
+        yield (
+            (*path, "method"),
+            f"the tasks method needs port {port} of service {service_name!r} published in "
+            "host mode (ports: [{target: ..., published: ..., mode: host}])",
+        )
+
+
+def _check_backend_network(spec: Spec, name: str) -> Iterator[Finding]:
+    assert spec.loadbalancer is not None
+    backend = spec.loadbalancer.backends[name]
+    service = spec.services.get(backend.service)
+    if service is None:
+        return
+    path = ("loadbalancer", "backends", name)
+    network = backend.network or next(iter(service.networks), None)
+    if network is None:
+        yield (
+            (*path, "method"),
+            f"the dns method needs service {backend.service!r} on an attachable network",
+        )
+        return
+    if network not in service.networks:
+        yield (
+            (*path, "network"),
+            f"service {backend.service!r} is not attached to network {network!r}",
+        )
+    declared = spec.networks.get(network)
+    if declared is not None and not declared.external and not declared.attachable:
+        yield (
+            (*path, "network"),
+            f"network {network!r} must be attachable for the load balancer to join it "
+            "(attachable: true)",
+        )
+
+
+def _ports(ports: set[int]) -> str:
+    return ", ".join(str(port) for port in sorted(ports))
