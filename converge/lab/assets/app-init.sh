@@ -1,0 +1,28 @@
+#!/bin/sh
+# converge lab test app (converge-lab/app:<version>).
+#
+# Serves one line on port 80 (busybox httpd), at / and /index.html:
+#     app=<version> hostname=<container hostname> node=<$NODE or "unknown">
+# and the bare version at /version. Give the service `NODE={{.Node.Hostname}}` in its
+# environment to have the node's name in the answer.
+#
+# As PID 1 a shell ignores SIGTERM unless it traps it; this one forwards TERM/INT to its
+# child, so `docker stop` is instant. With arguments it runs them instead of httpd.
+mkdir -p /www
+echo "app=${APP_VERSION} hostname=$(hostname) node=${NODE:-unknown}" > /www/index.html
+echo "${APP_VERSION}" > /www/version
+if [ "$#" -gt 0 ]; then
+    "$@" &
+else
+    httpd -f -p "${PORT:-80}" -h /www &
+fi
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+status=0
+wait "$child" || status=$?
+# A trapped signal interrupts `wait`; wait again for the child's own exit status.
+while kill -0 "$child" 2>/dev/null; do
+    wait "$child"
+    status=$?
+done
+exit "$status"

@@ -1,0 +1,86 @@
+"""``converge lab ...``: thin commands over :mod:`converge.lab`."""
+
+from __future__ import annotations
+
+import typer
+
+from converge.lab.lab import Lab, LabStatus
+from converge.lab.layout import DEFAULT_WORKERS, MANAGER
+
+__all__ = ["lab_app"]
+
+lab_app = typer.Typer(
+    name="lab",
+    help="A throwaway multi-node Docker Swarm on this machine (needs root).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def render_status(status: LabStatus) -> str:
+    """The lab's status as a table (no decisions here)."""
+    if not status.exists:
+        return f"lab is not set up ({status.directory}); start it with `converge lab up`"
+    header = ("NODE", "ADDRESS", "DAEMON", "LINK", "SWARM", "AVAILABILITY", "ROLE")
+    rows = [header]
+    for node in status.nodes:
+        rows.append(
+            (
+                node.name,
+                node.address,
+                f"running (pid {node.pid})" if node.running else "stopped",
+                "up" if node.link_up else "down",
+                node.state or "-",
+                node.availability or "-",
+                node.role or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    summary = "ready" if status.ready else "not ready"
+    lines.append(
+        f"lab {summary}: {len(status.nodes)} nodes, subnet {status.subnet}, "
+        f"directory {status.directory}"
+    )
+    return "\n".join(lines)
+
+
+@lab_app.command("up")
+def up_command(
+    workers: int = typer.Option(
+        DEFAULT_WORKERS, "--workers", "-w", help="Worker nodes: dbhost, worker1, worker2, ..."
+    ),
+    images: bool = typer.Option(True, "--images/--no-images", help="Build and load test images."),
+) -> None:
+    """Start the lab swarm (harmless if it already runs)."""
+    status = Lab().up(workers, images=images, progress=_say)
+    typer.echo(render_status(status))
+
+
+@lab_app.command("down")
+def down_command() -> None:
+    """Remove the lab: processes, namespaces, links, firewall rules, cgroups and data."""
+    if not Lab().down(progress=_say):
+        _say("lab was not set up; nothing to remove")
+
+
+@lab_app.command("status")
+def status_command() -> None:
+    """Show each node's daemon, link and swarm state."""
+    typer.echo(render_status(Lab().status()))
+
+
+@lab_app.command("env")
+def env_command(
+    node: str = typer.Option(MANAGER, "--node", "-n", help="Node whose engine to point at."),
+) -> None:
+    """Print `export DOCKER_HOST=...` for the manager (or --node); use with eval."""
+    typer.echo(Lab().env(node))
