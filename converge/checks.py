@@ -8,7 +8,8 @@ never be scheduled is caught before anything touches a swarm.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from converge.spec import NodeSpec, ServiceSpec, Spec, parse_constraint
@@ -84,13 +85,15 @@ def _check_references(spec: Spec) -> Iterator[Finding]:
             if network not in spec.networks:
                 yield (
                     ("services", name, "networks", network),
-                    f"network {network!r} is not declared under 'networks'",
+                    f"network {network!r} is not declared under 'networks'"
+                    + _suggestion(network, spec.networks),
                 )
         for index, mount in enumerate(service.mounts):
             if mount.type == "volume" and mount.source and mount.source not in spec.volumes:
                 yield (
                     ("services", name, "mounts", index),
-                    f"volume {mount.source!r} is not declared under 'volumes'",
+                    f"volume {mount.source!r} is not declared under 'volumes'"
+                    + _suggestion(mount.source, spec.volumes),
                 )
 
 
@@ -183,7 +186,8 @@ def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
     if spec.nodes and balancer.node not in spec.nodes:
         yield (
             ("loadbalancer", "node"),
-            f"node {balancer.node!r} is not declared under 'nodes'",
+            f"node {balancer.node!r} is not declared under 'nodes'"
+            + _suggestion(balancer.node, spec.nodes),
         )
     ingress_ports = {
         port.published
@@ -192,6 +196,12 @@ def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
         if port.published is not None and port.mode == "ingress" and port.protocol == "tcp"
     }
     for name, frontend in balancer.frontends.items():
+        if frontend.backend not in balancer.backends:
+            yield (
+                ("loadbalancer", "frontends", name, "backend"),
+                f"backend {frontend.backend!r} is not declared under 'loadbalancer.backends'"
+                + _suggestion(frontend.backend, balancer.backends),
+            )
         if frontend.port in ingress_ports:
             yield (
                 ("loadbalancer", "frontends", name, "port"),
@@ -210,7 +220,11 @@ def _check_backend(
     path = ("loadbalancer", "backends", name)
     service = spec.services.get(service_name)
     if service is None:
-        yield (*path, "service"), f"service {service_name!r} is not declared under 'services'"
+        yield (
+            (*path, "service"),
+            f"service {service_name!r} is not declared under 'services'"
+            + _suggestion(service_name, spec.services),
+        )
         return
     if method == "dns":
         targets = {published.target for published in service.ports}
@@ -261,6 +275,11 @@ def _check_backend_network(spec: Spec, name: str) -> Iterator[Finding]:
             f"network {network!r} must be attachable for the load balancer to join it "
             "(attachable: true)",
         )
+
+
+def _suggestion(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _ports(ports: set[int]) -> str:

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -231,12 +232,20 @@ class NetworkSpec(Model):
                 )
         elif self.name is not None:
             raise ValueError("'name' is only for external networks")
-        if self.gateway is not None:
-            if self.subnet is None:
-                raise ValueError("a gateway needs a subnet")
-            if ip_address(self.gateway) not in ip_network(self.subnet):
-                raise ValueError(f"gateway {self.gateway} is not inside subnet {self.subnet}")
         return self
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_in_subnet(cls, gateway: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (not the model's) so that the error points at 'gateway'.
+        if gateway is None or "subnet" not in info.data:
+            return gateway
+        subnet = info.data["subnet"]
+        if subnet is None:
+            raise ValueError("a gateway needs a subnet")
+        if ip_address(gateway) not in ip_network(subnet):
+            raise ValueError(f"gateway {gateway} is not inside subnet {subnet}")
+        return gateway
 
 
 class VolumeSpec(Model):
@@ -522,12 +531,19 @@ class HealthcheckSpec(Model):
     start_period: Duration | None = None
     disable: bool = False
 
+    @field_validator("test")
+    @classmethod
+    def _test_kind(cls, test: tuple[str, ...]) -> tuple[str, ...]:
+        if test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError(
+                f"a healthcheck test list starts with CMD, CMD-SHELL or NONE, got {test[0]!r}"
+            )
+        return test
+
     @model_validator(mode="after")
     def _check(self) -> HealthcheckSpec:
         if self.disable and self.test:
             raise ValueError("a disabled healthcheck takes no test")
-        if self.test and self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            raise ValueError("a healthcheck test list starts with CMD, CMD-SHELL or NONE")
         return self
 
 
@@ -628,14 +644,23 @@ class ServiceSpec(Model):
                 raise ValueError(f"two mounts share the target {target}")
         return mounts
 
-    @model_validator(mode="after")
-    def _check_mode(self) -> ServiceSpec:
-        if self.mode == "global":
-            if self.replicas is not None:
-                raise ValueError("a global service runs one task per node: remove 'replicas'")
-            if self.placement.max_replicas_per_node is not None:
-                raise ValueError("max_replicas_per_node is for replicated services only")
-        return self
+    # Field validators (not the model's) so that errors point at the offending field; 'mode'
+    # is declared before both fields, so it is in info.data when it is valid.
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_need_replicated(cls, replicas: int | None, info: ValidationInfo) -> int | None:
+        if replicas is not None and info.data.get("mode") == "global":
+            raise ValueError("a global service runs one task per node: remove 'replicas'")
+        return replicas
+
+    @field_validator("placement")
+    @classmethod
+    def _max_per_node_needs_replicated(
+        cls, placement: PlacementSpec, info: ValidationInfo
+    ) -> PlacementSpec:
+        if placement.max_replicas_per_node is not None and info.data.get("mode") == "global":
+            raise ValueError("max_replicas_per_node is for replicated services only")
+        return placement
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,11 +722,8 @@ class LoadBalancerSpec(Model):
 
     @model_validator(mode="after")
     def _check(self) -> LoadBalancerSpec:
-        for name, frontend in self.frontends.items():
-            if frontend.backend not in self.backends:
-                raise ValueError(
-                    f"frontend {name!r} names backend {frontend.backend!r}, which is not declared"
-                )
+        # That each frontend names a declared backend is checked in converge.checks, which can
+        # point at the frontend's 'backend' field.
         ports = [frontend.port for frontend in self.frontends.values()]
         if self.stats is not None:
             ports.append(self.stats.port)
