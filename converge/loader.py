@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from converge.checks import check_spec
 from converge.errors import SpecError, SpecProblem
-from converge.spec import Spec
+from converge.spec import NAME_PATTERN, STACK_PATTERN, Spec
 
 __all__ = ["FieldPath", "LoadedSpec", "load_spec", "load_spec_text", "path_text"]
 
@@ -100,23 +100,49 @@ def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document 
         data = loader.construct_document(root)
         if not isinstance(data, dict):
             problems.append(
-                SpecProblem(file, *_line_column(root), "", "a spec is a mapping of sections")
+                SpecProblem(
+                    file,
+                    *_line_column(root),
+                    "",
+                    "a spec is a mapping of sections (version, stack, services, ...), "
+                    f"got {_kind_of(data)}",
+                )
             )
             return None
         document = _Document(data)
         _record_positions(loader, file, root, (), document.positions)
         return document
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        message = " ".join(part for part in (error.context, error.problem) if part)
-        problems.append(SpecProblem(file, line, column, "", f"invalid YAML: {message}"))
+        problems.append(_yaml_problem(file, error))
         return None
     except yaml.YAMLError as error:
         problems.append(SpecProblem(file, None, None, "", f"invalid YAML: {error}"))
         return None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(file: str, error: yaml.MarkedYAMLError) -> SpecProblem:
+    """PyYAML's "while parsing X ... expected Y" as "expected Y (in the X that starts at ...)"."""
+    mark = error.problem_mark or error.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    message = error.problem or error.context or "cannot parse"
+    context, context_mark = error.context, error.context_mark
+    if error.problem and context:
+        context = re.sub(r"^while \w+ an? ", "in the ", context)
+        if context_mark is not None and context_mark is not mark:
+            context += f" that starts at line {context_mark.line + 1}, column "
+            context += str(context_mark.column + 1)
+        message += f" ({context})"
+    return SpecProblem(file, line, column, "", f"invalid YAML: {message}")
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"{value!r}"
 
 
 def _line_column(node: yaml.Node) -> tuple[int, int]:
@@ -285,18 +311,49 @@ def _merge(
 # Locating problems
 
 
-def _position_of(positions: Mapping[FieldPath, Position], file: str, path: FieldPath) -> Position:
+def _position_of(
+    positions: Mapping[FieldPath, Position], file: str, path: FieldPath, data: Any = None
+) -> Position:
+    """The source position of ``path``, or of its nearest ancestor that has one.
+
+    ``data`` (the document) lets a name given in list form (``networks: [backend]``,
+    ``env: [K=V]``), which validation turned into a mapping key, point at its list item.
+    """
     for length in range(len(path), 0, -1):
-        found = positions.get(path[:length])
+        found = positions.get(path[:length]) or _list_item_position(positions, path[:length], data)
         if found is not None:
             return found
     return Position(file, 1, 1)
 
 
+def _list_item_position(
+    positions: Mapping[FieldPath, Position], path: FieldPath, data: Any
+) -> Position | None:
+    if data is None or not path or not isinstance(path[-1], str):
+        return None
+    parent: Any = data
+    for part in path[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(parent, list):
+        return None
+    name = path[-1]
+    for index, item in enumerate(parent):
+        if isinstance(item, str) and (item == name or item.startswith(f"{name}=")):
+            return positions.get((*path[:-1], index))
+    return None
+
+
 def _problem(
-    positions: Mapping[FieldPath, Position], file: str, path: FieldPath, message: str
+    positions: Mapping[FieldPath, Position],
+    file: str,
+    path: FieldPath,
+    message: str,
+    data: Any = None,
 ) -> SpecProblem:
-    where = _position_of(positions, file, path)
+    where = _position_of(positions, file, path, data)
     return SpecProblem(where.file, where.line, where.column, path_text(path), message)
 
 
@@ -353,12 +410,66 @@ def _message(error: Mapping[str, Any], path: FieldPath) -> str:
         return text
     if kind == "missing":
         return "required field is missing"
+    given = error.get("input")
+    if kind == "literal_error" and path == ("version",):
+        return f"converge knows spec version 1 only, got {given!r}"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern")
+        if pattern in _PATTERN_MEANING:
+            return f"{_PATTERN_MEANING[pattern]}, got {given!r}"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    if kind in ("literal_error", "enum"):
-        message += f", got {error.get('input')!r}"
-    return message
+    if kind in ("value_error", "assertion_error"):
+        return message  # our own validators name the value they reject
+    if kind in _PLAIN_MESSAGES:
+        message = _PLAIN_MESSAGES[kind].format(**error.get("ctx", {}))
+    else:
+        message = message.replace("Input should be ", "expected ", 1)
+    return message + _given(given)
+
+
+_PLAIN_MESSAGES = {
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+}
+
+
+def _given(value: object) -> str:
+    if value is None:
+        return ", got an empty value"
+    if isinstance(value, list):
+        return ", got a list"
+    if isinstance(value, dict):
+        return ", got a mapping"
+    if isinstance(value, str | int | float) and len(repr(value)) <= 80:
+        return f", got {value!r}"
+    return ""
+
+
+_PATTERN_MEANING = {
+    NAME_PATTERN: "a name is letters, digits, '_', '.' and '-', starting with a letter or digit",
+    STACK_PATTERN: (
+        "a stack name is at most 40 lowercase letters, digits, '_' and '-', "
+        "starting with a letter or digit"
+    ),
+    "^/": "expected an absolute path (starting with /)",
+}
 
 
 def _problems_from_validation(
@@ -369,8 +480,8 @@ def _problems_from_validation(
         path: FieldPath = tuple(part for part in item["loc"] if part != "[key]")
         message = _message(item, path)
         if "[key]" in item["loc"]:
-            message = f"name {path[-1]!r} is not allowed: {message}"
-        problems.append(_problem(document.positions, file, path, message))
+            message = f"name {path[-1]!r} is not allowed: {message.partition(', got ')[0]}"
+        problems.append(_problem(document.positions, file, path, message, document.data))
     return problems
 
 
@@ -464,7 +575,8 @@ def _load(sources: Sequence[tuple[str, str]], environ: Mapping[str, str] | None)
             _in_file_order(_problems_from_validation(error, merged, last_file))
         ) from None
     semantic = [
-        _problem(merged.positions, last_file, path, message) for path, message in check_spec(spec)
+        _problem(merged.positions, last_file, path, message, merged.data)
+        for path, message in check_spec(spec)
     ]
     if semantic:
         raise SpecError(_in_file_order(semantic))
