@@ -195,7 +195,14 @@ def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
         for port in service.ports
         if port.published is not None and port.mode == "ingress" and port.protocol == "tcp"
     }
+    listeners: dict[int, str] = {}
     for name, frontend in balancer.frontends.items():
+        if frontend.port in listeners:
+            yield (
+                ("loadbalancer", "frontends", name, "port"),
+                f"port {frontend.port} is already used by frontend {listeners[frontend.port]!r}",
+            )
+        listeners.setdefault(frontend.port, name)
         if frontend.backend not in balancer.backends:
             yield (
                 ("loadbalancer", "frontends", name, "backend"),
@@ -208,6 +215,12 @@ def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
                 f"port {frontend.port} is published by a swarm service on every node, "
                 f"including {balancer.node!r}",
             )
+    if balancer.stats is not None and balancer.stats.port in listeners:
+        yield (
+            ("loadbalancer", "stats", "port"),
+            f"port {balancer.stats.port} is already used by frontend "
+            f"{listeners[balancer.stats.port]!r}",
+        )
     for name, backend in balancer.backends.items():
         yield from _check_backend(spec, name, backend.service, backend.port, backend.method)
         if backend.method == "dns":

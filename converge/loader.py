@@ -230,7 +230,8 @@ def _interpolate_text(
         is_empty = value is None or (value == "" and operator is not None and ":" in operator)
         if operator in ("?", ":?") and (value is None or (operator == ":?" and value == "")):
             reason = argument or f"variable {name} is required"
-            raise _InterpolationError(f"{reason} (${{{name}}} is not set)")
+            state = "is not set" if value is None else "is empty"
+            raise _InterpolationError(f"{reason} (${{{name}}} {state})")
         if operator in ("-", ":-"):
             return argument if is_empty else str(value)
         if operator in ("+", ":+"):
@@ -476,11 +477,16 @@ def _problems_from_validation(
     error: ValidationError, document: _Document, file: str
 ) -> list[SpecProblem]:
     problems: list[SpecProblem] = []
+    secret = _sensitive(document.data, document.interpolated)
     for item in error.errors():
         path: FieldPath = tuple(part for part in item["loc"] if part != "[key]")
         message = _message(item, path)
         if "[key]" in item["loc"]:
             message = f"name {path[-1]!r} is not allowed: {message.partition(', got ')[0]}"
+        given = item.get("input")
+        if isinstance(given, str) and given and _touches(path, secret):
+            # A value from a secret-like variable must not be printed, not even when invalid.
+            message = message.replace(repr(given), "'***'")
         problems.append(_problem(document.positions, file, path, message, document.data))
     return problems
 
@@ -493,6 +499,11 @@ def _in_file_order(problems: list[SpecProblem]) -> list[SpecProblem]:
     return sorted(
         problems, key=lambda problem: (problem.file, problem.line or 0, problem.column or 0)
     )
+
+
+def _touches(path: FieldPath, paths: set[FieldPath]) -> bool:
+    """True when ``path`` is one of ``paths``, or above or below one of them."""
+    return any(path[: len(other)] == other or other[: len(path)] == path for other in paths)
 
 
 def _sensitive(

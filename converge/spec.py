@@ -555,8 +555,9 @@ def _networks_to_map(value: object) -> object:
     if isinstance(value, list):
         if not all(isinstance(item, str) for item in value):
             raise ValueError("networks in list form are names")
-        if len(set(value)) != len(value):
-            raise ValueError("a network is listed twice")
+        for name in value:
+            if value.count(name) > 1:
+                raise ValueError(f"network {name!r} is listed twice")
         return {name: {} for name in value}
     if isinstance(value, dict):
         return {name: ({} if options is None else options) for name, options in value.items()}
@@ -719,18 +720,8 @@ class LoadBalancerSpec(Model):
     backends: dict[str, LoadBalancerBackend] = Field(min_length=1)
     timeouts: LoadBalancerTimeouts = Field(default_factory=LoadBalancerTimeouts)
     stats: LoadBalancerStats | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> LoadBalancerSpec:
-        # That each frontend names a declared backend is checked in converge.checks, which can
-        # point at the frontend's 'backend' field.
-        ports = [frontend.port for frontend in self.frontends.values()]
-        if self.stats is not None:
-            ports.append(self.stats.port)
-        for port in ports:
-            if ports.count(port) > 1:
-                raise ValueError(f"the load balancer listens on port {port} twice")
-        return self
+    # That each frontend names a declared backend and that no port is listened on twice is
+    # checked in converge.checks, which can point at the offending frontend's field.
 
 
 # ---------------------------------------------------------------------------------------------
