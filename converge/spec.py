@@ -18,13 +18,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from converge.units import parse_cpus, parse_duration, parse_memory
+from converge.units import format_duration, parse_cpus, parse_duration, parse_memory
 
 __all__ = [
     "CONSTRAINT_PATTERN",
@@ -80,13 +81,30 @@ _CPUS_SCHEMA = {
     "description": "A number of CPUs, for example 0.5.",
 }
 
-Duration = Annotated[int, BeforeValidator(parse_duration), _schema(_DURATION_SCHEMA)]
+# Python-mode dumps keep engine units (ns, nano-CPUs) for comparing with the engine; JSON dumps
+# write what a user would, so that a spec dumped to JSON validates back to the same spec.
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    _schema(_DURATION_SCHEMA),
+]
 """A duration in nanoseconds (written as ``10s``, ``1m30s``, ``500ms``)."""
 
 MemorySize = Annotated[int, BeforeValidator(parse_memory), _schema(_MEMORY_SCHEMA)]
 """A size in bytes (written as ``512M``, ``1G``)."""
 
-NanoCpus = Annotated[int, BeforeValidator(parse_cpus), _schema(_CPUS_SCHEMA)]
+
+def _nano_cpus_to_cpus(nano_cpus: int) -> float:
+    return nano_cpus / 1_000_000_000
+
+
+NanoCpus = Annotated[
+    int,
+    BeforeValidator(parse_cpus),
+    PlainSerializer(_nano_cpus_to_cpus, return_type=float, when_used="json"),
+    _schema(_CPUS_SCHEMA),
+]
 """CPUs in nano-CPUs, the engine's unit (written as ``0.5``)."""
 
 
@@ -183,6 +201,17 @@ NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 ObjectName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+
+def _changed_fields(model: BaseModel) -> set[str]:
+    """The fields of ``model`` set to something other than their default."""
+    fields = type(model).model_fields
+    return {
+        name
+        for name in model.model_fields_set
+        if getattr(model, name) != fields[name].get_default(call_default_factory=True)
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Nodes
 
@@ -225,7 +254,8 @@ class NetworkSpec(Model):
     @model_validator(mode="after")
     def _check(self) -> NetworkSpec:
         if self.external:
-            managed = self.model_fields_set - {"external", "name"}
+            # Settings left at their defaults are fine: a full dump of the spec has them all.
+            managed = _changed_fields(self) - {"external", "name"}
             if managed:
                 raise ValueError(
                     "an external network takes only 'name'; remove " + ", ".join(sorted(managed))
@@ -258,7 +288,7 @@ class VolumeSpec(Model):
 
     @model_validator(mode="after")
     def _check(self) -> VolumeSpec:
-        if self.external and self.model_fields_set - {"external"}:
+        if self.external and _changed_fields(self) - {"external"}:
             raise ValueError("an external volume takes no other settings")
         return self
 
