@@ -1,0 +1,161 @@
+"""The plan's vocabulary: a closed set of frozen Actions in fixed phases, and the Plan itself.
+
+An action says what will happen (kind and symbol), to what (address), why (reason, for humans
+only: apply never reads it) and which fields change. The plan is a value: it can be printed,
+saved as JSON, loaded back and applied later, once its recorded versions are checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+from converge.diff import FieldChange
+from converge.units import format_cpus, format_duration, format_memory
+
+__all__ = [
+    "PLAN_FORMAT_VERSION",
+    "Action",
+    "ActionKind",
+    "Finding",
+    "Phase",
+    "Plan",
+    "Severity",
+    "format_value",
+]
+
+PLAN_FORMAT_VERSION = "1.0"
+
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force"]
+Severity = Literal["error", "warning"]
+ObjectKind = Literal["node", "network", "service", "loadbalancer"]
+
+_SYMBOLS: dict[str, str] = {
+    "create": "+",
+    "update": "~",
+    "scale": "~",
+    "force": "~",
+    "replace": "-/+",
+    "remove": "-",
+}
+
+
+class Phase(IntEnum):
+    """The order in which apply runs actions; a phase starts when the one before succeeded."""
+
+    NODES = 1
+    NETWORKS = 2
+    VOLUMES = 3
+    SERVICES = 4
+    DRAINS = 5
+    PRUNE_SERVICES = 6
+    PRUNE_NETWORKS = 7
+    LOADBALANCER = 8
+
+
+@dataclass(frozen=True)
+class Action:
+    phase: Phase
+    kind: ActionKind
+    object_kind: ObjectKind
+    key: str
+    name: str
+    reason: str
+    changes: tuple[FieldChange, ...] = ()
+    forced_by: tuple[str, ...] = ()
+    observed_id: str | None = None
+    observed_version: int | None = None
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self.kind]
+
+    @property
+    def address(self) -> str:
+        return f"{self.object_kind}.{self.key}"
+
+    @property
+    def description(self) -> str:
+        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``."""
+        head = f"{self.symbol} {self.object_kind} {self.name}"
+        if self.kind == "create":
+            return f"{head}: create"
+        if self.kind == "remove":
+            return f"{head}: remove"
+        if self.kind == "replace":
+            return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
+        if self.kind == "force":
+            return f"{head}: redeploy every task ({self.reason})"
+        if len(self.changes) == 1:
+            change = self.changes[0]
+            return (
+                f"{head}: {change.field} {format_value(change.path, change.before)} -> "
+                f"{format_value(change.path, change.after)}"
+            )
+        return f"{head}: " + ", ".join(change.field for change in self.changes)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the plan found: an ``error`` stops apply, a ``warning`` does not."""
+
+    severity: Severity
+    address: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    actions: tuple[Action, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    versions: dict[str, int] = field(default_factory=dict)
+    spec_digest: str = ""
+    spec_files: tuple[str, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if finding.severity == "error")
+
+    def counts(self) -> dict[str, int]:
+        """Terraform's summary: how many objects are added, changed and destroyed."""
+        add = sum(action.kind in ("create", "replace") for action in self.actions)
+        change = sum(action.kind in ("update", "scale", "force") for action in self.actions)
+        destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
+        return {"add": add, "change": change, "destroy": destroy}
+
+
+_DURATION_FIELDS = frozenset(
+    {"delay", "monitor", "window", "interval", "timeout", "start_period", "stop_grace_period"}
+)
+
+
+def format_value(path: tuple[str, ...], value: Any) -> str:
+    """A value as users write it in specs: durations as ``10s``, sizes as ``512M``."""
+    if value is None:
+        return "(none)"
+    leaf = path[-1] if path else ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if leaf in _DURATION_FIELDS:
+            return format_duration(value)
+        if leaf in ("memory", "size"):
+            return format_memory(value)
+        if leaf == "cpus":
+            return format_cpus(value)
+    if isinstance(value, str):
+        return value if value else '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(path, item) for item in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(
+            f"{key}: {format_value((*path, key), item)}" for key, item in value.items()
+        )
+        return "{" + inner + "}"
+    return str(value)

@@ -1,0 +1,212 @@
+"""Spec + ObservedState -> Diff: field-level changes per object (pure).
+
+The only module that imports deepdiff; its types never leave this module. Both sides are views
+(see ``normalize``); the observed view is first ``align``-ed to what the spec manages, so an
+unset field is never reported and engine defaults never show as changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from deepdiff import DeepDiff
+from deepdiff.helper import notpresent
+
+from converge.normalize import (
+    align,
+    desired_network_view,
+    desired_node_view,
+    desired_service_view,
+    object_name,
+)
+from converge.spec import Spec
+from converge.state import ObservedState
+
+__all__ = ["Diff", "FieldChange", "ObjectDiff", "compare_views", "diff"]
+
+ObjectKind = Literal["node", "network", "service"]
+DiffStatus = Literal["create", "update", "remove", "unchanged", "missing", "collision"]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One managed field that differs; ``None`` on a side means absent there."""
+
+    path: tuple[str, ...]
+    before: Any
+    after: Any
+
+    @property
+    def field(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class ObjectDiff:
+    """How one object of the spec (or one owned object left out of it) differs."""
+
+    kind: ObjectKind
+    key: str
+    name: str
+    status: DiffStatus
+    changes: tuple[FieldChange, ...] = ()
+    detail: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}.{self.key}"
+
+
+@dataclass(frozen=True)
+class Diff:
+    stack: str
+    objects: tuple[ObjectDiff, ...] = field(default_factory=tuple)
+
+    def of(self, kind: ObjectKind, key: str) -> ObjectDiff | None:
+        return next((item for item in self.objects if item.kind == kind and item.key == key), None)
+
+
+def compare_views(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> list[FieldChange]:
+    """Field changes from ``observed`` to ``desired``; lists are compared whole.
+
+    Both views must already be aligned (see ``normalize.align``).
+    """
+    result = DeepDiff(dict(observed), dict(desired), view="tree", verbose_level=2)
+    changes: dict[tuple[str, ...], FieldChange] = {}
+    for levels in result.values():
+        for level in levels:
+            full_path = level.path(output_format="list")
+            # Report a changed list as a whole: "constraints: [a] -> [a, b]".
+            cut = next(
+                (index for index, part in enumerate(full_path) if isinstance(part, int)),
+                len(full_path),
+            )
+            path = tuple(str(part) for part in full_path[:cut])
+            if path in changes:
+                continue
+            if cut < len(full_path):
+                before, after = _lookup(observed, path), _lookup(desired, path)
+            else:
+                before = None if level.t1 is notpresent else level.t1
+                after = None if level.t2 is notpresent else level.t2
+            changes[path] = FieldChange(path, before, after)
+    return sorted(changes.values(), key=lambda change: change.path)
+
+
+def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = view
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def diff(spec: Spec, observed: ObservedState) -> Diff:
+    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out."""
+    objects: list[ObjectDiff] = []
+    objects.extend(_diff_nodes(spec, observed))
+    objects.extend(_diff_networks(spec, observed))
+    objects.extend(_diff_services(spec, observed))
+    return Diff(stack=spec.stack, objects=tuple(objects))
+
+
+def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+    result: list[ObjectDiff] = []
+    for hostname, node in spec.nodes.items():
+        current = observed.node(hostname)
+        if current is None:
+            result.append(
+                ObjectDiff(
+                    "node",
+                    hostname,
+                    hostname,
+                    "missing",
+                    detail="declared in the spec but not part of the swarm",
+                )
+            )
+            continue
+        desired = desired_node_view(node)
+        changes = compare_views(align(desired, current.view), desired)
+        result.append(
+            ObjectDiff(
+                "node", hostname, hostname, "update" if changes else "unchanged", tuple(changes)
+            )
+        )
+    return result
+
+
+def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+    result: list[ObjectDiff] = []
+    owned = observed.owned_networks()
+    for key, network in spec.networks.items():
+        if network.external:
+            name = network.name or key
+            if observed.network_named(name) is None:
+                result.append(
+                    ObjectDiff("network", key, name, "missing", detail="external network not found")
+                )
+            continue
+        name = object_name(spec.stack, key)
+        current = owned.get(key)
+        if current is None:
+            other = observed.network_named(name)
+            if other is not None:
+                result.append(
+                    ObjectDiff(
+                        "network",
+                        key,
+                        name,
+                        "collision",
+                        detail=f"network {name} exists and is not owned by stack {spec.stack}",
+                    )
+                )
+                continue
+            desired = desired_network_view(network)
+            created = compare_views({}, {k: v for k, v in desired.items() if v is not None})
+            result.append(ObjectDiff("network", key, name, "create", tuple(created)))
+            continue
+        desired = desired_network_view(network)
+        changes = compare_views(align(desired, current.view), desired)
+        result.append(
+            ObjectDiff("network", key, name, "update" if changes else "unchanged", tuple(changes))
+        )
+    for key, current in owned.items():
+        if key not in spec.networks:
+            result.append(ObjectDiff("network", key, current.name, "remove"))
+    return result
+
+
+def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+    result: list[ObjectDiff] = []
+    owned = observed.owned_services()
+    for key in spec.services:
+        name = object_name(spec.stack, key)
+        desired = desired_service_view(spec, key)
+        current = owned.get(key)
+        if current is None:
+            other = observed.service_named(name)
+            if other is not None:
+                result.append(
+                    ObjectDiff(
+                        "service",
+                        key,
+                        name,
+                        "collision",
+                        detail=f"service {name} exists and is not owned by stack {spec.stack}",
+                    )
+                )
+                continue
+            created = compare_views(
+                {}, {k: v for k, v in desired.items() if v not in (None, {}, [])}
+            )
+            result.append(ObjectDiff("service", key, name, "create", tuple(created)))
+            continue
+        changes = compare_views(align(desired, current.view), desired)
+        result.append(
+            ObjectDiff("service", key, name, "update" if changes else "unchanged", tuple(changes))
+        )
+    for key, current in owned.items():
+        if key not in spec.services:
+            result.append(ObjectDiff("service", key, current.name, "remove"))
+    return result

@@ -1,0 +1,231 @@
+"""The only module that talks to Docker: a thin, typed seam over the SDK's low-level client.
+
+Everything returned is the Engine API's own JSON (plain dicts); turning it into converge's
+vocabulary is ``observe``'s job. Every request is counted, so tests and benchmarks can show
+how many calls a command makes. Engine errors become ``EngineError`` naming the object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+import docker.utils
+import requests
+
+from converge.errors import EngineError
+
+__all__ = ["Engine", "EngineInfo", "OutOfSequenceError", "connect"]
+
+Json = dict[str, Any]
+
+# The Engine API version converge speaks; 1.41 (Docker 20.10) added service status counts.
+API_VERSION = "1.41"
+
+
+class OutOfSequenceError(EngineError):
+    """A write carried a version that is no longer current: observe again and retry."""
+
+
+class EngineInfo:
+    """The parts of ``/info`` converge relies on."""
+
+    def __init__(self, info: Mapping[str, Any]) -> None:
+        swarm = info.get("Swarm") or {}
+        self.node_id: str = swarm.get("NodeID", "")
+        self.hostname: str = info.get("Name", "")
+        self.local_state: str = swarm.get("LocalNodeState", "inactive")
+        self.is_manager: bool = bool(swarm.get("ControlAvailable"))
+        self.cluster_id: str = (swarm.get("Cluster") or {}).get("ID", "")
+        self.server_version: str = info.get("ServerVersion", "")
+
+
+def _explain(error: docker.errors.APIError) -> str:
+    explanation = error.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode(errors="replace")
+    return str(explanation or error).strip()
+
+
+class Engine:
+    """A connection to one Docker engine (a swarm manager for most commands).
+
+    Args:
+        client: a low-level SDK client; use ``connect()`` to build one the way the CLI does.
+        address: how to name the engine in messages.
+    """
+
+    def __init__(self, client: docker.APIClient, address: str) -> None:
+        # The SDK's stubs lag its code (private helpers, dict specs): typed loosely here only.
+        self._client: Any = client
+        self.address = address
+        self.calls: Counter[str] = Counter()
+        client.hooks["response"].append(self._count)
+
+    def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        method = response.request.method or "GET"
+        path = urlparse(response.request.url or "").path
+        # Drop the version prefix and object ids so calls group by endpoint.
+        parts = [part for part in path.split("/") if part][1:]
+        endpoint = "/".join(parts[:1] + (["{id}", *parts[2:]] if len(parts) > 1 else []))
+        self.calls[f"{method} /{endpoint}"] += 1
+
+    @property
+    def call_count(self) -> int:
+        """How many HTTP requests this engine has answered so far."""
+        return sum(self.calls.values())
+
+    @property
+    def write_count(self) -> int:
+        """How many of those requests were writes (anything but GET and HEAD)."""
+        return sum(count for call, count in self.calls.items() if not call.startswith("GET"))
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except docker.errors.APIError as error:
+            explanation = _explain(error)
+            if "out of sequence" in explanation:
+                raise OutOfSequenceError(f"{action}: {explanation}") from error
+            raise EngineError(f"{action}: {explanation}") from error
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            raise EngineError(
+                f"cannot reach the Docker engine at {self.address}: {error.__class__.__name__}"
+            ) from error
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def info(self) -> EngineInfo:
+        with self._translate("failed to read the engine's info"):
+            return EngineInfo(self._client.info())
+
+    def require_manager(self) -> EngineInfo:
+        """The engine's info, after checking it is a reachable swarm manager.
+
+        Raises:
+            EngineError: unreachable, not in a swarm, or a worker.
+        """
+        info = self.info()
+        if info.local_state != "active":
+            raise EngineError(
+                f"the Docker engine at {self.address} is not part of a swarm "
+                f"(state: {info.local_state}); run 'docker swarm init' or point DOCKER_HOST "
+                "at a manager"
+            )
+        if not info.is_manager:
+            raise EngineError(
+                f"the Docker engine at {self.address} ({info.hostname}) is a swarm worker; "
+                "converge needs a manager"
+            )
+        return info
+
+    def nodes(self) -> list[Json]:
+        with self._translate("failed to list nodes"):
+            return cast(list[Json], self._client.nodes())
+
+    def networks(self) -> list[Json]:
+        with self._translate("failed to list networks"):
+            return cast(list[Json], self._client.networks())
+
+    def services(self) -> list[Json]:
+        with self._translate("failed to list services"):
+            return cast(list[Json], self._client.services(status=True))
+
+    def tasks(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list tasks"):
+            return cast(list[Json], self._client.tasks(filters=dict(filters or {})))
+
+    def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list configs"):
+            return cast(list[Json], self._client.configs(filters=dict(filters or {})))
+
+    def containers(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list containers"):
+            return cast(list[Json], self._client.containers(all=True, filters=dict(filters or {})))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create_service(self, name: str, spec: Json) -> str:
+        """Create a service from a complete Engine API ServiceSpec; returns its id."""
+        with self._translate(f"failed to create service {name}"):
+            url = self._client._url("/services/create")
+            result = self._client._result(self._client._post_json(url, data=spec), json=True)
+            return cast(str, result["ID"])
+
+    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+        """Replace a service's spec, as of ``version``; returns the engine's warnings.
+
+        Raises:
+            OutOfSequenceError: the service changed since ``version`` was read.
+        """
+        with self._translate(f"failed to update service {name}"):
+            url = self._client._url("/services/{0}/update", service_id)
+            response = self._client._post_json(url, data=spec, params={"version": version})
+            result = self._client._result(response, json=True)
+            return list(result.get("Warnings") or [])
+
+    def remove_service(self, name: str, service_id: str) -> None:
+        with self._translate(f"failed to remove service {name}"):
+            self._client.remove_service(service_id)
+
+    def update_node(self, hostname: str, node_id: str, version: int, spec: Json) -> None:
+        """Replace a node's whole spec (role, availability, labels) as of ``version``."""
+        with self._translate(f"failed to update node {hostname}"):
+            self._client.update_node(node_id, version, spec)
+
+    def create_network(self, name: str, spec: Json) -> str:
+        """Create a network from an Engine API NetworkCreate body; returns its id."""
+        with self._translate(f"failed to create network {name}"):
+            url = self._client._url("/networks/create")
+            body = {"Name": name, "CheckDuplicate": True, **spec}
+            result = self._client._result(self._client._post_json(url, data=body), json=True)
+            return cast(str, result["Id"])
+
+    def remove_network(self, name: str, network_id: str) -> None:
+        with self._translate(f"failed to remove network {name}"):
+            self._client.remove_network(network_id)
+
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        with self._translate(f"failed to create config {name}"):
+            result = self._client.create_config(name, data, labels=dict(labels))
+            return cast(str, result["ID"])
+
+    def remove_config(self, name: str, config_id: str) -> None:
+        with self._translate(f"failed to remove config {name}"):
+            self._client.remove_config(config_id)
+
+
+def connect(host: str | None = None, timeout: float = 30.0) -> Engine:
+    """Connect as the docker CLI would: ``host``, else ``DOCKER_HOST`` and the TLS variables.
+
+    ``ssh://`` hosts go through the system's ssh client, as the docker CLI does.
+
+    Raises:
+        EngineError: the address is malformed or the engine does not answer.
+    """
+    address = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        if host:
+            client = docker.APIClient(
+                base_url=host, version=API_VERSION, timeout=int(timeout), use_ssh_client=True
+            )
+        else:
+            client = docker.APIClient(
+                version=API_VERSION,
+                timeout=int(timeout),
+                use_ssh_client=True,
+                **docker.utils.kwargs_from_env(),
+            )
+    except docker.errors.DockerException as error:
+        raise EngineError(f"cannot connect to the Docker engine at {address}: {error}") from None
+    return Engine(client, address)

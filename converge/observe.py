@@ -1,0 +1,155 @@
+"""Engine -> ObservedState: a fixed number of list calls, then normalisation.
+
+Four reads whatever the size of the swarm: ``/info`` (is this a manager?), ``/nodes``,
+``/networks`` and ``/services?status=true``, plus ``/tasks`` when task placement is wanted.
+No per-object inspect, no ``greedy`` network listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from converge.engine import Engine
+from converge.normalize import (
+    STACK_LABEL,
+    observed_network_view,
+    observed_node_view,
+    observed_service_view,
+)
+from converge.state import (
+    ObservedNetwork,
+    ObservedNode,
+    ObservedService,
+    ObservedState,
+    ObservedTask,
+)
+
+__all__ = ["observe", "state_from_engine_json"]
+
+
+def observe(engine: Engine, stack: str, with_tasks: bool = True) -> ObservedState:
+    """Read the swarm's nodes, networks, services (and tasks) as seen by ``engine``.
+
+    Raises:
+        EngineError: the engine is unreachable, not in a swarm, or not a manager.
+    """
+    before = engine.call_count
+    info = engine.require_manager()
+    nodes = engine.nodes()
+    networks = engine.networks()
+    services = engine.services()
+    tasks = engine.tasks() if with_tasks else []
+    state = state_from_engine_json(
+        stack, info.hostname, nodes=nodes, networks=networks, services=services, tasks=tasks
+    )
+    return ObservedState(
+        stack=state.stack,
+        manager=state.manager,
+        nodes=state.nodes,
+        networks=state.networks,
+        services=state.services,
+        tasks=state.tasks,
+        api_calls=engine.call_count - before,
+    )
+
+
+def state_from_engine_json(
+    stack: str,
+    manager: str,
+    *,
+    nodes: Sequence[Mapping[str, Any]],
+    networks: Sequence[Mapping[str, Any]],
+    services: Sequence[Mapping[str, Any]],
+    tasks: Sequence[Mapping[str, Any]],
+) -> ObservedState:
+    """Build an ObservedState from the Engine API's list responses (recorded or live)."""
+    network_names = {network["Id"]: network["Name"] for network in networks}
+    return ObservedState(
+        stack=stack,
+        manager=manager,
+        nodes=tuple(_node(node) for node in nodes),
+        networks=tuple(_network(network) for network in networks),
+        services=tuple(
+            _service(service, stack, network_names)
+            for service in sorted(services, key=lambda item: item["Spec"]["Name"])
+        ),
+        tasks=tuple(_task(task) for task in tasks),
+    )
+
+
+def _node(node: Mapping[str, Any]) -> ObservedNode:
+    spec = node.get("Spec") or {}
+    description = node.get("Description") or {}
+    platform = description.get("Platform") or {}
+    status = node.get("Status") or {}
+    return ObservedNode(
+        id=node["ID"],
+        version=node["Version"]["Index"],
+        hostname=description.get("Hostname", ""),
+        role=spec.get("Role", "worker"),
+        availability=spec.get("Availability", "active"),
+        labels=dict(spec.get("Labels") or {}),
+        state=status.get("State", "unknown"),
+        address=status.get("Addr", ""),
+        engine_labels=dict((description.get("Engine") or {}).get("Labels") or {}),
+        os=platform.get("OS", ""),
+        arch=platform.get("Architecture", ""),
+        view=observed_node_view(node),
+        raw_spec=dict(spec),
+    )
+
+
+def _network(network: Mapping[str, Any]) -> ObservedNetwork:
+    labels = network.get("Labels") or {}
+    stack = labels.get(STACK_LABEL)
+    return ObservedNetwork(
+        id=network["Id"],
+        name=network["Name"],
+        driver=network.get("Driver", ""),
+        scope=network.get("Scope", ""),
+        owned=stack is not None,
+        stack=stack,
+        view=observed_network_view(network),
+    )
+
+
+def _service(
+    service: Mapping[str, Any], stack: str, network_names: Mapping[str, str]
+) -> ObservedService:
+    spec = service["Spec"]
+    labels = spec.get("Labels") or {}
+    owner = labels.get(STACK_LABEL)
+    status = service.get("ServiceStatus") or {}
+    update = service.get("UpdateStatus") or {}
+    return ObservedService(
+        id=service["ID"],
+        version=service["Version"]["Index"],
+        name=spec["Name"],
+        owned=owner is not None,
+        stack=owner,
+        view=observed_service_view(spec, owner or stack, network_names),
+        raw_spec=spec,
+        running_tasks=status.get("RunningTasks", 0),
+        desired_tasks=status.get("DesiredTasks", 0),
+        update_state=update.get("State"),
+        update_message=update.get("Message"),
+    )
+
+
+def _task(task: Mapping[str, Any]) -> ObservedTask:
+    status = task.get("Status") or {}
+    spec = task.get("Spec") or {}
+    return ObservedTask(
+        id=task["ID"],
+        service_id=task.get("ServiceID", ""),
+        node_id=task.get("NodeID", ""),
+        slot=task.get("Slot"),
+        state=status.get("State", ""),
+        desired_state=task.get("DesiredState", ""),
+        message=status.get("Message", ""),
+        error=status.get("Err", ""),
+        image=(spec.get("ContainerSpec") or {}).get("Image", ""),
+        timestamp=status.get("Timestamp", ""),
+        force_update=spec.get("ForceUpdate", 0),
+    )

@@ -1,0 +1,345 @@
+"""Diff -> Plan (pure): ordered actions in fixed phases, and the checks of the resulting swarm.
+
+Phases: node labels, roles and availability active/pause -> networks -> volumes -> services
+created, updated, scaled, replaced -> drains -> (with prune) owned services removed, then owned
+networks -> load balancer. Checks run on the node set the plan leaves behind: a constraint that
+matches no active node, a drain that leaves a service nowhere to run, a published port taken by
+a service converge does not own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from converge.actions import Action, ActionKind, Finding, Phase, Plan, Severity
+from converge.checks import NodeFacts, evaluate_constraint
+from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.spec import Spec
+from converge.state import ObservedState
+
+__all__ = ["PlanOptions", "plan"]
+
+# Changes the engine cannot make in place.
+_SERVICE_REPLACE_FIELDS = frozenset({"mode"})
+_NETWORK_UPDATABLE_FIELDS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    rebalance: bool = False
+
+
+def plan(
+    spec: Spec,
+    difference: Diff,
+    observed: ObservedState,
+    options: PlanOptions = PlanOptions(),
+    spec_digest: str = "",
+    spec_files: tuple[str, ...] = (),
+) -> Plan:
+    """Turn a diff into an ordered plan and check the swarm it would leave."""
+    actions: list[Action] = []
+    findings: list[Finding] = []
+    for item in difference.objects:
+        if item.status == "missing":
+            severity: Severity = "warning" if item.kind == "node" else "error"
+            findings.append(Finding(severity, item.address, f"{item.name}: {item.detail}"))
+        elif item.status == "collision":
+            findings.append(Finding("error", item.address, item.detail))
+        elif item.status == "remove" and not options.prune:
+            findings.append(
+                Finding(
+                    "warning",
+                    item.address,
+                    f"{item.name} is owned by stack {difference.stack} but no longer in the "
+                    "spec; --prune removes it",
+                )
+            )
+        else:
+            actions.extend(_actions_for(item, observed))
+    if options.rebalance:
+        actions.extend(_rebalance_actions(spec, observed, actions))
+    findings.extend(_placement_findings(spec, observed))
+    findings.extend(_port_findings(spec, observed))
+    actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
+    return Plan(
+        stack=difference.stack,
+        actions=tuple(actions),
+        findings=tuple(findings),
+        versions=_versions(observed),
+        spec_digest=spec_digest,
+        spec_files=spec_files,
+    )
+
+
+def _versions(observed: ObservedState) -> dict[str, int]:
+    versions = {f"node.{node.hostname}": node.version for node in observed.nodes}
+    versions.update(
+        {f"service.{key}": service.version for key, service in observed.owned_services().items()}
+    )
+    return versions
+
+
+def _actions_for(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    if item.kind == "node":
+        return _node_actions(item, observed)
+    if item.kind == "network":
+        return _network_actions(item, observed)
+    return _service_actions(item, observed)
+
+
+def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    if item.status != "update":
+        return []
+    node = observed.node(item.key)
+    assert node is not None
+    draining = any(
+        change.path == ("availability",) and change.after == "drain" for change in item.changes
+    )
+    return [
+        Action(
+            phase=Phase.DRAINS if draining else Phase.NODES,
+            kind="update",
+            object_kind="node",
+            key=item.key,
+            name=item.name,
+            reason="drain moves the node's tasks elsewhere" if draining else "node settings differ",
+            changes=item.changes,
+            observed_id=node.id,
+            observed_version=node.version,
+        )
+    ]
+
+
+def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    current = observed.owned_networks().get(item.key)
+    observed_id = current.id if current else None
+    if item.status == "create":
+        return [
+            Action(
+                Phase.NETWORKS,
+                "create",
+                "network",
+                item.key,
+                item.name,
+                "not in the swarm yet",
+                item.changes,
+            )
+        ]
+    if item.status == "remove":
+        return [
+            Action(
+                Phase.PRUNE_NETWORKS,
+                "remove",
+                "network",
+                item.key,
+                item.name,
+                "owned but no longer in the spec",
+                observed_id=observed_id,
+            )
+        ]
+    if item.status == "update":
+        forced = tuple(change.field for change in item.changes)
+        return [
+            Action(
+                Phase.NETWORKS,
+                "replace",
+                "network",
+                item.key,
+                item.name,
+                "networks cannot be changed in place",
+                item.changes,
+                forced_by=forced,
+                observed_id=observed_id,
+            )
+        ]
+    return []
+
+
+def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    current = observed.owned_services().get(item.key)
+    observed_id = current.id if current else None
+    version = current.version if current else None
+    if item.status == "create":
+        return [
+            Action(
+                Phase.SERVICES,
+                "create",
+                "service",
+                item.key,
+                item.name,
+                "not in the swarm yet",
+                item.changes,
+            )
+        ]
+    if item.status == "remove":
+        return [
+            Action(
+                Phase.PRUNE_SERVICES,
+                "remove",
+                "service",
+                item.key,
+                item.name,
+                "owned but no longer in the spec",
+                observed_id=observed_id,
+                observed_version=version,
+            )
+        ]
+    if item.status != "update":
+        return []
+    fields = {change.path[0] for change in item.changes}
+    forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
+    if forced:
+        return [
+            Action(
+                Phase.SERVICES,
+                "replace",
+                "service",
+                item.key,
+                item.name,
+                "the engine cannot switch a service between replicated and global",
+                item.changes,
+                forced_by=forced,
+                observed_id=observed_id,
+                observed_version=version,
+            )
+        ]
+    kind: ActionKind = "scale" if fields == {"replicas"} else "update"
+    reason = "only the replica count differs" if kind == "scale" else "service settings differ"
+    return [
+        Action(
+            Phase.SERVICES,
+            kind,
+            "service",
+            item.key,
+            item.name,
+            reason,
+            item.changes,
+            observed_id=observed_id,
+            observed_version=version,
+        )
+    ]
+
+
+def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Force-update services whose tasks sit unevenly across the nodes that may run them."""
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    facts = _resulting_nodes(spec, observed)
+    result: list[Action] = []
+    for key, service in observed.owned_services().items():
+        declared = spec.services.get(key)
+        if key in touched or declared is None or declared.mode != "replicated":
+            continue
+        eligible = [
+            node.hostname
+            for node in facts.values()
+            if all(
+                evaluate_constraint(c, node) is not False for c in declared.placement.constraints
+            )
+        ]
+        if len(eligible) < 2:
+            continue
+        per_node = dict.fromkeys(eligible, 0)
+        for task in observed.tasks_of(service.id):
+            node = observed.node_by_id(task.node_id)
+            if task.desired_state == "running" and node and node.hostname in per_node:
+                per_node[node.hostname] += 1
+        if max(per_node.values()) - min(per_node.values()) > 1:
+            spread = ", ".join(f"{name}={count}" for name, count in sorted(per_node.items()))
+            result.append(
+                Action(
+                    Phase.SERVICES,
+                    "force",
+                    "service",
+                    key,
+                    service.name,
+                    f"tasks are uneven across eligible nodes ({spread})",
+                    (FieldChange(("tasks",), spread, "rebalanced"),),
+                    observed_id=service.id,
+                    observed_version=service.version,
+                )
+            )
+    return result
+
+
+def _resulting_nodes(spec: Spec, observed: ObservedState) -> dict[str, NodeFacts]:
+    """The ready, active nodes once the plan's node changes apply."""
+    result: dict[str, NodeFacts] = {}
+    for node in observed.nodes:
+        declared = spec.nodes.get(node.hostname)
+        availability = node.availability
+        labels = dict(node.labels)
+        role = node.role
+        if declared is not None:
+            availability = declared.availability or availability
+            labels = dict(declared.labels) if declared.labels is not None else labels
+            role = declared.role or role
+        if availability != "active" or not node.is_ready:
+            continue
+        result[node.hostname] = NodeFacts(
+            hostname=node.hostname,
+            role=role,
+            labels=labels,
+            node_id=node.id,
+            engine_labels=node.engine_labels,
+            os=node.os,
+            arch=node.arch,
+        )
+    return result
+
+
+def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+    after = _resulting_nodes(spec, observed)
+    findings: list[Finding] = []
+    for key, service in spec.services.items():
+        if service.mode == "replicated" and service.replicas == 0:
+            continue
+        constraints = service.placement.constraints
+
+        def runnable(node: NodeFacts, constraints: tuple[str, ...] = constraints) -> bool:
+            return all(evaluate_constraint(c, node) is not False for c in constraints)
+
+        if any(runnable(node) for node in after.values()):
+            continue
+        drained = [
+            hostname
+            for hostname, node in spec.nodes.items()
+            if node.availability in ("drain", "pause")
+            and (current := observed.node(hostname)) is not None
+            and current.availability == "active"
+        ]
+        if drained:
+            message = (
+                f"draining or pausing {', '.join(drained)} leaves service {key} nowhere to run"
+            )
+        else:
+            shown = ", ".join(constraints) or "(no constraints)"
+            message = f"no ready, active node satisfies {shown}: its tasks would stay pending"
+        findings.append(Finding("error", f"service.{key}", message))
+    return findings
+
+
+def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+    taken = {
+        port: service.name
+        for service in observed.services
+        if not (service.owned and service.stack == spec.stack)
+        for port in service.published_ports
+    }
+    findings: list[Finding] = []
+    for key, service in spec.services.items():
+        for port in service.ports:
+            if port.published is None:
+                continue
+            owner = taken.get((port.published, port.protocol))
+            if owner is not None:
+                findings.append(
+                    Finding(
+                        "error",
+                        f"service.{key}",
+                        f"port {port.published}/{port.protocol} is already published by "
+                        f"service {owner}, which this stack does not own",
+                    )
+                )
+    return findings

@@ -1,0 +1,137 @@
+"""Observed-state models: what the swarm is, in the spec's vocabulary plus ids and versions.
+
+Every object keeps its engine id and ``Version.Index`` aside (for version-checked writes), and
+the raw engine spec a write must be built on. ``view`` is the normalised form that the diff
+compares (see ``normalize``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ObservedNetwork",
+    "ObservedNode",
+    "ObservedService",
+    "ObservedState",
+    "ObservedTask",
+]
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    id: str
+    version: int
+    hostname: str
+    role: str
+    availability: str
+    labels: Mapping[str, str]
+    state: str
+    address: str
+    engine_labels: Mapping[str, str]
+    os: str
+    arch: str
+    view: Mapping[str, Any]
+    raw_spec: Mapping[str, Any]
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == "ready"
+
+
+@dataclass(frozen=True)
+class ObservedNetwork:
+    id: str
+    name: str
+    driver: str
+    scope: str
+    owned: bool
+    stack: str | None
+    view: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ObservedService:
+    id: str
+    version: int
+    name: str
+    owned: bool
+    stack: str | None
+    view: Mapping[str, Any]
+    raw_spec: Mapping[str, Any]
+    running_tasks: int
+    desired_tasks: int
+    update_state: str | None = None
+    update_message: str | None = None
+
+    @property
+    def published_ports(self) -> frozenset[tuple[int, str]]:
+        endpoint = self.raw_spec.get("EndpointSpec") or {}
+        return frozenset(
+            (port["PublishedPort"], port.get("Protocol") or "tcp")
+            for port in endpoint.get("Ports") or []
+            if port.get("PublishedPort")
+        )
+
+
+@dataclass(frozen=True)
+class ObservedTask:
+    id: str
+    service_id: str
+    node_id: str
+    slot: int | None
+    state: str
+    desired_state: str
+    message: str
+    error: str
+    image: str
+    timestamp: str
+    force_update: int = 0
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """The swarm as observed by one manager, for one stack."""
+
+    stack: str
+    manager: str
+    nodes: tuple[ObservedNode, ...] = ()
+    networks: tuple[ObservedNetwork, ...] = ()
+    services: tuple[ObservedService, ...] = ()
+    tasks: tuple[ObservedTask, ...] = ()
+    api_calls: int = 0
+
+    def node(self, hostname: str) -> ObservedNode | None:
+        return next((node for node in self.nodes if node.hostname == hostname), None)
+
+    def node_by_id(self, node_id: str) -> ObservedNode | None:
+        return next((node for node in self.nodes if node.id == node_id), None)
+
+    def owned_services(self) -> dict[str, ObservedService]:
+        """This stack's services, by spec key."""
+        prefix = f"{self.stack}_"
+        return {
+            service.name.removeprefix(prefix): service
+            for service in self.services
+            if service.owned and service.stack == self.stack
+        }
+
+    def owned_networks(self) -> dict[str, ObservedNetwork]:
+        """This stack's networks, by spec key."""
+        prefix = f"{self.stack}_"
+        return {
+            network.name.removeprefix(prefix): network
+            for network in self.networks
+            if network.owned and network.stack == self.stack
+        }
+
+    def service_named(self, name: str) -> ObservedService | None:
+        return next((service for service in self.services if service.name == name), None)
+
+    def network_named(self, name: str) -> ObservedNetwork | None:
+        return next((network for network in self.networks if network.name == name), None)
+
+    def tasks_of(self, service_id: str) -> list[ObservedTask]:
+        return [task for task in self.tasks if task.service_id == service_id]
