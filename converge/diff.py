@@ -24,7 +24,7 @@ from converge.normalize import (
 from converge.spec import Spec
 from converge.state import ObservedState
 
-__all__ = ["Diff", "FieldChange", "ObjectDiff", "compare_views", "diff"]
+__all__ = ["Diff", "FieldChange", "ObjectDiff", "compare_views", "creation_changes", "diff"]
 
 ObjectKind = Literal["node", "network", "service"]
 DiffStatus = Literal["create", "update", "remove", "unchanged", "missing", "collision"]
@@ -95,6 +95,21 @@ def compare_views(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> li
     return sorted(changes.values(), key=lambda change: change.path)
 
 
+def _managed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _managed(item) for key, item in value.items() if item is not None}
+    return value
+
+
+def creation_changes(desired: Mapping[str, Any]) -> list[FieldChange]:
+    """What creating an object sets: every managed, non-empty field of its desired view."""
+    return [
+        FieldChange((key,), None, _managed(value))
+        for key, value in desired.items()
+        if value not in (None, {}, [], "")
+    ]
+
+
 def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = view
     for part in path:
@@ -163,8 +178,9 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                 )
                 continue
             desired = desired_network_view(network)
-            created = compare_views({}, {k: v for k, v in desired.items() if v is not None})
-            result.append(ObjectDiff("network", key, name, "create", tuple(created)))
+            result.append(
+                ObjectDiff("network", key, name, "create", tuple(creation_changes(desired)))
+            )
             continue
         desired = desired_network_view(network)
         changes = compare_views(align(desired, current.view), desired)
@@ -197,10 +213,9 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                     )
                 )
                 continue
-            created = compare_views(
-                {}, {k: v for k, v in desired.items() if v not in (None, {}, [])}
+            result.append(
+                ObjectDiff("service", key, name, "create", tuple(creation_changes(desired)))
             )
-            result.append(ObjectDiff("service", key, name, "create", tuple(created)))
             continue
         changes = compare_views(align(desired, current.view), desired)
         result.append(

@@ -1,0 +1,205 @@
+"""Renderers for plans: text (terraform-like), JSON (versioned) and Markdown. No decisions here.
+
+Values that came from the environment as secrets are masked on both sides of every change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
+from converge.diff import FieldChange
+from converge.loader import FieldPath, LoadedSpec
+
+__all__ = ["MASK", "plan_json", "plan_markdown", "plan_text", "summary_line"]
+
+MASK = "(sensitive)"
+_SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
+_STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
+
+Masker = Callable[[Action, tuple[str, ...], Any], Any]
+
+
+def _masker(loaded: LoadedSpec | None) -> Masker:
+    def mask(action: Action, path: tuple[str, ...], value: Any) -> Any:
+        if loaded is None or not loaded.sensitive_paths or value is None:
+            return value
+        section = _SECTIONS.get(action.object_kind)
+        if section is None:
+            return value
+        full: FieldPath = (section, action.key, *path)
+        if loaded.is_sensitive(full):
+            return MASK
+        if isinstance(value, dict):
+            return {key: mask(action, (*path, key), item) for key, item in value.items()}
+        return value
+
+    return mask
+
+
+def _masked_change(mask: Masker, action: Action, change: FieldChange) -> FieldChange:
+    return FieldChange(
+        change.path,
+        mask(action, change.path, change.before),
+        mask(action, change.path, change.after),
+    )
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "No changes. The swarm matches the spec."
+    counts = plan.counts()
+    return (
+        f"Plan: {counts['add']} to add, {counts['change']} to change, "
+        f"{counts['destroy']} to destroy."
+    )
+
+
+def _change_symbol(change: FieldChange) -> str:
+    if change.before is None:
+        return "+"
+    if change.after is None:
+        return "-"
+    return "~"
+
+
+def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
+    """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
+    mask = _masker(loaded)
+    lines: list[str] = []
+    if plan.actions:
+        lines.append(f"converge will perform these actions on stack [bold]{plan.stack}[/bold]:")
+        lines.append("")
+    for action in plan.actions:
+        style = _STYLE[action.symbol]
+        lines.append(f"  [dim]# {action.address}: {action.reason}[/dim]")
+        lines.append(
+            f"  [{style}]{action.symbol}[/{style}] {action.object_kind} [bold]{action.name}[/bold]"
+            + (f" [dim](forced by {', '.join(action.forced_by)})[/dim]" if action.forced_by else "")
+        )
+        for change in action.changes:
+            shown = _masked_change(mask, action, change)
+            symbol = _change_symbol(shown)
+            change_style = _STYLE[symbol]
+            if action.kind == "create":
+                text = f"{shown.field} = {format_value(shown.path, shown.after)}"
+            else:
+                text = (
+                    f"{shown.field}: {format_value(shown.path, shown.before)} -> "
+                    f"{format_value(shown.path, shown.after)}"
+                )
+            lines.append(f"      [{change_style}]{symbol}[/{change_style}] {_escape(text)}")
+        lines.append("")
+    for finding in plan.findings:
+        style = "red" if finding.severity == "error" else "yellow"
+        label = finding.severity.capitalize()
+        lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {_escape(finding.message)}")
+    if plan.findings:
+        lines.append("")
+    lines.append(f"[bold]{summary_line(plan)}[/bold]")
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
+    shown = _masked_change(mask, action, change)
+    return {
+        "field": shown.field,
+        "path": list(shown.path),
+        "before": shown.before,
+        "after": shown.after,
+    }
+
+
+def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
+    """The plan as a JSON-ready document (``format_version`` first)."""
+    mask = _masker(loaded)
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "stack": plan.stack,
+        "spec": {"files": list(plan.spec_files), "digest": plan.spec_digest},
+        "changes": plan.has_changes,
+        "summary": plan.counts(),
+        "actions": [
+            {
+                "address": action.address,
+                "phase": action.phase.name.lower(),
+                "kind": action.kind,
+                "symbol": action.symbol,
+                "object_kind": action.object_kind,
+                "key": action.key,
+                "name": action.name,
+                "description": _describe(mask, action),
+                "reason": action.reason,
+                "forced_by": list(action.forced_by),
+                "changes": [_change_json(mask, action, change) for change in action.changes],
+                "observed": {"id": action.observed_id, "version": action.observed_version},
+            }
+            for action in plan.actions
+        ],
+        "findings": [
+            {"severity": finding.severity, "address": finding.address, "message": finding.message}
+            for finding in plan.findings
+        ],
+        "versions": dict(sorted(plan.versions.items())),
+    }
+
+
+def _describe(mask: Masker, action: Action) -> str:
+    masked = Action(
+        **{
+            **action.__dict__,
+            "changes": tuple(_masked_change(mask, action, change) for change in action.changes),
+        }
+    )
+    return masked.description
+
+
+def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
+    return json.dumps(plan_document(plan, loaded), indent=2, default=str)
+
+
+def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
+    """Markdown for a pull-request comment: summary first, one collapsible block per object."""
+    mask = _masker(loaded)
+    lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
+    errors = [finding for finding in plan.findings if finding.severity == "error"]
+    warnings = [finding for finding in plan.findings if finding.severity == "warning"]
+    for finding in errors:
+        lines.append(f"> :x: **Error** `{finding.address}`: {finding.message}")
+    for finding in warnings:
+        lines.append(f"> :warning: **Warning** `{finding.address}`: {finding.message}")
+    if errors or warnings:
+        lines.append("")
+    if plan.actions:
+        lines.append("| | object | change |")
+        lines.append("|---|---|---|")
+        for action in plan.actions:
+            description = _describe(mask, action).split(": ", 1)[-1]
+            lines.append(f"| `{action.symbol}` | `{action.address}` | {description} |")
+        lines.append("")
+    for action in plan.actions:
+        if not action.changes:
+            continue
+        lines.append(
+            f"<details><summary><code>{action.symbol} {action.address}</code> "
+            f"({action.reason})</summary>"
+        )
+        lines.append("")
+        lines.append("```diff")
+        for change in action.changes:
+            shown = _masked_change(mask, action, change)
+            if shown.before is not None and action.kind != "create":
+                lines.append(f"- {shown.field}: {format_value(shown.path, shown.before)}")
+            if shown.after is not None:
+                lines.append(f"+ {shown.field}: {format_value(shown.path, shown.after)}")
+        lines.append("```")
+        lines.append("")
+        lines.append("</details>")
+        lines.append("")
+    return "\n".join(lines)
