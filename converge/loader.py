@@ -203,7 +203,9 @@ def _record_positions(
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:?[-?+])(?P<argument>[^}]*))?\}"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)"
+    # A default may itself hold one level of ${...}, as in ${TAG:-${DEFAULT_TAG}}.
+    r"(?:(?P<operator>:?[-?+])(?P<argument>(?:\$\{[^}]*\}|[^}])*))?\}"
     r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<invalid>\{[^}]*\}?))"
 )
@@ -233,9 +235,9 @@ def _interpolate_text(
             state = "is not set" if value is None else "is empty"
             raise _InterpolationError(f"{reason} (${{{name}}} {state})")
         if operator in ("-", ":-"):
-            return argument if is_empty else str(value)
+            return _VARIABLE.sub(substitute, argument) if is_empty else str(value)
         if operator in ("+", ":+"):
-            return "" if is_empty else argument
+            return "" if is_empty else _VARIABLE.sub(substitute, argument)
         if value is None:
             unset.append(name)
             return ""
