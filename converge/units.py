@@ -47,6 +47,14 @@ _BYTES_PER_UNIT = {
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
 
 MAX_CPUS = 4096
+_INT64_MAX = 2**63 - 1  # the engine keeps durations and sizes in int64
+
+
+def _engine_int(amount: float, value: object, what: str) -> int:
+    """``round(amount)``, refusing NaN, infinities and values the engine cannot hold."""
+    if amount != amount or not -_INT64_MAX <= amount <= _INT64_MAX:  # NaN differs from itself
+        raise ValueError(f"{what} {value!r} is out of range")
+    return round(amount)
 
 
 def parse_duration(value: object) -> int:
@@ -60,12 +68,12 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return round(value * 1_000_000_000)
+        return _engine_int(value * 1_000_000_000, value, "duration")
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 10s or 1m30s, got {value!r}")
     text = value.strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return round(float(text) * 1_000_000_000)
+        return _engine_int(float(text) * 1_000_000_000, value, "duration")
     position = 0
     total = 0.0
     for match in _DURATION_PART.finditer(text):
@@ -75,7 +83,7 @@ def parse_duration(value: object) -> int:
         position = match.end()
     if position != len(text) or not text:
         raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms, got {value!r}")
-    return round(total)
+    return _engine_int(total, value, "duration")
 
 
 def format_duration(nanoseconds: int) -> str:
@@ -103,13 +111,13 @@ def parse_memory(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"a size cannot be negative, got {value!r}")
-        return value
+        return _engine_int(value, value, "size")
     if not isinstance(value, str):
         raise ValueError(f"expected a size such as 512M or 1G, got {value!r}")
     match = _MEMORY.fullmatch(value.strip().lower())
     if match is None or match.group(2) not in _BYTES_PER_UNIT:
         raise ValueError(f"expected a size such as 512M, 1G or 64MiB, got {value!r}")
-    return round(float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)])
+    return _engine_int(float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)], value, "size")
 
 
 def format_memory(size: int) -> str:
