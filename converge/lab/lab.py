@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,8 +111,19 @@ def _client(config: LabConfig, node: str, timeout: int = 60) -> docker.DockerCli
     )
 
 
+def _listening(path: Path) -> bool:
+    # Probe the socket ourselves first: docker-py leaks its socket when a connect is refused.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _answers(config: LabConfig, node: str) -> bool:
-    if not config.socket(node).exists():
+    if not _listening(config.socket(node)):
         return False
     client = _client(config, node, timeout=2)
     try:
@@ -249,8 +261,7 @@ class Lab:
         for name in names:
             self._write_node_files(name, cgroups)
         for name in to_start:
-            cgroups.create(self.config.daemon_cgroup(name))
-            system.spawn_detached(layout.launch_command(self.config, name))
+            self._spawn(name, cgroups)
         if to_start:
             progress(f"started {len(to_start)} node daemon(s): {', '.join(to_start)}")
 
@@ -378,6 +389,17 @@ class Lab:
             encoding="utf-8",
         )
         script.chmod(0o755)
+
+    def _spawn(self, name: str, cgroups: system.Cgroups) -> None:
+        cgroups.create(self.config.daemon_cgroup(name))
+        self.config.pidfile(name).unlink(missing_ok=True)  # left by a killed daemon
+        system.spawn_detached(layout.launch_command(self.config, name))
+        # setsid -f returns before the start script has put itself into the node's cgroup.
+        system.wait_until(
+            lambda: bool(self._daemon_pids(name)) or self.config.pidfile(name).exists(),
+            timeout=10,
+            what=f"node {name}'s start script to run",
+        )
 
     def _wait_answers(self, name: str) -> None:
         def probe() -> bool:
@@ -554,8 +576,7 @@ class Lab:
         if not self._daemon_pids(name):
             cgroups = system.Cgroups()
             self._write_node_files(name, cgroups)
-            cgroups.create(self.config.daemon_cgroup(name))
-            system.spawn_detached(layout.launch_command(self.config, name))
+            self._spawn(name, cgroups)
         self._wait_answers(name)
         if wait:
             self._wait_ready([name])

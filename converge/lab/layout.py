@@ -10,7 +10,7 @@ A lab called ``cvlab`` (the default) with subnet ``10.213.0.0/24`` looks like th
     node dbhost   netns cvlab-dbhost,  veth cvlab-dbhost  <-> eth0   10.213.0.11
     node workerN  netns cvlab-workerN, veth cvlab-workerN <-> eth0   10.213.0.(11+N)
     cgroup        <hierarchy>/cvlab/<node>/daemon  (dockerd, containerd, shims)
-                  <hierarchy>/cvlab/<node>/tasks   (containers, via --cgroup-parent)
+                  <hierarchy>/cvlab/<node>/containers  (containers, via --cgroup-parent)
     iptables      chain CVLAB, jumped to from FORWARD
 """
 
@@ -172,8 +172,8 @@ class LabConfig:
     def daemon_cgroup(self, node: str) -> str:
         return f"{self.cgroup(node)}/daemon"
 
-    def tasks_cgroup(self, node: str) -> str:
-        return f"{self.cgroup(node)}/tasks"
+    def containers_cgroup(self, node: str) -> str:
+        return f"{self.cgroup(node)}/containers"
 
 
 def node_names(workers: int) -> list[str]:
@@ -214,7 +214,7 @@ def daemon_config(config: LabConfig, node: str) -> dict[str, object]:
         "deprecated-key-path": str(node_dir / "key.json"),
         # Unknown names fail locally instead of leaving the machine.
         "dns": ["127.0.0.1"],
-        "cgroup-parent": "/" + config.tasks_cgroup(node),
+        "cgroup-parent": "/" + config.containers_cgroup(node),
         "features": {"buildkit": False},
         "log-level": "warn",
         "log-opts": {"max-size": "1m", "max-file": "2"},

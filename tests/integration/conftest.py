@@ -1,0 +1,149 @@
+"""The integration-test harness: one real multi-node lab swarm shared by the whole session.
+
+Fixtures:
+    lab            the running :class:`converge.lab.Lab` (session): reused if it already runs
+                   (and then left running), otherwise started and removed at the end unless
+                   ``CONVERGE_KEEP_LAB=1``.
+    docker_client  a docker SDK client of the manager (session).
+    node_client    ``node_client("worker1")``: a client of one node's own engine.
+    stack          a fresh stack name per test (``t`` + 8 hex digits); after the test every
+                   service, container, network, volume, config and secret labelled
+                   ``com.docker.stack.namespace=<stack>`` is removed from every node, and node
+                   specs (labels, availability, role) changed during the test are restored.
+    faults         the lab, for tests that stop nodes or cut links: afterwards every node is
+                   running, linked and Ready again.
+
+Every integration test module sets ``pytestmark = pytest.mark.integration``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from waiting import STACK_LABEL, wait_for
+
+from converge.lab import Lab
+
+CLEANUP_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab swarm needs root")
+    lab = Lab()
+    was_set_up = lab.exists()
+    lab.up()  # idempotent: completes or repairs a lab that is already there
+    yield lab
+    if not was_set_up and os.environ.get("CONVERGE_KEEP_LAB") != "1":
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def docker_client(lab: Lab) -> Iterator[docker.DockerClient]:
+    client = lab.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def node_client(lab: Lab) -> Iterator[Callable[[str], docker.DockerClient]]:
+    clients: dict[str, docker.DockerClient] = {}
+
+    def get(name: str) -> docker.DockerClient:
+        if name not in clients:
+            clients[name] = lab.client(name)
+        return clients[name]
+
+    yield get
+    for client in clients.values():
+        client.close()
+
+
+@pytest.fixture
+def stack(lab: Lab, docker_client: docker.DockerClient) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    node_specs = {node.id: node.attrs["Spec"] for node in docker_client.nodes.list()}
+    yield name
+    remove_stack(lab, docker_client, name)
+    restore_node_specs(docker_client, node_specs)
+
+
+@pytest.fixture
+def faults(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
+    yield lab
+    for name in lab.nodes():
+        lab.restore_link(name)
+        if not lab.is_running(name):
+            lab.start_node(name, wait=False)
+    lab.up(len(lab.nodes()) - 1)  # waits until every node is Ready again
+
+
+def _ignore_gone(action: Callable[[], object]) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        action()
+
+
+def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
+    """Remove every object labelled with ``stack``, on the manager and on every node."""
+    filters = {"label": f"{STACK_LABEL}={stack}"}
+    for service in manager.services.list(filters=filters):
+        _ignore_gone(service.remove)
+    for kind in (manager.configs, manager.secrets):
+        for item in kind.list(filters=filters):
+            _ignore_gone(item.remove)
+    # The manager first: it is the one that removes swarm-scoped networks.
+    clients = [lab.client(name, timeout=30) for name in lab.nodes() if lab.is_running(name)]
+    try:
+        for client in clients:
+            for container in client.containers.list(all=True, filters=filters):
+                # It may already be going away under the swarm agent.
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+
+        def leftovers() -> list[str]:
+            left: list[str] = []
+            for client in clients:
+                left += [c.name or "" for c in client.containers.list(all=True, filters=filters)]
+                for network in client.networks.list(filters=filters):
+                    # Swarm networks are removed on the manager; workers drop their copies.
+                    if network.attrs.get("Scope") == "swarm" and client is not clients[0]:
+                        continue
+                    try:
+                        network.remove()
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError:
+                        left.append(network.name or "")
+                for volume in client.volumes.list(filters=filters):
+                    try:
+                        volume.remove(force=True)
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError:
+                        left.append(volume.name)
+            return left
+
+        wait_for(
+            lambda: not leftovers(),
+            timeout=CLEANUP_TIMEOUT,
+            what=f"the objects of stack {stack} to be removed",
+        )
+    finally:
+        for client in clients:
+            client.close()
+
+
+def restore_node_specs(manager: docker.DockerClient, specs: dict[str, dict[str, Any]]) -> None:
+    """Put back the spec of every node whose labels, availability or role a test changed."""
+    for node in manager.nodes.list():
+        before = specs.get(node.id)
+        if before is not None and node.attrs["Spec"] != before:
+            node.update(before)
