@@ -126,14 +126,15 @@ def _yaml_problem(file: str, error: yaml.MarkedYAMLError) -> SpecProblem:
     """PyYAML's "while parsing X ... expected Y" as "expected Y (in the X that starts at ...)"."""
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-    message = error.problem or error.context or "cannot parse"
-    context, context_mark = error.context, error.context_mark
-    if error.problem and context:
+    problem, context, context_mark = error.problem, error.context, error.context_mark
+    if problem and context and context.startswith("while "):
         context = re.sub(r"^while \w+ an? ", "in the ", context)
         if context_mark is not None and context_mark is not mark:
             context += f" that starts at line {context_mark.line + 1}, column "
             context += str(context_mark.column + 1)
-        message += f" ({context})"
+        message = f"{problem} ({context})"
+    else:  # "expected a single document in the stream" "but found another document"
+        message = " ".join(part for part in (context, problem) if part) or "cannot parse"
     return SpecProblem(file, line, column, "", f"invalid YAML: {message}")
 
 
