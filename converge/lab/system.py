@@ -55,10 +55,12 @@ def which(tool: str) -> str | None:
 
 def check_tools(tools: dict[str, str]) -> None:
     """Raise ``LabError`` telling exactly what to install if any of ``tools`` is missing."""
-    missing = sorted({package for tool, package in tools.items() if which(tool) is None})
-    if missing:
-        names = ", ".join(tool for tool, package in tools.items() if package in missing)
-        raise LabError(f"{names} not found: install with `apt-get install {' '.join(missing)}`")
+    missing_tools = [tool for tool in tools if which(tool) is None]
+    if missing_tools:
+        packages = " ".join(sorted({tools[tool] for tool in missing_tools}))
+        raise LabError(
+            f"{', '.join(missing_tools)} not found: install with `apt-get install {packages}`"
+        )
 
 
 def run(argv: Sequence[str], *, check: bool = True, input_text: str | None = None) -> str:
