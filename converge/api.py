@@ -11,17 +11,29 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from converge.actions import Plan
+from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
 from converge.engine import Engine
+from converge.errors import PlanError
+from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
 from converge.render import plan_document
 from converge.state import ObservedState
 
-__all__ = ["PlanResult", "make_plan", "resolved_spec_hash", "save_plan"]
+__all__ = [
+    "PlanResult",
+    "check_saved_plan",
+    "execute_plan",
+    "is_saved_plan",
+    "make_plan",
+    "read_saved_plan",
+    "resolved_spec_hash",
+    "save_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -68,3 +80,78 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
     temporary = target.with_name(f".{target.name}.tmp")
     temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     temporary.replace(target)
+
+
+def execute_plan(
+    result: PlanResult,
+    engine: Engine,
+    events: ApplyEvents | None = None,
+    options: ApplyOptions | None = None,
+) -> ApplyResult:
+    """Apply a plan made by ``make_plan`` and wait for the swarm to converge.
+
+    Raises:
+        PlanError: the plan has errors (nothing is touched).
+    """
+    if result.plan.errors:
+        problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
+        raise PlanError(f"the plan has errors, nothing was changed: {problems}")
+    return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
+
+
+def read_saved_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a plan saved by ``converge plan --out``.
+
+    Raises:
+        PlanError: unreadable, or not a converge plan of a known format.
+    """
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PlanError(f"cannot read the saved plan {os.fspath(path)}: {error}") from None
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise PlanError(f"{os.fspath(path)} is not a plan saved by 'converge plan --out'")
+    if str(document["format_version"]).split(".")[0] != PLAN_FORMAT_VERSION.split(".")[0]:
+        raise PlanError(
+            f"{os.fspath(path)} has plan format {document['format_version']}; this converge "
+            f"reads {PLAN_FORMAT_VERSION}"
+        )
+    return document
+
+
+def is_saved_plan(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like a saved plan (JSON) rather than a YAML spec."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(1) == "{"
+    except OSError:
+        return False
+
+
+def check_saved_plan(document: dict[str, Any], fresh: PlanResult) -> None:
+    """Refuse a saved plan when the spec or any object it saw changed since it was made.
+
+    Raises:
+        PlanError: naming what moved.
+    """
+    if document.get("stack") != fresh.plan.stack:
+        raise PlanError(
+            f"the saved plan is for stack {document.get('stack')!r}, not {fresh.plan.stack!r}"
+        )
+    if (document.get("spec") or {}).get("digest") != fresh.plan.spec_digest:
+        raise PlanError(
+            "the spec (or a variable it reads) changed since the plan was made; "
+            "run 'converge plan' again"
+        )
+    saved: dict[str, int] = document.get("versions") or {}
+    moved = [
+        f"{address} (version {version} -> {fresh.plan.versions.get(address, 'gone')})"
+        for address, version in sorted(saved.items())
+        if fresh.plan.versions.get(address) != version
+    ]
+    appeared = sorted(set(fresh.plan.versions) - set(saved))
+    if moved or appeared:
+        details = ", ".join(moved + [f"{address} (new)" for address in appeared])
+        raise PlanError(
+            f"the swarm changed since the plan was made: {details}; run 'converge plan' again"
+        )

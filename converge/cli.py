@@ -9,12 +9,21 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from converge.actions import PLAN_FORMAT_VERSION, Action
+from converge.api import PlanResult
 from converge.errors import ConvergeError, SpecError
+from converge.executor import (
+    ActionOutcome,
+    ApplyEvents,
+    ApplyOptions,
+    ApplyResult,
+    ServiceProgress,
+)
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
 from converge.render import plan_json, plan_markdown, plan_text
@@ -61,12 +70,16 @@ def _summary(loaded: LoadedSpec) -> str:
 @app.command()
 def validate(
     files: SpecFiles,
-    each: Annotated[
-        bool, typer.Option("--each", help="Validate every file on its own instead of merging.")
+    merge: Annotated[
+        bool,
+        typer.Option("--merge", help="Validate the files merged in order, as plan and apply do."),
     ] = False,
 ) -> None:
-    """Check spec files without touching any swarm: exit 0 when valid, 1 when not."""
-    groups = [[file] for file in files] if each else [files]
+    """Check spec files without touching any swarm: exit 0 when valid, 1 when not.
+
+    Each file is checked on its own, unless --merge.
+    """
+    groups = [files] if merge else [[file] for file in files]
     failed = False
     for group in groups:
         try:
@@ -151,6 +164,178 @@ def plan(
         raise typer.Exit(1)
     if detailed_exitcode and result.plan.has_changes:
         raise typer.Exit(2)
+
+
+class _ProgressReporter:
+    """Executor events -> the terminal: a live status line on a TTY, plain lines otherwise."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.last_line = ""
+        self.status: Any = None
+
+    def events(self) -> ApplyEvents:
+        return ApplyEvents(
+            action_started=self.started, action_finished=self.finished, waiting=self.waiting
+        )
+
+    def started(self, action: Action) -> None:
+        if not self.quiet:
+            self.console.print(f"{_escape(action.description)} ...")
+
+    def finished(self, outcome: ActionOutcome) -> None:
+        if self.quiet:
+            return
+        if outcome.outcome == "failed":
+            self.console.print(f"[red]failed[/red] {outcome.address}: {_escape(outcome.message)}")
+        else:
+            self.console.print(f"[green]{outcome.outcome}[/green] {outcome.address}")
+
+    def waiting(self, progress: list[ServiceProgress]) -> None:
+        if self.quiet:
+            return
+        line = "waiting: " + ", ".join(
+            f"{item.name} {item.running}/{item.desired}"
+            + (f" ({item.update_state})" if item.update_state else "")
+            + (" ok" if item.converged else "")
+            for item in progress
+        )
+        if self.console.is_terminal:
+            if self.status is None:
+                self.status = self.console.status(line)
+                self.status.start()
+            else:
+                self.status.update(line)
+        elif line != self.last_line:
+            self.console.print(line)
+        self.last_line = line
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def _result_document(result: ApplyResult, plan_result: PlanResult) -> dict[str, Any]:
+    outcomes = {outcome.address: outcome for outcome in result.outcomes}
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "stack": result.stack,
+        "ok": result.ok,
+        "error": result.error,
+        "write_calls": result.write_calls,
+        "actions": [
+            {
+                "address": action.address,
+                "kind": action.kind,
+                "description": action.description,
+                "outcome": outcomes[action.address].outcome
+                if action.address in outcomes
+                else "skipped",
+                "message": outcomes[action.address].message if action.address in outcomes else "",
+            }
+            for action in plan_result.plan.actions
+        ],
+    }
+
+
+@app.command()
+def apply(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
+    ] = False,
+    rebalance: Annotated[
+        bool,
+        typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for convergence, overall.")
+    ] = 600.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Actions run at once within a phase.", min=1)
+    ] = 8,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text or json.")
+    ] = OutputFormat.text,
+    host: HostOption = None,
+) -> None:
+    """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
+    from converge.api import (
+        check_saved_plan,
+        execute_plan,
+        is_saved_plan,
+        make_plan,
+        read_saved_plan,
+    )
+    from converge.engine import connect
+
+    saved = None
+    if len(files) == 1 and is_saved_plan(files[0]):
+        saved = read_saved_plan(files[0])
+        files = [Path(name) for name in saved["spec"]["files"]]
+    loaded = _load(files)
+    console = _console()
+    as_json = output is OutputFormat.json
+    engine = connect(host)
+    try:
+        plan_result = make_plan(loaded, engine, PlanOptions(prune=prune, rebalance=rebalance))
+        if saved is not None:
+            check_saved_plan(saved, plan_result)
+        if not as_json:
+            console.print(plan_text(plan_result.plan, loaded))
+        if plan_result.plan.errors:
+            raise typer.Exit(1)
+        if not plan_result.plan.has_changes:
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        _result_document(ApplyResult(loaded.spec.stack, ()), plan_result), indent=2
+                    )
+                )
+            raise typer.Exit(0)
+        if not yes and saved is None:
+            if not sys.stdin.isatty():
+                raise ConvergeError(
+                    "refusing to apply without confirmation: not on a terminal, pass --yes"
+                )
+            if not typer.confirm("Apply these changes?", default=False):
+                typer.echo("Apply cancelled; nothing was changed.", err=True)
+                raise typer.Exit(1)
+        reporter = _ProgressReporter(
+            Console(stderr=True, highlight=False) if as_json else console, quiet=False
+        )
+        try:
+            result = execute_plan(
+                plan_result,
+                engine,
+                reporter.events(),
+                ApplyOptions(timeout=timeout, concurrency=concurrency),
+            )
+        finally:
+            reporter.stop()
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(_result_document(result, plan_result), indent=2))
+    elif result.ok:
+        counts = plan_result.plan.counts()
+        console.print(
+            f"[bold green]Apply complete![/bold green] {counts['add']} added, "
+            f"{counts['change']} changed, {counts['destroy']} destroyed; the swarm converged."
+        )
+    if not result.ok:
+        typer.echo(f"error: apply failed: {result.error}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

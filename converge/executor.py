@@ -1,0 +1,451 @@
+"""Plan -> ApplyResult: version-checked writes, bounded retries, and waiting for convergence.
+
+Phases run in order; the actions of one phase run concurrently (bounded), and a phase starts
+only when the one before succeeded and the services it touched converged. Every write sends the
+version observed and a complete spec built on the observed one. "update out of sequence" means
+observe again and retry that object, a bounded number of times. The executor prints nothing: it
+reports through ``ApplyEvents`` callbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from converge.actions import Action, Phase, Plan
+from converge.engine import Engine, OutOfSequenceError
+from converge.engine_spec import network_create_body, service_engine_spec
+from converge.errors import EngineError
+from converge.normalize import object_name
+from converge.observe import observe
+from converge.spec import Spec
+from converge.state import ObservedService, ObservedState, ObservedTask
+
+__all__ = [
+    "ActionOutcome",
+    "ApplyEvents",
+    "ApplyOptions",
+    "ApplyResult",
+    "ServiceProgress",
+    "apply_plan",
+    "service_progress",
+]
+
+Outcome = Literal[
+    "created", "updated", "scaled", "replaced", "removed", "redeployed", "failed", "skipped"
+]
+_DONE_OUTCOME: dict[str, Outcome] = {
+    "create": "created",
+    "update": "updated",
+    "scale": "scaled",
+    "replace": "replaced",
+    "remove": "removed",
+    "force": "redeployed",
+}
+_ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
+_FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+_FAILURES_BEFORE_GIVING_UP = 3
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    address: str
+    kind: str
+    outcome: Outcome
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceProgress:
+    """How far one service is from converged."""
+
+    key: str
+    name: str
+    running: int
+    desired: int
+    update_state: str | None
+    converged: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    stack: str
+    outcomes: tuple[ActionOutcome, ...]
+    error: str | None = None
+    write_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ApplyEvents:
+    """Callbacks for progress; each defaults to doing nothing."""
+
+    action_started: Callable[[Action], None] = lambda action: None
+    action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
+    waiting: Callable[[list[ServiceProgress]], None] = lambda progress: None
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    timeout: float = 600.0
+    concurrency: int = 8
+    retries: int = 3
+    poll_interval: float = 0.5
+    stable_for: float | None = None
+    """Seconds a service must stay converged; None: its update monitor window (default 5s)."""
+
+
+class _ActionFailedError(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    spec: Spec
+    engine: Engine
+    options: ApplyOptions
+    events: ApplyEvents
+    deadline: float
+    observed: ObservedState
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+
+    def refresh(self) -> ObservedState:
+        self.observed = observe(self.engine, self.spec.stack)
+        return self.observed
+
+
+def apply_plan(
+    plan: Plan,
+    spec: Spec,
+    engine: Engine,
+    observed: ObservedState,
+    events: ApplyEvents | None = None,
+    options: ApplyOptions | None = None,
+) -> ApplyResult:
+    """Execute ``plan`` phase by phase and wait until the swarm converged.
+
+    Never raises for a failed action: the result lists every action with its outcome
+    (later ones ``skipped``) and ``error`` says what failed.
+    """
+    options = options or ApplyOptions()
+    run = _Run(
+        spec=spec,
+        engine=engine,
+        options=options,
+        events=events or ApplyEvents(),
+        deadline=time.monotonic() + options.timeout,
+        observed=observed,
+    )
+    writes_before = engine.write_count
+    phases = sorted({action.phase for action in plan.actions})
+    error: str | None = None
+    for phase in phases:
+        actions = [action for action in plan.actions if action.phase == phase]
+        if error is not None:
+            run.outcomes.extend(
+                ActionOutcome(a.address, a.kind, "skipped", "an earlier phase failed")
+                for a in actions
+            )
+            continue
+        error = _run_phase(run, phase, actions)
+    return ApplyResult(
+        stack=plan.stack,
+        outcomes=tuple(run.outcomes),
+        error=error,
+        write_calls=engine.write_count - writes_before,
+    )
+
+
+def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
+    def execute(action: Action) -> ActionOutcome:
+        run.events.action_started(action)
+        try:
+            _execute(run, action)
+            outcome = ActionOutcome(action.address, action.kind, _DONE_OUTCOME[action.kind])
+        except (_ActionFailedError, EngineError) as failure:
+            outcome = ActionOutcome(action.address, action.kind, "failed", str(failure))
+        run.events.action_finished(outcome)
+        return outcome
+
+    workers = max(1, min(run.options.concurrency, len(actions)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(execute, actions))
+    run.outcomes.extend(outcomes)
+    failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
+    if failed:
+        return "; ".join(outcome.message for outcome in failed)
+    to_wait = [
+        action.key
+        for action in actions
+        if action.object_kind == "service" and action.kind != "remove"
+    ]
+    if phase is Phase.DRAINS:
+        to_wait = list(run.spec.services)
+    if to_wait:
+        return _wait_for_services(run, to_wait)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+
+
+def _with_retries(run: _Run, what: str, write: Callable[[ObservedState], None]) -> None:
+    """Run ``write`` against the latest observation, observing again when out of sequence."""
+    for attempt in range(run.options.retries + 1):
+        try:
+            write(run.observed)
+            return
+        except OutOfSequenceError as error:
+            if attempt == run.options.retries:
+                raise _ActionFailedError(
+                    f"{what}: still out of sequence after {run.options.retries} retries "
+                    f"(someone else keeps changing it): {error}"
+                ) from None
+            run.refresh()
+
+
+def _execute(run: _Run, action: Action) -> None:
+    spec, engine = run.spec, run.engine
+    if action.object_kind == "node":
+        _with_retries(run, f"node {action.name}", lambda state: _update_node(run, state, action))
+    elif action.object_kind == "network":
+        _execute_network(run, action)
+    elif action.object_kind == "service":
+        name = object_name(spec.stack, action.key)
+        if action.kind == "create":
+            engine.create_service(name, service_engine_spec(spec, action.key))
+        elif action.kind == "remove":
+            engine.remove_service(action.name, _require_id(action))
+        elif action.kind == "replace":
+            engine.remove_service(name, _require_id(action))
+            _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
+            engine.create_service(name, service_engine_spec(spec, action.key))
+        else:
+            _with_retries(run, f"service {name}", lambda state: _update_service(run, state, action))
+
+
+def _require_id(action: Action) -> str:
+    if action.observed_id is None:
+        raise _ActionFailedError(f"{action.address}: no observed id to act on")
+    return action.observed_id
+
+
+def _update_node(run: _Run, state: ObservedState, action: Action) -> None:
+    node = state.node(action.key)
+    declared = run.spec.nodes.get(action.key)
+    if node is None or declared is None:
+        raise _ActionFailedError(f"node {action.key} is no longer part of the swarm")
+    # The engine replaces the whole node spec: send every field, changed or not.
+    node_spec: dict[str, Any] = dict(node.raw_spec)
+    if declared.role is not None:
+        node_spec["Role"] = declared.role
+    if declared.availability is not None:
+        node_spec["Availability"] = declared.availability
+    if declared.labels is not None:
+        node_spec["Labels"] = dict(declared.labels)
+    run.engine.update_node(node.hostname, node.id, node.version, node_spec)
+
+
+def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
+    current = state.owned_services().get(action.key)
+    if current is None:
+        raise _ActionFailedError(f"service {action.name} disappeared while applying")
+    payload = service_engine_spec(
+        run.spec, action.key, base=current.raw_spec, force_update=action.kind == "force"
+    )
+    run.engine.update_service(action.name, current.id, current.version, payload)
+
+
+def _execute_network(run: _Run, action: Action) -> None:
+    spec, engine = run.spec, run.engine
+    name = object_name(spec.stack, action.key)
+    if action.kind == "create":
+        engine.create_network(name, network_create_body(spec, action.key))
+    elif action.kind == "remove":
+        engine.remove_network(action.name, _require_id(action))
+    elif action.kind == "replace":
+        _replace_network(run, action, name)
+
+
+def _replace_network(run: _Run, action: Action, name: str) -> None:
+    """Networks are immutable: detach the stack's services, recreate, reattach."""
+    network_id = _require_id(action)
+    attached = [
+        (key, service)
+        for key, service in run.observed.owned_services().items()
+        if _uses_network(service, network_id)
+    ]
+    for _, service in attached:
+        payload = dict(service.raw_spec)
+        task = dict(payload.get("TaskTemplate") or {})
+        task["Networks"] = [
+            attachment
+            for attachment in task.get("Networks") or []
+            if attachment.get("Target") != network_id
+        ]
+        payload["TaskTemplate"] = task
+        run.engine.update_service(service.name, service.id, service.version, payload)
+    _remove_network_when_free(run, name, network_id)
+    run.engine.create_network(name, network_create_body(run.spec, action.key))
+    state = run.refresh()
+    for key, _ in attached:
+        current = state.owned_services()[key]
+        if key in run.spec.services:
+            payload = service_engine_spec(run.spec, key, base=current.raw_spec)
+            run.engine.update_service(current.name, current.id, current.version, payload)
+
+
+def _uses_network(service: ObservedService, network_id: str) -> bool:
+    task = service.raw_spec.get("TaskTemplate") or {}
+    return any(item.get("Target") == network_id for item in task.get("Networks") or [])
+
+
+def _remove_network_when_free(run: _Run, name: str, network_id: str) -> None:
+    def removed() -> bool:
+        try:
+            run.engine.remove_network(name, network_id)
+        except EngineError as error:
+            if "in use" in str(error) or "active endpoints" in str(error):
+                return False
+            raise
+        return True
+
+    _wait_until(run, removed, f"network {name} to be free of tasks")
+
+
+def _service_gone(run: _Run, name: str) -> bool:
+    return run.refresh().service_named(name) is None
+
+
+def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
+    while not condition():
+        if time.monotonic() > run.deadline:
+            raise _ActionFailedError(f"timed out waiting for {what}")
+        time.sleep(run.options.poll_interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convergence
+
+
+def service_progress(
+    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
+) -> ServiceProgress:
+    """How converged one owned service is, from one observation.
+
+    Counts only tasks that run on ready nodes (a node that just died still reads as Ready for
+    a while, and its tasks as running), and treats a rollback or a paused update as a failure.
+    """
+    if service is None:
+        return ServiceProgress(key, key, 0, 0, None, False, "the service does not exist")
+    ready = {node.id for node in state.nodes if node.is_ready}
+    tasks = state.tasks_of(service.id)
+    running = [
+        task
+        for task in tasks
+        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
+    ]
+    desired = _desired_count(service)
+    update_state = service.update_state
+    failure = None
+    if update_state in _ROLLBACK_STATES or update_state == "paused":
+        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
+        failure += _last_errors(state, tasks)
+    else:
+        unplaceable = [task for task in tasks if "no suitable node" in task.error + task.message]
+        if unplaceable and not running:
+            failure = f"tasks cannot be placed: {unplaceable[-1].error or unplaceable[-1].message}"
+        recent_failures = [
+            task for task in tasks if task.state in _FAILED_TASK_STATES and task.timestamp >= since
+        ]
+        if len(recent_failures) >= _FAILURES_BEFORE_GIVING_UP:
+            failure = f"{len(recent_failures)} tasks failed" + _last_errors(state, tasks)
+    stale = [task for task in running if task.force_update != _force_counter(service)]
+    updating = update_state in ("updating", "rollback_started")
+    converged = failure is None and len(running) == desired and not stale and not updating
+    return ServiceProgress(
+        key, service.name, len(running), desired, update_state, converged, failure
+    )
+
+
+def _force_counter(service: ObservedService) -> int:
+    return int((service.raw_spec.get("TaskTemplate") or {}).get("ForceUpdate", 0))
+
+
+def _desired_count(service: ObservedService) -> int:
+    mode = service.raw_spec.get("Mode") or {}
+    if "Replicated" in mode:
+        return int((mode["Replicated"] or {}).get("Replicas", 1))
+    return service.desired_tasks
+
+
+def _last_errors(state: ObservedState, tasks: Iterable[ObservedTask]) -> str:
+    failed = sorted(
+        (task for task in tasks if task.error or task.state in _FAILED_TASK_STATES),
+        key=lambda task: task.timestamp,
+    )[-3:]
+    if not failed:
+        return ""
+    lines = []
+    for task in failed:
+        node = state.node_by_id(task.node_id)
+        where = node.hostname if node else "(unassigned)"
+        lines.append(f"{where}: {task.state}: {task.error or task.message}")
+    return "; last task errors: " + " | ".join(lines)
+
+
+def _stable_window(run: _Run, service: ObservedService | None) -> float:
+    if run.options.stable_for is not None:
+        return run.options.stable_for
+    if service is None:
+        return 0.0
+    monitor = (service.raw_spec.get("UpdateConfig") or {}).get("Monitor")
+    return (monitor if monitor is not None else 5_000_000_000) / 1e9
+
+
+def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
+    started = _engine_time(run.observed)
+    converged_since: dict[str, float] = {}
+    while True:
+        state = run.refresh()
+        owned = state.owned_services()
+        progress = [service_progress(state, key, owned.get(key), started) for key in keys]
+        run.events.waiting(progress)
+        failures = [item for item in progress if item.failure]
+        if failures:
+            return "; ".join(f"service {item.name}: {item.failure}" for item in failures)
+        now = time.monotonic()
+        for item in progress:
+            if item.converged:
+                converged_since.setdefault(item.key, now)
+            else:
+                converged_since.pop(item.key, None)
+        if all(
+            item.key in converged_since
+            and now - converged_since[item.key] >= _stable_window(run, owned.get(item.key))
+            for item in progress
+        ):
+            return None
+        if now > run.deadline:
+            waiting = ", ".join(
+                f"{item.name} ({item.running}/{item.desired} running"
+                + (f", update {item.update_state}" if item.update_state else "")
+                + ")"
+                for item in progress
+                if not item.converged
+            )
+            return f"timed out waiting for services to converge: {waiting or 'stability window'}"
+        time.sleep(run.options.poll_interval)
+
+
+def _engine_time(state: ObservedState) -> str:
+    """The newest task timestamp seen: later failures are new (engine clock, not ours)."""
+    return max((task.timestamp for task in state.tasks), default="")
