@@ -87,20 +87,30 @@ def test_validate_a_good_spec_exits_0_with_a_summary() -> None:
 
 def test_validate_every_shipped_spec() -> None:
     specs = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "specs").glob("*.yml"))
-    result = CliRunner().invoke(cli.app, ["validate", "--each", *specs])
+    result = CliRunner().invoke(cli.app, ["validate", *specs])
     assert result.exit_code == 0, result.output
 
 
 def test_validate_merges_files_in_order() -> None:
     files = [f"{GOOD}/override/1-base.yml", f"{GOOD}/override/2-prod.yml"]
-    result = CliRunner().invoke(cli.app, ["validate", *files])
+    result = CliRunner().invoke(cli.app, ["validate", "--merge", *files])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(" + ".join(files) + ": valid (stack shop: ")
 
 
-def test_validate_each_reports_every_file() -> None:
+@pytest.mark.parametrize(
+    "case", sorted(path.name for path in (ROOT / BAD).iterdir() if path.is_dir())
+)
+def test_merged_files_give_their_errors(case: str) -> None:
+    files = sorted(str(path.relative_to(ROOT)) for path in (ROOT / BAD / case).glob("*.yml"))
+    result = CliRunner().invoke(cli.app, ["validate", "--merge", *files])
+    assert result.exit_code == 1
+    assert result.stderr == (ROOT / BAD / case / "expected").read_text(encoding="utf-8")
+
+
+def test_validate_checks_each_file_on_its_own_by_default() -> None:
     good, bad = f"{GOOD}/minimal.yml", f"{BAD}/version_2.yml"
-    result = CliRunner().invoke(cli.app, ["validate", "--each", good, bad])
+    result = CliRunner().invoke(cli.app, ["validate", good, bad])
     assert result.exit_code == 1
     assert (
         result.stdout
