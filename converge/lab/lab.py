@@ -392,7 +392,12 @@ class Lab:
 
     def _spawn(self, name: str, cgroups: system.Cgroups) -> None:
         cgroups.create(self.config.daemon_cgroup(name))
-        self.config.pidfile(name).unlink(missing_ok=True)  # left by a killed daemon
+        # Pid files left by a killed node: its pids may still be zombies (alive to kill -0),
+        # and dockerd would then wait for a containerd that is gone.
+        self.config.pidfile(name).unlink(missing_ok=True)
+        (self.config.node_dir(name) / "exec" / "containerd" / "containerd.pid").unlink(
+            missing_ok=True
+        )
         system.spawn_detached(layout.launch_command(self.config, name))
         # setsid -f returns before the start script has put itself into the node's cgroup.
         system.wait_until(
@@ -457,6 +462,11 @@ class Lab:
         self._wait_answers(name)
         client = _client(self.config, name, timeout=300)
         try:
+            # Images first: loading does not need the swarm, joining waits for the manager.
+            if image_set is not None and tarballs is not None:
+                loaded = lab_images.ensure_loaded(client, image_set, tarballs.result())
+                if loaded:
+                    progress(f"{name}: loaded {', '.join(loaded)}")
             if name != MANAGER:
                 join_token = token.result()
                 info = client.info()["Swarm"]
@@ -470,10 +480,6 @@ class Lab:
                         listen_addr=f"{address}:2377",
                         advertise_addr=address,
                     )
-            if image_set is not None and tarballs is not None:
-                loaded = lab_images.ensure_loaded(client, image_set, tarballs.result())
-                if loaded:
-                    progress(f"{name}: loaded {', '.join(loaded)}")
         except docker.errors.APIError as error:
             raise LabError(f"failed to set up node {name}: {error}") from error
         finally:
