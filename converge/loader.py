@@ -91,7 +91,15 @@ def _mark(file: str, node: yaml.Node) -> Position:
 
 
 def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document | None:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses control characters right away
+    except yaml.reader.ReaderError as error:
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        character = f"#x{error.character:04x}" if isinstance(error.character, int) else "?"
+        message = f"invalid YAML: character {character} is not allowed ({error.reason})"
+        problems.append(SpecProblem(file, line, column, "", message))
+        return None
     try:
         root = loader.get_single_node()
         if root is None:
