@@ -169,6 +169,8 @@ def build_image_set() -> ImageSet:
     base_tag = (
         f"converge-lab/busybox:{busybox_version.group(1).decode() if busybox_version else 'latest'}"
     )
+    if parse_ldd(system.run(["ldd", str(busybox)], check=False)):
+        raise LabError(f"{busybox} is not static: install with `apt-get install busybox-static`")
     applets = system.run([str(busybox), "--list-full"]).split()
     libraries = parse_ldd(system.run(["ldd", str(haproxy)]))
     if not libraries:
