@@ -354,7 +354,8 @@ def service_progress(
         if task.state == "running" and task.desired_state == "running" and task.node_id in ready
     ]
     desired = _desired_count(service)
-    update_state = service.update_state
+    # An update status left over from before this apply (a paused hand update) is history.
+    update_state = service.update_state if service.update_started >= since else None
     failure = None
     if update_state in _ROLLBACK_STATES or update_state == "paused":
         failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
@@ -364,20 +365,20 @@ def service_progress(
         if unplaceable and not running:
             failure = f"tasks cannot be placed: {unplaceable[-1].error or unplaceable[-1].message}"
         recent_failures = [
-            task for task in tasks if task.state in _FAILED_TASK_STATES and task.timestamp >= since
+            task
+            for task in tasks
+            if task.state in _FAILED_TASK_STATES
+            and task.timestamp >= since
+            and task.template_digest == service.template_digest
         ]
         if len(recent_failures) >= _FAILURES_BEFORE_GIVING_UP:
             failure = f"{len(recent_failures)} tasks failed" + _last_errors(state, tasks)
-    stale = [task for task in running if task.force_update != _force_counter(service)]
+    stale = [task for task in running if task.template_digest != service.template_digest]
     updating = update_state in ("updating", "rollback_started")
     converged = failure is None and len(running) == desired and not stale and not updating
     return ServiceProgress(
         key, service.name, len(running), desired, update_state, converged, failure
     )
-
-
-def _force_counter(service: ObservedService) -> int:
-    return int((service.raw_spec.get("TaskTemplate") or {}).get("ForceUpdate", 0))
 
 
 def _desired_count(service: ObservedService) -> int:

@@ -7,6 +7,8 @@ No per-object inspect, no ``greedy`` network listing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +27,7 @@ from converge.state import (
     ObservedTask,
 )
 
-__all__ = ["observe", "state_from_engine_json"]
+__all__ = ["observe", "state_from_engine_json", "template_digest"]
 
 
 def observe(engine: Engine, stack: str, with_tasks: bool = True) -> ObservedState:
@@ -76,6 +78,11 @@ def state_from_engine_json(
         ),
         tasks=tuple(_task(task) for task in tasks),
     )
+
+
+def template_digest(template: Mapping[str, Any]) -> str:
+    """Identifies a task template: a task runs its service's current spec when they match."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _node(node: Mapping[str, Any]) -> ObservedNode:
@@ -134,6 +141,8 @@ def _service(
         desired_tasks=status.get("DesiredTasks", 0),
         update_state=update.get("State"),
         update_message=update.get("Message"),
+        update_started=update.get("StartedAt", ""),
+        template_digest=template_digest(spec.get("TaskTemplate") or {}),
     )
 
 
@@ -151,5 +160,5 @@ def _task(task: Mapping[str, Any]) -> ObservedTask:
         error=status.get("Err", ""),
         image=(spec.get("ContainerSpec") or {}).get("Image", ""),
         timestamp=status.get("Timestamp", ""),
-        force_update=spec.get("ForceUpdate", 0),
+        template_digest=template_digest(spec),
     )

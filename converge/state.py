@@ -65,6 +65,8 @@ class ObservedService:
     desired_tasks: int
     update_state: str | None = None
     update_message: str | None = None
+    update_started: str = ""
+    template_digest: str = ""
 
     @property
     def published_ports(self) -> frozenset[tuple[int, str]]:
@@ -88,7 +90,7 @@ class ObservedTask:
     error: str
     image: str
     timestamp: str
-    force_update: int = 0
+    template_digest: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,252 @@
+"""converge plan and apply on the real lab swarm: idempotence and the field mutation loop.
+
+Every managed field is changed by hand the way an operator would (docker CLI), and then:
+plan reports exactly that field -> apply restores it -> plan is empty again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from converge.api import PlanResult, execute_plan, make_plan
+from converge.engine import Engine, connect
+from converge.engine_spec import service_engine_spec
+from converge.executor import ApplyOptions
+from converge.lab import Lab
+from converge.loader import LoadedSpec, load_spec_text
+from converge.normalize import object_name
+
+pytestmark = pytest.mark.integration
+
+RICH_SPEC = """
+version: 1
+stack: {stack}
+nodes:
+  worker1: {{labels: {{type: mvc}}, availability: active}}
+  worker2: {{labels: {{type: mvc}}, availability: active}}
+  worker3: {{labels: {{type: mvc}}, availability: active}}
+networks:
+  front: {{attachable: true}}
+volumes:
+  data:
+services:
+  web:
+    image: converge-lab/app:v1
+    replicas: 1
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    entrypoint: ["/init"]
+    placement:
+      constraints: [node.labels.type == mvc]
+      preferences: [{{spread: node.labels.type}}]
+      max_replicas_per_node: 2
+    ports: ["8081:80"]
+    mounts: ["data:/data", "/tmp:/hosttmp:ro"]
+    env: {{A: one, B: two}}
+    networks: [front]
+    labels: {{tier: web}}
+    container_labels: {{role: app}}
+    update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
+                    max_failure_ratio: 0, order: stop-first}}
+    rollback_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
+                      max_failure_ratio: 0, order: stop-first}}
+    restart_policy: {{condition: any, delay: 1s, max_attempts: 0, window: 0s}}
+    resources:
+      limits: {{cpus: 0.5, memory: 64M}}
+      reservations: {{cpus: 0.1, memory: 16M}}
+    healthcheck: {{test: ["CMD", "true"], interval: 5s, timeout: 2s, retries: 3,
+                  start_period: 1s}}
+    stop_grace_period: 5s
+    stop_signal: SIGTERM
+    user: root
+    workdir: /
+    hostname: web-{{{{.Task.Slot}}}}
+    init: false
+    read_only: false
+"""
+
+# (what an operator does, the docker CLI arguments, the field the plan must report)
+SERVICE_MUTATIONS = [
+    ("add an env var", ["--env-add", "C=three"], "env.C"),
+    ("change an env var", ["--env-add", "A=changed"], "env.A"),
+    ("remove an env var", ["--env-rm", "B"], "env.B"),
+    ("scale", ["--replicas", "2"], "replicas"),
+    ("add a constraint", ["--constraint-add", "node.role==worker"], "constraints"),
+    ("publish a port", ["--publish-add", "3999:80"], "ports.3999:80/tcp"),
+    ("unpublish a port", ["--publish-rm", "8081"], "ports.8081:80/tcp"),
+    ("add a mount", ["--mount-add", "type=tmpfs,target=/scratch"], "mounts./scratch"),
+    ("remove a mount", ["--mount-rm", "/hosttmp"], "mounts./hosttmp"),
+    ("change the image", ["--image", "converge-lab/app:v2"], "image"),
+    ("limit memory", ["--limit-memory", "96M"], "resources.limits.memory"),
+    ("limit cpu", ["--limit-cpu", "0.75"], "resources.limits.cpus"),
+    ("reserve memory", ["--reserve-memory", "32M"], "resources.reservations.memory"),
+    ("reserve cpu", ["--reserve-cpu", "0.2"], "resources.reservations.cpus"),
+    ("update parallelism", ["--update-parallelism", "3"], "update_config.parallelism"),
+    ("update delay", ["--update-delay", "7s"], "update_config.delay"),
+    (
+        "update failure action",
+        ["--update-failure-action", "continue"],
+        "update_config.failure_action",
+    ),
+    ("update monitor", ["--update-monitor", "3s"], "update_config.monitor"),
+    ("update order", ["--update-order", "start-first"], "update_config.order"),
+    (
+        "update max failure ratio",
+        ["--update-max-failure-ratio", "0.5"],
+        "update_config.max_failure_ratio",
+    ),
+    ("rollback parallelism", ["--rollback-parallelism", "4"], "rollback_config.parallelism"),
+    ("rollback monitor", ["--rollback-monitor", "4s"], "rollback_config.monitor"),
+    ("restart condition", ["--restart-condition", "on-failure"], "restart_policy.condition"),
+    ("restart attempts", ["--restart-max-attempts", "5"], "restart_policy.max_attempts"),
+    ("restart delay", ["--restart-delay", "2s"], "restart_policy.delay"),
+    ("restart window", ["--restart-window", "9s"], "restart_policy.window"),
+    ("stop grace period", ["--stop-grace-period", "20s"], "stop_grace_period"),
+    ("stop signal", ["--stop-signal", "SIGINT"], "stop_signal"),
+    ("user", ["--user", "nobody"], "user"),
+    ("workdir", ["--workdir", "/tmp"], "workdir"),
+    ("hostname", ["--hostname", "other"], "hostname"),
+    ("service label", ["--label-add", "extra=1"], "labels.extra"),
+    ("container label", ["--container-label-add", "extra=1"], "container_labels.extra"),
+    ("args", ["--args", "httpd -f -p 81 -h /www"], "command"),
+    ("health interval", ["--health-interval", "9s"], "healthcheck.interval"),
+    ("health retries", ["--health-retries", "7"], "healthcheck.retries"),
+    ("init", ["--init"], "init"),
+    ("read only", ["--read-only"], "read_only"),
+    ("placement preference", ["--placement-pref-add", "spread=node.id"], "preferences"),
+    ("max replicas per node", ["--replicas-max-per-node", "1"], "max_replicas_per_node"),
+]
+
+
+@pytest.fixture
+def engine(lab: Lab) -> Iterator[Engine]:
+    engine = connect(lab.docker_host())
+    yield engine
+    engine.close()
+
+
+def _docker(lab: Lab, *args: str) -> None:
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host()}
+    completed = subprocess.run(
+        ["docker", *args], env=environment, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def _changed_fields(result: PlanResult) -> set[str]:
+    return {
+        f"{action.address}:{change.field}"
+        for action in result.plan.actions
+        for change in action.changes
+    }
+
+
+def _apply(loaded: LoadedSpec, engine: Engine) -> PlanResult:
+    result = make_plan(loaded, engine)
+    assert not result.plan.errors, result.plan.errors
+    outcome = execute_plan(result, engine, options=ApplyOptions(timeout=120, stable_for=0.5))
+    assert outcome.ok, outcome.error
+    return result
+
+
+def test_apply_then_plan_is_empty_and_second_apply_writes_nothing(
+    stack: str, engine: Engine
+) -> None:
+    loaded = load_spec_text(RICH_SPEC.format(stack=stack), "rich.yml")
+    first = _apply(loaded, engine)
+    assert {action.kind for action in first.plan.actions} >= {"create"}
+    again = make_plan(loaded, engine)
+    assert again.plan.actions == (), [action.description for action in again.plan.actions]
+    writes_before = engine.write_count
+    result = execute_plan(again, engine)
+    assert result.ok
+    assert engine.write_count == writes_before
+
+
+def test_every_hand_change_is_planned_exactly_then_restored(
+    stack: str, engine: Engine, lab: Lab
+) -> None:
+    loaded = load_spec_text(RICH_SPEC.format(stack=stack), "rich.yml")
+    _apply(loaded, engine)
+    service = object_name(stack, "web")
+    mismatches = []
+    for what, arguments, field in SERVICE_MUTATIONS:
+        _docker(lab, "service", "update", "--detach", "--no-resolve-image", *arguments, service)
+        planned = make_plan(loaded, engine)
+        fields = _changed_fields(planned)
+        if fields != {f"service.web:{field}"}:
+            mismatches.append(f"{what}: expected service.web:{field}, planned {sorted(fields)}")
+        _apply(loaded, engine)
+        assert make_plan(loaded, engine).plan.actions == (), f"not restored after: {what}"
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_node_changes_are_planned_and_restored(stack: str, engine: Engine, lab: Lab) -> None:
+    loaded = load_spec_text(RICH_SPEC.format(stack=stack), "rich.yml")
+    _apply(loaded, engine)
+    for arguments, field in (
+        (["--label-add", "type=db"], "labels.type"),
+        (["--label-rm", "type"], "labels.type"),
+        (["--label-add", "zone=a"], "labels.zone"),
+        (["--availability", "pause"], "availability"),
+    ):
+        _docker(lab, "node", "update", *arguments, "worker2")
+        assert _changed_fields(make_plan(loaded, engine)) == {f"node.worker2:{field}"}
+        _apply(loaded, engine)
+        assert make_plan(loaded, engine).plan.actions == ()
+
+
+def test_observer_calls_do_not_grow_with_services(stack: str, engine: Engine) -> None:
+    def calls_for(count: int) -> int:
+        services = "\n".join(
+            f"  s{index}: {{image: converge-lab/app:v1, replicas: 0}}" for index in range(count)
+        )
+        loaded = load_spec_text(f"version: 1\nstack: {stack}\nservices:\n{services}\n", "n.yml")
+        result = make_plan(loaded, engine)
+        for action in result.plan.actions:
+            if action.kind == "create":
+                engine.create_service(action.name, service_engine_spec(loaded.spec, action.key))
+        return make_plan(loaded, engine).observed.api_calls
+
+    assert calls_for(5) == calls_for(100) == 5
+
+
+def test_plan_cli_json_and_detailed_exit_code(
+    stack: str, engine: Engine, lab: Lab, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text(RICH_SPEC.format(stack=stack))
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host()}
+    converge = [sys.executable, "-m", "converge"]
+    planned = subprocess.run(
+        [*converge, "plan", str(spec), "--detailed-exitcode", "-o", "json"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert planned.returncode == 2, planned.stderr
+    assert '"format_version"' in planned.stdout
+    applied = subprocess.run(
+        [*converge, "apply", str(spec), "--yes"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete!" in applied.stdout
+    clean = subprocess.run(
+        [*converge, "plan", str(spec), "--detailed-exitcode"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert clean.returncode == 0, clean.stdout
+    assert "No changes. The swarm matches the spec." in clean.stdout
