@@ -263,8 +263,10 @@ def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action
     return result
 
 
-def _resulting_nodes(spec: Spec, observed: ObservedState) -> dict[str, NodeFacts]:
-    """The ready, active nodes once the plan's node changes apply."""
+def _resulting_nodes(
+    spec: Spec, observed: ObservedState, active_only: bool = True
+) -> dict[str, NodeFacts]:
+    """The ready (and, unless told otherwise, active) nodes once the plan's node changes apply."""
     result: dict[str, NodeFacts] = {}
     for node in observed.nodes:
         declared = spec.nodes.get(node.hostname)
@@ -275,7 +277,7 @@ def _resulting_nodes(spec: Spec, observed: ObservedState) -> dict[str, NodeFacts
             availability = declared.availability or availability
             labels = dict(declared.labels) if declared.labels is not None else labels
             role = declared.role or role
-        if availability != "active" or not node.is_ready:
+        if (active_only and availability != "active") or not node.is_ready:
             continue
         result[node.hostname] = NodeFacts(
             hostname=node.hostname,
@@ -291,6 +293,7 @@ def _resulting_nodes(spec: Spec, observed: ObservedState) -> dict[str, NodeFacts
 
 def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
     after = _resulting_nodes(spec, observed)
+    every_ready = _resulting_nodes(spec, observed, active_only=False)
     findings: list[Finding] = []
     for key, service in spec.services.items():
         if service.mode == "replicated" and service.replicas == 0:
@@ -302,12 +305,15 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
 
         if any(runnable(node) for node in after.values()):
             continue
+        # Blame a drain only when the drained node could have run the service.
         drained = [
             hostname
             for hostname, node in spec.nodes.items()
             if node.availability in ("drain", "pause")
             and (current := observed.node(hostname)) is not None
             and current.availability == "active"
+            and hostname in every_ready
+            and runnable(every_ready[hostname])
         ]
         if drained:
             message = (
