@@ -9,12 +9,13 @@ namespace has a default route. ``converge.lab.layout`` says what goes where.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = ["API_VERSION", "Lab", "LabStatus", "NodeStatus"]
 # The engine API version the lab speaks (Docker 20.10); newer engines accept it too.
 API_VERSION = "1.41"
 _RUN_CONTAINERD = Path("/run/containerd")
+_LOCK_DIR = Path("/run/lock")
 _START_TIMEOUT = 60.0
 _READY_TIMEOUT = 90.0
 
@@ -132,6 +134,21 @@ def _answers(config: LabConfig, node: str) -> bool:
         return False
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def _locked(config: LabConfig) -> Iterator[None]:
+    """Serialise ``up`` and ``down`` of one lab across processes (two test sessions at once).
+
+    The lock file lives outside the lab directory, which ``down`` removes; /run is a tmpfs.
+    """
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_LOCK_DIR / f"converge-lab-{config.name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Lab:
@@ -237,9 +254,14 @@ class Lab:
         Raises:
             LabError: not root, a tool is missing, or a node does not come up.
         """
-        started = time.monotonic()
         self._preflight(images)
         names = layout.node_names(workers)
+        with _locked(self.config):
+            return self._up(names, images, progress)
+
+    def _up(self, names: list[str], images: bool, progress: Progress) -> LabStatus:
+        started = time.monotonic()
+        workers = len(names) - 1
         state = _State.read(self.config.state_file)
         if state is not None and len(state.nodes) > len(names):
             raise LabError(
@@ -518,9 +540,13 @@ class Lab:
         Returns:
             True if something was removed.
         """
-        started = time.monotonic()
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, cgroups, iptables): run it as root")
+        with _locked(self.config):
+            return self._down(progress)
+
+    def _down(self, progress: Progress) -> bool:
+        started = time.monotonic()
         config = self.config
         state = _State.read(config.state_file)
         removed = False

@@ -3,7 +3,7 @@
 Fixtures:
     lab            the running :class:`converge.lab.Lab` (session): reused if it already runs
                    (and then left running), otherwise started and removed at the end unless
-                   ``CONVERGE_KEEP_LAB=1``.
+                   ``CONVERGE_KEEP_LAB=1`` or another test session still uses it.
     docker_client  a docker SDK client of the manager (session).
     node_client    ``node_client("worker1")``: a client of one node's own engine.
     stack          a fresh stack name per test (``t`` + 8 hex digits); after the test every
@@ -34,6 +34,16 @@ from converge.lab import Lab
 CLEANUP_TIMEOUT = 60.0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     if os.geteuid() != 0:
@@ -41,8 +51,15 @@ def lab() -> Iterator[Lab]:
     lab = Lab()
     was_set_up = lab.exists()
     lab.up()  # idempotent: completes or repairs a lab that is already there
+    # Sessions register while they use the lab, so one never removes it under another.
+    sessions = lab.config.directory / "sessions"
+    sessions.mkdir(exist_ok=True)
+    mine = sessions / str(os.getpid())
+    mine.touch()
     yield lab
-    if not was_set_up and os.environ.get("CONVERGE_KEEP_LAB") != "1":
+    mine.unlink(missing_ok=True)
+    others = [p for p in sessions.iterdir() if p.name.isdigit() and _alive(int(p.name))]
+    if not was_set_up and not others and os.environ.get("CONVERGE_KEEP_LAB") != "1":
         lab.down()
 
 
