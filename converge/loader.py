@@ -104,6 +104,10 @@ def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document 
         root = loader.get_single_node()
         if root is None:
             return _Document({})
+        shape = _shape_problem(file, root)
+        if shape is not None:
+            problems.append(shape)
+            return None
         _find_duplicate_keys(file, root, (), problems)
         data = loader.construct_document(root)
         if not isinstance(data, dict):
@@ -123,11 +127,51 @@ def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document 
     except yaml.MarkedYAMLError as error:
         problems.append(_yaml_problem(file, error))
         return None
+    except RecursionError:  # PyYAML composes nodes recursively
+        problems.append(SpecProblem(file, 1, 1, "", "invalid YAML: nested too deeply"))
+        return None
     except yaml.YAMLError as error:
         problems.append(SpecProblem(file, None, None, "", f"invalid YAML: {error}"))
         return None
     finally:
         loader.dispose()
+
+
+_MAX_VALUES = 100_000
+
+
+def _shape_problem(file: str, root: yaml.Node) -> SpecProblem | None:
+    """Refuse documents that every later step would walk forever: an alias inside the very
+    mapping or list it names (PyYAML builds a cyclic object), or aliases that expand into an
+    enormous document ("billion laughs")."""
+    stack: list[tuple[yaml.Node, frozenset[int]]] = [(root, frozenset())]
+    values = 0
+    while stack:
+        node, ancestors = stack.pop()
+        values += 1
+        if values > _MAX_VALUES:
+            return SpecProblem(
+                file,
+                *_line_column(root),
+                "",
+                f"the document expands to more than {_MAX_VALUES} values through its aliases",
+            )
+        if id(node) in ancestors:
+            return SpecProblem(
+                file,
+                *_line_column(node),
+                "",
+                "this anchored value contains an alias to itself",
+            )
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        inside = ancestors | {id(node)}
+        stack.extend((child, inside) for child in children)
+    return None
 
 
 def _yaml_problem(file: str, error: yaml.MarkedYAMLError) -> SpecProblem:
