@@ -173,7 +173,8 @@ def desired_service_view(spec: Spec, key: str) -> View:
         "mounts": {mount.target: _desired_mount(spec, mount) for mount in service.mounts},
         "env": dict(sorted(service.env.items())),
         "networks": {
-            name: {"aliases": sorted(attachment.aliases)}
+            # converge always adds the key as an alias and the observed side hides it: so here.
+            name: {"aliases": sorted(alias for alias in attachment.aliases if alias != key)}
             for name, attachment in sorted(service.networks.items())
         },
         "labels": dict(sorted(service.labels.items())),
