@@ -172,11 +172,16 @@ def desired_service_view(spec: Spec, key: str) -> View:
         },
         "mounts": {mount.target: _desired_mount(spec, mount) for mount in service.mounts},
         "env": dict(sorted(service.env.items())),
-        "networks": {
-            # converge always adds the key as an alias and the observed side hides it: so here.
-            name: {"aliases": sorted(alias for alias in attachment.aliases if alias != key)}
-            for name, attachment in sorted(service.networks.items())
-        },
+        "networks": dict(
+            sorted(
+                # converge always adds the key as an alias and the observed side hides it: so here.
+                (
+                    _attached_network(spec, name),
+                    {"aliases": sorted(alias for alias in attachment.aliases if alias != key)},
+                )
+                for name, attachment in service.networks.items()
+            )
+        ),
         "labels": dict(sorted(service.labels.items())),
         "container_labels": dict(sorted(service.container_labels.items())),
         "endpoint_mode": service.endpoint_mode,
@@ -193,6 +198,14 @@ def desired_service_view(spec: Spec, key: str) -> View:
         "init": service.init,
         "read_only": service.read_only,
     }
+
+
+def _attached_network(spec: Spec, name: str) -> str:
+    """How the observed side names an attached network: an external one by its real name."""
+    network = spec.networks.get(name)
+    if network is not None and network.external:
+        return spec_key(spec.stack, network.name or name)
+    return name
 
 
 def _struct(model: Any) -> View | None:
