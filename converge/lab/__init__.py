@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from converge.lab.images import APP_IMAGES, APP_V1, APP_V2
+from converge.lab.images import APP_IMAGES, APP_V1, APP_V2, haproxy_image
 from converge.lab.lab import API_VERSION, Lab, LabStatus, NodeStatus
 from converge.lab.layout import DEFAULT_WORKERS, MANAGER, LabConfig, node_names
 
@@ -27,6 +27,7 @@ __all__ = [
     "cut_link",
     "down",
     "env",
+    "haproxy_image",
     "manager_address",
     "node_address",
     "node_names",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from converge.errors import LabError
 from converge.lab.lab import Lab, LabStatus
 from converge.lab.layout import DEFAULT_WORKERS, MANAGER
 
@@ -83,4 +84,7 @@ def env_command(
     node: str = typer.Option(MANAGER, "--node", "-n", help="Node whose engine to point at."),
 ) -> None:
     """Print `export DOCKER_HOST=...` for the manager (or --node); use with eval."""
-    typer.echo(Lab().env(node))
+    lab = Lab()
+    if not lab.exists():
+        raise LabError(f"the lab is not set up ({lab.config.directory}): run `converge lab up`")
+    typer.echo(lab.env(node))

@@ -45,6 +45,7 @@ __all__ = [
     "build_image_set",
     "ensure_loaded",
     "ensure_saved",
+    "haproxy_image",
     "haproxy_tag",
     "parse_ldd",
 ]
@@ -149,6 +150,12 @@ def haproxy_tag(version_output: str) -> str:
     if match is None:
         raise LabError(f"cannot read the haproxy version from {version_output[:60]!r}")
     return f"converge-lab/haproxy:{match.group(1)}.{match.group(2)}"
+
+
+def haproxy_image() -> str:
+    """The tag of the lab's HAProxy image on this machine (``converge-lab/haproxy:2.6``)."""
+    system.check_tools({"haproxy": system.IMAGE_TOOLS["haproxy"]})
+    return haproxy_tag(system.run([system.which("haproxy") or "haproxy", "-v"]))
 
 
 def _asset(name: str) -> bytes:

@@ -26,8 +26,7 @@ from waiting import (
     wait_for_running,
 )
 
-from converge.lab import APP_V1, APP_V2, Lab, LabConfig
-from converge.lab.images import build_image_set
+from converge.lab import APP_V1, APP_V2, Lab, LabConfig, haproxy_image
 
 pytestmark = pytest.mark.integration
 
@@ -198,7 +197,7 @@ def test_images_answer_and_stop_at_once(
     expected: str,
 ) -> None:
     client = node_client("worker2")
-    tag = image or build_image_set().haproxy_tag()
+    tag = image or haproxy_image()
     container = client.containers.run(tag, detach=True, labels={STACK_LABEL: stack})
     answer = wait_for(lambda: _wget(container, url), timeout=20, what=f"{tag} to answer")
     assert answer == expected
@@ -246,7 +245,7 @@ def test_cut_link_partitions_the_node_and_restore_heals_it(
     faults: Lab, docker_client: docker.DockerClient
 ) -> None:
     faults.cut_link("worker3")
-    assert not faults.status().nodes[4].link_up
+    assert {n.name: n.link_up for n in faults.status().nodes}["worker3"] is False
     wait_for(
         lambda: node_state(docker_client, "worker3") == "down",
         timeout=NODE_LOSS_TIMEOUT,

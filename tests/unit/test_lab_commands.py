@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 from converge.lab.commands import render_status
@@ -67,3 +71,17 @@ def test_status_table() -> None:
         "worker",
     ]
     assert lines[-1] == "lab not ready: 2 nodes, subnet 10.213.0.0/24, directory /lab"
+
+
+def test_env_of_a_lab_that_is_not_set_up_is_one_line_and_exit_1() -> None:
+    directory = f"/tmp/converge-no-lab-{uuid.uuid4().hex[:8]}"  # short: it holds sockets
+    result = subprocess.run(
+        [sys.executable, "-m", "converge", "lab", "env"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CONVERGE_LAB_DIR": directory},
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"error: the lab is not set up ({directory}): run `converge lab up`\n")
