@@ -18,20 +18,16 @@ Every integration test module sets ``pytestmark = pytest.mark.integration``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import docker
 import docker.errors
 import pytest
-from waiting import STACK_LABEL, wait_for
+from stacks import remove_stack, restore_node_specs
 
 from converge.lab import Lab
-
-CLEANUP_TIMEOUT = 60.0
 
 
 def _alive(pid: int) -> bool:
@@ -101,66 +97,3 @@ def faults(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
         if not lab.is_running(name):
             lab.start_node(name, wait=False)
     lab.up(len(lab.nodes()) - 1)  # waits until every node is Ready again
-
-
-def _ignore_gone(action: Callable[[], object]) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        action()
-
-
-def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
-    """Remove every object labelled with ``stack``, on the manager and on every node."""
-    filters = {"label": f"{STACK_LABEL}={stack}"}
-    for service in manager.services.list(filters=filters):
-        _ignore_gone(service.remove)
-    for kind in (manager.configs, manager.secrets):
-        for item in kind.list(filters=filters):
-            _ignore_gone(item.remove)
-    # The manager first: it is the one that removes swarm-scoped networks.
-    clients = [lab.client(name, timeout=30) for name in lab.nodes() if lab.is_running(name)]
-    try:
-        for client in clients:
-            for container in client.containers.list(all=True, filters=filters):
-                # It may already be going away under the swarm agent.
-                with contextlib.suppress(docker.errors.APIError):
-                    container.remove(force=True)
-
-        def leftovers() -> list[str]:
-            left: list[str] = []
-            for client in clients:
-                left += [c.name or "" for c in client.containers.list(all=True, filters=filters)]
-                for network in client.networks.list(filters=filters):
-                    # Swarm networks are removed on the manager; workers drop their copies.
-                    if network.attrs.get("Scope") == "swarm" and client is not clients[0]:
-                        continue
-                    try:
-                        network.remove()
-                    except docker.errors.NotFound:
-                        pass
-                    except docker.errors.APIError:
-                        left.append(network.name or "")
-                for volume in client.volumes.list(filters=filters):
-                    try:
-                        volume.remove(force=True)
-                    except docker.errors.NotFound:
-                        pass
-                    except docker.errors.APIError:
-                        left.append(volume.name)
-            return left
-
-        wait_for(
-            lambda: not leftovers(),
-            timeout=CLEANUP_TIMEOUT,
-            what=f"the objects of stack {stack} to be removed",
-        )
-    finally:
-        for client in clients:
-            client.close()
-
-
-def restore_node_specs(manager: docker.DockerClient, specs: dict[str, dict[str, Any]]) -> None:
-    """Put back the spec of every node whose labels, availability or role a test changed."""
-    for node in manager.nodes.list():
-        before = specs.get(node.id)
-        if before is not None and node.attrs["Spec"] != before:
-            node.update(before)

@@ -17,6 +17,7 @@ import docker.errors
 import docker.types
 import pytest
 from docker.models.containers import Container
+from stacks import remove_stack
 from waiting import (
     STACK_LABEL,
     node_ids,
@@ -257,6 +258,46 @@ def test_cut_link_partitions_the_node_and_restore_heals_it(
         timeout=NODE_LOSS_TIMEOUT,
         what="worker3 to be Ready again",
     )
+
+
+def test_stack_cleanup_removes_everything_labelled_on_every_node(
+    lab: Lab,
+    docker_client: docker.DockerClient,
+    node_client: Callable[[str], docker.DockerClient],
+) -> None:
+    stack = f"t{uuid.uuid4().hex[:8]}"
+    label = {STACK_LABEL: stack}
+    docker_client.networks.create(f"{stack}_net", driver="overlay", labels=label)
+    docker_client.configs.create(name=f"{stack}_cfg", data=b"x", labels=label)
+    service = _service(
+        docker_client,
+        stack,
+        "vol",
+        networks=[f"{stack}_net"],
+        constraints=["node.hostname == worker2"],
+        mounts=[docker.types.Mount("/data", f"{stack}_data", labels=label)],
+    )
+    wait_for_running(docker_client, service, 1)
+    dbhost = node_client("dbhost")
+    dbhost.volumes.create(f"{stack}_local", labels=label)
+    dbhost.networks.create(f"{stack}_bridge", labels=label)
+    dbhost.containers.run(
+        APP_V1, detach=True, labels=label, volumes={f"{stack}_local": {"bind": "/data"}}
+    )
+
+    remove_stack(lab, docker_client, stack)
+
+    filters = {"label": f"{STACK_LABEL}={stack}"}
+    assert docker_client.services.list(filters=filters) == []
+    assert docker_client.configs.list(filters=filters) == []
+    for name in lab.nodes():
+        client = node_client(name)
+        assert client.containers.list(all=True, filters=filters) == [], name
+        assert client.volumes.list(filters=filters) == [], name
+        assert [
+            n.name for n in client.networks.list(filters=filters) if n.attrs["Scope"] == "local"
+        ] == [], name
+    assert docker_client.networks.list(filters=filters) == []
 
 
 def test_cli_env_and_status(lab: Lab) -> None:

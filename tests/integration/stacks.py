@@ -1,0 +1,78 @@
+"""Removing what a test created: everything labelled with its stack, on every node."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import docker
+import docker.errors
+from waiting import STACK_LABEL, wait_for
+
+from converge.lab import Lab
+
+CLEANUP_TIMEOUT = 60.0
+
+
+def _ignore_gone(action: Callable[[], object]) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        action()
+
+
+def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
+    """Remove every object labelled with ``stack``, on the manager and on every node."""
+    filters = {"label": f"{STACK_LABEL}={stack}"}
+    for service in manager.services.list(filters=filters):
+        _ignore_gone(service.remove)
+    for kind in (manager.configs, manager.secrets):
+        for item in kind.list(filters=filters):
+            _ignore_gone(item.remove)
+    # The manager first: it is the one that removes swarm-scoped networks.
+    clients = [lab.client(name, timeout=30) for name in lab.nodes() if lab.is_running(name)]
+    try:
+        for client in clients:
+            for container in client.containers.list(all=True, filters=filters):
+                # It may already be going away under the swarm agent.
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+
+        def leftovers() -> list[str]:
+            left: list[str] = []
+            for client in clients:
+                left += [c.name or "" for c in client.containers.list(all=True, filters=filters)]
+                for network in client.networks.list(filters=filters):
+                    # Swarm networks are removed on the manager; workers drop their copies.
+                    if network.attrs.get("Scope") == "swarm" and client is not clients[0]:
+                        continue
+                    try:
+                        network.remove()
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError:
+                        left.append(network.name or "")
+                for volume in client.volumes.list(filters=filters):
+                    try:
+                        volume.remove(force=True)
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError:
+                        left.append(volume.name)
+            return left
+
+        wait_for(
+            lambda: not leftovers(),
+            timeout=CLEANUP_TIMEOUT,
+            what=f"the objects of stack {stack} to be removed",
+        )
+    finally:
+        for client in clients:
+            client.close()
+
+
+def restore_node_specs(manager: docker.DockerClient, specs: dict[str, dict[str, Any]]) -> None:
+    """Put back the spec of every node whose labels, availability or role a test changed."""
+    for node in manager.nodes.list():
+        before = specs.get(node.id)
+        if before is not None and node.attrs["Spec"] != before:
+            node.update(before)
