@@ -528,15 +528,33 @@ _PATTERN_MEANING = {
 }
 
 
+def _is_key_marker(location: FieldPath, data: Any) -> bool:
+    """Whether Pydantic's trailing ``"[key]"`` says the mapping key itself is invalid (rather
+    than being a key that the user really wrote as ``[key]``)."""
+    if len(location) < 2 or location[-1] != "[key]":
+        return False
+    value: Any = data
+    for part in location:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            return True
+    return False
+
+
 def _problems_from_validation(
     error: ValidationError, document: _Document, file: str
 ) -> list[SpecProblem]:
     problems: list[SpecProblem] = []
     secret = _sensitive(document.data, document.interpolated)
     for item in error.errors():
-        path: FieldPath = tuple(part for part in item["loc"] if part != "[key]")
+        location: FieldPath = tuple(item["loc"])
+        is_key = _is_key_marker(location, document.data)
+        path = location[:-1] if is_key else location
         message = _message(item, path)
-        if "[key]" in item["loc"]:
+        if is_key:
             message = f"name {path[-1]!r} is not allowed: {message.partition(', got ')[0]}"
         given = item.get("input")
         if isinstance(given, str) and given and _touches(path, secret):
