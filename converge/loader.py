@@ -535,12 +535,11 @@ def _is_key_marker(location: FieldPath, data: Any) -> bool:
         return False
     value: Any = data
     for part in location:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-            value = value[part]
-        else:
+        in_mapping = isinstance(value, dict) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if not (in_mapping or in_list):
             return True
+        value = value[part]
     return False
 
 
