@@ -22,7 +22,45 @@ _STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
 Masker = Callable[[Action, tuple[str, ...], Any], Any]
 
 
+# Shorter secrets are masked by their path only: hunting them in every value would mask noise.
+_MIN_SECRET_TEXT = 4
+
+
+def _secret_texts(loaded: LoadedSpec | None) -> frozenset[str]:
+    """The values at the spec's sensitive paths, to be found wherever they show up."""
+    if loaded is None or not loaded.sensitive_paths:
+        return frozenset()
+    data: Any = loaded.spec.model_dump()
+    texts: set[str] = set()
+    for path in loaded.sensitive_paths:
+        value = data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                value = None
+                break
+        shown = "" if value is None or isinstance(value, bool | dict | list | tuple) else str(value)
+        if len(shown) >= _MIN_SECRET_TEXT:
+            texts.add(shown)
+    return frozenset(texts)
+
+
+def _shows_secret(value: Any, secrets: frozenset[str]) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_shows_secret(item, secrets) for item in value)
+    return isinstance(value, str) and any(secret in value for secret in secrets)
+
+
+def _scrub(text: str, secrets: frozenset[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
 def _masker(loaded: LoadedSpec | None) -> Masker:
+    secrets = _secret_texts(loaded)
+
     def mask(action: Action, path: tuple[str, ...], value: Any) -> Any:
         if loaded is None or not loaded.sensitive_paths or value is None:
             return value
@@ -34,6 +72,11 @@ def _masker(loaded: LoadedSpec | None) -> Masker:
             return MASK
         if isinstance(value, dict):
             return {key: mask(action, (*path, key), item) for key, item in value.items()}
+        # A secret inside a list (command, healthcheck test) sits below this path; and a view
+        # field need not follow the spec's path (constraints, mounts), so look at the value too.
+        below = any(secret[: len(full)] == full for secret in loaded.sensitive_paths)
+        if below or _shows_secret(value, secrets):
+            return MASK
         return value
 
     return mask
@@ -68,6 +111,7 @@ def _change_symbol(change: FieldChange) -> str:
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
     mask = _masker(loaded)
+    secrets = _secret_texts(loaded)
     lines: list[str] = []
     if plan.actions:
         lines.append(f"converge will perform these actions on stack [bold]{plan.stack}[/bold]:")
@@ -95,7 +139,8 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
-        lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {_escape(finding.message)}")
+        message = _escape(_scrub(finding.message, secrets))
+        lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {message}")
     if plan.findings:
         lines.append("")
     lines.append(f"[bold]{summary_line(plan)}[/bold]")
@@ -119,6 +164,7 @@ def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str,
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The plan as a JSON-ready document (``format_version`` first)."""
     mask = _masker(loaded)
+    secrets = _secret_texts(loaded)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "stack": plan.stack,
@@ -143,7 +189,11 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             for action in plan.actions
         ],
         "findings": [
-            {"severity": finding.severity, "address": finding.address, "message": finding.message}
+            {
+                "severity": finding.severity,
+                "address": finding.address,
+                "message": _scrub(finding.message, secrets),
+            }
             for finding in plan.findings
         ],
         "versions": dict(sorted(plan.versions.items())),
@@ -167,13 +217,16 @@ def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
     mask = _masker(loaded)
+    secrets = _secret_texts(loaded)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
     warnings = [finding for finding in plan.findings if finding.severity == "warning"]
     for finding in errors:
-        lines.append(f"> :x: **Error** `{finding.address}`: {finding.message}")
+        lines.append(f"> :x: **Error** `{finding.address}`: {_scrub(finding.message, secrets)}")
     for finding in warnings:
-        lines.append(f"> :warning: **Warning** `{finding.address}`: {finding.message}")
+        lines.append(
+            f"> :warning: **Warning** `{finding.address}`: {_scrub(finding.message, secrets)}"
+        )
     if errors or warnings:
         lines.append("")
     if plan.actions:
