@@ -45,6 +45,14 @@ def _allow_empty_entries(section: dict[str, Any]) -> None:
             }
 
 
+def _names_must_match(section: dict[str, Any]) -> None:
+    """Pydantic writes a key pattern as ``patternProperties``, which leaves keys that do not
+    match it unchecked; the spec refuses them, so the schema must too."""
+    patterns = list(section.get("patternProperties", {}))
+    if len(patterns) == 1:
+        section["propertyNames"] = {**section.get("propertyNames", {}), "pattern": patterns[0]}
+
+
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) that every valid spec file satisfies.
 
@@ -61,6 +69,8 @@ def spec_json_schema() -> dict[str, Any]:
         pending.update({key: value for key, value in found.items() if key not in definitions})
     for section in ("nodes", "networks", "volumes"):
         _allow_empty_entries(schema["properties"][section])
+    for section in schema["properties"].values():
+        _names_must_match(section)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -77,7 +77,10 @@ _MEMORY_SCHEMA = {
     "description": "A size in bytes, or with a binary unit: 64M, 1G, 512MiB.",
 }
 _CPUS_SCHEMA = {
-    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 4096},
+        {"type": "string", "pattern": r"^\s*\d*\.?\d+\s*$"},
+    ],
     "description": "A number of CPUs, for example 0.5.",
 }
 
