@@ -1,0 +1,107 @@
+"""``converge.diff``: field-level changes between aligned views, and per-object statuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from converge.diff import FieldChange, compare_views, creation_changes, diff
+from converge.loader import load_spec_text
+from converge.observe import state_from_engine_json
+from converge.state import ObservedState
+
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded"
+
+
+def recorded(name: str, stack: str = "fxrec") -> ObservedState:
+    engine = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    return state_from_engine_json(
+        stack,
+        engine["manager"],
+        nodes=engine["nodes"],
+        networks=engine["networks"],
+        services=engine["services"],
+        tasks=engine["tasks"],
+    )
+
+
+def test_equal_views_have_no_changes() -> None:
+    view = {"image": "x:1", "env": {"A": "1"}, "constraints": ["a", "b"]}
+    assert compare_views(view, dict(view)) == []
+
+
+def test_changes_name_the_leaf_field() -> None:
+    before = {"env": {"A": "1", "B": "2"}, "update_config": {"parallelism": 1}}
+    after = {"env": {"A": "1", "C": "3"}, "update_config": {"parallelism": 2}}
+    assert compare_views(before, after) == [
+        FieldChange(("env", "B"), "2", None),
+        FieldChange(("env", "C"), None, "3"),
+        FieldChange(("update_config", "parallelism"), 1, 2),
+    ]
+
+
+def test_a_changed_list_is_reported_whole() -> None:
+    before = {"constraints": ["node.role == worker"]}
+    after = {"constraints": ["node.role == worker", "node.labels.a == b"]}
+    assert compare_views(before, after) == [
+        FieldChange(("constraints",), before["constraints"], after["constraints"])
+    ]
+
+
+def test_a_type_change_is_one_change() -> None:
+    assert compare_views({"replicas": None}, {"replicas": 3}) == [
+        FieldChange(("replicas",), None, 3)
+    ]
+
+
+def test_creation_lists_only_what_is_set() -> None:
+    changes = creation_changes(
+        {"image": "x:1", "user": None, "env": {}, "ports": {}, "cmd": [], "labels": {"a": None}}
+    )
+    assert changes == [FieldChange(("image",), None, "x:1"), FieldChange(("labels",), None, {})]
+
+
+def test_statuses_against_the_recorded_swarm() -> None:
+    spec = load_spec_text(
+        "version: 1\nstack: fxrec\n"
+        "nodes:\n  manager: {role: manager}\n  ghost: {role: worker}\n"
+        "networks:\n  backend: {attachable: true}\n  new: {}\n"
+        "  outside: {external: true, name: nowhere}\n"
+        "services:\n"
+        "  web: {image: converge-lab/app:v2, networks: [backend]}\n"
+        "  fresh: {image: converge-lab/app:v1, networks: [new, outside]}\n"
+        "  hand: {image: converge-lab/app:v1}\n",
+        environ={},
+    ).spec
+    result = diff(spec, recorded("fxrec"))
+    statuses = {item.address: item.status for item in result.objects}
+    assert statuses == {
+        "node.manager": "unchanged",
+        "node.ghost": "missing",
+        "network.backend": "unchanged",
+        "network.new": "create",
+        "network.outside": "missing",
+        "network.monitoring": "remove",
+        "service.web": "update",
+        "service.fresh": "create",
+        "service.hand": "collision",
+        "service.agent": "remove",
+        "service.db": "remove",
+        "service.labelled": "remove",
+        "service.latest": "remove",
+        "service.pinned": "remove",
+    }
+    web = result.of("service", "web")
+    assert web is not None
+    # Maps and lists are managed whole (left out means empty); unset structs are not managed.
+    assert [change.field for change in web.changes] == [
+        "constraints",
+        "container_labels.logging",
+        "env",
+        "image",
+        "labels.tier",
+        "networks.backend.aliases",
+        "ports.39080:80/tcp",
+        "preferences",
+        "replicas",
+    ]
