@@ -9,6 +9,10 @@ Writes two recordings into tests/fixtures/recorded/:
   (``docker service update --image ...@sha256:...``, a constraint respelt ``==``), plus
   ``fxrec_hand``, an unowned service made with ``docker service create``.
 
+Nodes are recorded as the lab has them: at the last recording the workers carried the label
+``type=mvc`` (set by the exampleapp stack), and the plan fixtures' expected files assume so;
+check ``git diff tests/fixtures/plans`` after re-recording and rewriting them.
+
 Only objects named ``fx*`` (and the engine's built-in networks) are kept, so services other
 people run on the lab never leak into the fixtures; node TLS certificates and plugin lists are
 dropped (nothing reads them). Everything created is removed again, even on failure.
