@@ -48,6 +48,7 @@ _DONE_OUTCOME: dict[str, Outcome] = {
 _ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 _FAILURES_BEFORE_GIVING_UP = 3
+_UNPLACEABLE_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class ServiceProgress:
     update_state: str | None
     converged: bool
     failure: str | None = None
+    unplaceable: str | None = None
+    """The scheduler's complaint while no task runs; only a failure if it persists."""
 
 
 @dataclass(frozen=True)
@@ -356,14 +359,14 @@ def service_progress(
     desired = _desired_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
     update_state = service.update_state if service.update_started >= since else None
-    failure = None
+    failure = unplaceable = None
     if update_state in _ROLLBACK_STATES or update_state == "paused":
         failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
         failure += _last_errors(state, tasks)
     else:
-        unplaceable = [task for task in tasks if "no suitable node" in task.error + task.message]
-        if unplaceable and not running:
-            failure = f"tasks cannot be placed: {unplaceable[-1].error or unplaceable[-1].message}"
+        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
+        if pending and not running:
+            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
         recent_failures = [
             task
             for task in tasks
@@ -377,7 +380,7 @@ def service_progress(
     updating = update_state in ("updating", "rollback_started")
     converged = failure is None and len(running) == desired and not stale and not updating
     return ServiceProgress(
-        key, service.name, len(running), desired, update_state, converged, failure
+        key, service.name, len(running), desired, update_state, converged, failure, unplaceable
     )
 
 
@@ -415,15 +418,22 @@ def _stable_window(run: _Run, service: ObservedService | None) -> float:
 def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
     started = _engine_time(run.observed)
     converged_since: dict[str, float] = {}
+    unplaceable_since: dict[str, float] = {}
     while True:
         state = run.refresh()
         owned = state.owned_services()
         progress = [service_progress(state, key, owned.get(key), started) for key in keys]
         run.events.waiting(progress)
-        failures = [item for item in progress if item.failure]
-        if failures:
-            return "; ".join(f"service {item.name}: {item.failure}" for item in failures)
         now = time.monotonic()
+        failures = [f"service {item.name}: {item.failure}" for item in progress if item.failure]
+        for item in progress:
+            if item.unplaceable is None:
+                unplaceable_since.pop(item.key, None)
+            # Right after node labels change the scheduler may still judge on the old ones.
+            elif now - unplaceable_since.setdefault(item.key, now) >= _UNPLACEABLE_GRACE:
+                failures.append(f"service {item.name}: {item.unplaceable}")
+        if failures:
+            return "; ".join(failures)
         for item in progress:
             if item.converged:
                 converged_since.setdefault(item.key, now)

@@ -81,8 +81,12 @@ def state_from_engine_json(
 
 
 def template_digest(template: Mapping[str, Any]) -> str:
-    """Identifies a task template: a task runs its service's current spec when they match."""
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+    """Identifies a task template: a task runs its service's current spec when they match.
+
+    ``Runtime`` is left out: the engine fills it in on the service, never on its tasks.
+    """
+    significant = {key: value for key, value in template.items() if key != "Runtime"}
+    return hashlib.sha256(json.dumps(significant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _node(node: Mapping[str, Any]) -> ObservedNode:
