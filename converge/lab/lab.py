@@ -377,6 +377,8 @@ class Lab:
                 system.run(["ip", "-n", netns, "link", "set", "eth0", "up"])
                 system.run(["ip", "-n", netns, "link", "set", "lo", "up"])
                 system.run(["ip", "link", "set", veth, "master", config.bridge, "up"])
+            elif not links[veth]:
+                system.run(["ip", "link", "set", veth, "up"])  # left cut by a fault test
 
     def _ensure_firewall(self) -> None:
         chain = self.config.chain
