@@ -94,9 +94,13 @@ class LabConfig:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> LabConfig:
-        """The default lab, with ``CONVERGE_LAB_DIR`` and ``CONVERGE_LAB_CACHE`` applied."""
+        """The default lab, with ``CONVERGE_LAB_DIR``, ``CONVERGE_LAB_CACHE``,
+        ``CONVERGE_LAB_NAME`` and ``CONVERGE_LAB_SUBNET`` applied (several labs can coexist
+        when each has its own name, subnet and directory)."""
         env = dict(os.environ) if environ is None else environ
         return cls(
+            name=env.get("CONVERGE_LAB_NAME") or DEFAULT_NAME,
+            subnet=ipaddress.IPv4Network(env.get("CONVERGE_LAB_SUBNET") or DEFAULT_SUBNET),
             directory=Path(env.get("CONVERGE_LAB_DIR") or DEFAULT_LAB_DIR),
             cache_dir=Path(env.get("CONVERGE_LAB_CACHE") or DEFAULT_CACHE_DIR),
         )

@@ -59,7 +59,7 @@ services:
     resources:
       limits: {{cpus: 0.5, memory: 64M}}
       reservations: {{cpus: 0.1, memory: 16M}}
-    healthcheck: {{test: ["CMD", "true"], interval: 5s, timeout: 2s, retries: 3,
+    healthcheck: {{test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3,
                   start_period: 1s}}
     stop_grace_period: 5s
     stop_signal: SIGTERM
@@ -78,7 +78,8 @@ SERVICE_MUTATIONS = [
     ("scale", ["--replicas", "2"], "replicas"),
     ("add a constraint", ["--constraint-add", "node.role==worker"], "constraints"),
     ("publish a port", ["--publish-add", "3999:80"], "ports.3999:80/tcp"),
-    ("unpublish a port", ["--publish-rm", "8081"], "ports.8081:80/tcp"),
+    # --publish-rm names the target port.
+    ("unpublish a port", ["--publish-rm", "80"], "ports.8081:80/tcp"),
     ("add a mount", ["--mount-add", "type=tmpfs,target=/scratch"], "mounts./scratch"),
     ("remove a mount", ["--mount-rm", "/hosttmp"], "mounts./hosttmp"),
     ("change the image", ["--image", "converge-lab/app:v2"], "image"),
