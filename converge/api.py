@@ -17,11 +17,18 @@ from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
 from converge.engine import Engine
 from converge.errors import PlanError
-from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
+from converge.executor import (
+    ApplyEvents,
+    ApplyOptions,
+    ApplyResult,
+    apply_plan,
+    service_progress,
+)
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
 from converge.render import plan_document
+from converge.spec import Spec
 from converge.state import ObservedState
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "read_saved_plan",
     "resolved_spec_hash",
     "save_plan",
+    "stack_status",
 ]
 
 
@@ -155,3 +163,40 @@ def check_saved_plan(document: dict[str, Any], fresh: PlanResult) -> None:
         raise PlanError(
             f"the swarm changed since the plan was made: {details}; run 'converge plan' again"
         )
+
+
+def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
+    """The stack's services as they run now: counts, placement per node, last task errors."""
+    observed = observe(engine, spec.stack)
+    owned = observed.owned_services()
+    services = []
+    for key in sorted(set(spec.services) | set(owned)):
+        service = owned.get(key)
+        progress = service_progress(observed, key, service)
+        placement: dict[str, int] = {}
+        errors: list[str] = []
+        if service is not None:
+            for task in observed.tasks_of(service.id):
+                node = observed.node_by_id(task.node_id)
+                where = node.hostname if node else "(unassigned)"
+                if task.state == "running" and task.desired_state == "running":
+                    placement[where] = placement.get(where, 0) + 1
+                elif task.error and task.desired_state == "running":
+                    errors.append(f"{where}: {task.state}: {task.error}")
+        services.append(
+            {
+                "key": key,
+                "name": progress.name,
+                "in_spec": key in spec.services,
+                "running": progress.running,
+                "desired": progress.desired,
+                "update_state": progress.update_state,
+                "converged": progress.converged,
+                "failure": progress.failure,
+                "placement": dict(sorted(placement.items())),
+                "errors": errors[-5:],
+            }
+        )
+    missing = [f"service.{key}" for key in spec.services if key not in owned]
+    missing += [f"node.{name}" for name in spec.nodes if observed.node(name) is None]
+    return {"stack": spec.stack, "services": services, "missing": missing}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -244,32 +245,34 @@ def _result_document(result: ApplyResult, plan_result: PlanResult) -> dict[str, 
     }
 
 
-@app.command()
-def apply(
-    files: Annotated[
-        list[Path],
-        typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
-    ],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
-    ] = False,
-    rebalance: Annotated[
-        bool,
-        typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly."),
-    ] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for convergence, overall.")
-    ] = 600.0,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Actions run at once within a phase.", min=1)
-    ] = 8,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="text or json.")
-    ] = OutputFormat.text,
-    host: HostOption = None,
-) -> None:
-    """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for convergence, overall.")
+]
+LockTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout", help="Seconds to wait for another apply on the same stack to finish."
+    ),
+]
+ApplyOutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
+
+
+@dataclass(frozen=True)
+class _ApplyRequest:
+    files: list[Path]
+    yes: bool
+    plan_options: PlanOptions
+    timeout: float
+    lock_timeout: float
+    concurrency: int
+    output: OutputFormat
+    host: str | None
+    verb: str = "Apply"
+
+
+def _run_apply(request: _ApplyRequest) -> None:
+    """Plan under the stack's lock, confirm, execute, report; shared by apply and destroy."""
     from converge.api import (
         check_saved_plan,
         execute_plan,
@@ -278,51 +281,59 @@ def apply(
         read_saved_plan,
     )
     from converge.engine import connect
+    from converge.lock import stack_lock
 
+    files = request.files
     saved = None
     if len(files) == 1 and is_saved_plan(files[0]):
         saved = read_saved_plan(files[0])
         files = [Path(name) for name in saved["spec"]["files"]]
     loaded = _load(files)
     console = _console()
-    as_json = output is OutputFormat.json
-    engine = connect(host)
+    as_json = request.output is OutputFormat.json
+    messages = Console(stderr=True, highlight=False) if as_json else console
+    engine = connect(request.host)
     try:
-        plan_result = make_plan(loaded, engine, PlanOptions(prune=prune, rebalance=rebalance))
-        if saved is not None:
-            check_saved_plan(saved, plan_result)
-        if not as_json:
-            console.print(plan_text(plan_result.plan, loaded))
-        if plan_result.plan.errors:
-            raise typer.Exit(1)
-        if not plan_result.plan.has_changes:
-            if as_json:
-                typer.echo(
-                    json.dumps(
-                        _result_document(ApplyResult(loaded.spec.stack, ()), plan_result), indent=2
-                    )
-                )
-            raise typer.Exit(0)
-        if not yes and saved is None:
-            if not sys.stdin.isatty():
-                raise ConvergeError(
-                    "refusing to apply without confirmation: not on a terminal, pass --yes"
-                )
-            if not typer.confirm("Apply these changes?", default=False):
-                typer.echo("Apply cancelled; nothing was changed.", err=True)
+        with stack_lock(
+            engine,
+            loaded.spec.stack,
+            wait=request.lock_timeout,
+            hold_for=request.timeout + 300,
+            on_wait=lambda holder: messages.print(
+                f"waiting for the lock of stack {loaded.spec.stack}: held by {holder.describe()}"
+            ),
+        ):
+            plan_result = make_plan(loaded, engine, request.plan_options)
+            if saved is not None:
+                check_saved_plan(saved, plan_result)
+            if not as_json:
+                console.print(plan_text(plan_result.plan, loaded))
+            if plan_result.plan.errors:
                 raise typer.Exit(1)
-        reporter = _ProgressReporter(
-            Console(stderr=True, highlight=False) if as_json else console, quiet=False
-        )
-        try:
-            result = execute_plan(
-                plan_result,
-                engine,
-                reporter.events(),
-                ApplyOptions(timeout=timeout, concurrency=concurrency),
-            )
-        finally:
-            reporter.stop()
+            if not plan_result.plan.has_changes:
+                if as_json:
+                    empty = ApplyResult(loaded.spec.stack, ())
+                    typer.echo(json.dumps(_result_document(empty, plan_result), indent=2))
+                return
+            if not request.yes and saved is None:
+                if not sys.stdin.isatty():
+                    raise ConvergeError(
+                        f"refusing to {request.verb.lower()} without confirmation: "
+                        "not on a terminal, pass --yes"
+                    )
+                if not typer.confirm(f"{request.verb} these changes?", default=False):
+                    typer.echo(f"{request.verb} cancelled; nothing was changed.", err=True)
+                    raise typer.Exit(1)
+            reporter = _ProgressReporter(messages, quiet=False)
+            try:
+                result = execute_plan(
+                    plan_result,
+                    engine,
+                    reporter.events(),
+                    ApplyOptions(timeout=request.timeout, concurrency=request.concurrency),
+                )
+            finally:
+                reporter.stop()
     finally:
         engine.close()
     if as_json:
@@ -330,12 +341,132 @@ def apply(
     elif result.ok:
         counts = plan_result.plan.counts()
         console.print(
-            f"[bold green]Apply complete![/bold green] {counts['add']} added, "
+            f"[bold green]{request.verb} complete![/bold green] {counts['add']} added, "
             f"{counts['change']} changed, {counts['destroy']} destroyed; the swarm converged."
         )
     if not result.ok:
-        typer.echo(f"error: apply failed: {result.error}", err=True)
+        typer.echo(f"error: {request.verb.lower()} failed: {result.error}", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def apply(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
+    ],
+    yes: YesOption = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
+    ] = False,
+    rebalance: Annotated[
+        bool,
+        typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly."),
+    ] = False,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Actions run at once within a phase.", min=1)
+    ] = 8,
+    output: ApplyOutputOption = OutputFormat.text,
+    host: HostOption = None,
+) -> None:
+    """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
+    _run_apply(
+        _ApplyRequest(
+            files=files,
+            yes=yes,
+            plan_options=PlanOptions(prune=prune, rebalance=rebalance),
+            timeout=timeout,
+            lock_timeout=lock_timeout,
+            concurrency=concurrency,
+            output=output,
+            host=host,
+        )
+    )
+
+
+@app.command()
+def destroy(
+    files: SpecFiles,
+    yes: YesOption = False,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    output: ApplyOutputOption = OutputFormat.text,
+    host: HostOption = None,
+) -> None:
+    """Remove every service and network the spec's stack owns (like docker stack rm).
+
+    Nodes keep their labels and availability; volumes and their data are kept.
+    """
+    _run_apply(
+        _ApplyRequest(
+            files=files,
+            yes=yes,
+            plan_options=PlanOptions(destroy=True),
+            timeout=timeout,
+            lock_timeout=lock_timeout,
+            concurrency=8,
+            output=output,
+            host=host,
+            verb="Destroy",
+        )
+    )
+
+
+@app.command()
+def status(
+    files: SpecFiles,
+    output: ApplyOutputOption = OutputFormat.text,
+    host: HostOption = None,
+) -> None:
+    """Per service: running/desired tasks, where they run, update state and last errors."""
+    from converge.api import stack_status
+    from converge.engine import connect
+
+    loaded = _load(files)
+    engine = connect(host)
+    try:
+        report = stack_status(loaded.spec, engine)
+    finally:
+        engine.close()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = _console()
+    for service in report["services"]:
+        mark = "[green]ok[/green]" if service["converged"] else "[yellow]not converged[/yellow]"
+        state = f", update {service['update_state']}" if service["update_state"] else ""
+        console.print(
+            f"[bold]{service['name']}[/bold] {service['running']}/{service['desired']} "
+            f"running{state} {mark}"
+        )
+        placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
+        console.print(f"  placement: {placement or '(no running tasks)'}")
+        for error in service["errors"]:
+            console.print(f"  [red]error[/red] {_escape(error)}")
+    for missing in report["missing"]:
+        console.print(f"[yellow]{missing}: declared in the spec, not in the swarm[/yellow]")
+
+
+@app.command()
+def unlock(
+    stack: Annotated[str, typer.Argument(help="The stack whose lock to remove.")],
+    host: HostOption = None,
+) -> None:
+    """Remove a stack's apply lock left behind by an apply that died."""
+    from converge.engine import connect
+    from converge.lock import unlock as remove_lock
+
+    engine = connect(host)
+    try:
+        holder = remove_lock(engine, stack)
+    finally:
+        engine.close()
+    if holder is None:
+        typer.echo(f"stack {stack} is not locked")
+    else:
+        typer.echo(f"removed the lock of stack {stack}, held by {holder.describe()}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ its traceback.
     ├── EngineError          the Docker engine is unreachable, not a manager, or refused a call
     ├── PlanError            a saved plan is unreadable or stale
     ├── ApplyError           applying a plan failed part-way (carries the partial result)
+    ├── LockError            the stack is locked by another apply
     └── LabError             the local lab swarm cannot be started, stopped or used
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConvergeError",
     "EngineError",
     "LabError",
+    "LockError",
     "PlanError",
     "SpecError",
     "SpecProblem",
@@ -70,6 +72,10 @@ class PlanError(ConvergeError):
 
 class ApplyError(ConvergeError):
     """Applying a plan failed; the partial result is kept for reporting."""
+
+
+class LockError(ConvergeError):
+    """The stack is locked by another apply (the message names the holder)."""
 
 
 class LabError(ConvergeError):

@@ -273,7 +273,8 @@ def _execute_network(run: _Run, action: Action) -> None:
     if action.kind == "create":
         engine.create_network(name, network_create_body(spec, action.key))
     elif action.kind == "remove":
-        engine.remove_network(action.name, _require_id(action))
+        # The engine refuses while removed services' tasks still hold endpoints on it.
+        _remove_network_when_free(run, action.name, _require_id(action))
     elif action.kind == "replace":
         _replace_network(run, action, name)
 
@@ -316,7 +317,10 @@ def _remove_network_when_free(run: _Run, name: str, network_id: str) -> None:
         try:
             run.engine.remove_network(name, network_id)
         except EngineError as error:
-            if "in use" in str(error) or "active endpoints" in str(error):
+            message = str(error).lower()
+            if "not found" in message:
+                return True
+            if "in use" in message or "active endpoints" in message:
                 return False
             raise
         return True

@@ -28,6 +28,8 @@ _NETWORK_UPDATABLE_FIELDS: frozenset[str] = frozenset()
 class PlanOptions:
     prune: bool = False
     rebalance: bool = False
+    destroy: bool = False
+    """Remove every object of the stack instead of converging it (``converge destroy``)."""
 
 
 def plan(
@@ -39,6 +41,14 @@ def plan(
     spec_files: tuple[str, ...] = (),
 ) -> Plan:
     """Turn a diff into an ordered plan and check the swarm it would leave."""
+    if options.destroy:
+        return Plan(
+            stack=difference.stack,
+            actions=tuple(_destroy_actions(observed)),
+            versions=_versions(observed),
+            spec_digest=spec_digest,
+            spec_files=spec_files,
+        )
     actions: list[Action] = []
     findings: list[Finding] = []
     for item in difference.objects:
@@ -71,6 +81,37 @@ def plan(
         spec_digest=spec_digest,
         spec_files=spec_files,
     )
+
+
+def _destroy_actions(observed: ObservedState) -> list[Action]:
+    """Remove what the stack owns: services first, then networks (never nodes or volumes)."""
+    reason = "destroying the stack"
+    services = [
+        Action(
+            Phase.PRUNE_SERVICES,
+            "remove",
+            "service",
+            key,
+            service.name,
+            reason,
+            observed_id=service.id,
+            observed_version=service.version,
+        )
+        for key, service in sorted(observed.owned_services().items())
+    ]
+    networks = [
+        Action(
+            Phase.PRUNE_NETWORKS,
+            "remove",
+            "network",
+            key,
+            network.name,
+            reason,
+            observed_id=network.id,
+        )
+        for key, network in sorted(observed.owned_networks().items())
+    ]
+    return services + networks
 
 
 def _versions(observed: ObservedState) -> dict[str, int]:

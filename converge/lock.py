@@ -1,0 +1,161 @@
+"""A per-stack lock kept in the swarm itself, so it works across CI runners and machines.
+
+The lock is a swarm config object named ``converge-lock-<stack>``: creating a config whose name
+exists fails, so creation is an atomic test-and-set in the swarm's own store. Its labels say who
+holds it, since when, and until when; a lock past its expiry is stale and is taken over.
+``converge unlock STACK`` removes a lock by hand.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from converge.engine import Engine
+from converge.errors import EngineError, LockError
+
+__all__ = ["LockInfo", "acquire", "lock_name", "read_lock", "stack_lock", "unlock"]
+
+_PREFIX = "io.converge.lock."
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    stack: str
+    owner: str
+    since: datetime
+    expires: datetime
+    config_id: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.owner} since {self.since:%Y-%m-%d %H:%M:%S}Z (expires {self.expires:%H:%M:%S}Z)"
+        )
+
+
+def lock_name(stack: str) -> str:
+    return f"converge-lock-{stack}"
+
+
+def _owner() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+def read_lock(engine: Engine, stack: str) -> LockInfo | None:
+    """The current holder of ``stack``'s lock, if any."""
+    for config in engine.configs({"name": lock_name(stack)}):
+        spec = config.get("Spec") or {}
+        if spec.get("Name") != lock_name(stack):
+            continue
+        labels = spec.get("Labels") or {}
+        return LockInfo(
+            stack=stack,
+            owner=labels.get(f"{_PREFIX}owner", "unknown"),
+            since=_parse_time(labels.get(f"{_PREFIX}since")),
+            expires=_parse_time(labels.get(f"{_PREFIX}expires")),
+            config_id=config["ID"],
+        )
+    return None
+
+
+def _parse_time(text: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(text or "")
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def acquire(
+    engine: Engine,
+    stack: str,
+    *,
+    wait: float,
+    hold_for: float,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    poll: float = 1.0,
+    on_wait: Callable[[LockInfo], None] = lambda holder: None,
+) -> LockInfo:
+    """Take ``stack``'s lock, waiting up to ``wait`` seconds for its holder.
+
+    Args:
+        hold_for: seconds after which the lock counts as stale (set it above the apply timeout).
+
+    Raises:
+        LockError: still held by someone else after ``wait`` seconds; names the holder.
+    """
+    deadline = time.monotonic() + wait
+    announced = False
+    while True:
+        started = now()
+        expires = started + timedelta(seconds=hold_for)
+        labels = {
+            f"{_PREFIX}owner": _owner(),
+            f"{_PREFIX}since": started.isoformat(),
+            f"{_PREFIX}expires": expires.isoformat(),
+            "com.docker.stack.namespace": stack,
+        }
+        try:
+            config_id = engine.create_config(lock_name(stack), b"converge lock\n", labels)
+            return LockInfo(stack, labels[f"{_PREFIX}owner"], started, expires, config_id)
+        except EngineError as error:
+            if "already exists" not in str(error) and "AlreadyExists" not in str(error):
+                raise
+        holder = read_lock(engine, stack)
+        if holder is None:
+            continue
+        if holder.expires < now():
+            # Stale: its apply died without releasing. Remove exactly that config and retry.
+            _remove_quietly(engine, holder)
+            continue
+        if time.monotonic() >= deadline:
+            raise LockError(
+                f"stack {stack} is locked by {holder.describe()}; waited {wait:g}s "
+                f"(--lock-timeout). If that apply is gone, run: converge unlock {stack}"
+            )
+        if not announced:
+            on_wait(holder)
+            announced = True
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def _remove_quietly(engine: Engine, holder: LockInfo) -> None:
+    try:
+        engine.remove_config(lock_name(holder.stack), holder.config_id)
+    except EngineError as error:
+        if "not found" not in str(error).lower():
+            raise
+
+
+def unlock(engine: Engine, stack: str) -> LockInfo | None:
+    """Remove ``stack``'s lock whoever holds it; returns what was removed."""
+    holder = read_lock(engine, stack)
+    if holder is not None:
+        _remove_quietly(engine, holder)
+    return holder
+
+
+@contextmanager
+def stack_lock(
+    engine: Engine,
+    stack: str,
+    *,
+    wait: float,
+    hold_for: float,
+    on_wait: Callable[[LockInfo], None] = lambda holder: None,
+) -> Iterator[LockInfo]:
+    """Hold ``stack``'s lock for the duration of the block."""
+    held = acquire(engine, stack, wait=wait, hold_for=hold_for, on_wait=on_wait)
+    try:
+        yield held
+    finally:
+        _remove_quietly(engine, held)
