@@ -13,7 +13,15 @@ from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
 from converge.diff import FieldChange
 from converge.loader import FieldPath, LoadedSpec
 
-__all__ = ["MASK", "plan_json", "plan_markdown", "plan_text", "summary_line"]
+__all__ = [
+    "MASK",
+    "plan_document",
+    "plan_json",
+    "plan_markdown",
+    "plan_text",
+    "scrub",
+    "summary_line",
+]
 
 MASK = "(sensitive)"
 _SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
@@ -56,6 +64,11 @@ def _scrub(text: str, secrets: frozenset[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def scrub(text: str, loaded: LoadedSpec | None) -> str:
+    """``text`` with every secret value of the spec replaced by ``(sensitive)``."""
+    return _scrub(text, _secret_texts(loaded))
 
 
 def _masker(loaded: LoadedSpec | None) -> Masker:
