@@ -701,6 +701,12 @@ class ServiceSpec(Model):
 # The external load balancer
 
 
+# One line of HAProxy configuration: a section keyword inside it would break the layout.
+HaproxyLine = Annotated[str, Field(min_length=1, pattern=r"^[^\n\r#]+$")]
+# Section names HAProxy accepts: letters, digits and '-', '_', '.', ':'.
+HaproxySectionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=63)]
+
+
 class LoadBalancerBackend(Model):
     """Where HAProxy sends one frontend's traffic: the tasks of one service."""
 
@@ -724,11 +730,22 @@ class LoadBalancerBackend(Model):
     max_servers: int = Field(
         default=10, ge=1, le=1000, description="dns method: server slots to reserve."
     )
+    options: tuple[HaproxyLine, ...] = Field(
+        default=(),
+        description=(
+            "Extra HAProxy lines for this backend section, written as is (for example "
+            "'option httpchk GET /health'); apply validates them with haproxy -c."
+        ),
+    )
 
 
 class LoadBalancerFrontend(Model):
     port: Port
     backend: str = Field(description="A key of 'backends'.")
+    options: tuple[HaproxyLine, ...] = Field(
+        default=(),
+        description="Extra HAProxy lines for this frontend section, written as is.",
+    )
 
 
 class LoadBalancerTimeouts(Model):
@@ -748,9 +765,17 @@ class LoadBalancerSpec(Model):
     name: ObjectName = "loadbalancer"
     image: str = Field(min_length=1)
     node: str = Field(description="Hostname of the node that runs the container.")
+    engine: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Docker engine address of that node (unix://, tcp://, ssh://user@host); default: "
+            "the engine converge talks to, which must then be that node."
+        ),
+    )
     mode: Literal["http", "tcp"] = "http"
-    frontends: dict[str, LoadBalancerFrontend] = Field(min_length=1)
-    backends: dict[str, LoadBalancerBackend] = Field(min_length=1)
+    frontends: dict[HaproxySectionName, LoadBalancerFrontend] = Field(min_length=1)
+    backends: dict[HaproxySectionName, LoadBalancerBackend] = Field(min_length=1)
     timeouts: LoadBalancerTimeouts = Field(default_factory=LoadBalancerTimeouts)
     stats: LoadBalancerStats | None = None
     # That each frontend names a declared backend and that no port is listened on twice is
