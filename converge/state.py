@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ObservedLoadBalancer",
     "ObservedNetwork",
     "ObservedNode",
     "ObservedService",
@@ -94,6 +95,23 @@ class ObservedTask:
 
 
 @dataclass(frozen=True)
+class ObservedLoadBalancer:
+    """A load-balancer container of the stack, seen through its node's engine.
+
+    ``view`` holds image, node, ports, networks and running (see ``converge.haproxy``);
+    ``config`` is the haproxy.cfg read back from the container (None if unreadable).
+    """
+
+    id: str
+    name: str
+    owned: bool
+    view: Mapping[str, Any]
+    config: str | None
+    started_at: str = ""
+    pid: int = 0
+
+
+@dataclass(frozen=True)
 class ObservedState:
     """The swarm as observed by one manager, for one stack."""
 
@@ -104,6 +122,10 @@ class ObservedState:
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
     api_calls: int = 0
+    # The load balancer, observed through the engine of its node (converge.loadbalancer).
+    loadbalancers: tuple[ObservedLoadBalancer, ...] = ()
+    loadbalancer_engine: str = ""
+    """Hostname of the engine the load balancer is observed through ("" if none)."""
 
     def node(self, hostname: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.hostname == hostname), None)
