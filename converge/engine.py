@@ -204,6 +204,69 @@ class Engine:
         with self._translate(f"failed to remove config {name}"):
             self._client.remove_config(config_id)
 
+    # -- containers (the external load balancer) ------------------------------------------------
+
+    def inspect_container(self, name: str) -> Json | None:
+        """The container's full JSON, or None when there is no such container."""
+        with self._translate(f"failed to inspect container {name}"):
+            try:
+                return cast(Json, self._client.inspect_container(name))
+            except docker.errors.NotFound:
+                return None
+
+    def create_container(self, name: str, body: Json) -> str:
+        """Create (not start) a container from an Engine API ContainerCreate body; its id."""
+        with self._translate(f"failed to create container {name}"):
+            url = self._client._url("/containers/create")
+            response = self._client._post_json(url, data=body, params={"name": name})
+            return cast(str, self._client._result(response, json=True)["Id"])
+
+    def start_container(self, name: str, container_id: str) -> None:
+        with self._translate(f"failed to start container {name}"):
+            self._client.start(container_id)
+
+    def remove_container(self, name: str, container_id: str) -> None:
+        """Remove a container, stopping it first if it runs."""
+        with self._translate(f"failed to remove container {name}"):
+            self._client.remove_container(container_id, force=True)
+
+    def kill_container(self, name: str, container_id: str, signal: str) -> None:
+        """Send ``signal`` (e.g. ``SIGUSR2``) to the container's main process."""
+        with self._translate(f"failed to signal container {name}"):
+            self._client.kill(container_id, signal=signal)
+
+    def wait_container(self, name: str, container_id: str, timeout: float) -> int:
+        """Wait until the container exits; its exit code."""
+        with self._translate(f"failed to wait for container {name}"):
+            result = self._client.wait(container_id, timeout=timeout)
+            return int(result.get("StatusCode", -1))
+
+    def container_logs(self, name: str, container_id: str) -> str:
+        with self._translate(f"failed to read the logs of container {name}"):
+            return cast(bytes, self._client.logs(container_id)).decode(errors="replace")
+
+    def put_archive(self, name: str, container_id: str, path: str, tar: bytes) -> None:
+        """Extract a tar archive into the directory ``path`` of the container."""
+        with self._translate(f"failed to copy into container {name}"):
+            self._client.put_archive(container_id, path, tar)
+
+    def get_archive(self, name: str, container_id: str, path: str) -> bytes | None:
+        """A tar archive of ``path`` in the container, or None when the path does not exist."""
+        with self._translate(f"failed to copy from container {name}"):
+            try:
+                stream, _ = self._client.get_archive(container_id, path)
+            except docker.errors.NotFound:
+                return None
+            return b"".join(stream)
+
+    def exec_run(self, name: str, container_id: str, command: list[str]) -> tuple[int, str]:
+        """Run ``command`` in the running container; its exit code and combined output."""
+        with self._translate(f"failed to run {command[0]} in container {name}"):
+            created = self._client.exec_create(container_id, command, stdout=True, stderr=True)
+            output = cast(bytes, self._client.exec_start(created["Id"]))
+            code = self._client.exec_inspect(created["Id"]).get("ExitCode")
+            return (int(code) if code is not None else -1, output.decode(errors="replace"))
+
 
 def connect(host: str | None = None, timeout: float = 30.0) -> Engine:
     """Connect as the docker CLI would: ``host``, else ``DOCKER_HOST`` and the TLS variables.
