@@ -8,13 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
+from converge.drift import DriftReport, drift_report
 from converge.engine import Engine
 from converge.errors import PlanError
 from converge.executor import (
@@ -27,12 +30,14 @@ from converge.executor import (
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
+from converge.provenance import git_revision
 from converge.render import plan_document
 from converge.spec import Spec
 from converge.state import ObservedState
 
 __all__ = [
     "PlanResult",
+    "check_drift",
     "check_saved_plan",
     "execute_plan",
     "is_saved_plan",
@@ -200,3 +205,24 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
     missing = [f"service.{key}" for key in spec.services if key not in owned]
     missing += [f"node.{name}" for name in spec.nodes if observed.node(name) is None]
     return {"stack": spec.stack, "services": services, "missing": missing}
+
+
+def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
+    """Observe and plan (read-only: no write call), then report sync and health findings.
+
+    Raises:
+        EngineError: the engine is unreachable or not a swarm manager.
+    """
+    checked_at = datetime.now(UTC)
+    started = time.monotonic()
+    result = make_plan(loaded, engine)
+    commit, dirty = git_revision(loaded.files)
+    return drift_report(
+        loaded,
+        result.plan,
+        result.observed,
+        checked_at=checked_at,
+        duration=time.monotonic() - started,
+        git_commit=commit,
+        git_dirty=dirty,
+    )
