@@ -469,6 +469,68 @@ def unlock(
         typer.echo(f"removed the lock of stack {stack}, held by {holder.describe()}")
 
 
+class FailOnOption(StrEnum):
+    drift = "drift"
+    health = "health"
+    any = "any"
+
+
+@app.command()
+def drift(
+    files: SpecFiles,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text, json or markdown.")
+    ] = OutputFormat.text,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Also write Prometheus metrics here, atomically (node_exporter textfile).",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOnOption,
+        typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
+    ] = FailOnOption.any,
+    host: HostOption = None,
+) -> None:
+    """Is the swarm still what the spec says, and healthy? Never writes to the swarm.
+
+    Exit 0: in sync and healthy; 2: drift or unhealthy (per --fail-on); 1: error.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from converge.api import check_drift
+    from converge.drift import report_json, report_markdown, report_text
+    from converge.engine import connect
+    from converge.metrics import failure_metrics, report_metrics, write_metrics
+
+    started, stack = datetime.now(UTC), None
+    try:
+        loaded = _load(files)
+        stack = loaded.spec.stack
+        engine = connect(host)
+        try:
+            report = check_drift(loaded, engine)
+        finally:
+            engine.close()
+    except ConvergeError:
+        if metrics_file is not None:
+            elapsed = time.time() - started.timestamp()
+            write_metrics(metrics_file, failure_metrics(stack, started, elapsed))
+        raise
+    if metrics_file is not None:
+        write_metrics(metrics_file, report_metrics(report))
+    if output is OutputFormat.json:
+        typer.echo(report_json(report))
+    elif output is OutputFormat.markdown:
+        typer.echo(report_markdown(report))
+    else:
+        _console().print(report_text(report))
+    raise typer.Exit(report.exit_code(fail_on.value))
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the spec format, for editors and CI checks."""
