@@ -259,6 +259,11 @@ class Engine:
                 return None
             return b"".join(stream)
 
+    def connect_network(self, name: str, container_id: str, network: str) -> None:
+        """Attach a container to a network (API 1.41 takes only one at creation)."""
+        with self._translate(f"failed to connect container {name} to network {network}"):
+            self._client.connect_container_to_network(container_id, network)
+
     def exec_run(self, name: str, container_id: str, command: list[str]) -> tuple[int, str]:
         """Run ``command`` in the running container; its exit code and combined output."""
         with self._translate(f"failed to run {command[0]} in container {name}"):

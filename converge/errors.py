@@ -10,6 +10,7 @@ its traceback.
     ├── PlanError            a saved plan is unreadable or stale
     ├── ApplyError           applying a plan failed part-way (carries the partial result)
     ├── LockError            the stack is locked by another apply
+    ├── LoadBalancerError    the load balancer's config is invalid or its container failed
     └── LabError             the local lab swarm cannot be started, stopped or used
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "ConvergeError",
     "EngineError",
     "LabError",
+    "LoadBalancerError",
     "LockError",
     "PlanError",
     "SpecError",
@@ -80,3 +82,7 @@ class LockError(ConvergeError):
 
 class LabError(ConvergeError):
     """The local lab swarm cannot be started, stopped or used."""
+
+
+class LoadBalancerError(ConvergeError):
+    """The load balancer's rendered config is invalid, or its container did not start."""
