@@ -465,6 +465,10 @@ def status_line(report: DriftReport) -> str:
     return "Drift: " + ", ".join(parts) + "."
 
 
+# What apply would do about a sync finding, in the plan's symbols; x: it cannot (collision).
+_SYMBOLS = {"create": "+", "remove": "-", "replace": "-/+", "collision": "x"}
+
+
 def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
@@ -492,7 +496,8 @@ def report_text(report: DriftReport) -> str:
     if report.sync_findings:
         lines.append("[bold]Out of sync[/bold] (the swarm differs from the spec):")
         lines.extend(
-            f"  [yellow]~[/yellow] {finding.address}: {_escape(finding.message)}"
+            f"  [yellow]{_SYMBOLS.get(finding.action or '', '~')}[/yellow] {finding.address}: "
+            f"{_escape(finding.message)}"
             for finding in report.sync_findings
         )
         lines.append("")
