@@ -1,0 +1,144 @@
+"""The drift check's edges: Prometheus metrics (parsed by prometheus_client), their atomic
+write, the spec's git commit, and ``converge drift`` exit codes and metrics when it fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from test_drift import CHECKED_AT, _env_added, check, node
+
+from converge import cli
+from converge.errors import ConvergeError
+from converge.metrics import failure_metrics, report_metrics, write_metrics
+from converge.provenance import git_revision
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_of_a_clean_check() -> None:
+    samples = parse(report_metrics(check()))
+    stack = (("stack", "fxrec"),)
+    assert samples[("converge_drift_check_success", stack)] == 1
+    assert samples[("converge_drift_in_sync", stack)] == 1
+    assert samples[("converge_drift_healthy", stack)] == 1
+    assert samples[("converge_drift_last_check_timestamp_seconds", stack)] == (
+        CHECKED_AT.timestamp()
+    )
+    assert samples[("converge_drift_check_duration_seconds", stack)] == 0.25
+    assert samples[("converge_drift_findings", (("kind", "sync"), *stack))] == 0
+    assert samples[("converge_drift_findings", (("kind", "health"), *stack))] == 0
+    web = (("service", "web"), *stack)
+    assert samples[("converge_service_running_tasks", web)] == 3
+    assert samples[("converge_service_desired_tasks", web)] == 3
+    assert {labels[0][1] for name, labels in samples if name == "converge_service_in_sync"} == {
+        "agent",
+        "db",
+        "labelled",
+        "latest",
+        "pinned",
+        "web",
+    }
+
+
+def test_metrics_show_drift_and_health_per_service() -> None:
+    def edit(engine: dict[str, object]) -> None:
+        _env_added(engine)
+        node(engine, "worker3")["Status"]["State"] = "down"
+
+    samples = parse(report_metrics(check(edit)))
+    stack = (("stack", "fxrec"),)
+    assert samples[("converge_drift_findings", (("kind", "sync"), *stack))] == 1
+    assert samples[("converge_drift_findings", (("kind", "health"), *stack))] == 3
+    assert samples[("converge_drift_in_sync", stack)] == 0
+    assert samples[("converge_drift_nodes_not_ready", stack)] == 1
+    assert samples[("converge_drift_services_unhealthy", stack)] == 2
+    web, db = (("service", "web"), *stack), (("service", "db"), *stack)
+    assert samples[("converge_service_in_sync", web)] == 0
+    assert samples[("converge_service_healthy", web)] == 0
+    assert samples[("converge_service_in_sync", db)] == 1
+    assert samples[("converge_service_healthy", db)] == 1
+
+
+def test_failure_metrics_parse_with_and_without_a_stack() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    named = parse(failure_metrics('we"ird\\stack', moment, 1.5))
+    assert named[("converge_drift_check_success", (("stack", 'we"ird\\stack'),))] == 0
+    unnamed = parse(failure_metrics(None, moment, 1.5))
+    assert unnamed[("converge_drift_check_success", ())] == 0
+    assert unnamed[("converge_drift_last_check_timestamp_seconds", ())] == moment.timestamp()
+
+
+def test_write_metrics_replaces_the_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "converge.prom"
+    target.write_text("old\n")
+    write_metrics(target, "new 1\n")
+    assert target.read_text() == "new 1\n"
+    assert os.stat(target).st_mode & 0o777 == 0o644
+    assert [path.name for path in tmp_path.iterdir()] == ["converge.prom"]
+
+
+def test_write_metrics_to_a_missing_directory_is_an_expected_error(tmp_path: Path) -> None:
+    with pytest.raises(ConvergeError, match="cannot write the metrics file"):
+        write_metrics(tmp_path / "missing" / "converge.prom", "x 1\n")
+
+
+def _git(directory: Path, *arguments: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *arguments],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_git_revision_of_a_spec_in_a_work_tree(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text("version: 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "spec.yml")
+    _git(tmp_path, "commit", "-qm", "spec")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_revision([spec]) == (head, False)
+    spec.write_text("version: 2\n")
+    assert git_revision([spec]) == (head, True)
+
+
+def test_git_revision_outside_a_work_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text("version: 1\n")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_revision([spec]) == (None, None)
+    assert git_revision([]) == (None, None)
+
+
+def test_drift_cli_error_exits_1_and_writes_failure_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text("version: 1\nstack: shop\n")
+    metrics = tmp_path / "drift.prom"
+    # Nothing listens on this socket: the engine is unreachable.
+    arguments = ["drift", str(spec), "-H", f"unix://{tmp_path}/none.sock"]
+    monkeypatch.setattr("sys.argv", ["converge", *arguments, "--metrics-file", str(metrics)])
+    monkeypatch.setattr(cli, "_register_subcommands", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    samples = parse(metrics.read_text())
+    assert samples[("converge_drift_check_success", (("stack", "shop"),))] == 0
