@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -133,14 +135,20 @@ class ObservedState:
     def node_by_id(self, node_id: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.id == node_id), None)
 
-    def owned_services(self) -> dict[str, ObservedService]:
-        """This stack's services, by spec key."""
+    def owned_services(self) -> Mapping[str, ObservedService]:
+        """This stack's services, by spec key (computed once: the planner asks per service)."""
+        return self._owned_services
+
+    @cached_property
+    def _owned_services(self) -> Mapping[str, ObservedService]:
         prefix = f"{self.stack}_"
-        return {
-            service.name.removeprefix(prefix): service
-            for service in self.services
-            if service.owned and service.stack == self.stack
-        }
+        return MappingProxyType(
+            {
+                service.name.removeprefix(prefix): service
+                for service in self.services
+                if service.owned and service.stack == self.stack
+            }
+        )
 
     def owned_networks(self) -> dict[str, ObservedNetwork]:
         """This stack's networks, by spec key."""
@@ -158,4 +166,11 @@ class ObservedState:
         return next((network for network in self.networks if network.name == name), None)
 
     def tasks_of(self, service_id: str) -> list[ObservedTask]:
-        return [task for task in self.tasks if task.service_id == service_id]
+        return list(self._tasks_by_service.get(service_id, ()))
+
+    @cached_property
+    def _tasks_by_service(self) -> Mapping[str, tuple[ObservedTask, ...]]:
+        grouped: dict[str, list[ObservedTask]] = {}
+        for task in self.tasks:
+            grouped.setdefault(task.service_id, []).append(task)
+        return {key: tuple(tasks) for key, tasks in grouped.items()}
