@@ -45,6 +45,7 @@ _DONE_OUTCOME: dict[str, Outcome] = {
     "remove": "removed",
     "force": "redeployed",
 }
+_SETTLING_STATES = frozenset({"updating", "rollback_started"})
 _ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 _FAILURES_BEFORE_GIVING_UP = 3
@@ -429,7 +430,13 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
         progress = [service_progress(state, key, owned.get(key), started) for key in keys]
         run.events.waiting(progress)
         now = time.monotonic()
-        failures = [f"service {item.name}: {item.failure}" for item in progress if item.failure]
+        # While the engine is still updating or rolling back, let it finish: the apply then
+        # reports where it settled, and the old tasks are back when it returns.
+        failures = [
+            f"service {item.name}: {item.failure}"
+            for item in progress
+            if item.failure and (item.update_state not in _SETTLING_STATES or now > run.deadline)
+        ]
         for item in progress:
             if item.unplaceable is None:
                 unplaceable_since.pop(item.key, None)
