@@ -19,7 +19,6 @@ rule here, with its own unit test:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -480,7 +479,9 @@ def align(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> View:
     side too. Struct fields are aligned field by field. Images keep their digest only when the
     spec pins one.
     """
-    aligned = copy.deepcopy(dict(observed))
+    # A shallow copy: fields are replaced, never changed in place (struct fields recurse into
+    # new dicts), so the observed view is left intact without a deep copy per service.
+    aligned = dict(observed)
     for field, wanted in desired.items():
         if wanted is None:
             aligned[field] = None
