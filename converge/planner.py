@@ -9,11 +9,12 @@ a service converge does not own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from converge.actions import Action, ActionKind, Finding, Phase, Plan, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_findings, server_names
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -66,10 +67,17 @@ def plan(
                     "spec; --prune removes it",
                 )
             )
+        elif item.kind == "loadbalancer":
+            continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
+    actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
+    findings.extend(
+        Finding("error", address, message)
+        for address, message in loadbalancer_findings(spec, observed)
+    )
     findings.extend(_placement_findings(spec, observed))
     findings.extend(_port_findings(spec, observed))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
@@ -111,7 +119,7 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
-    return services + networks
+    return services + _loadbalancer_removals(observed, reason) + networks
 
 
 def _versions(observed: ObservedState) -> dict[str, int]:
@@ -390,3 +398,86 @@ def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
                     )
                 )
     return findings
+
+
+# ---------------------------------------------------------------------------------------------
+# The load balancer (see converge.haproxy and converge.loadbalancer)
+
+
+def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]:
+    # Removed with the services, before the networks it may be attached to.
+    return [
+        Action(
+            Phase.PRUNE_SERVICES,
+            "remove",
+            "loadbalancer",
+            current.name.removeprefix(f"{observed.stack}_"),
+            current.name,
+            reason,
+            observed_id=current.id,
+        )
+        for current in observed.loadbalancers
+        if current.owned
+    ]
+
+
+def _loadbalancer_actions(
+    spec: Spec, difference: Diff, observed: ObservedState, planned: list[Action], prune: bool
+) -> list[Action]:
+    """Create, reload (config only), recreate (container settings) or remove the balancer.
+
+    A balancer whose config matches today still gets an update when the plan moves tasks
+    its ``tasks`` backends follow: apply renders it again once the services converged and
+    reloads only if it differs.
+    """
+    result: list[Action] = []
+    for item in difference.objects:
+        if item.kind != "loadbalancer":
+            continue
+        current = next((lb for lb in observed.loadbalancers if lb.name == item.name), None)
+        base = Action(
+            Phase.LOADBALANCER,
+            "update",
+            "loadbalancer",
+            item.key,
+            item.name,
+            "the config differs: validated, then a graceful reload",
+            item.changes,
+            observed_id=current.id if current is not None else None,
+        )
+        if item.status == "create":
+            node = spec.loadbalancer.node if spec.loadbalancer else "?"
+            result.append(replace(base, kind="create", reason=f"not running on node {node} yet"))
+        elif item.status == "remove" and prune:
+            removals = _loadbalancer_removals(observed, "owned but no longer in the spec")
+            result.extend(removal for removal in removals if removal.name == item.name)
+        elif item.status == "update":
+            forced = tuple(sorted({c.path[0] for c in item.changes} & REPLACE_FIELDS))
+            if forced:
+                reason = "a container's image, ports, networks or node cannot change in place"
+                result.append(replace(base, kind="replace", reason=reason, forced_by=forced))
+            else:
+                result.append(base)
+        elif item.status == "unchanged" and _moves_followed_tasks(spec, planned):
+            changes = tuple(
+                FieldChange(
+                    ("backends", name, "servers"),
+                    names,
+                    "(recomputed after the services converge)",
+                )
+                for name, names in sorted(server_names(spec, observed).items())
+            )
+            reason = (
+                "tasks backends follow task placement: rendered again after the services "
+                "converge, reloaded only if it differs"
+            )
+            result.append(replace(base, reason=reason, changes=changes))
+    return result
+
+
+def _moves_followed_tasks(spec: Spec, planned: list[Action]) -> bool:
+    followed = follows_placement(spec)
+    return bool(followed) and any(
+        action.object_kind == "node" or (action.object_kind == "service" and action.key in followed)
+        for action in planned
+    )
