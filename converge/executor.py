@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
 from converge.engine import Engine, OutOfSequenceError
 from converge.engine_spec import network_create_body, service_engine_spec
-from converge.errors import EngineError
+from converge.errors import EngineError, LoadBalancerError
+from converge.loadbalancer import execute_loadbalancer
 from converge.normalize import object_name
 from converge.observe import observe
 from converge.spec import Spec
@@ -35,7 +36,15 @@ __all__ = [
 ]
 
 Outcome = Literal[
-    "created", "updated", "scaled", "replaced", "removed", "redeployed", "failed", "skipped"
+    "created",
+    "updated",
+    "scaled",
+    "replaced",
+    "removed",
+    "redeployed",
+    "unchanged",
+    "failed",
+    "skipped",
 ]
 _DONE_OUTCOME: dict[str, Outcome] = {
     "create": "created",
@@ -171,9 +180,14 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
     def execute(action: Action) -> ActionOutcome:
         run.events.action_started(action)
         try:
-            _execute(run, action)
-            outcome = ActionOutcome(action.address, action.kind, _DONE_OUTCOME[action.kind])
-        except (_ActionFailedError, EngineError) as failure:
+            if action.object_kind == "loadbalancer":
+                # Rendered from a fresh observation: tasks backends follow the new placement.
+                done = cast(Outcome, execute_loadbalancer(run.spec, action, run.engine))
+            else:
+                _execute(run, action)
+                done = _DONE_OUTCOME[action.kind]
+            outcome = ActionOutcome(action.address, action.kind, done)
+        except (_ActionFailedError, EngineError, LoadBalancerError) as failure:
             outcome = ActionOutcome(action.address, action.kind, "failed", str(failure))
         run.events.action_finished(outcome)
         return outcome
