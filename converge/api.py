@@ -27,6 +27,7 @@ from converge.executor import (
     apply_plan,
     service_progress,
 )
+from converge.loadbalancer import observe_loadbalancer
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
@@ -74,6 +75,8 @@ def make_plan(
     """
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     observed = observe(engine, loaded.spec.stack)
+    # The load balancer is a container, read through the engine of its own node.
+    observed = observe_loadbalancer(engine, loaded.spec, observed)
     difference = diff(loaded.spec, observed)
     result = plan(
         loaded.spec,
