@@ -5,6 +5,7 @@ Values that came from the environment as secrets are masked on both sides of eve
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -140,6 +141,10 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
             shown = _masked_change(mask, action, change)
             symbol = _change_symbol(shown)
             change_style = _STYLE[symbol]
+            if _is_config_text(action, shown):
+                lines.append(f"      [{change_style}]{symbol}[/{change_style}] {shown.field}:")
+                lines.extend(f"          {_styled_diff_line(line)}" for line in _text_diff(shown))
+                continue
             if action.kind == "create":
                 text = f"{shown.field} = {format_value(shown.path, shown.after)}"
             else:
@@ -260,6 +265,9 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("```diff")
         for change in action.changes:
             shown = _masked_change(mask, action, change)
+            if _is_config_text(action, shown):
+                lines.extend(_text_diff(shown))
+                continue
             if shown.before is not None and action.kind != "create":
                 lines.append(f"- {shown.field}: {format_value(shown.path, shown.before)}")
             if shown.after is not None:
@@ -269,3 +277,38 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("</details>")
         lines.append("")
     return "\n".join(lines)
+
+
+# A load balancer's rendered haproxy.cfg is shown as a unified diff, not as two long values.
+
+
+def _is_config_text(action: Action, change: FieldChange) -> bool:
+    return action.object_kind == "loadbalancer" and change.path == ("config",)
+
+
+def _text_diff(change: FieldChange) -> list[str]:
+    before = str(change.before or "").splitlines()
+    after = str(change.after or "").splitlines()
+    return list(
+        difflib.unified_diff(
+            before,
+            after,
+            "haproxy.cfg (running)" if change.before is not None else "/dev/null",
+            "haproxy.cfg (rendered)",
+            n=2,
+            lineterm="",
+        )
+    )
+
+
+def _styled_diff_line(line: str) -> str:
+    text = _escape(line)
+    if line.startswith(("+++", "---")):
+        return f"[bold]{text}[/bold]"
+    if line.startswith("+"):
+        return f"[green]{text}[/green]"
+    if line.startswith("-"):
+        return f"[red]{text}[/red]"
+    if line.startswith("@@"):
+        return f"[cyan]{text}[/cyan]"
+    return text
