@@ -252,7 +252,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("|---|---|---|")
         for action in plan.actions:
             description = _describe(mask, action).split(": ", 1)[-1]
-            lines.append(f"| `{action.symbol}` | `{action.address}` | {description} |")
+            lines.append(f"| `{action.symbol}` | `{action.address}` | {_cell(description)} |")
         lines.append("")
     for action in plan.actions:
         if not action.changes:
@@ -312,3 +312,8 @@ def _styled_diff_line(line: str) -> str:
     if line.startswith("@@"):
         return f"[cyan]{text}[/cyan]"
     return text
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell (a value may hold ``|`` or newlines)."""
+    return text.replace("|", "\\|").replace("\n", " ")
