@@ -22,6 +22,7 @@ converged), so the servers of ``tasks`` backends follow the placement apply prod
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
@@ -54,6 +55,7 @@ from converge.state import ObservedLoadBalancer, ObservedState
 __all__ = ["execute_loadbalancer", "loadbalancer_engine", "observe_loadbalancer"]
 
 _CANDIDATE = f"{CONFIG_FILE}.converge-new"
+_ALERT_PREFIX = re.compile(r"^\[(ALERT|WARNING|NOTICE)\]\s*\(\d+\)\s*:\s*(config\s*:\s*)?")
 _VALIDATE_TIMEOUT = 60.0
 _START_TIMEOUT = 10.0
 
@@ -175,9 +177,10 @@ def execute_loadbalancer(spec: Spec, action: Action, engine: Engine) -> str:
 
 
 def _invalid(name: str, output: str, kept: str) -> LoadBalancerError:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    alerts = [line for line in lines if "ALERT" in line] or lines
-    detail = " | ".join(alerts[-5:]) or "(no output)"
+    lines = [_ALERT_PREFIX.sub("", line).strip() for line in output.splitlines() if line.strip()]
+    # The lines naming a place in the file say what is wrong; the rest is the summary.
+    precise = [line for line in lines if line.startswith("parsing [")]
+    detail = " | ".join((precise or lines)[-5:]) or "(no output)"
     return LoadBalancerError(
         f"invalid HAProxy configuration for loadbalancer {name}, {kept}: {detail}"
     )
