@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_drift import CHECKED_AT, _env_added, check, node
+from test_drift_report import CHECKED_AT, _env_added, check, node
 
 from converge import cli
-from converge.errors import ConvergeError
+from converge.errors import ConvergeError, EngineError
 from converge.metrics import failure_metrics, report_metrics, write_metrics
 from converge.provenance import git_revision
 
@@ -132,13 +132,20 @@ def test_drift_cli_error_exits_1_and_writes_failure_metrics(
     spec = tmp_path / "spec.yml"
     spec.write_text("version: 1\nstack: shop\n")
     metrics = tmp_path / "drift.prom"
-    # Nothing listens on this socket: the engine is unreachable.
-    arguments = ["drift", str(spec), "-H", f"unix://{tmp_path}/none.sock"]
+    arguments = ["drift", str(spec), "-H", "tcp://unreachable.invalid:2375"]
+
+    def unreachable(host: str | None) -> None:
+        raise EngineError(f"cannot reach the Docker engine at {host}: ConnectionError")
+
+    # (A real failed connect leaks docker-py's socket, which pytest reports as a warning.)
+    monkeypatch.setattr("converge.engine.connect", unreachable)
     monkeypatch.setattr("sys.argv", ["converge", *arguments, "--metrics-file", str(metrics)])
     monkeypatch.setattr(cli, "_register_subcommands", lambda: None)
     with pytest.raises(SystemExit) as exited:
         cli.main()
     assert exited.value.code == 1
-    assert capsys.readouterr().err.startswith("error: ")
+    assert capsys.readouterr().err == (
+        "error: cannot reach the Docker engine at tcp://unreachable.invalid:2375: ConnectionError\n"
+    )
     samples = parse(metrics.read_text())
     assert samples[("converge_drift_check_success", (("stack", "shop"),))] == 0
