@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from converge.engine_spec import ownership_labels
-from converge.normalize import CONVERGE_IMAGE_LABEL, object_name
+from converge.normalize import CONVERGE_IMAGE_LABEL, canonical_image, object_name
 from converge.spec import LoadBalancerBackend, LoadBalancerSpec, Spec
 from converge.state import ObservedState
 
@@ -282,7 +282,7 @@ def desired_view(spec: Spec, observed: ObservedState | None) -> dict[str, Any]:
     if balancer is None:
         raise ValueError("the spec declares no load balancer")
     return {
-        "image": balancer.image,
+        "image": canonical_image(balancer.image),
         "node": balancer.node,
         "ports": [f"{port}/tcp" for port in _ports(balancer)],
         "networks": dns_networks(spec),
