@@ -313,6 +313,12 @@ def _replace_network(run: _Run, action: Action, name: str) -> None:
         payload["TaskTemplate"] = task
         run.engine.update_service(service.name, service.id, service.version, payload)
     _remove_network_when_free(run, name, network_id)
+    # Removal is asynchronous in the swarm's store: the name is free once the list drops it.
+    _wait_until(
+        run,
+        lambda: all(item["Id"] != network_id for item in run.engine.networks()),
+        f"network {name} to be gone",
+    )
     run.engine.create_network(name, network_create_body(run.spec, action.key))
     state = run.refresh()
     for key, _ in attached:

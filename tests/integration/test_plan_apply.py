@@ -251,3 +251,31 @@ def test_plan_cli_json_and_detailed_exit_code(
     )
     assert clean.returncode == 0, clean.stdout
     assert "No changes. The swarm matches the spec." in clean.stdout
+
+
+def test_a_network_change_replaces_it_and_reattaches_its_services(
+    stack: str, engine: Engine
+) -> None:
+    spec = """
+version: 1
+stack: {stack}
+networks:
+  net: {{attachable: {attachable}}}
+services:
+  app:
+    image: converge-lab/app:v1
+    networks: [net]
+    update_config: {{monitor: 1s}}
+"""
+    _apply(load_spec_text(spec.format(stack=stack, attachable="false"), "net.yml"), engine)
+    changed = load_spec_text(spec.format(stack=stack, attachable="true"), "net.yml")
+    planned = make_plan(changed, engine)
+    assert [(a.address, a.kind, a.forced_by) for a in planned.plan.actions] == [
+        ("network.net", "replace", ("attachable",))
+    ]
+    _apply(changed, engine)
+    after = make_plan(changed, engine)
+    assert after.plan.actions == ()
+    network = after.observed.owned_networks()["net"]
+    assert network.view["attachable"] is True
+    assert list(after.observed.owned_services()["app"].view["networks"]) == ["net"]
