@@ -349,4 +349,4 @@ def test_ingress_backend_answers(
     apply(engine, INGRESS_SPEC.format(stack=stack, port=18185, service_port=18191))
     container = balancer(docker_client, stack)
     assert len(_config_nodes(container)) == 5  # rendered: every node
-    wait_for(lambda: get(url), timeout=15, what="the load balancer to answer through ingress")
+    wait_for(lambda: get(url), timeout=8, what="the load balancer to answer through ingress")
