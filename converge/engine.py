@@ -282,18 +282,16 @@ def connect(host: str | None = None, timeout: float = 30.0) -> Engine:
         EngineError: the address is malformed or the engine does not answer.
     """
     address = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    # --host replaces DOCKER_HOST only: the TLS variables still apply, as with the docker CLI.
+    environment = {**os.environ, "DOCKER_HOST": address}
     try:
-        if host:
-            client = docker.APIClient(
-                base_url=host, version=API_VERSION, timeout=int(timeout), use_ssh_client=True
-            )
-        else:
-            client = docker.APIClient(
-                version=API_VERSION,
-                timeout=int(timeout),
-                use_ssh_client=True,
-                **docker.utils.kwargs_from_env(),
-            )
+        settings = docker.utils.kwargs_from_env(environment=environment)
+        client = docker.APIClient(
+            version=API_VERSION, timeout=int(timeout), use_ssh_client=True, **settings
+        )
     except docker.errors.DockerException as error:
         raise EngineError(f"cannot connect to the Docker engine at {address}: {error}") from None
+    if settings.get("tls"):
+        # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace DOCKER_CERT_PATH's CA.
+        client.trust_env = False
     return Engine(client, address)
