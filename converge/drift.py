@@ -28,6 +28,7 @@ from converge.diff import diff
 from converge.executor import service_progress
 from converge.loader import LoadedSpec
 from converge.normalize import object_name
+from converge.planner import port_collisions
 from converge.render import plan_document, scrub
 from converge.state import ObservedService, ObservedState
 
@@ -236,30 +237,17 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan, observed: ObservedState) -> l
 
 def _port_collisions(loaded: LoadedSpec, observed: ObservedState) -> list[DriftFinding]:
     spec = loaded.spec
-    taken = {
-        port: service.name
-        for service in observed.services
-        if not (service.owned and service.stack == spec.stack)
-        for port in service.published_ports
-    }
-    findings: list[DriftFinding] = []
-    for key, service in spec.services.items():
-        for port in service.ports:
-            owner = taken.get((port.published, port.protocol)) if port.published else None
-            if owner is None:
-                continue
-            findings.append(
-                DriftFinding(
-                    "sync",
-                    f"service.{key}",
-                    object_name(spec.stack, key),
-                    f"ports.{port.published}/{port.protocol}",
-                    f"port {port.published}/{port.protocol} is already published by service "
-                    f"{owner}, which stack {spec.stack} does not own",
-                    action="collision",
-                )
-            )
-    return findings
+    return [
+        DriftFinding(
+            "sync",
+            f"service.{collision.key}",
+            object_name(spec.stack, collision.key),
+            f"ports.{collision.published}/{collision.protocol}",
+            collision.message,
+            action="collision",
+        )
+        for collision in port_collisions(spec, observed)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from converge.normalize import (
     CONVERGE_MANAGED_LABEL,
     DEFAULT_RESTART_POLICY,
     DEFAULT_UPDATE_CONFIG,
+    POLICY_ENGINE_FIELDS,
     STACK_IMAGE_LABEL,
     STACK_LABEL,
     object_name,
@@ -26,15 +27,6 @@ from converge.spec import MountSpec, NetworkSpec, ServiceSpec, Spec
 __all__ = ["network_create_body", "ownership_labels", "service_engine_spec"]
 
 Json = dict[str, Any]
-
-_POLICY_ENGINE_FIELDS = {
-    "parallelism": "Parallelism",
-    "delay": "Delay",
-    "failure_action": "FailureAction",
-    "monitor": "Monitor",
-    "max_failure_ratio": "MaxFailureRatio",
-    "order": "Order",
-}
 
 
 def ownership_labels(stack: str) -> dict[str, str]:
@@ -114,7 +106,7 @@ def service_engine_spec(
     ):
         if config is not None:
             current = result.get(field) or _engine_policy(DEFAULT_UPDATE_CONFIG)
-            result[field] = _merge_policy(current, config.model_dump(), _POLICY_ENGINE_FIELDS)
+            result[field] = _merge_policy(current, config.model_dump(), POLICY_ENGINE_FIELDS)
     endpoint = result.setdefault("EndpointSpec", {})
     if service.endpoint_mode is not None:
         endpoint["Mode"] = service.endpoint_mode
@@ -215,7 +207,7 @@ def _engine_mount(spec: Spec, mount: MountSpec) -> Json:
 
 
 def _engine_policy(view: Mapping[str, Any]) -> Json:
-    return {engine: view[field] for field, engine in _POLICY_ENGINE_FIELDS.items()}
+    return {engine: view[field] for field, engine in POLICY_ENGINE_FIELDS.items()}
 
 
 def _engine_restart(view: Mapping[str, Any]) -> Json:

@@ -35,6 +35,7 @@ __all__ = [
     "CONVERGE_MANAGED_LABEL",
     "DEFAULT_RESTART_POLICY",
     "DEFAULT_UPDATE_CONFIG",
+    "POLICY_ENGINE_FIELDS",
     "STACK_LABEL",
     "align",
     "canonical_constraint",
@@ -349,7 +350,7 @@ def _observed_networks(
     return dict(sorted(networks.items()))
 
 
-_POLICY_FIELDS = {
+POLICY_ENGINE_FIELDS = {
     "parallelism": "Parallelism",
     "delay": "Delay",
     "failure_action": "FailureAction",
@@ -364,7 +365,7 @@ def _observed_policy(config: Mapping[str, Any] | None, defaults: View) -> View:
         return dict(defaults)
     # Present but with zero values omitted (Go's omitempty): absent means zero, not default.
     view: View = {
-        field: config.get(engine_field, 0) for field, engine_field in _POLICY_FIELDS.items()
+        field: config.get(engine_field, 0) for field, engine_field in POLICY_ENGINE_FIELDS.items()
     }
     view["max_failure_ratio"] = float(view["max_failure_ratio"])
     view["failure_action"] = config.get("FailureAction") or "pause"

@@ -18,7 +18,7 @@ from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_fin
 from converge.spec import Spec
 from converge.state import ObservedState
 
-__all__ = ["PlanOptions", "plan"]
+__all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
 # Changes the engine cannot make in place.
 _SERVICE_REPLACE_FIELDS = frozenset({"mode"})
@@ -375,29 +375,45 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
     return findings
 
 
-def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+@dataclass(frozen=True)
+class PortCollision:
+    """A port the spec publishes that a service of another owner already publishes."""
+
+    key: str
+    published: int
+    protocol: str
+    owner: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"port {self.published}/{self.protocol} is already published by service "
+            f"{self.owner}, which this stack does not own"
+        )
+
+
+def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
+    """Ports of the spec's services already published by services this stack does not own."""
     taken = {
         port: service.name
         for service in observed.services
         if not (service.owned and service.stack == spec.stack)
         for port in service.published_ports
     }
-    findings: list[Finding] = []
-    for key, service in spec.services.items():
-        for port in service.ports:
-            if port.published is None:
-                continue
-            owner = taken.get((port.published, port.protocol))
-            if owner is not None:
-                findings.append(
-                    Finding(
-                        "error",
-                        f"service.{key}",
-                        f"port {port.published}/{port.protocol} is already published by "
-                        f"service {owner}, which this stack does not own",
-                    )
-                )
-    return findings
+    return [
+        PortCollision(key, port.published, port.protocol, owner)
+        for key, service in spec.services.items()
+        for port in service.ports
+        if port.published is not None
+        and (owner := taken.get((port.published, port.protocol))) is not None
+    ]
+
+
+def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+    return [
+        Finding("error", f"service.{collision.key}", collision.message)
+        for collision in port_collisions(spec, observed)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,6 @@ sh scripts/setup-venv.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy converge
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider "$@" || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
 # pytest's 5 means no test ran: that is a failure here, never a pass.
 exit "$status"
