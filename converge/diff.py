@@ -169,6 +169,26 @@ def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     return result
 
 
+def _compare_owned(
+    kind: ObjectKind,
+    key: str,
+    name: str,
+    stack: str,
+    desired: Mapping[str, Any],
+    current_view: Mapping[str, Any] | None,
+    name_taken: bool,
+) -> ObjectDiff:
+    """One declared object against its owned counterpart (create, update or unchanged), or a
+    collision when an object of that name exists without the stack's ownership label."""
+    if current_view is None:
+        if name_taken:
+            detail = f"{kind} {name} exists and is not owned by stack {stack}"
+            return ObjectDiff(kind, key, name, "collision", detail=detail)
+        return ObjectDiff(kind, key, name, "create", tuple(creation_changes(desired)))
+    changes = compare_views(align(desired, current_view), desired)
+    return ObjectDiff(kind, key, name, "update" if changes else "unchanged", tuple(changes))
+
+
 def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     owned = observed.owned_networks()
@@ -182,32 +202,22 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
             continue
         name = object_name(spec.stack, key)
         current = owned.get(key)
-        if current is None:
-            other = observed.network_named(name)
-            if other is not None:
-                result.append(
-                    ObjectDiff(
-                        "network",
-                        key,
-                        name,
-                        "collision",
-                        detail=f"network {name} exists and is not owned by stack {spec.stack}",
-                    )
-                )
-                continue
-            desired = desired_network_view(network)
-            result.append(
-                ObjectDiff("network", key, name, "create", tuple(creation_changes(desired)))
-            )
-            continue
-        desired = desired_network_view(network)
-        changes = compare_views(align(desired, current.view), desired)
         result.append(
-            ObjectDiff("network", key, name, "update" if changes else "unchanged", tuple(changes))
+            _compare_owned(
+                "network",
+                key,
+                name,
+                spec.stack,
+                desired_network_view(network),
+                current.view if current else None,
+                observed.network_named(name) is not None,
+            )
         )
-    for key, current in owned.items():
-        if key not in spec.networks:
-            result.append(ObjectDiff("network", key, current.name, "remove"))
+    result.extend(
+        ObjectDiff("network", key, current.name, "remove")
+        for key, current in owned.items()
+        if key not in spec.networks
+    )
     return result
 
 
@@ -216,32 +226,23 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     owned = observed.owned_services()
     for key in spec.services:
         name = object_name(spec.stack, key)
-        desired = desired_service_view(spec, key)
         current = owned.get(key)
-        if current is None:
-            other = observed.service_named(name)
-            if other is not None:
-                result.append(
-                    ObjectDiff(
-                        "service",
-                        key,
-                        name,
-                        "collision",
-                        detail=f"service {name} exists and is not owned by stack {spec.stack}",
-                    )
-                )
-                continue
-            result.append(
-                ObjectDiff("service", key, name, "create", tuple(creation_changes(desired)))
-            )
-            continue
-        changes = compare_views(align(desired, current.view), desired)
         result.append(
-            ObjectDiff("service", key, name, "update" if changes else "unchanged", tuple(changes))
+            _compare_owned(
+                "service",
+                key,
+                name,
+                spec.stack,
+                desired_service_view(spec, key),
+                current.view if current else None,
+                observed.service_named(name) is not None,
+            )
         )
-    for key, current in owned.items():
-        if key not in spec.services:
-            result.append(ObjectDiff("service", key, current.name, "remove"))
+    result.extend(
+        ObjectDiff("service", key, current.name, "remove")
+        for key, current in owned.items()
+        if key not in spec.services
+    )
     return result
 
 
