@@ -467,7 +467,13 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
             return "; ".join(failures)
         for item in progress:
             if item.converged:
-                converged_since.setdefault(item.key, now)
+                # The engine completes an update only after watching its new tasks for one
+                # more update monitor window (swarmkit's updater): that window has been held
+                # already, and waiting it out again doubled the time of every update.
+                held = 0.0
+                if item.update_state == "completed":
+                    held = _stable_window(run, owned.get(item.key))
+                converged_since.setdefault(item.key, now - held)
             else:
                 converged_since.pop(item.key, None)
         if all(

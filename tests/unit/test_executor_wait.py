@@ -1,0 +1,82 @@
+"""Waiting for convergence (the executor's stability window) against a fake engine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from test_executor_progress import TEMPLATE, node, task
+
+from converge.engine import Engine
+from converge.executor import ApplyEvents, ApplyOptions, _Run, _wait_for_services
+from converge.observe import observe
+from converge.spec import Spec
+
+
+class FakeClient:
+    """Answers the observer's list calls with one converged service."""
+
+    def __init__(self, update: dict[str, Any]) -> None:
+        self.hooks: dict[str, list[Any]] = {"response": []}
+        self.update = update
+
+    def info(self) -> dict[str, Any]:
+        return {"Name": "n1", "Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [node("n1"), node("n2")]
+
+    def networks(self) -> list[dict[str, Any]]:
+        return []
+
+    def services(self, status: bool = False) -> list[dict[str, Any]]:
+        return [
+            {
+                "ID": "svc",
+                "Version": {"Index": 5},
+                "Spec": {
+                    "Name": "s_web",
+                    "Labels": {"com.docker.stack.namespace": "s"},
+                    "TaskTemplate": TEMPLATE,
+                    "Mode": {"Replicated": {"Replicas": 2}},
+                    "UpdateConfig": {"Monitor": 600_000_000},
+                },
+                "UpdateStatus": self.update,
+            }
+        ]
+
+    def tasks(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [task(1, "n1"), task(2, "n2")]
+
+    def close(self) -> None:
+        pass
+
+
+def wait(update: dict[str, Any]) -> float:
+    engine = Engine(FakeClient(update), "fake")  # type: ignore[arg-type]
+    run = _Run(
+        spec=Spec.model_validate({"version": 1, "stack": "s"}),
+        engine=engine,
+        options=ApplyOptions(poll_interval=0.02),
+        events=ApplyEvents(),
+        deadline=time.monotonic() + 30,
+        observed=observe(engine, "s"),
+    )
+    started = time.monotonic()
+    assert _wait_for_services(run, ["web"]) is None
+    return time.monotonic() - started
+
+
+def test_converged_tasks_are_watched_for_the_monitor_window() -> None:
+    assert wait({}) >= 0.6
+
+
+def test_an_update_the_engine_completed_was_already_monitored() -> None:
+    # swarmkit completes an update only after one more monitor window without failures.
+    completed = {"State": "completed", "StartedAt": "2026-01-01T00:00:11Z"}
+    assert wait(completed) < 0.6
+
+
+def test_a_completed_update_from_before_this_apply_does_not_count() -> None:
+    earlier = {"State": "completed", "StartedAt": "2026-01-01T00:00:01Z"}
+    assert wait(earlier) >= 0.6
