@@ -1,0 +1,45 @@
+"""Run the converge CLI exactly as ``converge ...`` does, recording every Engine's API calls.
+
+``python -m bench.counted OUT.json plan spec.yml`` runs ``converge plan spec.yml`` and, at
+exit, writes ``{"METHOD /endpoint": count}`` (summed over the engines the command opened) to
+OUT.json. The calls are counted by ``Engine`` itself, at the SDK's transport.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import converge.engine
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    engines: list[converge.engine.Engine] = []
+    original = converge.engine.Engine.__init__
+
+    def recording_init(self: converge.engine.Engine, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        engines.append(self)
+
+    converge.engine.Engine.__init__ = recording_init  # type: ignore[method-assign]
+
+    def dump() -> None:
+        total: Counter[str] = Counter()
+        for engine in engines:
+            total.update(engine.calls)
+        out.write_text(json.dumps(dict(sorted(total.items()))), encoding="utf-8")
+
+    atexit.register(dump)
+    sys.argv = ["converge", *sys.argv[2:]]
+    from converge.cli import main as converge_main
+
+    converge_main()
+
+
+if __name__ == "__main__":
+    main()

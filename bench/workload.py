@@ -1,0 +1,85 @@
+"""The benchmark's stacks: one set of data, written as a converge spec and as a compose file.
+
+Every service: 1 replica of the lab image, a few env vars, labels and one constraint, attached
+to one overlay network with a /16 subnet (a /24 holds about 250 addresses: lab-notes pitfall
+10). Both renderings come from ``services()``, so the two tools deploy the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+__all__ = ["IMAGE", "Service", "compose_text", "services", "spec_text"]
+
+IMAGE = "converge-lab/app:v1"
+NETWORK = "benchnet"
+CONSTRAINT = "node.role == worker"
+
+
+@dataclass(frozen=True)
+class Service:
+    key: str
+    env: dict[str, str]
+    labels: dict[str, str]
+
+
+def services(count: int, changed: int | None = None) -> list[Service]:
+    """``count`` services; ``changed`` names the index whose one env var differs (the change)."""
+    return [
+        Service(
+            key=f"svc{index:05d}",
+            env={
+                "APP_MODE": "bench",
+                "APP_INDEX": str(index),
+                "LOG_LEVEL": "debug" if index == changed else "info",
+            },
+            labels={"bench.tier": "app", "bench.index": str(index)},
+        )
+        for index in range(count)
+    ]
+
+
+def spec_text(stack: str, subnet: str, items: list[Service]) -> str:
+    """A converge spec for ``items``."""
+    document: dict[str, Any] = {
+        "version": 1,
+        "stack": stack,
+        "networks": {NETWORK: {"subnet": subnet}},
+        "services": {
+            item.key: {
+                "image": IMAGE,
+                "replicas": 1,
+                "env": item.env,
+                "labels": item.labels,
+                "placement": {"constraints": [CONSTRAINT]},
+                "networks": [NETWORK],
+            }
+            for item in items
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def compose_text(subnet: str, items: list[Service]) -> str:
+    """The equivalent compose file for ``docker stack deploy`` (``deploy:`` sections)."""
+    document: dict[str, Any] = {
+        "version": "3.8",
+        "networks": {NETWORK: {"driver": "overlay", "ipam": {"config": [{"subnet": subnet}]}}},
+        "services": {
+            item.key: {
+                "image": IMAGE,
+                "environment": item.env,
+                "networks": [NETWORK],
+                "deploy": {
+                    "replicas": 1,
+                    "labels": item.labels,
+                    "placement": {"constraints": [CONSTRAINT]},
+                },
+            }
+            for item in items
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False)
