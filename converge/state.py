@@ -160,10 +160,25 @@ class ObservedState:
         }
 
     def service_named(self, name: str) -> ObservedService | None:
-        return next((service for service in self.services if service.name == name), None)
+        return self._services_by_name.get(name)
 
     def network_named(self, name: str) -> ObservedNetwork | None:
-        return next((network for network in self.networks if network.name == name), None)
+        return self._networks_by_name.get(name)
+
+    # The diff asks for every declared name: indexes built once per observation, not scans.
+    @cached_property
+    def _services_by_name(self) -> Mapping[str, ObservedService]:
+        found: dict[str, ObservedService] = {}
+        for service in self.services:
+            found.setdefault(service.name, service)
+        return found
+
+    @cached_property
+    def _networks_by_name(self) -> Mapping[str, ObservedNetwork]:
+        found: dict[str, ObservedNetwork] = {}
+        for network in self.networks:
+            found.setdefault(network.name, network)
+        return found
 
     def tasks_of(self, service_id: str) -> list[ObservedTask]:
         return list(self._tasks_by_service.get(service_id, ()))
