@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from converge.actions import PLAN_FORMAT_VERSION, Action
 from converge.api import PlanResult
@@ -183,13 +184,13 @@ class _ProgressReporter:
 
     def started(self, action: Action) -> None:
         if not self.quiet:
-            self.console.print(f"{_escape(action.description)} ...")
+            self.console.print(f"{escape(action.description)} ...")
 
     def finished(self, outcome: ActionOutcome) -> None:
         if self.quiet:
             return
         if outcome.outcome == "failed":
-            self.console.print(f"[red]failed[/red] {outcome.address}: {_escape(outcome.message)}")
+            self.console.print(f"[red]failed[/red] {outcome.address}: {escape(outcome.message)}")
         else:
             self.console.print(f"[green]{outcome.outcome}[/green] {outcome.address}")
 
@@ -216,10 +217,6 @@ class _ProgressReporter:
         if self.status is not None:
             self.status.stop()
             self.status = None
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
 
 
 def _result_document(result: ApplyResult, plan_result: PlanResult) -> dict[str, Any]:
@@ -444,7 +441,7 @@ def status(
         placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
         console.print(f"  placement: {placement or '(no running tasks)'}")
         for error in service["errors"]:
-            console.print(f"  [red]error[/red] {_escape(error)}")
+            console.print(f"  [red]error[/red] {escape(error)}")
     for missing in report["missing"]:
         console.print(f"[yellow]{missing}: declared in the spec, not in the swarm[/yellow]")
 

@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
 from converge.diff import FieldChange
 from converge.loader import FieldPath, LoadedSpec
@@ -152,21 +154,17 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
                     f"{shown.field}: {format_value(shown.path, shown.before)} -> "
                     f"{format_value(shown.path, shown.after)}"
                 )
-            lines.append(f"      [{change_style}]{symbol}[/{change_style}] {_escape(text)}")
+            lines.append(f"      [{change_style}]{symbol}[/{change_style}] {escape(text)}")
         lines.append("")
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
-        message = _escape(_scrub(finding.message, secrets))
+        message = escape(_scrub(finding.message, secrets))
         lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {message}")
     if plan.findings:
         lines.append("")
     lines.append(f"[bold]{summary_line(plan)}[/bold]")
     return "\n".join(lines)
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
 
 
 def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
@@ -302,7 +300,7 @@ def _text_diff(change: FieldChange) -> list[str]:
 
 
 def _styled_diff_line(line: str) -> str:
-    text = _escape(line)
+    text = escape(line)
     if line.startswith(("+++", "---")):
         return f"[bold]{text}[/bold]"
     if line.startswith("+"):
