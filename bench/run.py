@@ -1,7 +1,7 @@
 """The benchmark: converge against ``docker stack deploy`` and the engine/API floors, on the lab.
 
     python -m bench [--sizes 10,50,200] [--runs 3] [--slow-runs N] [--wait-max 50]
-                    [--planner-sizes 1000,10000] [--out bench-results]
+                    [--planner-sizes 1000,10000] [--out bench/results]
 
 Per size N and per run, in this order: converge (cold apply, no-op plan/apply as processes,
 in-process plan, API floor, one-field change), then docker stack deploy (``--detach=false``
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="no-op repeats within a run")
     parser.add_argument("--planner-sizes", default="1000,10000", help="synthetic sizes, or ''")
-    parser.add_argument("--out", default="bench-results", help="directory for the results")
+    parser.add_argument("--out", default="bench/results", help="directory for the results")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
