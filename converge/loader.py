@@ -145,11 +145,14 @@ def _shape_problem(file: str, root: yaml.Node) -> SpecProblem | None:
     mapping or list it names (PyYAML builds a cyclic object), or aliases that expand into an
     enormous document ("billion laughs")."""
     stack: list[tuple[yaml.Node, frozenset[int]]] = [(root, frozenset())]
-    values = 0
+    distinct: set[int] = set()
+    repeats = 0  # values met again through an alias: a large spec without aliases has none
     while stack:
         node, ancestors = stack.pop()
-        values += 1
-        if values > _MAX_VALUES:
+        if id(node) in distinct:
+            repeats += 1
+        distinct.add(id(node))
+        if repeats > _MAX_VALUES:
             return SpecProblem(
                 file,
                 *_line_column(root),
