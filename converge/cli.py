@@ -291,6 +291,16 @@ def _run_apply(request: _ApplyRequest) -> None:
     messages = Console(stderr=True, highlight=False) if as_json else console
     engine = connect(request.host)
     try:
+        if saved is None:
+            # A swarm that already matches needs no lock: a no-op apply writes nothing at all.
+            unlocked = make_plan(loaded, engine, request.plan_options)
+            if not unlocked.plan.has_changes and not unlocked.plan.errors:
+                if as_json:
+                    empty = ApplyResult(loaded.spec.stack, ())
+                    typer.echo(json.dumps(_result_document(empty, unlocked), indent=2))
+                else:
+                    console.print(plan_text(unlocked.plan, loaded))
+                return
         with stack_lock(
             engine,
             loaded.spec.stack,

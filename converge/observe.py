@@ -7,8 +7,6 @@ No per-object inspect, no ``greedy`` network listing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from converge.state import (
     ObservedService,
     ObservedState,
     ObservedTask,
+    template_digest,
 )
 
 __all__ = ["observe", "state_from_engine_json", "template_digest"]
@@ -78,15 +77,6 @@ def state_from_engine_json(
         ),
         tasks=tuple(_task(task) for task in tasks),
     )
-
-
-def template_digest(template: Mapping[str, Any]) -> str:
-    """Identifies a task template: a task runs its service's current spec when they match.
-
-    ``Runtime`` is left out: the engine fills it in on the service, never on its tasks.
-    """
-    significant = {key: value for key, value in template.items() if key != "Runtime"}
-    return hashlib.sha256(json.dumps(significant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _node(node: Mapping[str, Any]) -> ObservedNode:
@@ -146,7 +136,6 @@ def _service(
         update_state=update.get("State"),
         update_message=update.get("Message"),
         update_started=update.get("StartedAt", ""),
-        template_digest=template_digest(spec.get("TaskTemplate") or {}),
     )
 
 
@@ -164,5 +153,5 @@ def _task(task: Mapping[str, Any]) -> ObservedTask:
         error=status.get("Err", ""),
         image=(spec.get("ContainerSpec") or {}).get("Image", ""),
         timestamp=status.get("Timestamp", ""),
-        template_digest=template_digest(spec),
+        template=spec,
     )

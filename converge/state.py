@@ -7,8 +7,10 @@ compares (see ``normalize``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -20,7 +22,17 @@ __all__ = [
     "ObservedService",
     "ObservedState",
     "ObservedTask",
+    "template_digest",
 ]
+
+
+def template_digest(template: Mapping[str, Any]) -> str:
+    """Identifies a task template: a task runs its service's current spec when they match.
+
+    ``Runtime`` is left out: the engine fills it in on the service, never on its tasks.
+    """
+    significant = {key: value for key, value in template.items() if key != "Runtime"}
+    return hashlib.sha256(json.dumps(significant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,11 @@ class ObservedService:
     update_state: str | None = None
     update_message: str | None = None
     update_started: str = ""
-    template_digest: str = ""
+
+    @cached_property
+    def template_digest(self) -> str:
+        """Identifies the service's current task template (computed only when asked)."""
+        return template_digest(self.raw_spec.get("TaskTemplate") or {})
 
     @property
     def published_ports(self) -> frozenset[tuple[int, str]]:
@@ -93,7 +109,12 @@ class ObservedTask:
     error: str
     image: str
     timestamp: str
-    template_digest: str = ""
+    template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def template_digest(self) -> str:
+        """Identifies the task template this task runs (computed only when asked)."""
+        return template_digest(self.template)
 
 
 @dataclass(frozen=True)
