@@ -113,6 +113,11 @@ HostOption = Annotated[
 ]
 
 
+ReportOutputOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="text, json or markdown.")
+]
+
+
 def _console() -> Console:
     # rich honours NO_COLOR and only colours a terminal.
     return Console(highlight=False, soft_wrap=True)
@@ -121,9 +126,7 @@ def _console() -> Console:
 @app.command()
 def plan(
     files: SpecFiles,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="text, json or markdown.")
-    ] = OutputFormat.text,
+    output: ReportOutputOption = OutputFormat.text,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Save the plan to this file for 'converge apply' to use."),
@@ -485,9 +488,7 @@ class FailOnOption(StrEnum):
 @app.command()
 def drift(
     files: SpecFiles,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="text, json or markdown.")
-    ] = OutputFormat.text,
+    output: ReportOutputOption = OutputFormat.text,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
