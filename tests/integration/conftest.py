@@ -12,6 +12,9 @@ Fixtures:
                    specs (labels, availability, role) changed during the test are restored.
     faults         the lab, for tests that stop nodes or cut links: afterwards every node is
                    running, linked and Ready again.
+    engine         a converge Engine on the manager (counts its API calls).
+    converge_cli   ``converge_cli("plan", "spec.yml")``: runs ``python -m converge`` against the
+                   lab's manager and returns the completed process.
 
 Every integration test module sets ``pytestmark = pytest.mark.integration``.
 """
@@ -19,6 +22,8 @@ Every integration test module sets ``pytestmark = pytest.mark.integration``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -27,6 +32,7 @@ import docker.errors
 import pytest
 from stacks import remove_stack, restore_node_specs
 
+from converge.engine import Engine, connect
 from converge.lab import Lab
 
 
@@ -97,3 +103,30 @@ def faults(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
         if not lab.is_running(name):
             lab.start_node(name, wait=False)
     lab.up(len(lab.nodes()) - 1)  # waits until every node is Ready again
+
+
+@pytest.fixture
+def engine(lab: Lab) -> Iterator[Engine]:
+    engine = connect(lab.docker_host())
+    yield engine
+    engine.close()
+
+
+ConvergeCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def converge_cli(lab: Lab) -> ConvergeCli:
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host(), "NO_COLOR": "1"}
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "converge", *arguments],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+
+    return run

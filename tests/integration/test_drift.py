@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +58,6 @@ stack: {stack}
 services:
   idle: {{image: converge-lab/app:v1, replicas: 0}}
 """
-
-
-@pytest.fixture
-def engine(lab: Lab) -> Iterator[Engine]:
-    engine = connect(lab.docker_host())
-    yield engine
-    engine.close()
 
 
 def _spec(tmp_path: Path, template: str, stack: str) -> tuple[Path, LoadedSpec]:

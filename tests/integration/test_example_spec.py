@@ -4,14 +4,10 @@ no-op that makes zero write calls (its JSON result says so)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from converge.lab import Lab
+from conftest import ConvergeCli
 
 pytestmark = pytest.mark.integration
 
@@ -19,23 +15,12 @@ EXAMPLE = Path(__file__).parents[2] / "specs" / "exampleapp-lab.yml"
 
 
 def test_example_spec_converges_and_reapplies_as_a_no_op(
-    stack: str, lab: Lab, tmp_path: Path
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
 ) -> None:
     # A second file renames the stack, so the test owns what it creates (files merge in order).
     override = tmp_path / "override.yml"
     override.write_text(f"stack: {stack}\n")
-    environment = {**os.environ, "DOCKER_HOST": lab.docker_host()}
-
-    def converge(*arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "converge", *arguments],
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-
+    converge = converge_cli
     first = converge("apply", str(EXAMPLE), str(override), "--yes", "-o", "json")
     assert first.returncode == 0, first.stdout + first.stderr
     created = json.loads(first.stdout)

@@ -14,7 +14,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from waiting import running_tasks, wait_for
 
 from converge.api import execute_plan, make_plan
-from converge.engine import Engine, connect
+from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
 from converge.haproxy import CONFIG_PATH
 from converge.lab import Lab
@@ -91,13 +90,6 @@ loadbalancer:
   backends:
     web: {{service: web, port: {service_port}, method: ingress}}
 """
-
-
-@pytest.fixture
-def engine(lab: Lab) -> Iterator[Engine]:
-    engine = connect(lab.docker_host())
-    yield engine
-    engine.close()
 
 
 def apply(engine: Engine, text: str) -> ApplyResult:

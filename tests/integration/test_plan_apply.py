@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from converge.api import PlanResult, execute_plan, make_plan
-from converge.engine import Engine, connect
+from converge.engine import Engine
 from converge.engine_spec import service_engine_spec
 from converge.executor import ApplyOptions
 from converge.lab import Lab
@@ -122,13 +121,6 @@ SERVICE_MUTATIONS = [
     ("placement preference", ["--placement-pref-add", "spread=node.id"], "preferences"),
     ("max replicas per node", ["--replicas-max-per-node", "1"], "max_replicas_per_node"),
 ]
-
-
-@pytest.fixture
-def engine(lab: Lab) -> Iterator[Engine]:
-    engine = connect(lab.docker_host())
-    yield engine
-    engine.close()
 
 
 def _docker(lab: Lab, *args: str) -> None:
