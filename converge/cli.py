@@ -118,6 +118,14 @@ ReportOutputOption = Annotated[
 ]
 
 
+PruneOption = Annotated[
+    bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
+]
+RebalanceOption = Annotated[
+    bool, typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly.")
+]
+
+
 def _console() -> Console:
     # rich honours NO_COLOR and only colours a terminal.
     return Console(highlight=False, soft_wrap=True)
@@ -137,13 +145,8 @@ def plan(
             "--detailed-exitcode", help="Exit 0 when nothing changes, 2 when something does."
         ),
     ] = False,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
-    ] = False,
-    rebalance: Annotated[
-        bool,
-        typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly."),
-    ] = False,
+    prune: PruneOption = False,
+    rebalance: RebalanceOption = False,
     host: HostOption = None,
 ) -> None:
     """Show what apply would change: observe the swarm, diff it against the spec, plan."""
@@ -366,13 +369,8 @@ def apply(
         typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
     ],
     yes: YesOption = False,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
-    ] = False,
-    rebalance: Annotated[
-        bool,
-        typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly."),
-    ] = False,
+    prune: PruneOption = False,
+    rebalance: RebalanceOption = False,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: Annotated[
