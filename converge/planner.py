@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from converge.actions import Action, ActionKind, Finding, Phase, Plan, Severity
+from converge.actions import Action, Finding, ObjectKind, Phase, Plan, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
 from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_findings, server_names
@@ -22,7 +22,6 @@ __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
 # Changes the engine cannot make in place.
 _SERVICE_REPLACE_FIELDS = frozenset({"mode"})
-_NETWORK_UPDATABLE_FIELDS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -161,46 +160,43 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     ]
 
 
+def _base_action(
+    item: ObjectDiff, phase: Phase, observed_id: str | None, version: int | None
+) -> Action:
+    """The update of ``item`` in ``phase``; creations, removals and replacements derive from it."""
+    object_kind: ObjectKind = "network" if item.kind == "network" else "service"
+    return Action(
+        phase,
+        "update",
+        object_kind,
+        item.key,
+        item.name,
+        "settings differ",
+        item.changes,
+        observed_id=observed_id,
+        observed_version=version,
+    )
+
+
 def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     current = observed.owned_networks().get(item.key)
-    observed_id = current.id if current else None
+    base = _base_action(item, Phase.NETWORKS, current.id if current else None, None)
     if item.status == "create":
-        return [
-            Action(
-                Phase.NETWORKS,
-                "create",
-                "network",
-                item.key,
-                item.name,
-                "not in the swarm yet",
-                item.changes,
-            )
-        ]
+        return [replace(base, kind="create", reason="not in the swarm yet")]
     if item.status == "remove":
         return [
-            Action(
-                Phase.PRUNE_NETWORKS,
-                "remove",
-                "network",
-                item.key,
-                item.name,
-                "owned but no longer in the spec",
-                observed_id=observed_id,
+            replace(
+                base,
+                phase=Phase.PRUNE_NETWORKS,
+                kind="remove",
+                reason="owned but no longer in the spec",
             )
         ]
     if item.status == "update":
         forced = tuple(change.field for change in item.changes)
         return [
-            Action(
-                Phase.NETWORKS,
-                "replace",
-                "network",
-                item.key,
-                item.name,
-                "networks cannot be changed in place",
-                item.changes,
-                forced_by=forced,
-                observed_id=observed_id,
+            replace(
+                base, kind="replace", reason="networks cannot be changed in place", forced_by=forced
             )
         ]
     return []
@@ -208,31 +204,21 @@ def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
 
 def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     current = observed.owned_services().get(item.key)
-    observed_id = current.id if current else None
-    version = current.version if current else None
+    base = _base_action(
+        item,
+        Phase.SERVICES,
+        current.id if current else None,
+        current.version if current else None,
+    )
     if item.status == "create":
-        return [
-            Action(
-                Phase.SERVICES,
-                "create",
-                "service",
-                item.key,
-                item.name,
-                "not in the swarm yet",
-                item.changes,
-            )
-        ]
+        return [replace(base, kind="create", reason="not in the swarm yet")]
     if item.status == "remove":
         return [
-            Action(
-                Phase.PRUNE_SERVICES,
-                "remove",
-                "service",
-                item.key,
-                item.name,
-                "owned but no longer in the spec",
-                observed_id=observed_id,
-                observed_version=version,
+            replace(
+                base,
+                phase=Phase.PRUNE_SERVICES,
+                kind="remove",
+                reason="owned but no longer in the spec",
             )
         ]
     if item.status != "update":
@@ -240,35 +226,11 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     fields = {change.path[0] for change in item.changes}
     forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
     if forced:
-        return [
-            Action(
-                Phase.SERVICES,
-                "replace",
-                "service",
-                item.key,
-                item.name,
-                "the engine cannot switch a service between replicated and global",
-                item.changes,
-                forced_by=forced,
-                observed_id=observed_id,
-                observed_version=version,
-            )
-        ]
-    kind: ActionKind = "scale" if fields == {"replicas"} else "update"
-    reason = "only the replica count differs" if kind == "scale" else "service settings differ"
-    return [
-        Action(
-            Phase.SERVICES,
-            kind,
-            "service",
-            item.key,
-            item.name,
-            reason,
-            item.changes,
-            observed_id=observed_id,
-            observed_version=version,
-        )
-    ]
+        reason = "the engine cannot switch a service between replicated and global"
+        return [replace(base, kind="replace", reason=reason, forced_by=forced)]
+    if fields == {"replicas"}:
+        return [replace(base, kind="scale", reason="only the replica count differs")]
+    return [replace(base, reason="service settings differ")]
 
 
 def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
