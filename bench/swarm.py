@@ -21,6 +21,7 @@ import docker
 import docker.errors
 
 from converge.lab import Lab
+from converge.naming import STACK_LABEL
 
 __all__ = [
     "STACK_LABEL",
@@ -29,7 +30,7 @@ __all__ = [
     "timed",
 ]
 
-STACK_LABEL = "com.docker.stack.namespace"
+
 POLL = 0.1
 
 

@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from converge.haproxy import container_name, desired_view
+from converge.haproxy import (
+    container_name,
+    desired_view,
+)
+from converge.naming import object_name
 from converge.normalize import (
     align,
     desired_network_view,
     desired_node_view,
     desired_service_view,
-    object_name,
 )
 from converge.spec import Spec
 from converge.state import ObservedState

@@ -27,7 +27,7 @@ from converge.actions import Plan, format_value
 from converge.diff import diff
 from converge.executor import service_progress
 from converge.loader import LoadedSpec
-from converge.normalize import object_name
+from converge.naming import object_name
 from converge.planner import port_collisions
 from converge.render import plan_document, scrub
 from converge.state import ObservedService, ObservedState

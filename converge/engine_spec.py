@@ -12,26 +12,22 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from converge.normalize import (
+from converge.naming import (
     CONVERGE_IMAGE_LABEL,
-    CONVERGE_MANAGED_LABEL,
+    STACK_IMAGE_LABEL,
+    object_name,
+    ownership_labels,
+)
+from converge.normalize import (
     DEFAULT_RESTART_POLICY,
     DEFAULT_UPDATE_CONFIG,
     POLICY_ENGINE_FIELDS,
-    STACK_IMAGE_LABEL,
-    STACK_LABEL,
-    object_name,
 )
 from converge.spec import MountSpec, NetworkSpec, ServiceSpec, Spec
 
-__all__ = ["network_create_body", "ownership_labels", "service_engine_spec"]
+__all__ = ["network_create_body", "service_engine_spec"]
 
 Json = dict[str, Any]
-
-
-def ownership_labels(stack: str) -> dict[str, str]:
-    """Labels that mark an object as owned by converge's stack ``stack``."""
-    return {STACK_LABEL: stack, CONVERGE_MANAGED_LABEL: "converge"}
 
 
 def service_engine_spec(

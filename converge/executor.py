@@ -17,10 +17,13 @@ from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
 from converge.engine import Engine, OutOfSequenceError
-from converge.engine_spec import network_create_body, service_engine_spec
+from converge.engine_spec import (
+    network_create_body,
+    service_engine_spec,
+)
 from converge.errors import EngineError, LoadBalancerError
 from converge.loadbalancer import execute_loadbalancer
-from converge.normalize import object_name
+from converge.naming import object_name
 from converge.observe import observe
 from converge.spec import Spec
 from converge.state import ObservedService, ObservedState, ObservedTask

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from converge.engine_spec import ownership_labels
-from converge.normalize import CONVERGE_IMAGE_LABEL, canonical_image, object_name
+from converge.naming import CONVERGE_IMAGE_LABEL, LB_LABEL, object_name, ownership_labels
+from converge.normalize import canonical_image
 from converge.spec import LoadBalancerBackend, LoadBalancerSpec, Spec
 from converge.state import ObservedState
 
@@ -29,7 +29,6 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_FILE",
     "CONFIG_PATH",
-    "LB_LABEL",
     "RELOAD_SIGNAL",
     "REPLACE_FIELDS",
     "Server",
@@ -49,8 +48,6 @@ __all__ = [
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CONFIG_FILE = "haproxy.cfg"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
-LB_LABEL = "io.converge.loadbalancer"
-"""Marks the stack's load-balancer container; the value is its key in the spec."""
 RELOAD_SIGNAL = "SIGUSR2"
 """``haproxy -W`` (master-worker): the master re-reads its config and replaces its workers."""
 REPLACE_FIELDS = frozenset({"image", "node", "ports", "networks", "running"})

@@ -32,13 +32,11 @@ from typing import Any
 
 from converge.actions import Action
 from converge.engine import Engine, connect
-from converge.engine_spec import ownership_labels
 from converge.errors import EngineError, LoadBalancerError
 from converge.haproxy import (
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_PATH,
-    LB_LABEL,
     RELOAD_SIGNAL,
     REPLACE_FIELDS,
     container_body,
@@ -47,7 +45,7 @@ from converge.haproxy import (
     dns_networks,
     observed_view,
 )
-from converge.normalize import STACK_LABEL
+from converge.naming import LB_LABEL, STACK_LABEL, ownership_labels
 from converge.observe import observe
 from converge.spec import Spec
 from converge.state import ObservedLoadBalancer, ObservedState

@@ -19,10 +19,9 @@ from datetime import UTC, datetime, timedelta
 
 from converge.engine import Engine
 from converge.errors import EngineError, LockError
+from converge.naming import LOCK_LABEL_PREFIX, STACK_LABEL, lock_name
 
-__all__ = ["LockInfo", "acquire", "lock_name", "read_lock", "stack_lock", "unlock"]
-
-_PREFIX = "io.converge.lock."
+__all__ = ["LockInfo", "acquire", "read_lock", "stack_lock", "unlock"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,6 @@ class LockInfo:
         return (
             f"{self.owner} since {self.since:%Y-%m-%d %H:%M:%S}Z (expires {self.expires:%H:%M:%S}Z)"
         )
-
-
-def lock_name(stack: str) -> str:
-    return f"converge-lock-{stack}"
 
 
 def _owner() -> str:
@@ -60,9 +55,9 @@ def read_lock(engine: Engine, stack: str) -> LockInfo | None:
         labels = spec.get("Labels") or {}
         return LockInfo(
             stack=stack,
-            owner=labels.get(f"{_PREFIX}owner", "unknown"),
-            since=_parse_time(labels.get(f"{_PREFIX}since")),
-            expires=_parse_time(labels.get(f"{_PREFIX}expires")),
+            owner=labels.get(f"{LOCK_LABEL_PREFIX}owner", "unknown"),
+            since=_parse_time(labels.get(f"{LOCK_LABEL_PREFIX}since")),
+            expires=_parse_time(labels.get(f"{LOCK_LABEL_PREFIX}expires")),
             config_id=config["ID"],
         )
     return None
@@ -99,14 +94,14 @@ def acquire(
         started = now()
         expires = started + timedelta(seconds=hold_for)
         labels = {
-            f"{_PREFIX}owner": _owner(),
-            f"{_PREFIX}since": started.isoformat(),
-            f"{_PREFIX}expires": expires.isoformat(),
-            "com.docker.stack.namespace": stack,
+            f"{LOCK_LABEL_PREFIX}owner": _owner(),
+            f"{LOCK_LABEL_PREFIX}since": started.isoformat(),
+            f"{LOCK_LABEL_PREFIX}expires": expires.isoformat(),
+            STACK_LABEL: stack,
         }
         try:
             config_id = engine.create_config(lock_name(stack), b"converge lock\n", labels)
-            return LockInfo(stack, labels[f"{_PREFIX}owner"], started, expires, config_id)
+            return LockInfo(stack, labels[f"{LOCK_LABEL_PREFIX}owner"], started, expires, config_id)
         except EngineError as error:
             if "already exists" not in str(error) and "AlreadyExists" not in str(error):
                 raise

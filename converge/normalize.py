@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from converge.naming import is_internal_label, spec_key
 from converge.spec import (
     CONSTRAINT_PATTERN,
     NetworkSpec,
@@ -31,34 +32,22 @@ from converge.spec import (
 )
 
 __all__ = [
-    "CONVERGE_IMAGE_LABEL",
-    "CONVERGE_MANAGED_LABEL",
     "DEFAULT_RESTART_POLICY",
     "DEFAULT_UPDATE_CONFIG",
     "POLICY_ENGINE_FIELDS",
-    "STACK_LABEL",
     "align",
     "canonical_constraint",
     "canonical_image",
     "desired_network_view",
     "desired_node_view",
     "desired_service_view",
-    "is_internal_label",
-    "object_name",
     "observed_network_view",
     "observed_node_view",
     "observed_service_view",
     "port_key",
-    "spec_key",
 ]
 
 View = dict[str, Any]
-
-STACK_LABEL = "com.docker.stack.namespace"
-STACK_IMAGE_LABEL = "com.docker.stack.image"
-CONVERGE_MANAGED_LABEL = "io.converge.managed-by"
-CONVERGE_IMAGE_LABEL = "io.converge.image"
-_INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 SECOND = 1_000_000_000
 
@@ -92,22 +81,6 @@ STRUCT_FIELDS = frozenset(
         "healthcheck",
     }
 )
-
-
-def is_internal_label(name: str) -> bool:
-    """Labels converge and docker stack use for ownership: never shown as user labels."""
-    return name.startswith(_INTERNAL_LABEL_PREFIXES)
-
-
-def object_name(stack: str, key: str) -> str:
-    """The swarm name of a stack's object, as docker stack deploy names it."""
-    return f"{stack}_{key}"
-
-
-def spec_key(stack: str, name: str) -> str:
-    """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
-    prefix = f"{stack}_"
-    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 def canonical_image(image: str, keep_digest: bool = True) -> str:

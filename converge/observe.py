@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from converge.engine import Engine
+from converge.naming import owner_of
 from converge.normalize import (
-    STACK_LABEL,
     observed_network_view,
     observed_node_view,
     observed_service_view,
@@ -102,8 +102,7 @@ def _node(node: Mapping[str, Any]) -> ObservedNode:
 
 
 def _network(network: Mapping[str, Any]) -> ObservedNetwork:
-    labels = network.get("Labels") or {}
-    stack = labels.get(STACK_LABEL)
+    stack = owner_of(network.get("Labels"))
     return ObservedNetwork(
         id=network["Id"],
         name=network["Name"],
@@ -119,8 +118,7 @@ def _service(
     service: Mapping[str, Any], stack: str, network_names: Mapping[str, str]
 ) -> ObservedService:
     spec = service["Spec"]
-    labels = spec.get("Labels") or {}
-    owner = labels.get(STACK_LABEL)
+    owner = owner_of(spec.get("Labels"))
     status = service.get("ServiceStatus") or {}
     update = service.get("UpdateStatus") or {}
     return ObservedService(

@@ -35,9 +35,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from converge.engine_spec import network_create_body, service_engine_spec
+from converge.engine_spec import (
+    network_create_body,
+    service_engine_spec,
+)
 from converge.loader import load_spec
-from converge.normalize import object_name
+from converge.naming import object_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"

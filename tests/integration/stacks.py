@@ -8,9 +8,10 @@ from typing import Any
 
 import docker
 import docker.errors
-from waiting import STACK_LABEL, wait_for
+from waiting import wait_for
 
 from converge.lab import Lab
+from converge.naming import STACK_LABEL
 
 CLEANUP_TIMEOUT = 60.0
 

@@ -19,7 +19,6 @@ import pytest
 from docker.models.containers import Container
 from stacks import remove_stack
 from waiting import (
-    STACK_LABEL,
     node_ids,
     node_state,
     running_tasks,
@@ -28,6 +27,7 @@ from waiting import (
 )
 
 from converge.lab import APP_V1, APP_V2, Lab, LabConfig, haproxy_image
+from converge.naming import STACK_LABEL
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from converge.engine_spec import service_engine_spec
 from converge.executor import ApplyOptions
 from converge.lab import Lab
 from converge.loader import LoadedSpec, load_spec_text
-from converge.normalize import object_name
+from converge.naming import object_name
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,6 @@ import docker
 
 T = TypeVar("T")
 
-STACK_LABEL = "com.docker.stack.namespace"
-
 
 def wait_for(
     probe: Callable[[], T | None],

@@ -13,7 +13,6 @@ import pytest
 from converge.actions import Phase
 from converge.diff import Diff, FieldChange, ObjectDiff, diff
 from converge.haproxy import (
-    LB_LABEL,
     Server,
     backend_servers,
     container_body,
@@ -25,6 +24,7 @@ from converge.haproxy import (
     render_config,
 )
 from converge.loader import load_spec, load_spec_text
+from converge.naming import LB_LABEL
 from converge.planner import PlanOptions, plan
 from converge.render import plan_text
 from converge.spec import Spec

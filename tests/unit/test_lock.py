@@ -9,7 +9,13 @@ import pytest
 
 from converge.engine import Engine
 from converge.errors import EngineError, LockError
-from converge.lock import acquire, lock_name, read_lock, stack_lock, unlock
+from converge.lock import (
+    acquire,
+    read_lock,
+    stack_lock,
+    unlock,
+)
+from converge.naming import lock_name
 
 
 class FakeConfigs:

@@ -1,0 +1,76 @@
+"""Names and ownership: the one home of the ``<stack>_<name>`` rule and every ownership label.
+
+As docker/cli's ``convert.Namespace``: a stack's objects are named ``<stack>_<key>`` and carry
+``com.docker.stack.namespace=<stack>``, so ``docker stack ls/services/ps`` see them. converge
+adds ``io.converge.managed-by``. Only objects carrying the stack label of the stack at hand are
+ever changed or removed; every ownership test in converge asks this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "CONVERGE_IMAGE_LABEL",
+    "CONVERGE_MANAGED_LABEL",
+    "LB_CHECK_LABEL",
+    "LB_LABEL",
+    "LOCK_LABEL_PREFIX",
+    "STACK_IMAGE_LABEL",
+    "STACK_LABEL",
+    "is_internal_label",
+    "lock_name",
+    "object_name",
+    "owned_by",
+    "owner_of",
+    "ownership_labels",
+    "spec_key",
+]
+
+STACK_LABEL = "com.docker.stack.namespace"
+"""docker stack deploy's ownership label; its value is the stack's name."""
+STACK_IMAGE_LABEL = "com.docker.stack.image"
+"""The image as the user wrote it, before the engine pins a digest (as docker stack deploy)."""
+CONVERGE_MANAGED_LABEL = "io.converge.managed-by"
+CONVERGE_IMAGE_LABEL = "io.converge.image"
+LB_LABEL = "io.converge.loadbalancer"
+"""Marks the stack's load-balancer container; the value is its key in the spec."""
+LB_CHECK_LABEL = "io.converge.loadbalancer.check"
+"""Marks a throwaway container that validates a load-balancer config before it is used."""
+LOCK_LABEL_PREFIX = "io.converge.lock."
+_INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
+
+
+def object_name(stack: str, key: str) -> str:
+    """The swarm name of a stack's object, as docker stack deploy names it."""
+    return f"{stack}_{key}"
+
+
+def spec_key(stack: str, name: str) -> str:
+    """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
+    return name.removeprefix(f"{stack}_")
+
+
+def lock_name(stack: str) -> str:
+    """The name of the config object that is ``stack``'s apply lock."""
+    return f"converge-lock-{stack}"
+
+
+def ownership_labels(stack: str) -> dict[str, str]:
+    """Labels that mark an object as owned by converge's stack ``stack``."""
+    return {STACK_LABEL: stack, CONVERGE_MANAGED_LABEL: "converge"}
+
+
+def owner_of(labels: Mapping[str, str] | None) -> str | None:
+    """The stack that owns an object with these labels, if any."""
+    return (labels or {}).get(STACK_LABEL)
+
+
+def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
+    """Whether an object with these labels belongs to ``stack`` (and so may be changed)."""
+    return owner_of(labels) == stack
+
+
+def is_internal_label(name: str) -> bool:
+    """Labels converge and docker stack use for ownership: never shown as user labels."""
+    return name.startswith(_INTERNAL_LABEL_PREFIXES)
