@@ -19,18 +19,21 @@ import docker.errors
 import docker.utils
 import requests
 
-from converge.errors import EngineError
+from converge.errors import (
+    AlreadyExistsError,
+    EngineError,
+    EngineUnavailableError,
+    InUseError,
+    NotFoundError,
+    OutOfSequenceError,
+)
 
-__all__ = ["Engine", "EngineInfo", "OutOfSequenceError", "connect"]
+__all__ = ["Engine", "EngineInfo", "connect"]
 
 Json = dict[str, Any]
 
 # The Engine API version converge speaks; 1.41 (Docker 20.10) added service status counts.
 API_VERSION = "1.41"
-
-
-class OutOfSequenceError(EngineError):
-    """A write carried a version that is no longer current: observe again and retry."""
 
 
 class EngineInfo:
@@ -51,6 +54,38 @@ def _explain(error: docker.errors.APIError) -> str:
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or error).strip()
+
+
+def _error_type(error: docker.errors.APIError, explanation: str) -> type[EngineError]:
+    """The typed error for an engine refusal: the only place that reads the engine's words.
+
+    Swarm errors travel as gRPC texts inside HTTP errors whose status does not always say what
+    happened (a name conflict on a config is a 409 on some versions, a 500 on others), so the
+    status decides first and the engine's wording second.
+    """
+    lowered = explanation.lower()
+    if "out of sequence" in lowered:
+        return OutOfSequenceError
+    if "already exists" in lowered or "alreadyexists" in lowered:
+        return AlreadyExistsError
+    if "in use" in lowered or "active endpoints" in lowered:
+        return InUseError
+    if error.status_code == 404 or "not found" in lowered:
+        return NotFoundError
+    if error.status_code == 409:
+        return AlreadyExistsError
+    return EngineError
+
+
+def _unreachable_reason(error: Exception) -> str:
+    """The innermost cause of a connection failure, e.g. 'Connection refused'."""
+    reason: BaseException = error
+    while reason.__cause__ is not None or (reason.args and isinstance(reason.args[0], Exception)):
+        reason = reason.__cause__ or reason.args[0]
+    text = str(reason).strip()
+    # urllib3 prefixes its own object repr: keep the part a person reads.
+    text = text.rsplit(": ", 1)[-1] if ">: " in text else text
+    return text or error.__class__.__name__
 
 
 class Engine:
@@ -92,16 +127,20 @@ class Engine:
             yield
         except docker.errors.APIError as error:
             explanation = _explain(error)
-            if "out of sequence" in explanation:
-                raise OutOfSequenceError(f"{action}: {explanation}") from error
-            raise EngineError(f"{action}: {explanation}") from error
+            raise _error_type(error, explanation)(f"{action}: {explanation}") from error
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-            raise EngineError(
-                f"cannot reach the Docker engine at {self.address}: {error.__class__.__name__}"
+            raise EngineUnavailableError(
+                f"cannot reach the Docker engine at {self.address}: {_unreachable_reason(error)}"
             ) from error
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -7,8 +7,12 @@ its traceback.
     ConvergeError
     ├── SpecError            the spec files are unreadable or invalid (carries every problem)
     ├── EngineError          the Docker engine is unreachable, not a manager, or refused a call
+    │   ├── EngineUnavailableError  no answer at the address (connection refused, timeout)
+    │   ├── NotFoundError           the object does not exist (any more)
+    │   ├── AlreadyExistsError      an object of that name exists already
+    │   ├── InUseError              the object is still used (a network with endpoints)
+    │   └── OutOfSequenceError      a write carried a version that is no longer current
     ├── PlanError            a saved plan is unreadable or stale
-    ├── ApplyError           applying a plan failed part-way (carries the partial result)
     ├── LockError            the stack is locked by another apply
     ├── LoadBalancerError    the load balancer's config is invalid or its container failed
     └── LabError             the local lab swarm cannot be started, stopped or used
@@ -20,12 +24,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "ApplyError",
+    "AlreadyExistsError",
     "ConvergeError",
     "EngineError",
+    "EngineUnavailableError",
+    "InUseError",
     "LabError",
     "LoadBalancerError",
     "LockError",
+    "NotFoundError",
+    "OutOfSequenceError",
     "PlanError",
     "SpecError",
     "SpecProblem",
@@ -68,12 +76,28 @@ class EngineError(ConvergeError):
     """The Docker engine could not be reached or refused a request."""
 
 
+class EngineUnavailableError(EngineError):
+    """Nothing answers at the engine's address, or it stopped answering in time."""
+
+
+class NotFoundError(EngineError):
+    """The object a request names does not exist (any more)."""
+
+
+class AlreadyExistsError(EngineError):
+    """A create named an object that exists already."""
+
+
+class InUseError(EngineError):
+    """The object cannot be removed while something uses it (a network with endpoints)."""
+
+
+class OutOfSequenceError(EngineError):
+    """A write carried a version that is no longer current: observe again and retry."""
+
+
 class PlanError(ConvergeError):
     """A saved plan cannot be used (unreadable, other stack, or the swarm moved since)."""
-
-
-class ApplyError(ConvergeError):
-    """Applying a plan failed; the partial result is kept for reporting."""
 
 
 class LockError(ConvergeError):

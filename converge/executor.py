@@ -16,12 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
-from converge.engine import Engine, OutOfSequenceError
+from converge.engine import Engine
 from converge.engine_spec import (
     network_create_body,
     service_engine_spec,
 )
-from converge.errors import EngineError, LoadBalancerError
+from converge.errors import (
+    EngineError,
+    InUseError,
+    LoadBalancerError,
+    NotFoundError,
+    OutOfSequenceError,
+)
 from converge.loadbalancer import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
@@ -340,13 +346,10 @@ def _remove_network_when_free(run: _Run, name: str, network_id: str) -> None:
     def removed() -> bool:
         try:
             run.engine.remove_network(name, network_id)
-        except EngineError as error:
-            message = str(error).lower()
-            if "not found" in message:
-                return True
-            if "in use" in message or "active endpoints" in message:
-                return False
-            raise
+        except NotFoundError:
+            return True
+        except InUseError:
+            return False
         return True
 
     _wait_until(run, removed, f"network {name} to be free of tasks")

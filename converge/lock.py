@@ -13,12 +13,12 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from converge.engine import Engine
-from converge.errors import EngineError, LockError
+from converge.errors import AlreadyExistsError, LockError, NotFoundError
 from converge.naming import LOCK_LABEL_PREFIX, STACK_LABEL, lock_name
 
 __all__ = ["LockInfo", "acquire", "read_lock", "stack_lock", "unlock"]
@@ -102,9 +102,8 @@ def acquire(
         try:
             config_id = engine.create_config(lock_name(stack), b"converge lock\n", labels)
             return LockInfo(stack, labels[f"{LOCK_LABEL_PREFIX}owner"], started, expires, config_id)
-        except EngineError as error:
-            if "already exists" not in str(error) and "AlreadyExists" not in str(error):
-                raise
+        except AlreadyExistsError:
+            pass
         holder = read_lock(engine, stack)
         if holder is None:
             continue
@@ -124,11 +123,8 @@ def acquire(
 
 
 def _remove_quietly(engine: Engine, holder: LockInfo) -> None:
-    try:
+    with suppress(NotFoundError):
         engine.remove_config(lock_name(holder.stack), holder.config_id)
-    except EngineError as error:
-        if "not found" not in str(error).lower():
-            raise
 
 
 def unlock(engine: Engine, stack: str) -> LockInfo | None:

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from converge.engine import Engine
-from converge.errors import EngineError, LockError
+from converge.errors import AlreadyExistsError, LockError, NotFoundError
 from converge.lock import (
     acquire,
     read_lock,
@@ -31,7 +31,7 @@ class FakeConfigs:
 
     def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
         if any(c["Spec"]["Name"] == name for c in self.configs.values()):
-            raise EngineError(f"failed to create config {name}: config {name} already exists")
+            raise AlreadyExistsError(f"failed to create config {name}: exists")
         self.counter += 1
         config_id = f"id{self.counter}"
         self.configs[config_id] = {"ID": config_id, "Spec": {"Name": name, "Labels": labels}}
@@ -39,7 +39,7 @@ class FakeConfigs:
 
     def remove_config(self, name: str, config_id: str) -> None:
         if self.configs.pop(config_id, None) is None:
-            raise EngineError(f"failed to remove config {name}: not found")
+            raise NotFoundError(f"failed to remove config {name}: gone")
 
 
 def fake_engine() -> tuple[Engine, FakeConfigs]:

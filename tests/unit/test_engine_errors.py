@@ -1,0 +1,89 @@
+"""The engine seam turns the engine's refusals into typed errors, and is a context manager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+import requests
+
+from converge.engine import Engine
+from converge.errors import (
+    AlreadyExistsError,
+    EngineError,
+    EngineUnavailableError,
+    InUseError,
+    NotFoundError,
+    OutOfSequenceError,
+)
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.reason = "refused"
+        self.url = "http://engine/v1.41/x"
+
+
+def _api_error(status: int, explanation: str) -> docker.errors.APIError:
+    return docker.errors.APIError("refused", response=_Response(status), explanation=explanation)  # type: ignore[arg-type]
+
+
+class _FailingClient:
+    """Just enough of docker.APIClient for Engine: every call raises the given error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.hooks: dict[str, list[Any]] = {"response": []}
+        self.error = error
+        self.closed = False
+
+    def remove_network(self, network_id: str) -> None:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("status", "explanation", "expected"),
+    [
+        (500, "rpc error: code = Unknown desc = update out of sequence", OutOfSequenceError),
+        (409, "rpc error: code = AlreadyExists desc = config x already exists", AlreadyExistsError),
+        (500, "rpc error: code = AlreadyExists desc = name conflicts", AlreadyExistsError),
+        (409, "conflict", AlreadyExistsError),
+        (403, "error while removing network: network x has active endpoints", InUseError),
+        (
+            500,
+            "rpc error: code = FailedPrecondition desc = network x is in use by task y",
+            InUseError,
+        ),
+        (404, "network x not found", NotFoundError),
+        (404, "No such service: abc", NotFoundError),
+        (400, "invalid mount config", EngineError),
+    ],
+)
+def test_refusals_become_typed_errors_that_keep_the_engine_words(
+    status: int, explanation: str, expected: type[EngineError]
+) -> None:
+    engine = Engine(_FailingClient(_api_error(status, explanation)), "unix:///x.sock")  # type: ignore[arg-type]
+    with pytest.raises(expected) as raised:
+        engine.remove_network("shop_backend", "id1")
+    assert type(raised.value) is expected
+    assert str(raised.value) == f"failed to remove network shop_backend: {explanation}"
+
+
+def test_unreachable_engine_names_address_and_cause() -> None:
+    cause = ConnectionRefusedError(111, "Connection refused")
+    error = requests.exceptions.ConnectionError(cause)
+    engine = Engine(_FailingClient(error), "tcp://10.0.0.9:2375")  # type: ignore[arg-type]
+    with pytest.raises(EngineUnavailableError, match=r"at tcp://10\.0\.0\.9:2375: .*refused"):
+        engine.remove_network("n", "id")
+
+
+def test_engine_is_a_context_manager_that_closes() -> None:
+    client = _FailingClient(RuntimeError())
+    with Engine(client, "unix:///x.sock") as engine:  # type: ignore[arg-type]
+        assert engine.address == "unix:///x.sock"
+    assert client.closed
