@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "ActionKind",
     "Finding",
+    "FindingCode",
     "Phase",
     "Plan",
     "Severity",
@@ -29,6 +30,7 @@ PLAN_FORMAT_VERSION = "1.0"
 
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force"]
 Severity = Literal["error", "warning"]
+FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
 ObjectKind = Literal["node", "network", "service", "loadbalancer"]
 
 _SYMBOLS: dict[str, str] = {
@@ -103,6 +105,12 @@ class Finding:
     severity: Severity
     address: str
     message: str
+    code: FindingCode = ""
+    """What kind of finding, for readers that sort them (drift): ``""`` for any other."""
+    name: str = ""
+    """The object's name in the swarm, where the finding is about one."""
+    field: str | None = None
+    """The field concerned (``ports.80/tcp``), if one."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,8 @@ from converge.diff import diff
 from converge.drift import DriftReport, drift_report
 from converge.engine import Engine
 from converge.errors import PlanError
-from converge.executor import (
-    ApplyEvents,
-    ApplyOptions,
-    ApplyResult,
-    apply_plan,
-    service_progress,
-)
+from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
+from converge.health import service_health
 from converge.loadbalancer import observe_loadbalancer
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
@@ -179,30 +174,19 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
     owned = observed.owned_services()
     services = []
     for key in sorted(set(spec.services) | set(owned)):
-        service = owned.get(key)
-        progress = service_progress(observed, key, service)
-        placement: dict[str, int] = {}
-        errors: list[str] = []
-        if service is not None:
-            for task in observed.tasks_of(service.id):
-                node = observed.node_by_id(task.node_id)
-                where = node.hostname if node else "(unassigned)"
-                if task.state == "running" and task.desired_state == "running":
-                    placement[where] = placement.get(where, 0) + 1
-                elif task.error and task.desired_state == "running":
-                    errors.append(f"{where}: {task.state}: {task.error}")
+        health = service_health(observed, key, owned.get(key))
         services.append(
             {
                 "key": key,
-                "name": progress.name,
+                "name": health.name,
                 "in_spec": key in spec.services,
-                "running": progress.running,
-                "desired": progress.desired,
-                "update_state": progress.update_state,
-                "converged": progress.converged,
-                "failure": progress.failure,
-                "placement": dict(sorted(placement.items())),
-                "errors": errors[-5:],
+                "running": health.running,
+                "desired": health.desired,
+                "update_state": health.update_state,
+                "converged": health.converged,
+                "failure": health.failure,
+                "placement": dict(health.placement),
+                "errors": [str(error) for error in health.errors],
             }
         )
     missing = [f"service.{key}" for key in spec.services if key not in owned]

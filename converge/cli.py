@@ -24,8 +24,8 @@ from converge.executor import (
     ApplyEvents,
     ApplyOptions,
     ApplyResult,
-    ServiceProgress,
 )
+from converge.health import ServiceHealth
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
 from converge.render import plan_json, plan_markdown, plan_text
@@ -200,7 +200,7 @@ class _ProgressReporter:
         else:
             self.console.print(f"[green]{outcome.outcome}[/green] {outcome.address}")
 
-    def waiting(self, progress: list[ServiceProgress]) -> None:
+    def waiting(self, progress: list[ServiceHealth]) -> None:
         if self.quiet:
             return
         line = "waiting: " + ", ".join(

@@ -18,19 +18,17 @@ check, its duration and the spec's git commit. The renderers at the end decide n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from converge.actions import Plan, format_value
-from converge.diff import diff
-from converge.executor import service_progress
+from converge.health import ROLLBACK_STATES, ServiceHealth, nodes_not_ready, service_health
 from converge.loader import LoadedSpec
 from converge.naming import object_name
-from converge.planner import port_collisions
-from converge.render import plan_document, scrub
-from converge.state import ObservedService, ObservedState
+from converge.render import masked_change, masker, scrub
+from converge.state import ObservedState
 
 __all__ = [
     "DRIFT_FORMAT_VERSION",
@@ -51,9 +49,6 @@ DRIFT_FORMAT_VERSION = "1.0"
 
 FindingKind = Literal["sync", "health"]
 FailOn = Literal["drift", "health", "any"]
-
-_ROLLED_BACK = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
-_FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 
 
 @dataclass(frozen=True)
@@ -164,27 +159,25 @@ def drift_report(
         duration: seconds the check took.
         git_commit, git_dirty: the spec's git commit, and whether its files differ from it.
     """
-    sync = _sync_findings(loaded, plan, observed)
-    health = _health_findings(loaded, observed)
-    findings = (*sync, *health)
-    services = _service_statuses(loaded, observed, findings)
-    ready = {node.hostname for node in observed.nodes if node.is_ready}
-    not_ready = tuple(
-        sorted({node.hostname for node in observed.nodes if node.hostname not in ready})
-    )
-    document = plan_document(plan, loaded)
-    notes = tuple(
-        f"{item['severity']}: {item['address']}: {item['message']}" for item in document["findings"]
-    )
+    owned = observed.owned_services()
+    health = {
+        key: service_health(observed, key, owned.get(key))
+        for key in sorted(set(loaded.spec.services) | set(owned))
+    }
+    sync = _sync_findings(loaded, plan)
+    findings = (*sync, *_health_findings(loaded, observed, health))
     return DriftReport(
         stack=loaded.spec.stack,
         checked_at=checked_at,
         duration=duration,
         spec=SpecIdentity(loaded.files, loaded.digest, git_commit, git_dirty),
         findings=findings,
-        services=services,
-        nodes_not_ready=not_ready,
-        notes=notes,
+        services=_service_statuses(loaded, health, findings),
+        nodes_not_ready=tuple(node.hostname for node in nodes_not_ready(observed)),
+        notes=tuple(
+            f"{finding.severity}: {finding.address}: {scrub(finding.message, loaded)}"
+            for finding in plan.findings
+        ),
     )
 
 
@@ -192,90 +185,88 @@ def drift_report(
 # Sync
 
 
-def _sync_findings(loaded: LoadedSpec, plan: Plan, observed: ObservedState) -> list[DriftFinding]:
+def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     stack = loaded.spec.stack
+    mask = masker(loaded)
     findings: list[DriftFinding] = []
-    # The plan's document carries every change already masked.
-    for action in plan_document(plan, loaded)["actions"]:
-        address, name, kind = action["address"], action["name"], action["kind"]
-        if kind == "create":
-            message = f"{action['object_kind']} {name} is in the spec but not in the swarm"
-            findings.append(DriftFinding("sync", address, name, None, message, action=kind))
-        elif kind == "remove":
-            message = f"{name} is owned by stack {stack} but not in the spec"
-            findings.append(DriftFinding("sync", address, name, None, message, action=kind))
+    for action in plan.actions:
+        if action.kind == "create":
+            message = f"{action.object_kind} {action.name} is in the spec but not in the swarm"
+            findings.append(
+                DriftFinding("sync", action.address, action.name, None, message, action="create")
+            )
+        elif action.kind == "remove":
+            message = f"{action.name} is owned by stack {stack} but not in the spec"
+            findings.append(
+                DriftFinding("sync", action.address, action.name, None, message, action="remove")
+            )
         else:
-            for change in action["changes"]:
-                path = tuple(change["path"])
-                before, after = change["before"], change["after"]
+            for change in action.changes:
+                shown = masked_change(mask, action, change)
                 message = (
-                    f"{change['field']}: {format_value(path, before)} in the swarm, "
-                    f"{format_value(path, after)} in the spec"
+                    f"{shown.field}: {format_value(shown.path, shown.before)} in the swarm, "
+                    f"{format_value(shown.path, shown.after)} in the spec"
                 )
                 findings.append(
                     DriftFinding(
-                        "sync", address, name, change["field"], message, before, after, kind
+                        "sync",
+                        action.address,
+                        action.name,
+                        shown.field,
+                        message,
+                        shown.before,
+                        shown.after,
+                        action.kind,
                     )
                 )
-    planned = {action.address for action in plan.actions}
-    for item in diff(loaded.spec, observed).objects:
-        if item.status == "collision":
+    for finding in plan.findings:
+        if finding.code in ("collision", "port_collision"):
             findings.append(
-                DriftFinding("sync", item.address, item.name, None, item.detail, action="collision")
+                DriftFinding(
+                    "sync",
+                    finding.address,
+                    finding.name,
+                    finding.field,
+                    scrub(finding.message, loaded),
+                    action="collision",
+                )
             )
-        elif item.status == "remove" and item.address not in planned:
-            message = f"{item.name} is owned by stack {stack} but not in the spec"
+        elif finding.code == "not_in_spec":
+            message = f"{finding.name} is owned by stack {stack} but not in the spec"
             findings.append(
-                DriftFinding("sync", item.address, item.name, None, message, action="remove")
+                DriftFinding("sync", finding.address, finding.name, None, message, action="remove")
             )
-        elif item.status == "missing" and item.kind == "network":
-            message = f"{item.name}: {item.detail}"
-            findings.append(DriftFinding("sync", item.address, item.name, None, message))
-    findings.extend(_port_collisions(loaded, observed))
+        elif finding.code == "missing" and finding.address.startswith("network."):
+            findings.append(
+                DriftFinding("sync", finding.address, finding.name, None, finding.message)
+            )
     return findings
-
-
-def _port_collisions(loaded: LoadedSpec, observed: ObservedState) -> list[DriftFinding]:
-    spec = loaded.spec
-    return [
-        DriftFinding(
-            "sync",
-            f"service.{collision.key}",
-            object_name(spec.stack, collision.key),
-            f"ports.{collision.published}/{collision.protocol}",
-            collision.message,
-            action="collision",
-        )
-        for collision in port_collisions(spec, observed)
-    ]
 
 
 # ---------------------------------------------------------------------------------------------
 # Health
 
 
-def _health_findings(loaded: LoadedSpec, observed: ObservedState) -> list[DriftFinding]:
+def _health_findings(
+    loaded: LoadedSpec, observed: ObservedState, health: Mapping[str, ServiceHealth]
+) -> list[DriftFinding]:
     spec = loaded.spec
     findings: list[DriftFinding] = []
-    owned = observed.owned_services()
     for key, declared in spec.services.items():
-        name = object_name(spec.stack, key)
-        service = owned.get(key)
-        if service is None:
+        item = health[key]
+        address = f"service.{key}"
+        if not item.exists:
             # Reported by sync too; it is also a service that does not run.
             if declared.mode == "global" or declared.replicas != 0:
+                name = object_name(spec.stack, key)
                 message = f"service {name} does not exist in the swarm: nothing runs"
-                findings.append(DriftFinding("health", f"service.{key}", name, "tasks", message))
+                findings.append(DriftFinding("health", address, name, "tasks", message))
             continue
         findings.extend(
-            DriftFinding("health", f"service.{key}", name, field, scrub(message, loaded))
-            for field, message in _service_problems(observed, key, service)
+            DriftFinding("health", address, item.name, field, scrub(message, loaded))
+            for field, message in _service_problems(item)
         )
-    ready = {node.hostname for node in observed.nodes if node.is_ready}
-    for node in sorted(observed.nodes, key=lambda item: item.hostname):
-        # A Down record beside a Ready one of the same hostname: a node that rejoined.
-        if node.is_ready or node.hostname in ready:
-            continue
+    for node in nodes_not_ready(observed):
         message = (
             f"node {node.hostname} ({node.role}, {node.address or 'no address'}) is {node.state}"
         )
@@ -289,74 +280,41 @@ def _health_findings(loaded: LoadedSpec, observed: ObservedState) -> list[DriftF
     return findings
 
 
-def _service_problems(
-    observed: ObservedState, key: str, service: ObservedService
-) -> list[tuple[str, str]]:
+def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
     """(field, message) for each way one existing service is unwell."""
-    progress = service_progress(observed, key, service)
     problems: list[tuple[str, str]] = []
-    state = service.update_state
-    if state in _ROLLED_BACK or state == "paused":
+    state = health.update_state
+    if state in ROLLBACK_STATES or state == "paused":
         what = "was rolled back" if state == "rollback_completed" else state.replace("_", " ")
-        detail = f": {service.update_message}" if service.update_message else ""
+        detail = f": {health.update_message}" if health.update_message else ""
         problems.append(("update_state", f"the last update {what}{detail}"))
-    if progress.running < progress.desired:
-        message = f"{progress.running}/{progress.desired} tasks running"
-        if progress.unplaceable:
-            message += f"; {progress.unplaceable}"
-        else:
-            last = _last_task_error(observed, service)
-            if last:
-                message += f"; last task error: {last}"
+    if health.running < health.desired:
+        message = f"{health.running}/{health.desired} tasks running"
+        if health.unplaceable:
+            message += f"; {health.unplaceable}"
+        elif health.errors:
+            message += f"; last task error: {health.errors[-1]}"
         problems.append(("tasks", message))
     return problems
 
 
-def _last_task_error(observed: ObservedState, service: ObservedService) -> str | None:
-    tasks = observed.tasks_of(service.id)
-    # Prefer errors of the service's current spec: older ones may be fixed already.
-    current = [task for task in tasks if task.template_digest == service.template_digest]
-    for candidates in (current, tasks):
-        failing = sorted(
-            (task for task in candidates if task.error or task.state in _FAILED_TASK_STATES),
-            key=lambda task: task.timestamp,
-        )
-        if failing:
-            task = failing[-1]
-            node = observed.node_by_id(task.node_id)
-            where = node.hostname if node else "(unassigned)"
-            return f"{where}: {task.state}: {task.error or task.message}"
-    return None
-
-
 def _service_statuses(
-    loaded: LoadedSpec, observed: ObservedState, findings: Iterable[DriftFinding]
+    loaded: LoadedSpec, health: Mapping[str, ServiceHealth], findings: Iterable[DriftFinding]
 ) -> tuple[ServiceStatus, ...]:
     spec = loaded.spec
     by_address: dict[str, set[str]] = {}
     for finding in findings:
         by_address.setdefault(finding.address, set()).add(finding.kind)
-    owned = observed.owned_services()
     statuses = []
-    for key in sorted(set(spec.services) | set(owned)):
-        service = owned.get(key)
+    for key, item in health.items():
         kinds = by_address.get(f"service.{key}", set())
-        if service is None:
-            running, desired, update_state = 0, _declared_replicas(loaded, key), None
-        else:
-            progress = service_progress(observed, key, service)
-            running, desired, update_state = (
-                progress.running,
-                progress.desired,
-                service.update_state,
-            )
         statuses.append(
             ServiceStatus(
                 key=key,
-                name=service.name if service else object_name(spec.stack, key),
-                running=running,
-                desired=desired,
-                update_state=update_state,
+                name=item.name if item.exists else object_name(spec.stack, key),
+                running=item.running,
+                desired=item.desired if item.exists else _declared_replicas(loaded, key),
+                update_state=item.update_state,
                 in_sync="sync" not in kinds,
                 healthy="health" not in kinds,
             )

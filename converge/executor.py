@@ -10,7 +10,7 @@ reports through ``ApplyEvents`` callbacks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -28,20 +28,19 @@ from converge.errors import (
     NotFoundError,
     OutOfSequenceError,
 )
+from converge.health import SETTLING_STATES, ServiceHealth, service_health
 from converge.loadbalancer import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
 from converge.spec import Spec
-from converge.state import ObservedService, ObservedState, ObservedTask
+from converge.state import ObservedService, ObservedState
 
 __all__ = [
     "ActionOutcome",
     "ApplyEvents",
     "ApplyOptions",
     "ApplyResult",
-    "ServiceProgress",
     "apply_plan",
-    "service_progress",
 ]
 
 Outcome = Literal[
@@ -63,10 +62,6 @@ _DONE_OUTCOME: dict[str, Outcome] = {
     "remove": "removed",
     "force": "redeployed",
 }
-_SETTLING_STATES = frozenset({"updating", "rollback_started"})
-_ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
-_FAILED_TASK_STATES = frozenset({"failed", "rejected"})
-_FAILURES_BEFORE_GIVING_UP = 3
 _UNPLACEABLE_GRACE = 5.0
 
 
@@ -76,21 +71,6 @@ class ActionOutcome:
     kind: str
     outcome: Outcome
     message: str = ""
-
-
-@dataclass(frozen=True)
-class ServiceProgress:
-    """How far one service is from converged."""
-
-    key: str
-    name: str
-    running: int
-    desired: int
-    update_state: str | None
-    converged: bool
-    failure: str | None = None
-    unplaceable: str | None = None
-    """The scheduler's complaint while no task runs; only a failure if it persists."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +91,7 @@ class ApplyEvents:
 
     action_started: Callable[[Action], None] = lambda action: None
     action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
-    waiting: Callable[[list[ServiceProgress]], None] = lambda progress: None
+    waiting: Callable[[list[ServiceHealth]], None] = lambda progress: None
 
 
 @dataclass(frozen=True)
@@ -370,73 +350,6 @@ def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
 # Convergence
 
 
-def service_progress(
-    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
-) -> ServiceProgress:
-    """How converged one owned service is, from one observation.
-
-    Counts only tasks that run on ready nodes (a node that just died still reads as Ready for
-    a while, and its tasks as running), and treats a rollback or a paused update as a failure.
-    """
-    if service is None:
-        return ServiceProgress(key, key, 0, 0, None, False, "the service does not exist")
-    ready = {node.id for node in state.nodes if node.is_ready}
-    tasks = state.tasks_of(service.id)
-    running = [
-        task
-        for task in tasks
-        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
-    ]
-    desired = _desired_count(service)
-    # An update status left over from before this apply (a paused hand update) is history.
-    update_state = service.update_state if service.update_started >= since else None
-    failure = unplaceable = None
-    if update_state in _ROLLBACK_STATES or update_state == "paused":
-        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
-        failure += _last_errors(state, tasks)
-    else:
-        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
-        if pending and not running:
-            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
-        recent_failures = [
-            task
-            for task in tasks
-            if task.state in _FAILED_TASK_STATES
-            and task.timestamp >= since
-            and task.template_digest == service.template_digest
-        ]
-        if len(recent_failures) >= _FAILURES_BEFORE_GIVING_UP:
-            failure = f"{len(recent_failures)} tasks failed" + _last_errors(state, tasks)
-    stale = [task for task in running if task.template_digest != service.template_digest]
-    updating = update_state in ("updating", "rollback_started")
-    converged = failure is None and len(running) == desired and not stale and not updating
-    return ServiceProgress(
-        key, service.name, len(running), desired, update_state, converged, failure, unplaceable
-    )
-
-
-def _desired_count(service: ObservedService) -> int:
-    mode = service.raw_spec.get("Mode") or {}
-    if "Replicated" in mode:
-        return int((mode["Replicated"] or {}).get("Replicas", 1))
-    return service.desired_tasks
-
-
-def _last_errors(state: ObservedState, tasks: Iterable[ObservedTask]) -> str:
-    failed = sorted(
-        (task for task in tasks if task.error or task.state in _FAILED_TASK_STATES),
-        key=lambda task: task.timestamp,
-    )[-3:]
-    if not failed:
-        return ""
-    lines = []
-    for task in failed:
-        node = state.node_by_id(task.node_id)
-        where = node.hostname if node else "(unassigned)"
-        lines.append(f"{where}: {task.state}: {task.error or task.message}")
-    return "; last task errors: " + " | ".join(lines)
-
-
 def _stable_window(run: _Run, service: ObservedService | None) -> float:
     if run.options.stable_for is not None:
         return run.options.stable_for
@@ -453,7 +366,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
     while True:
         state = run.refresh()
         owned = state.owned_services()
-        progress = [service_progress(state, key, owned.get(key), started) for key in keys]
+        progress = [service_health(state, key, owned.get(key), started) for key in keys]
         run.events.waiting(progress)
         now = time.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
@@ -461,7 +374,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
         failures = [
             f"service {item.name}: {item.failure}"
             for item in progress
-            if item.failure and (item.update_state not in _SETTLING_STATES or now > run.deadline)
+            if item.failure and (item.update_state not in SETTLING_STATES or now > run.deadline)
         ]
         for item in progress:
             if item.unplaceable is None:

@@ -15,6 +15,7 @@ from converge.actions import Action, Finding, ObjectKind, Phase, Plan, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
 from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_findings, server_names
+from converge.naming import object_name
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -54,9 +55,11 @@ def plan(
     for item in difference.objects:
         if item.status == "missing":
             severity: Severity = "warning" if item.kind == "node" else "error"
-            findings.append(Finding(severity, item.address, f"{item.name}: {item.detail}"))
+            findings.append(
+                Finding(severity, item.address, f"{item.name}: {item.detail}", "missing", item.name)
+            )
         elif item.status == "collision":
-            findings.append(Finding("error", item.address, item.detail))
+            findings.append(Finding("error", item.address, item.detail, "collision", item.name))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 Finding(
@@ -64,6 +67,8 @@ def plan(
                     item.address,
                     f"{item.name} is owned by stack {difference.stack} but no longer in the "
                     "spec; --prune removes it",
+                    "not_in_spec",
+                    item.name,
                 )
             )
         elif item.kind == "loadbalancer":
@@ -373,7 +378,14 @@ def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
 
 def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
     return [
-        Finding("error", f"service.{collision.key}", collision.message)
+        Finding(
+            "error",
+            f"service.{collision.key}",
+            collision.message,
+            "port_collision",
+            object_name(spec.stack, collision.key),
+            f"ports.{collision.published}/{collision.protocol}",
+        )
         for collision in port_collisions(spec, observed)
     ]
 

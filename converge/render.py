@@ -18,6 +18,8 @@ from converge.loader import FieldPath, LoadedSpec
 
 __all__ = [
     "MASK",
+    "masked_change",
+    "masker",
     "plan_document",
     "plan_json",
     "plan_markdown",
@@ -74,7 +76,9 @@ def scrub(text: str, loaded: LoadedSpec | None) -> str:
     return _scrub(text, _secret_texts(loaded))
 
 
-def _masker(loaded: LoadedSpec | None) -> Masker:
+def masker(loaded: LoadedSpec | None) -> Masker:
+    """A function (action, field path, value) -> the value, or ``(sensitive)`` where the value
+    comes from a secret of the spec or shows one."""
     secrets = _secret_texts(loaded)
 
     def mask(action: Action, path: tuple[str, ...], value: Any) -> Any:
@@ -98,7 +102,8 @@ def _masker(loaded: LoadedSpec | None) -> Masker:
     return mask
 
 
-def _masked_change(mask: Masker, action: Action, change: FieldChange) -> FieldChange:
+def masked_change(mask: Masker, action: Action, change: FieldChange) -> FieldChange:
+    """``change`` with both of its values masked by ``mask``."""
     return FieldChange(
         change.path,
         mask(action, change.path, change.before),
@@ -126,7 +131,7 @@ def _change_symbol(change: FieldChange) -> str:
 
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
-    mask = _masker(loaded)
+    mask = masker(loaded)
     secrets = _secret_texts(loaded)
     lines: list[str] = []
     if plan.actions:
@@ -140,7 +145,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
             + (f" [dim](forced by {', '.join(action.forced_by)})[/dim]" if action.forced_by else "")
         )
         for change in action.changes:
-            shown = _masked_change(mask, action, change)
+            shown = masked_change(mask, action, change)
             symbol = _change_symbol(shown)
             change_style = _STYLE[symbol]
             if _is_config_text(action, shown):
@@ -168,7 +173,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 
 
 def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
-    shown = _masked_change(mask, action, change)
+    shown = masked_change(mask, action, change)
     return {
         "field": shown.field,
         "path": list(shown.path),
@@ -179,7 +184,7 @@ def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str,
 
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The plan as a JSON-ready document (``format_version`` first)."""
-    mask = _masker(loaded)
+    mask = masker(loaded)
     secrets = _secret_texts(loaded)
     return {
         "format_version": PLAN_FORMAT_VERSION,
@@ -220,7 +225,7 @@ def _describe(mask: Masker, action: Action) -> str:
     masked = Action(
         **{
             **action.__dict__,
-            "changes": tuple(_masked_change(mask, action, change) for change in action.changes),
+            "changes": tuple(masked_change(mask, action, change) for change in action.changes),
         }
     )
     return masked.description
@@ -232,7 +237,7 @@ def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
-    mask = _masker(loaded)
+    mask = masker(loaded)
     secrets = _secret_texts(loaded)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
@@ -262,7 +267,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("")
         lines.append("```diff")
         for change in action.changes:
-            shown = _masked_change(mask, action, change)
+            shown = masked_change(mask, action, change)
             if _is_config_text(action, shown):
                 lines.extend(_text_diff(shown))
                 continue

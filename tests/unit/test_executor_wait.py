@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from test_executor_progress import TEMPLATE, node, task
+from test_health import TEMPLATE, node, task
 
 from converge.engine import Engine
 from converge.executor import ApplyEvents, ApplyOptions, _Run, _wait_for_services

@@ -1,10 +1,10 @@
-"""Convergence judgement (service_progress) on synthetic observations."""
+"""Service health (converge.health.service_health) on synthetic observations."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from converge.executor import service_progress
+from converge.health import nodes_not_ready, service_health
 from converge.observe import state_from_engine_json
 
 TEMPLATE: dict[str, Any] = {"ContainerSpec": {"Image": "app:v2"}, "ForceUpdate": 0}
@@ -65,7 +65,7 @@ def progress(
         services=[service],
         tasks=tasks,
     )
-    return service_progress(state, "web", state.owned_services()["web"], since)
+    return service_health(state, "web", state.owned_services()["web"], since)
 
 
 def test_converged_when_desired_tasks_run_the_current_template() -> None:
@@ -122,3 +122,46 @@ def test_unplaceable_tasks_are_reported_while_nothing_runs() -> None:
     assert result.unplaceable is not None
     assert "no suitable node" in result.unplaceable
     assert result.failure is None
+
+
+def test_a_failure_lists_only_errors_of_this_apply_not_older_ones() -> None:
+    stale = task(
+        1, "n1", state="failed", error="old: image not found", timestamp="2026-01-01T00:00:01Z"
+    )
+    fresh = [
+        task(n, "n2", state="failed", error="exit 3", timestamp=f"2026-01-01T00:00:1{n}Z")
+        for n in range(2, 5)
+    ]
+    result = progress([stale, *fresh], since="2026-01-01T00:00:05Z")
+    assert result.failure is not None
+    assert "exit 3" in result.failure
+    assert "old: image not found" not in result.failure
+    assert [str(error) for error in result.errors] == ["n2: failed: exit 3"] * 3
+
+
+def test_without_a_start_time_errors_of_the_current_template_come_first() -> None:
+    old = task(1, "n1", state="failed", error="old failure", template=OLD_TEMPLATE)
+    current = task(
+        2, "n2", state="rejected", error="no such image", timestamp="2026-01-01T00:00:01Z"
+    )
+    assert [error.message for error in progress([old, current]).errors] == ["no such image"]
+    assert [error.message for error in progress([old]).errors] == ["old failure"]
+
+
+def test_placement_counts_running_tasks_per_node() -> None:
+    result = progress([task(1, "n1"), task(2, "n1"), task(3, "n2")], replicas=3)
+    assert dict(result.placement) == {"n1": 2, "n2": 1}
+
+
+def test_nodes_not_ready_skip_a_down_record_of_a_node_that_rejoined() -> None:
+    rejoined_old = node("old-id", "down")
+    rejoined_old["Description"]["Hostname"] = "n1"
+    state = state_from_engine_json(
+        "s",
+        "m",
+        nodes=[node("n1"), rejoined_old, node("n3", "down")],
+        networks=[],
+        services=[],
+        tasks=[],
+    )
+    assert [item.hostname for item in nodes_not_ready(state)] == ["n3"]

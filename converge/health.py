@@ -1,0 +1,206 @@
+"""Per-service health, one definition for apply's wait, drift and status (pure).
+
+A service is **converged** when as many tasks as it wants run the service's current task
+template on nodes that are ready, and no update is in flight. It has **failed** when the
+engine rolled its update back or paused it, or when tasks of its current template keep
+failing. It is **unplaceable** while tasks wait for a node the scheduler cannot find (a
+failure only if it persists: right after node labels change the scheduler may still judge on
+the old ones). Node state matters: a node that just died reads as Ready for a while and its
+tasks as running, so tasks count only on nodes that are ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from converge.state import ObservedNode, ObservedService, ObservedState, ObservedTask
+
+__all__ = [
+    "FAILED_TASK_STATES",
+    "ROLLBACK_STATES",
+    "SETTLING_STATES",
+    "ServiceHealth",
+    "TaskError",
+    "desired_task_count",
+    "nodes_not_ready",
+    "service_health",
+    "task_errors",
+]
+
+ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
+"""Update states that mean the engine undid (or is undoing) the last update."""
+SETTLING_STATES = frozenset({"updating", "rollback_started"})
+"""Update states in which the engine is still moving tasks: let it finish before judging."""
+FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+FAILURES_BEFORE_GIVING_UP = 3
+"""Failed tasks of the current template (since the apply began) that make a failure."""
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """The last word of a task that failed or could not start."""
+
+    node: str
+    state: str
+    message: str
+    timestamp: str
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.state}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """How one service of the stack stands, from one observation.
+
+    Attributes:
+        running: tasks running the current template or not, on ready nodes.
+        update_state: the engine's update state (None: no update, or one older than ``since``).
+        failure: why the service counts as failed, with its last task errors (None: it does not).
+        unplaceable: the scheduler's complaint while tasks wait for a node (not yet a failure).
+        placement: running tasks per node hostname.
+        errors: the last task errors (of this apply when ``since`` was given), oldest first.
+    """
+
+    key: str
+    name: str
+    exists: bool
+    running: int
+    desired: int
+    update_state: str | None
+    converged: bool
+    failure: str | None = None
+    unplaceable: str | None = None
+    update_message: str | None = None
+    placement: Mapping[str, int] = field(default_factory=dict)
+    errors: tuple[TaskError, ...] = ()
+
+
+def desired_task_count(service: ObservedService) -> int:
+    """Replicas for a replicated service; the engine's own count for a global one."""
+    mode = service.raw_spec.get("Mode") or {}
+    if "Replicated" in mode:
+        return int((mode["Replicated"] or {}).get("Replicas", 1))
+    return service.desired_tasks
+
+
+def _hostname(state: ObservedState, node_id: str) -> str:
+    node = state.node_by_id(node_id)
+    return node.hostname if node else "(unassigned)"
+
+
+def task_errors(
+    state: ObservedState, service: ObservedService, since: str = "", limit: int = 3
+) -> tuple[TaskError, ...]:
+    """The last ``limit`` errors of the service's tasks, oldest first.
+
+    With ``since`` (an engine timestamp taken when the apply began), only tasks of this apply;
+    without it, tasks of the current template when there are any (older errors may be fixed
+    already), else any.
+    """
+    tasks = state.tasks_of(service.id)
+    if since:
+        candidates = [[task for task in tasks if task.timestamp >= since]]
+    else:
+        current = [task for task in tasks if task.template_digest == service.template_digest]
+        candidates = [current, tasks]
+    for group in candidates:
+        failing = sorted(
+            (task for task in group if task.error or task.state in FAILED_TASK_STATES),
+            key=lambda task: task.timestamp,
+        )
+        if failing:
+            return tuple(
+                TaskError(
+                    _hostname(state, task.node_id),
+                    task.state,
+                    task.error or task.message,
+                    task.timestamp,
+                )
+                for task in failing[-limit:]
+            )
+    return ()
+
+
+def _errors_suffix(errors: Iterable[TaskError]) -> str:
+    lines = [str(error) for error in errors]
+    return "; last task errors: " + " | ".join(lines) if lines else ""
+
+
+def _placement(state: ObservedState, running: Iterable[ObservedTask]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for task in running:
+        where = _hostname(state, task.node_id)
+        counts[where] = counts.get(where, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def service_health(
+    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
+) -> ServiceHealth:
+    """How converged and how well one owned service is.
+
+    Args:
+        since: an engine timestamp (the newest task timestamp when an apply began): update
+            states and task failures older than it are history, not this apply's outcome.
+    """
+    if service is None:
+        return ServiceHealth(
+            key, key, False, 0, 0, None, False, failure="the service does not exist"
+        )
+    ready = {node.id for node in state.nodes if node.is_ready}
+    tasks = state.tasks_of(service.id)
+    running = [
+        task
+        for task in tasks
+        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
+    ]
+    desired = desired_task_count(service)
+    # An update status left over from before this apply (a paused hand update) is history.
+    update_state = service.update_state if service.update_started >= since else None
+    errors = task_errors(state, service, since)
+    failure = unplaceable = None
+    if update_state in ROLLBACK_STATES or update_state == "paused":
+        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
+        failure += _errors_suffix(errors)
+    else:
+        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
+        if pending and not running:
+            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
+        recent_failures = [
+            task
+            for task in tasks
+            if task.state in FAILED_TASK_STATES
+            and task.timestamp >= since
+            and task.template_digest == service.template_digest
+        ]
+        if len(recent_failures) >= FAILURES_BEFORE_GIVING_UP:
+            failure = f"{len(recent_failures)} tasks failed" + _errors_suffix(errors)
+    stale = [task for task in running if task.template_digest != service.template_digest]
+    updating = update_state in SETTLING_STATES
+    converged = failure is None and len(running) == desired and not stale and not updating
+    return ServiceHealth(
+        key=key,
+        name=service.name,
+        exists=True,
+        running=len(running),
+        desired=desired,
+        update_state=update_state,
+        converged=converged,
+        failure=failure,
+        unplaceable=unplaceable,
+        update_message=service.update_message,
+        placement=_placement(state, running),
+        errors=errors,
+    )
+
+
+def nodes_not_ready(state: ObservedState) -> list[ObservedNode]:
+    """Nodes that are not ready, by hostname; a Down record of a node that rejoined under the
+    same hostname (a new node id) is not counted."""
+    ready = {node.hostname for node in state.nodes if node.is_ready}
+    return sorted(
+        (node for node in state.nodes if node.hostname not in ready),
+        key=lambda node: node.hostname,
+    )
