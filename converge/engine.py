@@ -11,10 +11,13 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
 import docker
+import docker.context
+import docker.context.config
 import docker.errors
 import docker.utils
 import requests
@@ -28,7 +31,7 @@ from converge.errors import (
     OutOfSequenceError,
 )
 
-__all__ = ["Engine", "EngineInfo", "connect"]
+__all__ = ["Endpoint", "Engine", "EngineInfo", "connect", "resolve_endpoint"]
 
 Json = dict[str, Any]
 
@@ -312,25 +315,98 @@ class Engine:
             return (int(code) if code is not None else -1, output.decode(errors="replace"))
 
 
-def connect(host: str | None = None, timeout: float = 30.0) -> Engine:
-    """Connect as the docker CLI would: ``host``, else ``DOCKER_HOST`` and the TLS variables.
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an engine is, and where that was said: the docker CLI's order of precedence.
 
-    ``ssh://`` hosts go through the system's ssh client, as the docker CLI does.
+    ``--host``, then ``--context``, then ``DOCKER_HOST``, then ``DOCKER_CONTEXT``, then the
+    current context of the docker CLI's config (``docker context use``), then the local socket.
+    """
+
+    address: str
+    source: str
+    """For messages: ``--host``, ``DOCKER_HOST``, ``context prod (--context)``, ``default``."""
+    context: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.address} (from {self.source})"
+
+
+_DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+
+
+def resolve_endpoint(
+    host: str | None = None,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """Which engine the docker CLI would talk to with these flags and this environment.
 
     Raises:
-        EngineError: the address is malformed or the engine does not answer.
+        EngineError: both a host and a context were given, or the context does not exist.
     """
-    address = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    # --host replaces DOCKER_HOST only: the TLS variables still apply, as with the docker CLI.
-    environment = {**os.environ, "DOCKER_HOST": address}
+    environ = os.environ if environ is None else environ
+    if host and context:
+        raise EngineError("--host and --context conflict: give one of them")
+    if host:
+        return Endpoint(host, "--host")
+    if context is None and environ.get("DOCKER_HOST"):
+        return Endpoint(environ["DOCKER_HOST"], "DOCKER_HOST")
+    source = "--context"
+    if context is None and environ.get("DOCKER_CONTEXT"):
+        context, source = environ["DOCKER_CONTEXT"], "DOCKER_CONTEXT"
+    if context is None:
+        context, source = docker.context.config.get_current_context_name(), "docker context use"
+    if context == "default":
+        return Endpoint(_DEFAULT_ADDRESS, "default")
+    found = docker.context.ContextAPI.get_context(context)
+    if found is None or not found.Host:
+        raise EngineError(f"docker context {context!r} ({source}) does not exist")
+    return Endpoint(found.Host, f"context {context} ({source})", context)
+
+
+def _ssh_host_as_written(client: docker.APIClient, address: str) -> None:
+    # docker-py adds ":22" to an ssh:// URL without a port, and its ssh client adapter then
+    # passes "-p 22", which overrides the Port of the operator's ~/.ssh/config.
+    parsed = urlparse(address)
+    adapter = getattr(client, "_custom_adapter", None)
+    if parsed.port is None and adapter is not None and hasattr(adapter, "ssh_host"):
+        adapter.ssh_host = parsed.netloc
+
+
+def connect(
+    host: str | None = None, timeout: float = 30.0, *, context: str | None = None
+) -> Engine:
+    """Connect as the docker CLI would (see ``Endpoint`` for the order of precedence).
+
+    The TLS variables (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``) apply to ``--host`` and
+    ``DOCKER_HOST`` as with the docker CLI; a context brings its own TLS material. ``ssh://``
+    hosts go through the system's ssh client, so ``~/.ssh/config`` (Port, User, IdentityFile,
+    ProxyJump) applies.
+
+    Raises:
+        EngineError: the address is malformed, or the context unknown.
+    """
+    endpoint = resolve_endpoint(host, context)
     try:
-        settings = docker.utils.kwargs_from_env(environment=environment)
+        if endpoint.context is None:
+            environment = {**os.environ, "DOCKER_HOST": endpoint.address}
+            settings = docker.utils.kwargs_from_env(environment=environment)
+        else:
+            found = docker.context.ContextAPI.get_context(endpoint.context)
+            settings = {"base_url": endpoint.address}
+            if found is not None and found.TLSConfig is not None:
+                settings["tls"] = found.TLSConfig
         client = docker.APIClient(
             version=API_VERSION, timeout=int(timeout), use_ssh_client=True, **settings
         )
     except docker.errors.DockerException as error:
-        raise EngineError(f"cannot connect to the Docker engine at {address}: {error}") from None
+        raise EngineError(
+            f"cannot connect to the Docker engine at {endpoint.describe()}: {error}"
+        ) from None
+    if endpoint.address.startswith("ssh://"):
+        _ssh_host_as_written(client, endpoint.address)
     if settings.get("tls"):
         # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace DOCKER_CERT_PATH's CA.
         client.trust_env = False
-    return Engine(client, address)
+    return Engine(client, endpoint.describe())
