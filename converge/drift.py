@@ -27,9 +27,10 @@ from converge.actions import Plan, format_value
 from converge.diff import diff
 from converge.executor import service_progress
 from converge.loader import LoadedSpec
+from converge.masking import scrub
 from converge.normalize import object_name
 from converge.planner import port_collisions
-from converge.render import plan_document, scrub
+from converge.render import plan_document
 from converge.state import ObservedService, ObservedState
 
 __all__ = [

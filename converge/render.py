@@ -7,103 +7,24 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
 
 from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
 from converge.diff import FieldChange
-from converge.loader import FieldPath, LoadedSpec
+from converge.loader import LoadedSpec
+from converge.masking import Masker
 
 __all__ = [
-    "MASK",
     "plan_document",
     "plan_json",
     "plan_markdown",
     "plan_text",
-    "scrub",
     "summary_line",
 ]
 
-MASK = "(sensitive)"
-_SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
 _STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
-
-Masker = Callable[[Action, tuple[str, ...], Any], Any]
-
-
-# Shorter secrets are masked by their path only: hunting them in every value would mask noise.
-_MIN_SECRET_TEXT = 4
-
-
-def _secret_texts(loaded: LoadedSpec | None) -> frozenset[str]:
-    """The values at the spec's sensitive paths, to be found wherever they show up."""
-    if loaded is None or not loaded.sensitive_paths:
-        return frozenset()
-    data: Any = loaded.spec.model_dump()
-    texts: set[str] = set()
-    for path in loaded.sensitive_paths:
-        value = data
-        for part in path:
-            try:
-                value = value[part]
-            except (KeyError, IndexError, TypeError):
-                value = None
-                break
-        shown = "" if value is None or isinstance(value, bool | dict | list | tuple) else str(value)
-        if len(shown) >= _MIN_SECRET_TEXT:
-            texts.add(shown)
-    return frozenset(texts)
-
-
-def _shows_secret(value: Any, secrets: frozenset[str]) -> bool:
-    if isinstance(value, list | tuple):
-        return any(_shows_secret(item, secrets) for item in value)
-    return isinstance(value, str) and any(secret in value for secret in secrets)
-
-
-def _scrub(text: str, secrets: frozenset[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-def scrub(text: str, loaded: LoadedSpec | None) -> str:
-    """``text`` with every secret value of the spec replaced by ``(sensitive)``."""
-    return _scrub(text, _secret_texts(loaded))
-
-
-def _masker(loaded: LoadedSpec | None) -> Masker:
-    secrets = _secret_texts(loaded)
-
-    def mask(action: Action, path: tuple[str, ...], value: Any) -> Any:
-        if loaded is None or not loaded.sensitive_paths or value is None:
-            return value
-        section = _SECTIONS.get(action.object_kind)
-        if section is None:
-            return value
-        full: FieldPath = (section, action.key, *path)
-        if loaded.is_sensitive(full):
-            return MASK
-        if isinstance(value, dict):
-            return {key: mask(action, (*path, key), item) for key, item in value.items()}
-        # A secret inside a list (command, healthcheck test) sits below this path; and a view
-        # field need not follow the spec's path (constraints, mounts), so look at the value too.
-        below = any(secret[: len(full)] == full for secret in loaded.sensitive_paths)
-        if below or _shows_secret(value, secrets):
-            return MASK
-        return value
-
-    return mask
-
-
-def _masked_change(mask: Masker, action: Action, change: FieldChange) -> FieldChange:
-    return FieldChange(
-        change.path,
-        mask(action, change.path, change.before),
-        mask(action, change.path, change.after),
-    )
 
 
 def summary_line(plan: Plan) -> str:
@@ -126,8 +47,7 @@ def _change_symbol(change: FieldChange) -> str:
 
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
-    mask = _masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     lines: list[str] = []
     if plan.actions:
         lines.append(f"converge will perform these actions on stack [bold]{plan.stack}[/bold]:")
@@ -140,7 +60,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
             + (f" [dim](forced by {', '.join(action.forced_by)})[/dim]" if action.forced_by else "")
         )
         for change in action.changes:
-            shown = _masked_change(mask, action, change)
+            shown = masker.change(action, change)
             symbol = _change_symbol(shown)
             change_style = _STYLE[symbol]
             if _is_config_text(action, shown):
@@ -159,7 +79,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
-        message = escape(_scrub(finding.message, secrets))
+        message = escape(masker.text(finding.message))
         lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {message}")
     if plan.findings:
         lines.append("")
@@ -167,8 +87,8 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     return "\n".join(lines)
 
 
-def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
-    shown = _masked_change(mask, action, change)
+def _change_json(masker: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
+    shown = masker.change(action, change)
     return {
         "field": shown.field,
         "path": list(shown.path),
@@ -179,8 +99,7 @@ def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str,
 
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The plan as a JSON-ready document (``format_version`` first)."""
-    mask = _masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "stack": plan.stack,
@@ -196,10 +115,10 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "object_kind": action.object_kind,
                 "key": action.key,
                 "name": action.name,
-                "description": _describe(mask, action),
+                "description": masker.action(action).description,
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
-                "changes": [_change_json(mask, action, change) for change in action.changes],
+                "changes": [_change_json(masker, action, change) for change in action.changes],
                 "observed": {"id": action.observed_id, "version": action.observed_version},
             }
             for action in plan.actions
@@ -208,22 +127,12 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             {
                 "severity": finding.severity,
                 "address": finding.address,
-                "message": _scrub(finding.message, secrets),
+                "message": masker.text(finding.message),
             }
             for finding in plan.findings
         ],
         "versions": dict(sorted(plan.versions.items())),
     }
-
-
-def _describe(mask: Masker, action: Action) -> str:
-    masked = Action(
-        **{
-            **action.__dict__,
-            "changes": tuple(_masked_change(mask, action, change) for change in action.changes),
-        }
-    )
-    return masked.description
 
 
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
@@ -232,24 +141,21 @@ def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
-    mask = _masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
     warnings = [finding for finding in plan.findings if finding.severity == "warning"]
     for finding in errors:
-        lines.append(f"> :x: **Error** `{finding.address}`: {_scrub(finding.message, secrets)}")
+        lines.append(f"> :x: **Error** `{finding.address}`: {masker.text(finding.message)}")
     for finding in warnings:
-        lines.append(
-            f"> :warning: **Warning** `{finding.address}`: {_scrub(finding.message, secrets)}"
-        )
+        lines.append(f"> :warning: **Warning** `{finding.address}`: {masker.text(finding.message)}")
     if errors or warnings:
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")
         lines.append("|---|---|---|")
         for action in plan.actions:
-            description = _describe(mask, action).split(": ", 1)[-1]
+            description = masker.action(action).description.split(": ", 1)[-1]
             lines.append(f"| `{action.symbol}` | `{action.address}` | {_cell(description)} |")
         lines.append("")
     for action in plan.actions:
@@ -262,7 +168,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("")
         lines.append("```diff")
         for change in action.changes:
-            shown = _masked_change(mask, action, change)
+            shown = masker.change(action, change)
             if _is_config_text(action, shown):
                 lines.extend(_text_diff(shown))
                 continue
