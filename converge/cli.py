@@ -508,9 +508,9 @@ def drift(
     from datetime import UTC, datetime
 
     from converge.api import check_drift
-    from converge.drift import report_json, report_markdown, report_text
     from converge.engine import connect
     from converge.metrics import failure_metrics, report_metrics, write_metrics
+    from converge.render import report_json, report_markdown, report_text
 
     started, stack = datetime.now(UTC), None
     try:

@@ -15,6 +15,7 @@ from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
 from converge.diff import FieldChange
 from converge.loader import LoadedSpec
 from converge.masking import Masker
+from converge.render._markdown import markdown_cell
 
 __all__ = [
     "plan_document",
@@ -156,7 +157,9 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("|---|---|---|")
         for action in plan.actions:
             description = masker.action(action).description.split(": ", 1)[-1]
-            lines.append(f"| `{action.symbol}` | `{action.address}` | {_cell(description)} |")
+            lines.append(
+                f"| `{action.symbol}` | `{action.address}` | {markdown_cell(description)} |"
+            )
         lines.append("")
     for action in plan.actions:
         if not action.changes:
@@ -216,8 +219,3 @@ def _styled_diff_line(line: str) -> str:
     if line.startswith("@@"):
         return f"[cyan]{text}[/cyan]"
     return text
-
-
-def _cell(text: str) -> str:
-    """Text that stays inside one Markdown table cell (a value may hold ``|`` or newlines)."""
-    return text.replace("|", "\\|").replace("\n", " ")
