@@ -23,11 +23,17 @@ from converge.render import (
     ProgressReporter,
     apply_json,
     apply_summary_line,
+    failure_metrics,
     plan_json,
     plan_markdown,
     plan_text,
+    report_json,
+    report_markdown,
+    report_metrics,
+    report_text,
     status_json,
     status_text,
+    write_metrics,
 )
 from converge.schema import spec_json_schema
 
@@ -417,8 +423,6 @@ def drift(
 
     from converge.api import check_drift
     from converge.engine import connect
-    from converge.metrics import failure_metrics, report_metrics, write_metrics
-    from converge.render import report_json, report_markdown, report_text
 
     started, stack = datetime.now(UTC), None
     try:

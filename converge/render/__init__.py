@@ -14,6 +14,7 @@ from converge.render.drift import (
     report_text,
     status_line,
 )
+from converge.render.metrics import failure_metrics, report_metrics, write_metrics
 from converge.render.plan import (
     plan_document,
     plan_json,
@@ -30,6 +31,7 @@ __all__ = [
     "apply_document",
     "apply_json",
     "apply_summary_line",
+    "failure_metrics",
     "plan_document",
     "plan_json",
     "plan_markdown",
@@ -37,9 +39,11 @@ __all__ = [
     "report_document",
     "report_json",
     "report_markdown",
+    "report_metrics",
     "report_text",
     "status_json",
     "status_line",
     "status_text",
     "summary_line",
+    "write_metrics",
 ]
