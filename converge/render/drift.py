@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from converge.render._markdown import markdown_cell
 
 if TYPE_CHECKING:
@@ -113,10 +115,6 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
-
-
 def _identity_text(report: DriftReport) -> str:
     spec = report.spec
     commit = ""
@@ -128,28 +126,28 @@ def _identity_text(report: DriftReport) -> str:
 def report_text(report: DriftReport) -> str:
     """Text with rich markup for colour (rich strips it when not on a terminal)."""
     lines = [
-        f"converge drift: stack [bold]{report.stack}[/bold], "
+        f"converge drift: stack [bold]{escape(report.stack)}[/bold], "
         f"checked {_timestamp(report.checked_at)} in {report.duration:.2f}s",
-        f"[dim]spec: {_escape(_identity_text(report))}[/dim]",
+        f"[dim]spec: {escape(_identity_text(report))}[/dim]",
         "",
     ]
     if report.sync_findings:
         lines.append("[bold]Out of sync[/bold] (the swarm differs from the spec):")
         lines.extend(
-            f"  [yellow]{_SYMBOLS.get(finding.action or '', '~')}[/yellow] {finding.address}: "
-            f"{_escape(finding.message)}"
+            f"  [yellow]{_SYMBOLS.get(finding.action or '', '~')}[/yellow] "
+            f"{escape(f'{finding.address}: {finding.message}')}"
             for finding in report.sync_findings
         )
         lines.append("")
     if report.health_findings:
         lines.append("[bold]Unhealthy:[/bold]")
         lines.extend(
-            f"  [red]![/red] {finding.address}: {_escape(finding.message)}"
+            f"  [red]![/red] {escape(f'{finding.address}: {finding.message}')}"
             for finding in report.health_findings
         )
         lines.append("")
     for note in report.notes:
-        lines.append(f"[dim]plan {_escape(note)}[/dim]")
+        lines.append(f"[dim]plan {escape(note)}[/dim]")
     if report.notes:
         lines.append("")
     style = "green" if report.in_sync and report.healthy else "red"

@@ -51,21 +51,27 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     masker = Masker(loaded)
     lines: list[str] = []
     if plan.actions:
-        lines.append(f"converge will perform these actions on stack [bold]{plan.stack}[/bold]:")
+        stack = escape(plan.stack)
+        lines.append(f"converge will perform these actions on stack [bold]{stack}[/bold]:")
         lines.append("")
     for action in plan.actions:
         style = _STYLE[action.symbol]
-        lines.append(f"  [dim]# {action.address}: {action.reason}[/dim]")
+        lines.append(f"  [dim]# {escape(f'{action.address}: {action.reason}')}[/dim]")
+        forced = ""
+        if action.forced_by:
+            forced = f" [dim]({escape('forced by ' + ', '.join(action.forced_by))})[/dim]"
         lines.append(
-            f"  [{style}]{action.symbol}[/{style}] {action.object_kind} [bold]{action.name}[/bold]"
-            + (f" [dim](forced by {', '.join(action.forced_by)})[/dim]" if action.forced_by else "")
+            f"  [{style}]{action.symbol}[/{style}] {action.object_kind} "
+            f"[bold]{escape(action.name)}[/bold]{forced}"
         )
         for change in action.changes:
             shown = masker.change(action, change)
             symbol = _change_symbol(shown)
             change_style = _STYLE[symbol]
             if _is_config_text(action, shown):
-                lines.append(f"      [{change_style}]{symbol}[/{change_style}] {shown.field}:")
+                lines.append(
+                    f"      [{change_style}]{symbol}[/{change_style}] {escape(shown.field)}:"
+                )
                 lines.extend(f"          {_styled_diff_line(line)}" for line in _text_diff(shown))
                 continue
             if action.kind == "create":
@@ -81,7 +87,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
         message = escape(masker.text(finding.message))
-        lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {message}")
+        lines.append(f"[{style}]{label}:[/{style}] {escape(finding.address)}: {message}")
     if plan.findings:
         lines.append("")
     lines.append(f"[bold]{summary_line(plan)}[/bold]")
