@@ -10,7 +10,7 @@ Two separate questions, answered from one plan and the observation it was made f
   update, tasks that fail or cannot be placed (with the last task error); nodes down or not
   ready; nodes the spec declares that are not part of the swarm.
 
-A report is built with secrets already masked (as ``render`` masks plans), so it can be
+A report is built with secrets already masked (``converge.masking``), so it can be
 printed, saved or sent anywhere. No clock and no I/O here: the caller passes the time of the
 check, its duration and the spec's git commit. ``converge.render`` renders the report.
 """

@@ -14,7 +14,7 @@ from rich.markup import escape
 from converge.render._markdown import markdown_cell
 
 if TYPE_CHECKING:
-    # Types only: converge.drift imports the plan renderer, so a runtime import would be a cycle.
+    # Types only: converge.drift imports the plan renderer (a cycle) and the executor (docker).
     from converge.drift import DriftFinding, DriftReport
 
 __all__ = [
@@ -86,6 +86,7 @@ def _finding_json(finding: DriftFinding) -> dict[str, Any]:
 
 
 def report_json(report: DriftReport) -> str:
+    """``report_document`` as indented JSON."""
     return json.dumps(report_document(report), indent=2, default=str)
 
 

@@ -1,6 +1,7 @@
 """Renderers for plans: text (terraform-like), JSON (versioned) and Markdown. No decisions here.
 
-Values that came from the environment as secrets are masked on both sides of every change.
+Values that came from the environment as secrets are masked (``converge.masking``) on both
+sides of every change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
 
 
 def summary_line(plan: Plan) -> str:
+    """Terraform's closing line: ``Plan: 1 to add, 2 to change, 0 to destroy.``"""
     if not plan.has_changes:
         return "No changes. The swarm matches the spec."
     counts = plan.counts()
@@ -143,6 +145,7 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
 
 
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
+    """``plan_document`` as indented JSON."""
     return json.dumps(plan_document(plan, loaded), indent=2, default=str)
 
 

@@ -55,10 +55,12 @@ class ProgressReporter:
         )
 
     def started(self, action: Action) -> None:
+        """An action starts: its one-line description."""
         if not self.quiet:
             self.console.print(f"{escape(action.description)} ...")
 
     def finished(self, outcome: ActionOutcome) -> None:
+        """An action ended: its outcome, and the engine's message when it failed."""
         if self.quiet:
             return
         if outcome.outcome == "failed":
@@ -68,6 +70,7 @@ class ProgressReporter:
             self.console.print(f"[green]{outcome.outcome}[/green] {escape(outcome.address)}")
 
     def waiting(self, progress: list[ServiceProgress]) -> None:
+        """Services still converging: running/desired tasks and update state of each."""
         if self.quiet:
             return
         line = "waiting: " + ", ".join(
