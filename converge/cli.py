@@ -10,25 +10,31 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from converge.actions import PLAN_FORMAT_VERSION, Action
-from converge.api import PlanResult
 from converge.errors import ConvergeError, SpecError
-from converge.executor import (
-    ActionOutcome,
-    ApplyEvents,
-    ApplyOptions,
-    ApplyResult,
-)
-from converge.health import ServiceHealth
+from converge.executor import ApplyOptions, ApplyResult
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
-from converge.render import plan_json, plan_markdown, plan_text
+from converge.render import (
+    ProgressReporter,
+    apply_json,
+    apply_summary_line,
+    failure_metrics,
+    plan_json,
+    plan_markdown,
+    plan_text,
+    report_json,
+    report_markdown,
+    report_metrics,
+    report_text,
+    status_json,
+    status_text,
+    write_metrics,
+)
 from converge.schema import spec_json_schema
 
 app = typer.Typer(
@@ -174,80 +180,6 @@ def plan(
         raise typer.Exit(2)
 
 
-class _ProgressReporter:
-    """Executor events -> the terminal: a live status line on a TTY, plain lines otherwise."""
-
-    def __init__(self, console: Console, quiet: bool) -> None:
-        self.console = console
-        self.quiet = quiet
-        self.last_line = ""
-        self.status: Any = None
-
-    def events(self) -> ApplyEvents:
-        return ApplyEvents(
-            action_started=self.started, action_finished=self.finished, waiting=self.waiting
-        )
-
-    def started(self, action: Action) -> None:
-        if not self.quiet:
-            self.console.print(f"{escape(action.description)} ...")
-
-    def finished(self, outcome: ActionOutcome) -> None:
-        if self.quiet:
-            return
-        if outcome.outcome == "failed":
-            self.console.print(f"[red]failed[/red] {outcome.address}: {escape(outcome.message)}")
-        else:
-            self.console.print(f"[green]{outcome.outcome}[/green] {outcome.address}")
-
-    def waiting(self, progress: list[ServiceHealth]) -> None:
-        if self.quiet:
-            return
-        line = "waiting: " + ", ".join(
-            f"{item.name} {item.running}/{item.desired}"
-            + (f" ({item.update_state})" if item.update_state else "")
-            + (" ok" if item.converged else "")
-            for item in progress
-        )
-        if self.console.is_terminal:
-            if self.status is None:
-                self.status = self.console.status(line)
-                self.status.start()
-            else:
-                self.status.update(line)
-        elif line != self.last_line:
-            self.console.print(line)
-        self.last_line = line
-
-    def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-
-
-def _result_document(result: ApplyResult, plan_result: PlanResult) -> dict[str, Any]:
-    outcomes = {outcome.address: outcome for outcome in result.outcomes}
-    return {
-        "format_version": PLAN_FORMAT_VERSION,
-        "stack": result.stack,
-        "ok": result.ok,
-        "error": result.error,
-        "write_calls": result.write_calls,
-        "actions": [
-            {
-                "address": action.address,
-                "kind": action.kind,
-                "description": action.description,
-                "outcome": outcomes[action.address].outcome
-                if action.address in outcomes
-                else "skipped",
-                "message": outcomes[action.address].message if action.address in outcomes else "",
-            }
-            for action in plan_result.plan.actions
-        ],
-    }
-
-
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for convergence, overall.")
@@ -303,7 +235,7 @@ def _run_apply(request: _ApplyRequest) -> None:
             if not unlocked.plan.has_changes and not unlocked.plan.errors:
                 if as_json:
                     empty = ApplyResult(loaded.spec.stack, ())
-                    typer.echo(json.dumps(_result_document(empty, unlocked), indent=2))
+                    typer.echo(apply_json(empty, unlocked.plan))
                 else:
                     console.print(plan_text(unlocked.plan, loaded))
                 return
@@ -326,7 +258,7 @@ def _run_apply(request: _ApplyRequest) -> None:
             if not plan_result.plan.has_changes:
                 if as_json:
                     empty = ApplyResult(loaded.spec.stack, ())
-                    typer.echo(json.dumps(_result_document(empty, plan_result), indent=2))
+                    typer.echo(apply_json(empty, plan_result.plan))
                 return
             if not request.yes and saved is None:
                 if not sys.stdin.isatty():
@@ -337,26 +269,19 @@ def _run_apply(request: _ApplyRequest) -> None:
                 if not typer.confirm(f"{request.verb} these changes?", default=False):
                     typer.echo(f"{request.verb} cancelled; nothing was changed.", err=True)
                     raise typer.Exit(1)
-            reporter = _ProgressReporter(messages, quiet=False)
-            try:
+            with ProgressReporter(messages) as reporter:
                 result = execute_plan(
                     plan_result,
                     engine,
                     reporter.events(),
                     ApplyOptions(timeout=request.timeout, concurrency=request.concurrency),
                 )
-            finally:
-                reporter.stop()
     finally:
         engine.close()
     if as_json:
-        typer.echo(json.dumps(_result_document(result, plan_result), indent=2))
+        typer.echo(apply_json(result, plan_result.plan))
     elif result.ok:
-        counts = plan_result.plan.counts()
-        console.print(
-            f"[bold green]{request.verb} complete![/bold green] {counts['add']} added, "
-            f"{counts['change']} changed, {counts['destroy']} destroyed; the swarm converged."
-        )
+        console.print(apply_summary_line(plan_result.plan, request.verb))
     if not result.ok:
         typer.echo(f"error: {request.verb.lower()} failed: {result.error}", err=True)
         raise typer.Exit(1)
@@ -439,22 +364,11 @@ def status(
     finally:
         engine.close()
     if output is OutputFormat.json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(status_json(report))
         return
-    console = _console()
-    for service in report["services"]:
-        mark = "[green]ok[/green]" if service["converged"] else "[yellow]not converged[/yellow]"
-        state = f", update {service['update_state']}" if service["update_state"] else ""
-        console.print(
-            f"[bold]{service['name']}[/bold] {service['running']}/{service['desired']} "
-            f"running{state} {mark}"
-        )
-        placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
-        console.print(f"  placement: {placement or '(no running tasks)'}")
-        for error in service["errors"]:
-            console.print(f"  [red]error[/red] {escape(error)}")
-    for missing in report["missing"]:
-        console.print(f"[yellow]{missing}: declared in the spec, not in the swarm[/yellow]")
+    text = status_text(report)
+    if text:  # a stack with nothing to show prints nothing, not an empty line
+        _console().print(text)
 
 
 @app.command()
@@ -508,9 +422,7 @@ def drift(
     from datetime import UTC, datetime
 
     from converge.api import check_drift
-    from converge.drift import report_json, report_markdown, report_text
     from converge.engine import connect
-    from converge.metrics import failure_metrics, report_metrics, write_metrics
 
     started, stack = datetime.now(UTC), None
     try:

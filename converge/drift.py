@@ -10,42 +10,33 @@ Two separate questions, answered from one plan and the observation it was made f
   update, tasks that fail or cannot be placed (with the last task error); nodes down or not
   ready; nodes the spec declares that are not part of the swarm.
 
-A report is built with secrets already masked (as ``render`` masks plans), so it can be
+A report is built with secrets already masked (``converge.masking``), so it can be
 printed, saved or sent anywhere. No clock and no I/O here: the caller passes the time of the
-check, its duration and the spec's git commit. The renderers at the end decide nothing.
+check, its duration and the spec's git commit. ``converge.render`` renders the report.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from converge.actions import Plan, format_value
 from converge.health import ROLLBACK_STATES, ServiceHealth, nodes_not_ready, service_health
 from converge.loader import LoadedSpec
+from converge.masking import Masker, scrub
 from converge.naming import object_name
-from converge.render import masked_change, masker, scrub
 from converge.state import ObservedState
 
 __all__ = [
-    "DRIFT_FORMAT_VERSION",
     "DriftFinding",
     "DriftReport",
     "FailOn",
     "ServiceStatus",
     "SpecIdentity",
     "drift_report",
-    "report_document",
-    "report_json",
-    "report_markdown",
-    "report_text",
-    "status_line",
 ]
-
-DRIFT_FORMAT_VERSION = "1.0"
 
 FindingKind = Literal["sync", "health"]
 FailOn = Literal["drift", "health", "any"]
@@ -187,7 +178,7 @@ def drift_report(
 
 def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     stack = loaded.spec.stack
-    mask = masker(loaded)
+    mask = Masker(loaded)
     findings: list[DriftFinding] = []
     for action in plan.actions:
         if action.kind == "create":
@@ -202,7 +193,7 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
             )
         else:
             for change in action.changes:
-                shown = masked_change(mask, action, change)
+                shown = mask.change(action, change)
                 message = (
                     f"{shown.field}: {format_value(shown.path, shown.before)} in the swarm, "
                     f"{format_value(shown.path, shown.after)} in the spec"
@@ -327,168 +318,3 @@ def _declared_replicas(loaded: LoadedSpec, key: str) -> int:
     if declared.mode == "global":
         return 0
     return 1 if declared.replicas is None else declared.replicas
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering (decides nothing)
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def report_document(report: DriftReport) -> dict[str, Any]:
-    """The report as a JSON-ready document (``format_version`` first)."""
-    return {
-        "format_version": DRIFT_FORMAT_VERSION,
-        "checked_at": _timestamp(report.checked_at),
-        "duration_seconds": round(report.duration, 3),
-        "stack": report.stack,
-        "spec": {
-            "files": list(report.spec.files),
-            "digest": report.spec.digest,
-            "git_commit": report.spec.git_commit,
-            "git_dirty": report.spec.git_dirty,
-        },
-        "in_sync": report.in_sync,
-        "healthy": report.healthy,
-        "summary": {
-            "sync": len(report.sync_findings),
-            "health": len(report.health_findings),
-            "services_unhealthy": report.services_unhealthy,
-            "nodes_not_ready": len(report.nodes_not_ready),
-        },
-        "findings": [_finding_json(finding) for finding in report.findings],
-        "services": [
-            {
-                "key": service.key,
-                "name": service.name,
-                "in_sync": service.in_sync,
-                "healthy": service.healthy,
-                "running": service.running,
-                "desired": service.desired,
-                "update_state": service.update_state,
-            }
-            for service in report.services
-        ],
-        "nodes_not_ready": list(report.nodes_not_ready),
-        "notes": list(report.notes),
-    }
-
-
-def _finding_json(finding: DriftFinding) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "kind": finding.kind,
-        "address": finding.address,
-        "name": finding.name,
-        "field": finding.field,
-        "message": finding.message,
-    }
-    if finding.kind == "sync":
-        document.update(before=finding.before, after=finding.after, action=finding.action)
-    return document
-
-
-def report_json(report: DriftReport) -> str:
-    return json.dumps(report_document(report), indent=2, default=str)
-
-
-def status_line(report: DriftReport) -> str:
-    """``In sync and healthy.`` or what is wrong, in one line."""
-    if report.in_sync and report.healthy:
-        return "In sync and healthy: the swarm matches the spec."
-    parts = []
-    if not report.in_sync:
-        objects = len({finding.address for finding in report.sync_findings})
-        parts.append(
-            f"{len(report.sync_findings)} difference{_s(len(report.sync_findings))} "
-            f"in {objects} object{_s(objects)}"
-        )
-    if not report.healthy:
-        parts.append(
-            f"{len(report.health_findings)} health problem{_s(len(report.health_findings))}"
-        )
-    return "Drift: " + ", ".join(parts) + "."
-
-
-# What apply would do about a sync finding, in the plan's symbols; x: it cannot (collision).
-_SYMBOLS = {"create": "+", "remove": "-", "replace": "-/+", "collision": "x"}
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
-
-
-def _identity_text(report: DriftReport) -> str:
-    spec = report.spec
-    commit = ""
-    if spec.git_commit:
-        commit = f", git {spec.git_commit[:12]}" + (" (modified)" if spec.git_dirty else "")
-    return f"{', '.join(spec.files)} (sha256 {spec.digest[:12]}{commit})"
-
-
-def report_text(report: DriftReport) -> str:
-    """Text with rich markup for colour (rich strips it when not on a terminal)."""
-    lines = [
-        f"converge drift: stack [bold]{report.stack}[/bold], "
-        f"checked {_timestamp(report.checked_at)} in {report.duration:.2f}s",
-        f"[dim]spec: {_escape(_identity_text(report))}[/dim]",
-        "",
-    ]
-    if report.sync_findings:
-        lines.append("[bold]Out of sync[/bold] (the swarm differs from the spec):")
-        lines.extend(
-            f"  [yellow]{_SYMBOLS.get(finding.action or '', '~')}[/yellow] {finding.address}: "
-            f"{_escape(finding.message)}"
-            for finding in report.sync_findings
-        )
-        lines.append("")
-    if report.health_findings:
-        lines.append("[bold]Unhealthy:[/bold]")
-        lines.extend(
-            f"  [red]![/red] {finding.address}: {_escape(finding.message)}"
-            for finding in report.health_findings
-        )
-        lines.append("")
-    for note in report.notes:
-        lines.append(f"[dim]plan {_escape(note)}[/dim]")
-    if report.notes:
-        lines.append("")
-    style = "green" if report.in_sync and report.healthy else "red"
-    lines.append(f"[bold {style}]{status_line(report)}[/bold {style}]")
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def report_markdown(report: DriftReport) -> str:
-    """Markdown for an issue or a chat message: status first, then a table per kind."""
-    icon = ":white_check_mark:" if report.in_sync and report.healthy else ":warning:"
-    lines = [
-        f"### converge drift for stack `{report.stack}`",
-        "",
-        f"{icon} **{status_line(report)}**",
-        "",
-        f"Checked {_timestamp(report.checked_at)}; spec {_cell(_identity_text(report))}.",
-        "",
-    ]
-    for title, findings in (
-        ("Out of sync", report.sync_findings),
-        ("Unhealthy", report.health_findings),
-    ):
-        if not findings:
-            continue
-        lines += [f"#### {title}", "", "| object | field | finding |", "|---|---|---|"]
-        lines.extend(
-            f"| `{finding.address}` | {f'`{finding.field}`' if finding.field else ''} "
-            f"| {_cell(finding.message)} |"
-            for finding in findings
-        )
-        lines.append("")
-    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from test_drift_report import CHECKED_AT, _env_added, check, node
 
 from converge import cli
 from converge.errors import ConvergeError, EngineError
-from converge.metrics import failure_metrics, report_metrics, write_metrics
 from converge.provenance import git_revision
+from converge.render import failure_metrics, report_metrics, write_metrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -79,6 +80,30 @@ def test_failure_metrics_parse_with_and_without_a_stack() -> None:
     unnamed = parse(failure_metrics(None, moment, 1.5))
     assert unnamed[("converge_drift_check_success", ())] == 0
     assert unnamed[("converge_drift_last_check_timestamp_seconds", ())] == moment.timestamp()
+
+
+def test_every_family_has_its_help_and_type_even_without_samples() -> None:
+    lines = report_metrics(check()).splitlines()
+    assert lines[:3] == [
+        "# HELP converge_drift_check_success 1 when the last drift check observed the swarm, "
+        "0 when it failed (bad spec, engine unreachable).",
+        "# TYPE converge_drift_check_success gauge",
+        'converge_drift_check_success{stack="fxrec"} 1.0',
+    ]
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
+    assert len(families) == 12
+    assert all(f"# TYPE {name} gauge" in lines for name in families)
+    failed = failure_metrics("fxrec", CHECKED_AT, 0.5).splitlines()
+    assert [line.split()[2] for line in failed if line.startswith("# TYPE")] == [
+        "converge_drift_check_success",
+        "converge_drift_last_check_timestamp_seconds",
+        "converge_drift_check_duration_seconds",
+    ]
+
+
+def test_prometheus_client_loads_only_when_metrics_are_made() -> None:
+    code = "import sys, converge.cli; sys.exit('prometheus_client' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_write_metrics_replaces_the_file_whole(tmp_path: Path) -> None:

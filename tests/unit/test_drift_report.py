@@ -18,18 +18,17 @@ from typing import Any
 import pytest
 
 from converge.diff import diff
-from converge.drift import (
+from converge.drift import DriftReport, drift_report
+from converge.loader import load_spec_text
+from converge.observe import state_from_engine_json
+from converge.planner import plan
+from converge.render import (
     DRIFT_FORMAT_VERSION,
-    DriftReport,
-    drift_report,
     report_document,
     report_json,
     report_markdown,
     report_text,
 )
-from converge.loader import load_spec_text
-from converge.observe import state_from_engine_json
-from converge.planner import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"

@@ -16,9 +16,10 @@ import pytest
 from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan
 from converge.diff import FieldChange, diff
 from converge.loader import LoadedSpec, load_spec_text
+from converge.masking import MASK
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
-from converge.render import MASK, plan_json, plan_markdown, plan_text, summary_line
+from converge.render import plan_json, plan_markdown, plan_text, summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"

@@ -1,117 +1,36 @@
 """Renderers for plans: text (terraform-like), JSON (versioned) and Markdown. No decisions here.
 
-Values that came from the environment as secrets are masked on both sides of every change.
+Values that came from the environment as secrets are masked (``converge.masking``) on both
+sides of every change.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
 
 from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
 from converge.diff import FieldChange
-from converge.loader import FieldPath, LoadedSpec
+from converge.loader import LoadedSpec
+from converge.masking import Masker
+from converge.render._markdown import markdown_cell
 
 __all__ = [
-    "MASK",
-    "masked_change",
-    "masker",
     "plan_document",
     "plan_json",
     "plan_markdown",
     "plan_text",
-    "scrub",
     "summary_line",
 ]
 
-MASK = "(sensitive)"
-_SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
 _STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
-
-Masker = Callable[[Action, tuple[str, ...], Any], Any]
-
-
-# Shorter secrets are masked by their path only: hunting them in every value would mask noise.
-_MIN_SECRET_TEXT = 4
-
-
-def _secret_texts(loaded: LoadedSpec | None) -> frozenset[str]:
-    """The values at the spec's sensitive paths, to be found wherever they show up."""
-    if loaded is None or not loaded.sensitive_paths:
-        return frozenset()
-    data: Any = loaded.spec.model_dump()
-    texts: set[str] = set()
-    for path in loaded.sensitive_paths:
-        value = data
-        for part in path:
-            try:
-                value = value[part]
-            except (KeyError, IndexError, TypeError):
-                value = None
-                break
-        shown = "" if value is None or isinstance(value, bool | dict | list | tuple) else str(value)
-        if len(shown) >= _MIN_SECRET_TEXT:
-            texts.add(shown)
-    return frozenset(texts)
-
-
-def _shows_secret(value: Any, secrets: frozenset[str]) -> bool:
-    if isinstance(value, list | tuple):
-        return any(_shows_secret(item, secrets) for item in value)
-    return isinstance(value, str) and any(secret in value for secret in secrets)
-
-
-def _scrub(text: str, secrets: frozenset[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-def scrub(text: str, loaded: LoadedSpec | None) -> str:
-    """``text`` with every secret value of the spec replaced by ``(sensitive)``."""
-    return _scrub(text, _secret_texts(loaded))
-
-
-def masker(loaded: LoadedSpec | None) -> Masker:
-    """A function (action, field path, value) -> the value, or ``(sensitive)`` where the value
-    comes from a secret of the spec or shows one."""
-    secrets = _secret_texts(loaded)
-
-    def mask(action: Action, path: tuple[str, ...], value: Any) -> Any:
-        if loaded is None or not loaded.sensitive_paths or value is None:
-            return value
-        section = _SECTIONS.get(action.object_kind)
-        if section is None:
-            return value
-        full: FieldPath = (section, action.key, *path)
-        if loaded.is_sensitive(full):
-            return MASK
-        if isinstance(value, dict):
-            return {key: mask(action, (*path, key), item) for key, item in value.items()}
-        # A secret inside a list (command, healthcheck test) sits below this path; and a view
-        # field need not follow the spec's path (constraints, mounts), so look at the value too.
-        below = any(secret[: len(full)] == full for secret in loaded.sensitive_paths)
-        if below or _shows_secret(value, secrets):
-            return MASK
-        return value
-
-    return mask
-
-
-def masked_change(mask: Masker, action: Action, change: FieldChange) -> FieldChange:
-    """``change`` with both of its values masked by ``mask``."""
-    return FieldChange(
-        change.path,
-        mask(action, change.path, change.before),
-        mask(action, change.path, change.after),
-    )
 
 
 def summary_line(plan: Plan) -> str:
+    """Terraform's closing line: ``Plan: 1 to add, 2 to change, 0 to destroy.``"""
     if not plan.has_changes:
         return "No changes. The swarm matches the spec."
     counts = plan.counts()
@@ -131,25 +50,30 @@ def _change_symbol(change: FieldChange) -> str:
 
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
-    mask = masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     lines: list[str] = []
     if plan.actions:
-        lines.append(f"converge will perform these actions on stack [bold]{plan.stack}[/bold]:")
+        stack = escape(plan.stack)
+        lines.append(f"converge will perform these actions on stack [bold]{stack}[/bold]:")
         lines.append("")
     for action in plan.actions:
         style = _STYLE[action.symbol]
-        lines.append(f"  [dim]# {action.address}: {action.reason}[/dim]")
+        lines.append(f"  [dim]# {escape(f'{action.address}: {action.reason}')}[/dim]")
+        forced = ""
+        if action.forced_by:
+            forced = f" [dim]({escape('forced by ' + ', '.join(action.forced_by))})[/dim]"
         lines.append(
-            f"  [{style}]{action.symbol}[/{style}] {action.object_kind} [bold]{action.name}[/bold]"
-            + (f" [dim](forced by {', '.join(action.forced_by)})[/dim]" if action.forced_by else "")
+            f"  [{style}]{action.symbol}[/{style}] {action.object_kind} "
+            f"[bold]{escape(action.name)}[/bold]{forced}"
         )
         for change in action.changes:
-            shown = masked_change(mask, action, change)
+            shown = masker.change(action, change)
             symbol = _change_symbol(shown)
             change_style = _STYLE[symbol]
             if _is_config_text(action, shown):
-                lines.append(f"      [{change_style}]{symbol}[/{change_style}] {shown.field}:")
+                lines.append(
+                    f"      [{change_style}]{symbol}[/{change_style}] {escape(shown.field)}:"
+                )
                 lines.extend(f"          {_styled_diff_line(line)}" for line in _text_diff(shown))
                 continue
             if action.kind == "create":
@@ -164,16 +88,16 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
-        message = escape(_scrub(finding.message, secrets))
-        lines.append(f"[{style}]{label}:[/{style}] {finding.address}: {message}")
+        message = escape(masker.text(finding.message))
+        lines.append(f"[{style}]{label}:[/{style}] {escape(finding.address)}: {message}")
     if plan.findings:
         lines.append("")
     lines.append(f"[bold]{summary_line(plan)}[/bold]")
     return "\n".join(lines)
 
 
-def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
-    shown = masked_change(mask, action, change)
+def _change_json(masker: Masker, action: Action, change: FieldChange) -> dict[str, Any]:
+    shown = masker.change(action, change)
     return {
         "field": shown.field,
         "path": list(shown.path),
@@ -184,8 +108,7 @@ def _change_json(mask: Masker, action: Action, change: FieldChange) -> dict[str,
 
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The plan as a JSON-ready document (``format_version`` first)."""
-    mask = masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "stack": plan.stack,
@@ -201,10 +124,10 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "object_kind": action.object_kind,
                 "key": action.key,
                 "name": action.name,
-                "description": _describe(mask, action),
+                "description": masker.action(action).description,
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
-                "changes": [_change_json(mask, action, change) for change in action.changes],
+                "changes": [_change_json(masker, action, change) for change in action.changes],
                 "observed": {"id": action.observed_id, "version": action.observed_version},
             }
             for action in plan.actions
@@ -213,7 +136,7 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             {
                 "severity": finding.severity,
                 "address": finding.address,
-                "message": _scrub(finding.message, secrets),
+                "message": masker.text(finding.message),
             }
             for finding in plan.findings
         ],
@@ -221,41 +144,31 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
     }
 
 
-def _describe(mask: Masker, action: Action) -> str:
-    masked = Action(
-        **{
-            **action.__dict__,
-            "changes": tuple(masked_change(mask, action, change) for change in action.changes),
-        }
-    )
-    return masked.description
-
-
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
+    """``plan_document`` as indented JSON."""
     return json.dumps(plan_document(plan, loaded), indent=2, default=str)
 
 
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
-    mask = masker(loaded)
-    secrets = _secret_texts(loaded)
+    masker = Masker(loaded)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
     warnings = [finding for finding in plan.findings if finding.severity == "warning"]
     for finding in errors:
-        lines.append(f"> :x: **Error** `{finding.address}`: {_scrub(finding.message, secrets)}")
+        lines.append(f"> :x: **Error** `{finding.address}`: {masker.text(finding.message)}")
     for finding in warnings:
-        lines.append(
-            f"> :warning: **Warning** `{finding.address}`: {_scrub(finding.message, secrets)}"
-        )
+        lines.append(f"> :warning: **Warning** `{finding.address}`: {masker.text(finding.message)}")
     if errors or warnings:
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")
         lines.append("|---|---|---|")
         for action in plan.actions:
-            description = _describe(mask, action).split(": ", 1)[-1]
-            lines.append(f"| `{action.symbol}` | `{action.address}` | {_cell(description)} |")
+            description = masker.action(action).description.split(": ", 1)[-1]
+            lines.append(
+                f"| `{action.symbol}` | `{action.address}` | {markdown_cell(description)} |"
+            )
         lines.append("")
     for action in plan.actions:
         if not action.changes:
@@ -267,7 +180,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("")
         lines.append("```diff")
         for change in action.changes:
-            shown = masked_change(mask, action, change)
+            shown = masker.change(action, change)
             if _is_config_text(action, shown):
                 lines.extend(_text_diff(shown))
                 continue
@@ -315,8 +228,3 @@ def _styled_diff_line(line: str) -> str:
     if line.startswith("@@"):
         return f"[cyan]{text}[/cyan]"
     return text
-
-
-def _cell(text: str) -> str:
-    """Text that stays inside one Markdown table cell (a value may hold ``|`` or newlines)."""
-    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,62 @@
+"""Renderers for apply's result: the JSON document and the closing summary line.
+
+Both come from the plan that was applied and the executor's result. No decisions here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from converge.actions import PLAN_FORMAT_VERSION, Plan
+
+if TYPE_CHECKING:
+    # Types only: the executor imports the engine (docker), which fast commands must not load.
+    from converge.executor import ApplyResult
+
+__all__ = ["apply_document", "apply_json", "apply_summary_line"]
+
+
+def apply_document(result: ApplyResult, plan: Plan) -> dict[str, Any]:
+    """The outcome of every action of ``plan`` as a JSON-ready document.
+
+    An action the executor did not report on (a later phase after a failure) is ``skipped``.
+    """
+    outcomes = {outcome.address: outcome for outcome in result.outcomes}
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "stack": result.stack,
+        "ok": result.ok,
+        "error": result.error,
+        "write_calls": result.write_calls,
+        "actions": [
+            {
+                "address": action.address,
+                "kind": action.kind,
+                "description": action.description,
+                "outcome": outcomes[action.address].outcome
+                if action.address in outcomes
+                else "skipped",
+                "message": outcomes[action.address].message if action.address in outcomes else "",
+            }
+            for action in plan.actions
+        ],
+    }
+
+
+def apply_json(result: ApplyResult, plan: Plan) -> str:
+    """``apply_document`` as indented JSON."""
+    return json.dumps(apply_document(result, plan), indent=2)
+
+
+def apply_summary_line(plan: Plan, verb: str = "Apply") -> str:
+    """``Apply complete! 1 added, 2 changed, 0 destroyed; ...`` with rich markup.
+
+    Args:
+        verb: ``Apply`` or ``Destroy``.
+    """
+    counts = plan.counts()
+    return (
+        f"[bold green]{verb} complete![/bold green] {counts['add']} added, "
+        f"{counts['change']} changed, {counts['destroy']} destroyed; the swarm converged."
+    )

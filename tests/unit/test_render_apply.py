@@ -1,0 +1,126 @@
+"""Apply's renderers: the result document, the summary line, and progress on a console."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console
+
+from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan
+from converge.diff import FieldChange
+from converge.executor import ActionOutcome, ApplyResult
+from converge.health import ServiceHealth
+from converge.render import ProgressReporter, apply_document, apply_json, apply_summary_line
+
+NETWORK = Action(Phase.NETWORKS, "create", "network", "backend", "shop_backend", "not in swarm")
+WEB = Action(
+    Phase.SERVICES,
+    "scale",
+    "service",
+    "web",
+    "shop_web",
+    "only the replica count differs",
+    (FieldChange(("replicas",), 3, 5),),
+)
+OLD = Action(Phase.PRUNE_SERVICES, "remove", "service", "old", "shop_old", "not in the spec")
+PLAN = Plan("shop", (NETWORK, WEB, OLD))
+
+
+def test_the_document_has_every_planned_action_and_skips_the_unreported() -> None:
+    result = ApplyResult(
+        "shop",
+        (
+            ActionOutcome("network.backend", "create", "created"),
+            ActionOutcome("service.web", "scale", "failed", "no suitable node"),
+        ),
+        error="service.web: no suitable node",
+        write_calls=2,
+    )
+    document = apply_document(result, PLAN)
+    assert document == {
+        "format_version": PLAN_FORMAT_VERSION,
+        "stack": "shop",
+        "ok": False,
+        "error": "service.web: no suitable node",
+        "write_calls": 2,
+        "actions": [
+            {
+                "address": "network.backend",
+                "kind": "create",
+                "description": "+ network shop_backend: create",
+                "outcome": "created",
+                "message": "",
+            },
+            {
+                "address": "service.web",
+                "kind": "scale",
+                "description": "~ service shop_web: replicas 3 -> 5",
+                "outcome": "failed",
+                "message": "no suitable node",
+            },
+            {
+                "address": "service.old",
+                "kind": "remove",
+                "description": "- service shop_old: remove",
+                "outcome": "skipped",
+                "message": "",
+            },
+        ],
+    }
+    assert next(iter(document)) == "format_version"
+    assert apply_json(result, PLAN) == json.dumps(document, indent=2)
+
+
+def test_a_plan_without_actions_is_an_empty_ok_result() -> None:
+    assert apply_json(ApplyResult("shop", ()), Plan("shop")) == (
+        '{\n  "format_version": "1.0",\n  "stack": "shop",\n  "ok": true,\n  "error": null,\n'
+        '  "write_calls": 0,\n  "actions": []\n}'
+    )
+
+
+def test_summary_line_counts_the_plan() -> None:
+    assert apply_summary_line(PLAN) == (
+        "[bold green]Apply complete![/bold green] 1 added, 1 changed, 1 destroyed; "
+        "the swarm converged."
+    )
+    assert apply_summary_line(Plan("shop", (OLD,)), "Destroy").startswith(
+        "[bold green]Destroy complete![/bold green] 0 added, 0 changed, 1 destroyed;"
+    )
+
+
+def _console(buffer: io.StringIO) -> Console:
+    return Console(file=buffer, highlight=False, soft_wrap=True, force_terminal=False)
+
+
+def test_progress_off_a_terminal_prints_each_event_and_each_new_waiting_line() -> None:
+    buffer = io.StringIO()
+    console = _console(buffer)
+    web = ServiceHealth("web", "shop_web", True, 1, 5, "updating", False)
+    with ProgressReporter(console) as reporter:
+        events = reporter.events()
+        events.action_started(WEB)
+        events.action_finished(ActionOutcome("service.web", "scale", "scaled"))
+        events.waiting([web, ServiceHealth("db", "shop_db", True, 1, 1, None, True)])
+        events.waiting([web, ServiceHealth("db", "shop_db", True, 1, 1, None, True)])
+        events.waiting([ServiceHealth("web", "shop_web", True, 5, 5, None, True)])
+        events.action_started(OLD)
+        events.action_finished(ActionOutcome("service.old", "remove", "failed", "in [bold]use"))
+    assert buffer.getvalue().splitlines() == [
+        "~ service shop_web: replicas 3 -> 5 ...",
+        "scaled service.web",
+        "waiting: shop_web 1/5 (updating), shop_db 1/1 ok",
+        "waiting: shop_web 5/5 ok",
+        "- service shop_old: remove ...",
+        "failed service.old: in [bold]use",
+    ]
+
+
+def test_quiet_progress_prints_nothing() -> None:
+    buffer = io.StringIO()
+    reporter = ProgressReporter(_console(buffer), quiet=True)
+    reporter.started(WEB)
+    reporter.finished(ActionOutcome("service.web", "scale", "scaled"))
+    reporter.waiting([ServiceHealth("web", "shop_web", True, 1, 5, "updating", False)])
+    reporter.stop()
+    assert buffer.getvalue() == ""

@@ -1,0 +1,60 @@
+"""``converge status`` renderers, from the document ``converge.api.stack_status`` returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from converge.render import status_json, status_text
+
+REPORT: dict[str, Any] = {
+    "stack": "shop",
+    "services": [
+        {
+            "key": "web",
+            "name": "shop_web",
+            "in_spec": True,
+            "running": 2,
+            "desired": 3,
+            "update_state": "updating",
+            "converged": False,
+            "failure": None,
+            "placement": {"worker1": 1, "worker2": 1},
+            "errors": ["worker3: failed: no [bold]space[/bold] left"],
+        },
+        {
+            "key": "db",
+            "name": "shop_db",
+            "in_spec": True,
+            "running": 1,
+            "desired": 1,
+            "update_state": None,
+            "converged": True,
+            "failure": None,
+            "placement": {},
+            "errors": [],
+        },
+    ],
+    "missing": ["service.cache", "node.worker9"],
+}
+
+
+def test_status_text_per_service_then_what_is_missing() -> None:
+    assert status_text(REPORT).splitlines() == [
+        "[bold]shop_web[/bold] 2/3 running, update updating [yellow]not converged[/yellow]",
+        "  placement: worker1=1, worker2=1",
+        "  [red]error[/red] worker3: failed: no \\[bold]space\\[/bold] left",
+        "[bold]shop_db[/bold] 1/1 running [green]ok[/green]",
+        "  placement: (no running tasks)",
+        "[yellow]service.cache: declared in the spec, not in the swarm[/yellow]",
+        "[yellow]node.worker9: declared in the spec, not in the swarm[/yellow]",
+    ]
+
+
+def test_a_stack_with_nothing_to_show_renders_nothing() -> None:
+    assert status_text({"stack": "shop", "services": [], "missing": []}) == ""
+
+
+def test_status_json_is_the_document() -> None:
+    assert json.loads(status_json(REPORT)) == REPORT
+    assert status_json(REPORT) == json.dumps(REPORT, indent=2)
