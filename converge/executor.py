@@ -9,7 +9,6 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from converge.health import SETTLING_STATES, ServiceHealth, service_health
 from converge.loadbalancer import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
+from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
 from converge.spec import Spec
 from converge.state import ObservedService, ObservedState
 
@@ -102,6 +102,8 @@ class ApplyOptions:
     poll_interval: float = 0.5
     stable_for: float | None = None
     """Seconds a service must stay converged; None: its update monitor window (default 5s)."""
+    clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
+    """Every deadline and sleep of the apply: replaced by a fake clock in tests."""
 
 
 class _ActionFailedError(Exception):
@@ -142,7 +144,7 @@ def apply_plan(
         engine=engine,
         options=options,
         events=events or ApplyEvents(),
-        deadline=time.monotonic() + options.timeout,
+        deadline=options.clock.monotonic() + options.timeout,
         observed=observed,
     )
     writes_before = engine.write_count
@@ -340,10 +342,17 @@ def _service_gone(run: _Run, name: str) -> bool:
 
 
 def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
-    while not condition():
-        if time.monotonic() > run.deadline:
-            raise _ActionFailedError(f"timed out waiting for {what}")
-        time.sleep(run.options.poll_interval)
+    clock = run.options.clock
+    interval = run.options.poll_interval
+    try:
+        poll_until(
+            condition,
+            timeout=max(0.0, run.deadline - clock.monotonic()),
+            clock=clock,
+            backoff=Backoff(initial=interval / 4, maximum=interval),
+        )
+    except PollTimeoutError:
+        raise _ActionFailedError(f"timed out waiting for {what}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +377,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
         owned = state.owned_services()
         progress = [service_health(state, key, owned.get(key), started) for key in keys]
         run.events.waiting(progress)
-        now = time.monotonic()
+        now = run.options.clock.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
         # reports where it settled, and the old tasks are back when it returns.
         failures = [
@@ -410,7 +419,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
                 if not item.converged
             )
             return f"timed out waiting for services to converge: {waiting or 'stability window'}"
-        time.sleep(run.options.poll_interval)
+        run.options.clock.sleep(run.options.poll_interval)
 
 
 def _engine_time(state: ObservedState) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from converge.engine import Engine
 from converge.errors import AlreadyExistsError, LockError, NotFoundError
 from converge.naming import LOCK_LABEL_PREFIX, STACK_LABEL, lock_name
+from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
 
 __all__ = ["LockInfo", "acquire", "read_lock", "stack_lock", "unlock"]
 
@@ -79,47 +79,60 @@ def acquire(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll: float = 1.0,
     on_wait: Callable[[LockInfo], None] = lambda holder: None,
+    clock: Clock | None = None,
 ) -> LockInfo:
     """Take ``stack``'s lock, waiting up to ``wait`` seconds for its holder.
 
     Args:
         hold_for: seconds after which the lock counts as stale (set it above the apply timeout).
+        now: wall-clock time, for the lock's timestamps and its expiry.
+        poll: the longest pause between two attempts while waiting.
+        clock: measures the wait and sleeps (the system's by default).
 
     Raises:
         LockError: still held by someone else after ``wait`` seconds; names the holder.
     """
-    deadline = time.monotonic() + wait
-    announced = False
-    while True:
-        started = now()
-        expires = started + timedelta(seconds=hold_for)
-        labels = {
-            f"{LOCK_LABEL_PREFIX}owner": _owner(),
-            f"{LOCK_LABEL_PREFIX}since": started.isoformat(),
-            f"{LOCK_LABEL_PREFIX}expires": expires.isoformat(),
-            STACK_LABEL: stack,
-        }
-        try:
-            config_id = engine.create_config(lock_name(stack), b"converge lock\n", labels)
-            return LockInfo(stack, labels[f"{LOCK_LABEL_PREFIX}owner"], started, expires, config_id)
-        except AlreadyExistsError:
-            pass
-        holder = read_lock(engine, stack)
-        if holder is None:
-            continue
-        if holder.expires < now():
-            # Stale: its apply died without releasing. Remove exactly that config and retry.
-            _remove_quietly(engine, holder)
-            continue
-        if time.monotonic() >= deadline:
-            raise LockError(
-                f"stack {stack} is locked by {holder.describe()}; waited {wait:g}s "
-                f"(--lock-timeout). If that apply is gone, run: converge unlock {stack}"
-            )
-        if not announced:
-            on_wait(holder)
-            announced = True
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+    clock = clock or SystemClock()
+    deadline = clock.monotonic() + wait
+    holders: list[LockInfo] = []  # seen while waiting: the first is announced, the last named
+
+    def attempt() -> LockInfo | None:
+        while True:
+            started = now()
+            expires = started + timedelta(seconds=hold_for)
+            labels = {
+                f"{LOCK_LABEL_PREFIX}owner": _owner(),
+                f"{LOCK_LABEL_PREFIX}since": started.isoformat(),
+                f"{LOCK_LABEL_PREFIX}expires": expires.isoformat(),
+                STACK_LABEL: stack,
+            }
+            try:
+                config_id = engine.create_config(lock_name(stack), b"converge lock\n", labels)
+                owner = labels[f"{LOCK_LABEL_PREFIX}owner"]
+                return LockInfo(stack, owner, started, expires, config_id)
+            except AlreadyExistsError:
+                pass
+            holder = read_lock(engine, stack)
+            if holder is None:
+                continue  # released between our create and our read: try again at once
+            if holder.expires < now():
+                # Stale: its apply died without releasing. Remove exactly that config and retry.
+                _remove_quietly(engine, holder)
+                continue
+            if not holders and clock.monotonic() < deadline:
+                on_wait(holder)
+            holders.append(holder)
+            return None
+
+    try:
+        return poll_until(
+            attempt, timeout=wait, clock=clock, backoff=Backoff(initial=poll / 4, maximum=poll)
+        )
+    except PollTimeoutError:
+        raise LockError(
+            f"stack {stack} is locked by {holders[-1].describe()}; waited {wait:g}s "
+            f"(--lock-timeout). If that apply is gone, run: converge unlock {stack}"
+        ) from None
 
 
 def _remove_quietly(engine: Engine, holder: LockInfo) -> None:
@@ -143,9 +156,10 @@ def stack_lock(
     wait: float,
     hold_for: float,
     on_wait: Callable[[LockInfo], None] = lambda holder: None,
+    clock: Clock | None = None,
 ) -> Iterator[LockInfo]:
     """Hold ``stack``'s lock for the duration of the block."""
-    held = acquire(engine, stack, wait=wait, hold_for=hold_for, on_wait=on_wait)
+    held = acquire(engine, stack, wait=wait, hold_for=hold_for, on_wait=on_wait, clock=clock)
     try:
         yield held
     finally:
