@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
@@ -293,16 +294,12 @@ def _replace_network(run: _Run, action: Action, name: str) -> None:
         for key, service in run.observed.owned_services().items()
         if _uses_network(service, network_id)
     ]
-    for _, service in attached:
-        payload = dict(service.raw_spec)
-        task = dict(payload.get("TaskTemplate") or {})
-        task["Networks"] = [
-            attachment
-            for attachment in task.get("Networks") or []
-            if attachment.get("Target") != network_id
-        ]
-        payload["TaskTemplate"] = task
-        run.engine.update_service(service.name, service.id, service.version, payload)
+    for key, service in attached:
+        _with_retries(
+            run,
+            f"service {service.name}",
+            partial(_detach, run, key=key, network_id=network_id),
+        )
     _remove_network_when_free(run, name, network_id)
     # Removal is asynchronous in the swarm's store: the name is free once the list drops it.
     _wait_until(
@@ -311,12 +308,37 @@ def _replace_network(run: _Run, action: Action, name: str) -> None:
         f"network {name} to be gone",
     )
     run.engine.create_network(name, network_create_body(run.spec, action.key))
-    state = run.refresh()
-    for key, _ in attached:
-        current = state.owned_services()[key]
+    run.refresh()
+    for key, service in attached:
         if key in run.spec.services:
-            payload = service_engine_spec(run.spec, key, base=current.raw_spec)
-            run.engine.update_service(current.name, current.id, current.version, payload)
+            _with_retries(
+                run,
+                f"service {service.name}",
+                partial(_reattach, run, key=key),
+            )
+
+
+def _detach(run: _Run, state: ObservedState, key: str, network_id: str) -> None:
+    current = state.owned_services().get(key)
+    if current is None:
+        return
+    payload = dict(current.raw_spec)
+    task = dict(payload.get("TaskTemplate") or {})
+    task["Networks"] = [
+        attachment
+        for attachment in task.get("Networks") or []
+        if attachment.get("Target") != network_id
+    ]
+    payload["TaskTemplate"] = task
+    run.engine.update_service(current.name, current.id, current.version, payload)
+
+
+def _reattach(run: _Run, state: ObservedState, key: str) -> None:
+    current = state.owned_services().get(key)
+    if current is None:
+        raise _ActionFailedError(f"service {key} disappeared while its network was replaced")
+    payload = service_engine_spec(run.spec, key, base=current.raw_spec)
+    run.engine.update_service(current.name, current.id, current.version, payload)
 
 
 def _uses_network(service: ObservedService, network_id: str) -> bool:

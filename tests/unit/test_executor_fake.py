@@ -135,12 +135,6 @@ def test_a_service_that_keeps_changing_fails_after_the_retries() -> None:
     assert swarm.calls[UPDATE] == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor bug: _replace_network detaches and reattaches the stack's services with "
-    "bare update_service calls, not through _with_retries, so one concurrent change of an "
-    "attached service fails the network's replacement instead of observing again and retrying",
-)
 def test_an_out_of_sequence_detach_during_a_network_replace_is_retried() -> None:
     swarm, clock = case_swarm("network_changed"), FakeClock()
     swarm.bump_before_update("fxrec_agent")  # fxrec_agent is attached to fxrec_monitoring
