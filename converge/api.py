@@ -22,7 +22,7 @@ from converge.engine import Engine
 from converge.errors import PlanError
 from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
 from converge.health import service_health
-from converge.loadbalancer import observe_loadbalancer
+from converge.lb.container import observe_loadbalancer
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan

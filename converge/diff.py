@@ -11,10 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from converge.haproxy import (
-    container_name,
-    desired_view,
-)
+from converge.lb.config import container_name, desired_view
 from converge.naming import object_name
 from converge.normalize import (
     align,

@@ -29,7 +29,7 @@ from converge.errors import (
     OutOfSequenceError,
 )
 from converge.health import SETTLING_STATES, ServiceHealth, service_health
-from converge.loadbalancer import execute_loadbalancer
+from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
 from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until

@@ -14,7 +14,12 @@ from dataclasses import dataclass, replace
 from converge.actions import Action, Finding, ObjectKind, Phase, Plan, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
-from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_findings, server_names
+from converge.lb.config import (
+    REPLACE_FIELDS,
+    follows_placement,
+    loadbalancer_findings,
+    server_names,
+)
 from converge.naming import object_name
 from converge.spec import Spec
 from converge.state import ObservedState
@@ -391,7 +396,7 @@ def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The load balancer (see converge.haproxy and converge.loadbalancer)
+# The load balancer (see converge.lb)
 
 
 def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]:

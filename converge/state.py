@@ -121,7 +121,7 @@ class ObservedTask:
 class ObservedLoadBalancer:
     """A load-balancer container of the stack, seen through its node's engine.
 
-    ``view`` holds image, node, ports, networks and running (see ``converge.haproxy``);
+    ``view`` holds image, node, ports, networks and running (see ``converge.lb.config``);
     ``config`` is the haproxy.cfg read back from the container (None if unreadable).
     """
 
@@ -145,7 +145,7 @@ class ObservedState:
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
     api_calls: int = 0
-    # The load balancer, observed through the engine of its node (converge.loadbalancer).
+    # The load balancer, observed through the engine of its node (converge.lb.container).
     loadbalancers: tuple[ObservedLoadBalancer, ...] = ()
     loadbalancer_engine: str = ""
     """Hostname of the engine the load balancer is observed through ("" if none)."""

@@ -24,8 +24,8 @@ from waiting import running_tasks, wait_for
 from converge.api import execute_plan, make_plan
 from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
-from converge.haproxy import CONFIG_PATH
 from converge.lab import Lab
+from converge.lb.config import CONFIG_PATH
 from converge.loader import load_spec_text
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from converge.errors import ConvergeError
-from converge.haproxy import render_config
+from converge.lb.config import render_config
 from converge.loader import load_spec
 
 __all__ = ["lb_app"]

@@ -1,4 +1,4 @@
-"""converge.loadbalancer against a recording fake engine: the order of writes, and what an
+"""converge.lb.container against a recording fake engine: the order of writes, and what an
 invalid config leaves untouched."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-import converge.loadbalancer as lbio
+import converge.lb.container as lbio
 from converge.actions import Action, Phase
 from converge.errors import LoadBalancerError
-from converge.haproxy import CONFIG_DIR, render_config
+from converge.lb.config import CONFIG_DIR, render_config
 from converge.loader import load_spec_text
 from converge.state import ObservedLoadBalancer, ObservedState
 

@@ -33,7 +33,7 @@ from typing import Any
 from converge.actions import Action
 from converge.engine import Engine, connect
 from converge.errors import EngineError, LoadBalancerError
-from converge.haproxy import (
+from converge.lb.config import (
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_PATH,
@@ -45,7 +45,7 @@ from converge.haproxy import (
     dns_networks,
     observed_view,
 )
-from converge.naming import LB_LABEL, STACK_LABEL, ownership_labels
+from converge.naming import LB_CHECK_LABEL, LB_LABEL, STACK_LABEL, ownership_labels
 from converge.observe import observe
 from converge.spec import Spec
 from converge.state import ObservedLoadBalancer, ObservedState
@@ -191,7 +191,7 @@ def _validate_in_image(engine: Engine, spec: Spec, name: str, config: str, kept:
     body = {
         "Image": spec.loadbalancer.image,
         "Cmd": ["haproxy", "-c", "-f", CONFIG_PATH],
-        "Labels": {**ownership_labels(spec.stack), f"{LB_LABEL}.check": name},
+        "Labels": {**ownership_labels(spec.stack), LB_CHECK_LABEL: name},
         "HostConfig": {"NetworkMode": "none"},
     }
     container_id = engine.create_container(scratch, body)

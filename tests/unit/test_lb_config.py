@@ -12,7 +12,7 @@ import pytest
 
 from converge.actions import Phase
 from converge.diff import Diff, FieldChange, ObjectDiff, diff
-from converge.haproxy import (
+from converge.lb.config import (
     Server,
     backend_servers,
     container_body,
