@@ -47,6 +47,7 @@ from converge.lb.config import (
 )
 from converge.naming import LB_CHECK_LABEL, LB_LABEL, STACK_LABEL, ownership_labels
 from converge.observe import observe
+from converge.polling import Clock, PollTimeoutError, poll_until
 from converge.spec import Spec
 from converge.state import ObservedLoadBalancer, ObservedState
 
@@ -235,17 +236,33 @@ def _remove_candidate(engine: Engine, name: str, container_id: str, path: str) -
         engine.exec_run(name, container_id, ["rm", "-f", path])
 
 
-def _check_running(engine: Engine, name: str, container_id: str, what: str) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while True:
+def _check_running(
+    engine: Engine, name: str, container_id: str, what: str, clock: Clock | None = None
+) -> None:
+    """Wait while the container restarts; raise unless it ends up running."""
+    state: dict[str, Any] = {}
+
+    def running() -> bool:
         inspected = engine.inspect_container(container_id) or {}
-        state = inspected.get("State") or {}
+        state.clear()
+        state.update(inspected.get("State") or {})
         if state.get("Running") and not state.get("Restarting"):
-            return
-        if not state.get("Restarting") or time.monotonic() > deadline:
-            logs = engine.container_logs(name, container_id).strip().splitlines()[-5:]
-            raise LoadBalancerError(
-                f"loadbalancer {name} {what}: {state.get('Status', 'gone')}"
-                + (f"; last log lines: {' | '.join(logs)}" if logs else "")
-            )
-        time.sleep(0.2)
+            return True
+        if not state.get("Restarting"):
+            raise _not_running(engine, name, container_id, what, state)
+        return False
+
+    try:
+        poll_until(running, timeout=_START_TIMEOUT, clock=clock)
+    except PollTimeoutError:
+        raise _not_running(engine, name, container_id, what, state) from None
+
+
+def _not_running(
+    engine: Engine, name: str, container_id: str, what: str, state: Mapping[str, Any]
+) -> LoadBalancerError:
+    logs = engine.container_logs(name, container_id).strip().splitlines()[-5:]
+    return LoadBalancerError(
+        f"loadbalancer {name} {what}: {state.get('Status', 'gone')}"
+        + (f"; last log lines: {' | '.join(logs)}" if logs else "")
+    )

@@ -156,3 +156,47 @@ def test_an_unchanged_config_is_not_reloaded() -> None:
     engine = FakeEngine()
     assert run(engine, running(current_config())) == "unchanged"
     assert engine.calls == []
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class StateEngine(FakeEngine):
+    """A container whose inspect answers ``states`` in turn (the last one forever)."""
+
+    def __init__(self, *states: dict[str, Any]) -> None:
+        super().__init__()
+        self.states = list(states)
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"State": state}
+
+
+def test_a_container_that_restarts_then_runs_is_running() -> None:
+    engine = StateEngine({"Restarting": True}, {"Running": True})
+    lbio._check_running(engine, "shop_lb", "c1", "did not start", FakeClock())  # type: ignore[arg-type]
+
+
+def test_a_container_that_exited_fails_with_its_last_log_lines() -> None:
+    engine = StateEngine({"Running": False, "Status": "exited"})
+    with pytest.raises(LoadBalancerError) as failure:
+        lbio._check_running(engine, "shop_lb", "c1", "did not start", FakeClock())  # type: ignore[arg-type]
+    assert (
+        str(failure.value)
+        == f"loadbalancer shop_lb did not start: exited; last log lines: {INVALID.strip()}"
+    )
+
+
+def test_a_container_that_keeps_restarting_times_out() -> None:
+    engine = StateEngine({"Running": True, "Restarting": True, "Status": "restarting"})
+    with pytest.raises(LoadBalancerError, match="stopped after the reload: restarting;"):
+        lbio._check_running(engine, "shop_lb", "c1", "stopped after the reload", FakeClock())  # type: ignore[arg-type]
