@@ -145,10 +145,11 @@ class ObservedState:
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
     api_calls: int = 0
+    """Requests ``observe`` made through the manager's engine (not a balancer's own engine)."""
     # The load balancer, observed through the engine of its node (converge.lb.container).
     loadbalancers: tuple[ObservedLoadBalancer, ...] = ()
     loadbalancer_engine: str = ""
-    """Hostname of the engine the load balancer is observed through ("" if none)."""
+    """Hostname of the engine the load balancer is observed through ("" if built from JSON)."""
 
     def node(self, hostname: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.hostname == hostname), None)

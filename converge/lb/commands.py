@@ -55,7 +55,7 @@ def render(
 
         engine = connect(host)
         try:
-            observed = observe(engine, spec.stack)
+            observed = observe(engine, spec)
         finally:
             engine.close()
     typer.echo(render_config(spec, observed), nl=False)

@@ -15,8 +15,9 @@ Applying, in order:
   the master process gets SIGUSR2 (a graceful reload: old workers finish their connections);
 - an invalid config fails the apply and leaves the running HAProxy and its config untouched.
 
-The config is rendered again from a fresh observation when the action runs (after the services
-converged), so the servers of ``tasks`` backends follow the placement apply produced.
+The executor observes again when the action runs (after the services converged) and the config
+is rendered from that observation, so the servers of ``tasks`` backends follow the placement
+apply produced.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from converge.lb.config import (
     observed_view,
 )
 from converge.naming import LB_CHECK_LABEL, LB_LABEL, STACK_LABEL, ownership_labels
-from converge.observe import observe
 from converge.polling import Clock, PollTimeoutError, poll_until
 from converge.spec import Spec
 from converge.state import ObservedLoadBalancer, ObservedState
@@ -139,8 +139,14 @@ def observe_loadbalancer(engine: Engine, spec: Spec, observed: ObservedState) ->
     return replace(observed, loadbalancers=tuple(found), loadbalancer_engine=hostname)
 
 
-def execute_loadbalancer(spec: Spec, action: Action, engine: Engine) -> str:
+def execute_loadbalancer(
+    spec: Spec, action: Action, engine: Engine, observed: ObservedState
+) -> str:
     """Carry out a load-balancer action; returns the outcome (created, updated, unchanged...).
+
+    Args:
+        observed: the stack as it is now (``observe``); the config is rendered from its task
+            placement. A removal does not read it.
 
     Raises:
         LoadBalancerError: the rendered config is invalid (nothing was changed) or the
@@ -154,11 +160,10 @@ def execute_loadbalancer(spec: Spec, action: Action, engine: Engine) -> str:
         return "removed"
     if spec.loadbalancer is None:
         raise LoadBalancerError(f"{action.address}: the spec declares no load balancer")
-    state = observe_loadbalancer(engine, spec, observe(engine, spec.stack))
     name = container_name(spec.stack, spec.loadbalancer)
-    desired = desired_view(spec, state)
+    desired = desired_view(spec, observed)
     config = str(desired["config"])
-    current = next((lb for lb in state.loadbalancers if lb.owned and lb.name == name), None)
+    current = next((lb for lb in observed.loadbalancers if lb.owned and lb.name == name), None)
     with loadbalancer_engine(spec, engine) as target:
         if current is None or any(
             current.view.get(field) != desired[field] for field in REPLACE_FIELDS

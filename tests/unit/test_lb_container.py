@@ -86,13 +86,7 @@ def run(engine: FakeEngine, current: ObservedLoadBalancer | None, kind: str = "u
     observed = ObservedState(stack="shop", manager="manager", loadbalancer_engine="manager")
     observed = replace(observed, loadbalancers=(current,) if current else ())
     action = Action(Phase.LOADBALANCER, kind, "loadbalancer", "loadbalancer", "shop_x", "")  # type: ignore[arg-type]
-    patch = pytest.MonkeyPatch()
-    patch.setattr(lbio, "observe", lambda engine, stack: observed)
-    patch.setattr(lbio, "observe_loadbalancer", lambda engine, spec, state: state)
-    try:
-        return lbio.execute_loadbalancer(spec, action, engine)  # type: ignore[arg-type]
-    finally:
-        patch.undo()
+    return lbio.execute_loadbalancer(spec, action, engine, observed)  # type: ignore[arg-type]
 
 
 def running(config: str, **view: Any) -> ObservedLoadBalancer:
