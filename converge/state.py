@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "ObservedLoadBalancer",
+    "ObservedLoadBalancerCheck",
     "ObservedNetwork",
     "ObservedNode",
     "ObservedService",
@@ -135,6 +136,18 @@ class ObservedLoadBalancer:
 
 
 @dataclass(frozen=True)
+class ObservedLoadBalancerCheck:
+    """A throwaway ``haproxy -c`` container of the stack (``naming.LB_CHECK_LABEL``).
+
+    Apply removes each one it creates before it returns: one that is seen was left by an
+    interrupted apply.
+    """
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ObservedState:
     """The swarm as observed by one manager, for one stack."""
 
@@ -148,6 +161,7 @@ class ObservedState:
     """Requests ``observe`` made through the manager's engine (not a balancer's own engine)."""
     # The load balancer, observed through the engine of its node (converge.lb.container).
     loadbalancers: tuple[ObservedLoadBalancer, ...] = ()
+    loadbalancer_checks: tuple[ObservedLoadBalancerCheck, ...] = ()
     loadbalancer_engine: str = ""
     """Hostname of the engine the load balancer is observed through ("" if built from JSON)."""
 

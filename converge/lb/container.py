@@ -49,7 +49,7 @@ from converge.lb.config import (
 from converge.naming import LB_CHECK_LABEL, LB_LABEL, STACK_LABEL, ownership_labels
 from converge.polling import Clock, PollTimeoutError, poll_until
 from converge.spec import Spec
-from converge.state import ObservedLoadBalancer, ObservedState
+from converge.state import ObservedLoadBalancer, ObservedLoadBalancerCheck, ObservedState
 
 __all__ = ["execute_loadbalancer", "loadbalancer_engine", "observe_loadbalancer"]
 
@@ -98,8 +98,12 @@ def _read_config(engine: Engine, name: str, container_id: str) -> str | None:
     return content.decode(errors="replace") if content is not None else None
 
 
+def _name(container: Mapping[str, Any]) -> str:
+    return str((container.get("Names") or ["/?"])[0]).lstrip("/")
+
+
 def _observed(engine: Engine, container: Mapping[str, Any], node: str) -> ObservedLoadBalancer:
-    name = str((container.get("Names") or ["/?"])[0]).lstrip("/")
+    name = _name(container)
     inspected = engine.inspect_container(container["Id"])
     if inspected is None:  # removed between the list and the inspect
         return ObservedLoadBalancer(container["Id"], name, True, {}, None)
@@ -117,7 +121,8 @@ def _observed(engine: Engine, container: Mapping[str, Any], node: str) -> Observ
 
 
 def observe_loadbalancer(engine: Engine, spec: Spec, observed: ObservedState) -> ObservedState:
-    """``observed`` plus the stack's load-balancer containers, read on the balancer's node.
+    """``observed`` plus the stack's load-balancer containers, read on the balancer's node,
+    and the ``haproxy -c`` containers an interrupted apply left there.
 
     A fixed number of calls: the engine's info (when it is another engine), one container
     list, then an inspect and a config read per owned container (one, normally), and one
@@ -128,15 +133,30 @@ def observe_loadbalancer(engine: Engine, spec: Spec, observed: ObservedState) ->
     """
     with loadbalancer_engine(spec, engine) as target:
         hostname = target.info().hostname if target is not engine else observed.manager
-        filters = {"label": [f"{STACK_LABEL}={spec.stack}", LB_LABEL]}
-        found = [_observed(target, item, hostname) for item in target.containers(filters)]
+        # One list for both kinds: the engine ANDs label filters, it cannot OR them.
+        listed = target.containers({"label": [f"{STACK_LABEL}={spec.stack}"]})
+        found = [
+            _observed(target, item, hostname)
+            for item in listed
+            if LB_LABEL in (item.get("Labels") or {})
+        ]
+        checks = tuple(
+            ObservedLoadBalancerCheck(item["Id"], _name(item))
+            for item in listed
+            if LB_CHECK_LABEL in (item.get("Labels") or {})
+        )
         if spec.loadbalancer is not None:
             name = container_name(spec.stack, spec.loadbalancer)
             if all(item.name != name for item in found):
                 other = target.inspect_container(name)
                 if other is not None:
                     found.append(ObservedLoadBalancer(other["Id"], name, False, {}, None))
-    return replace(observed, loadbalancers=tuple(found), loadbalancer_engine=hostname)
+    return replace(
+        observed,
+        loadbalancers=tuple(found),
+        loadbalancer_checks=checks,
+        loadbalancer_engine=hostname,
+    )
 
 
 def execute_loadbalancer(

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from converge.engine import EngineInfo
-from converge.lb.config import CONFIG_PATH, LB_LABEL
+from converge.lb.config import CONFIG_PATH
 from converge.loader import load_spec_text
+from converge.naming import LB_CHECK_LABEL, LB_LABEL
 from converge.observe import observe
 from converge.spec import Spec
 from converge.state import ObservedState
@@ -79,8 +80,8 @@ class FakeEngine:
 
     def containers(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         self.calls["containers"] += 1
-        assert filters == {"label": ["com.docker.stack.namespace=shop", LB_LABEL]}
-        return [item for item in self._containers if LB_LABEL in item["Labels"]]
+        assert filters == {"label": ["com.docker.stack.namespace=shop"]}
+        return [item for item in self._containers if STACK.items() <= item["Labels"].items()]
 
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         self.calls["inspect"] += 1
@@ -158,3 +159,15 @@ def test_an_unowned_container_holding_the_name_is_seen_as_not_owned() -> None:
     engine = FakeEngine(containers=[stranger])
     state = observed(engine, spec(WITH_LB))
     assert [(lb.name, lb.owned) for lb in state.loadbalancers] == [("shop_loadbalancer", False)]
+
+
+def test_a_leftover_config_check_container_is_found_without_more_calls() -> None:
+    check = container("shop_loadbalancer-check-123456", **{LB_CHECK_LABEL: "shop_loadbalancer"})
+    task = container("shop_web.1.abc")  # a task container carrying the stack label
+    engine = FakeEngine(containers=[check, task])
+    state = observed(engine, spec())
+    assert state.loadbalancers == ()
+    assert [(c.id, c.name) for c in state.loadbalancer_checks] == [
+        ("id-shop_loadbalancer-check-123456", "shop_loadbalancer-check-123456")
+    ]
+    assert state.api_calls == 6
