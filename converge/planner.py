@@ -83,6 +83,7 @@ def plan(
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
+    actions.extend(_check_removals(observed))
     findings.extend(
         Finding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
@@ -128,7 +129,9 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
-    return services + _loadbalancer_removals(observed, reason) + networks
+    return (
+        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+    )
 
 
 def _versions(observed: ObservedState) -> dict[str, int]:
@@ -413,6 +416,23 @@ def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]
         )
         for current in observed.loadbalancers
         if current.owned
+    ]
+
+
+def _check_removals(observed: ObservedState) -> list[Action]:
+    # Always garbage: apply creates and removes them under the stack lock, so one that is seen
+    # outlived an interrupted apply. Removed whatever --prune says.
+    return [
+        Action(
+            Phase.PRUNE_SERVICES,
+            "remove",
+            "loadbalancer",
+            check.name.removeprefix(f"{observed.stack}_"),
+            check.name,
+            "a config check container left behind by an interrupted apply",
+            observed_id=check.id,
+        )
+        for check in observed.loadbalancer_checks
     ]
 
 
