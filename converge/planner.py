@@ -20,7 +20,7 @@ from converge.lb.config import (
     loadbalancer_findings,
     server_names,
 )
-from converge.naming import object_name
+from converge.naming import object_name, spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -409,7 +409,7 @@ def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]
             Phase.PRUNE_SERVICES,
             "remove",
             "loadbalancer",
-            current.name.removeprefix(f"{observed.stack}_"),
+            spec_key(observed.stack, current.name),
             current.name,
             reason,
             observed_id=current.id,
@@ -427,7 +427,7 @@ def _check_removals(observed: ObservedState) -> list[Action]:
             Phase.PRUNE_SERVICES,
             "remove",
             "loadbalancer",
-            check.name.removeprefix(f"{observed.stack}_"),
+            spec_key(observed.stack, check.name),
             check.name,
             "a config check container left behind by an interrupted apply",
             observed_id=check.id,
