@@ -22,7 +22,6 @@ from converge.engine import Engine
 from converge.errors import PlanError
 from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
 from converge.health import service_health
-from converge.loadbalancer import observe_loadbalancer
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
@@ -69,9 +68,7 @@ def make_plan(
         EngineError: the engine is unreachable or not a swarm manager.
     """
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
-    observed = observe(engine, loaded.spec.stack)
-    # The load balancer is a container, read through the engine of its own node.
-    observed = observe_loadbalancer(engine, loaded.spec, observed)
+    observed = observe(engine, loaded.spec)
     difference = diff(loaded.spec, observed)
     result = plan(
         loaded.spec,
@@ -170,7 +167,7 @@ def check_saved_plan(document: dict[str, Any], fresh: PlanResult) -> None:
 
 def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
     """The stack's services as they run now: counts, placement per node, last task errors."""
-    observed = observe(engine, spec.stack)
+    observed = observe(engine, spec)
     owned = observed.owned_services()
     services = []
     for key in sorted(set(spec.services) | set(owned)):

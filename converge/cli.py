@@ -457,7 +457,7 @@ def schema() -> None:
 
 def _register_subcommands() -> None:
     from converge.lab.commands import lab_app
-    from converge.lb_commands import lb_app
+    from converge.lb.commands import lb_app
 
     app.add_typer(lab_app, name="lab")
     app.add_typer(lb_app, name="lb")

@@ -11,11 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from converge.haproxy import (
-    container_name,
-    desired_view,
-)
-from converge.naming import object_name
+from converge.lb.config import container_name, desired_view
+from converge.naming import object_name, spec_key
 from converge.normalize import (
     align,
     desired_network_view,
@@ -280,6 +277,6 @@ def _diff_loadbalancer(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
             changes = creation_changes(desired)
             result.append(ObjectDiff("loadbalancer", balancer.name, name, "create", tuple(changes)))
     for name, current in owned.items():
-        key = name.removeprefix(f"{spec.stack}_")
+        key = spec_key(spec.stack, name)
         result.append(ObjectDiff("loadbalancer", key, current.name, "remove"))
     return result

@@ -29,7 +29,7 @@ from converge.errors import (
     OutOfSequenceError,
 )
 from converge.health import SETTLING_STATES, ServiceHealth, service_health
-from converge.loadbalancer import execute_loadbalancer
+from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
 from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
@@ -122,7 +122,7 @@ class _Run:
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def refresh(self) -> ObservedState:
-        self.observed = observe(self.engine, self.spec.stack)
+        self.observed = observe(self.engine, self.spec)
         return self.observed
 
 
@@ -174,7 +174,8 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
         try:
             if action.object_kind == "loadbalancer":
                 # Rendered from a fresh observation: tasks backends follow the new placement.
-                done = cast(Outcome, execute_loadbalancer(run.spec, action, run.engine))
+                state = run.observed if action.kind == "remove" else run.refresh()
+                done = cast(Outcome, execute_loadbalancer(run.spec, action, run.engine, state))
             else:
                 _execute(run, action)
                 done = _DONE_OUTCOME[action.kind]

@@ -1,22 +1,27 @@
-"""Engine -> ObservedState: a fixed number of list calls, then normalisation.
+"""Engine -> ObservedState: a fixed number of calls, then normalisation.
 
 Four reads whatever the size of the swarm: ``/info`` (is this a manager?), ``/nodes``,
 ``/networks`` and ``/services?status=true``, plus ``/tasks`` when task placement is wanted.
-No per-object inspect, no ``greedy`` network listing.
+No per-object inspect, no ``greedy`` network listing. Then the stack's load-balancer
+containers, through the engine of the balancer's node (``converge.lb.container``): one list,
+plus an inspect and a config read per balancer found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from converge.engine import Engine
+from converge.lb.container import observe_loadbalancer
 from converge.naming import owner_of
 from converge.normalize import (
     observed_network_view,
     observed_node_view,
     observed_service_view,
 )
+from converge.spec import Spec
 from converge.state import (
     ObservedNetwork,
     ObservedNode,
@@ -29,11 +34,16 @@ from converge.state import (
 __all__ = ["observe", "state_from_engine_json", "template_digest"]
 
 
-def observe(engine: Engine, stack: str, with_tasks: bool = True) -> ObservedState:
-    """Read the swarm's nodes, networks, services (and tasks) as seen by ``engine``.
+def observe(engine: Engine, spec: Spec, with_tasks: bool = True) -> ObservedState:
+    """Read everything ``spec``'s stack involves: the swarm's nodes, networks, services (and
+    tasks) as seen by ``engine``, and the stack's load-balancer containers.
+
+    The containers are looked for even when the spec declares no balancer (one an earlier spec
+    declared is still the stack's): an empty ``loadbalancers`` means there is none.
 
     Raises:
-        EngineError: the engine is unreachable, not in a swarm, or not a manager.
+        EngineError: the engine is unreachable, not in a swarm, or not a manager; or the
+            load balancer's engine is unreachable.
     """
     before = engine.call_count
     info = engine.require_manager()
@@ -42,17 +52,10 @@ def observe(engine: Engine, stack: str, with_tasks: bool = True) -> ObservedStat
     services = engine.services()
     tasks = engine.tasks() if with_tasks else []
     state = state_from_engine_json(
-        stack, info.hostname, nodes=nodes, networks=networks, services=services, tasks=tasks
+        spec.stack, info.hostname, nodes=nodes, networks=networks, services=services, tasks=tasks
     )
-    return ObservedState(
-        stack=state.stack,
-        manager=state.manager,
-        nodes=state.nodes,
-        networks=state.networks,
-        services=state.services,
-        tasks=state.tasks,
-        api_calls=engine.call_count - before,
-    )
+    state = observe_loadbalancer(engine, spec, state)
+    return replace(state, api_calls=engine.call_count - before)
 
 
 def state_from_engine_json(

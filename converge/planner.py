@@ -14,8 +14,13 @@ from dataclasses import dataclass, replace
 from converge.actions import Action, Finding, ObjectKind, Phase, Plan, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
-from converge.haproxy import REPLACE_FIELDS, follows_placement, loadbalancer_findings, server_names
-from converge.naming import object_name
+from converge.lb.config import (
+    REPLACE_FIELDS,
+    follows_placement,
+    loadbalancer_findings,
+    server_names,
+)
+from converge.naming import object_name, spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -78,6 +83,7 @@ def plan(
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
+    actions.extend(_check_removals(observed))
     findings.extend(
         Finding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
@@ -123,7 +129,9 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
-    return services + _loadbalancer_removals(observed, reason) + networks
+    return (
+        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+    )
 
 
 def _versions(observed: ObservedState) -> dict[str, int]:
@@ -391,7 +399,7 @@ def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The load balancer (see converge.haproxy and converge.loadbalancer)
+# The load balancer (see converge.lb)
 
 
 def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]:
@@ -401,13 +409,30 @@ def _loadbalancer_removals(observed: ObservedState, reason: str) -> list[Action]
             Phase.PRUNE_SERVICES,
             "remove",
             "loadbalancer",
-            current.name.removeprefix(f"{observed.stack}_"),
+            spec_key(observed.stack, current.name),
             current.name,
             reason,
             observed_id=current.id,
         )
         for current in observed.loadbalancers
         if current.owned
+    ]
+
+
+def _check_removals(observed: ObservedState) -> list[Action]:
+    # Always garbage: apply creates and removes them under the stack lock, so one that is seen
+    # outlived an interrupted apply. Removed whatever --prune says.
+    return [
+        Action(
+            Phase.PRUNE_SERVICES,
+            "remove",
+            "loadbalancer",
+            spec_key(observed.stack, check.name),
+            check.name,
+            "a config check container left behind by an interrupted apply",
+            observed_id=check.id,
+        )
+        for check in observed.loadbalancer_checks
     ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "ObservedLoadBalancer",
+    "ObservedLoadBalancerCheck",
     "ObservedNetwork",
     "ObservedNode",
     "ObservedService",
@@ -121,7 +122,7 @@ class ObservedTask:
 class ObservedLoadBalancer:
     """A load-balancer container of the stack, seen through its node's engine.
 
-    ``view`` holds image, node, ports, networks and running (see ``converge.haproxy``);
+    ``view`` holds image, node, ports, networks and running (see ``converge.lb.config``);
     ``config`` is the haproxy.cfg read back from the container (None if unreadable).
     """
 
@@ -135,6 +136,18 @@ class ObservedLoadBalancer:
 
 
 @dataclass(frozen=True)
+class ObservedLoadBalancerCheck:
+    """A throwaway ``haproxy -c`` container of the stack (``naming.LB_CHECK_LABEL``).
+
+    Apply removes each one it creates before it returns: one that is seen was left by an
+    interrupted apply.
+    """
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ObservedState:
     """The swarm as observed by one manager, for one stack."""
 
@@ -145,10 +158,12 @@ class ObservedState:
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
     api_calls: int = 0
-    # The load balancer, observed through the engine of its node (converge.loadbalancer).
+    """Requests ``observe`` made through the manager's engine (not a balancer's own engine)."""
+    # The load balancer, observed through the engine of its node (converge.lb.container).
     loadbalancers: tuple[ObservedLoadBalancer, ...] = ()
+    loadbalancer_checks: tuple[ObservedLoadBalancerCheck, ...] = ()
     loadbalancer_engine: str = ""
-    """Hostname of the engine the load balancer is observed through ("" if none)."""
+    """Hostname of the engine the load balancer is observed through ("" if built from JSON)."""
 
     def node(self, hostname: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.hostname == hostname), None)

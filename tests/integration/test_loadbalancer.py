@@ -24,9 +24,10 @@ from waiting import running_tasks, wait_for
 from converge.api import execute_plan, make_plan
 from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
-from converge.haproxy import CONFIG_PATH
 from converge.lab import Lab
+from converge.lb.config import CONFIG_PATH
 from converge.loader import load_spec_text
+from converge.naming import LB_CHECK_LABEL
 
 pytestmark = pytest.mark.integration
 
@@ -342,3 +343,30 @@ def test_ingress_backend_answers(
     container = balancer(docker_client, stack)
     assert len(_config_nodes(container)) == 5  # rendered: every node
     wait_for(lambda: get(url), timeout=8, what="the load balancer to answer through ingress")
+
+
+def test_a_leftover_config_check_container_is_removed(
+    stack: str, engine: Engine, docker_client: docker.DockerClient
+) -> None:
+    # What an apply interrupted during validation leaves on the balancer's node.
+    name = f"{stack}_loadbalancer-check-000001"
+    docker_client.containers.create(
+        "converge-lab/haproxy:2.6",
+        ["haproxy", "-c", "-f", CONFIG_PATH],
+        name=name,
+        labels={
+            "com.docker.stack.namespace": stack,
+            "io.converge.managed-by": "converge",
+            LB_CHECK_LABEL: f"{stack}_loadbalancer",
+        },
+        network_mode="none",
+    )
+    text = f"version: 1\nstack: {stack}\n"
+    plan = make_plan(load_spec_text(text), engine).plan
+    assert [(a.address, a.kind) for a in plan.actions] == [
+        ("loadbalancer.loadbalancer-check-000001", "remove")
+    ]
+    apply(engine, text)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(name)
+    assert make_plan(load_spec_text(text), engine).plan.actions == ()

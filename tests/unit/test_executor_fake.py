@@ -54,7 +54,7 @@ def case_options(case: str) -> PlanOptions:
 
 
 def plan_on(spec: Spec, swarm: FakeSwarm, options: PlanOptions = PlanOptions()) -> Plan:
-    observed = observe(cast(Engine, swarm), spec.stack)
+    observed = observe(cast(Engine, swarm), spec)
     return plan(spec, diff(spec, observed), observed, options)
 
 
@@ -64,7 +64,7 @@ def apply_case(
     """Plan ``case`` on ``swarm`` and apply it with the fake clock."""
     spec = case_spec(case)
     engine = cast(Engine, swarm)
-    observed = observe(engine, spec.stack)
+    observed = observe(engine, spec)
     planned = plan(spec, diff(spec, observed), observed, case_options(case))
     assert planned.actions, f"{case} plans nothing to apply"
     apply_options = ApplyOptions(clock=clock, **options)
@@ -98,7 +98,7 @@ def test_a_second_plan_after_applying_a_fixture_is_empty(case: str) -> None:
     swarm, clock = case_swarm(case), FakeClock()
     spec = case_spec(case)
     first = plan_on(spec, swarm, case_options(case))
-    observed = observe(cast(Engine, swarm), spec.stack)
+    observed = observe(cast(Engine, swarm), spec)
     result = apply_plan(
         first, spec, cast(Engine, swarm), observed, options=ApplyOptions(clock=clock)
     )

@@ -48,19 +48,23 @@ class FakeClient:
     def tasks(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return [task(1, "n1"), task(2, "n2")]
 
+    def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
     def close(self) -> None:
         pass
 
 
 def wait(update: dict[str, Any]) -> float:
     engine = Engine(FakeClient(update), "fake")  # type: ignore[arg-type]
+    spec = Spec.model_validate({"version": 1, "stack": "s"})
     run = _Run(
-        spec=Spec.model_validate({"version": 1, "stack": "s"}),
+        spec=spec,
         engine=engine,
         options=ApplyOptions(poll_interval=0.02),
         events=ApplyEvents(),
         deadline=time.monotonic() + 30,
-        observed=observe(engine, "s"),
+        observed=observe(engine, spec),
     )
     started = time.monotonic()
     assert _wait_for_services(run, ["web"]) is None

@@ -12,7 +12,7 @@ import pytest
 
 from converge.actions import Phase
 from converge.diff import Diff, FieldChange, ObjectDiff, diff
-from converge.haproxy import (
+from converge.lb.config import (
     Server,
     backend_servers,
     container_body,
@@ -30,6 +30,7 @@ from converge.render import plan_text
 from converge.spec import Spec
 from converge.state import (
     ObservedLoadBalancer,
+    ObservedLoadBalancerCheck,
     ObservedNode,
     ObservedService,
     ObservedState,
@@ -366,6 +367,22 @@ def test_prune_collision_and_engine_findings() -> None:
     assert "is not owned by stack shop" in errors[0].message
     elsewhere = replace(observed, loadbalancer_engine="worker1")
     assert "set loadbalancer.engine" in loadbalancer_findings(spec, elsewhere)[0][1]
+
+
+def test_a_leftover_config_check_container_is_always_removed() -> None:
+    spec = spec_for("tasks")
+    observed = state(task("worker1"), loadbalancer_engine="manager")
+    check = ObservedLoadBalancerCheck("k1", "shop_loadbalancer-check-123456")
+    observed = replace(observed, loadbalancers=(lb(spec, observed),), loadbalancer_checks=(check,))
+    removal = ("loadbalancer.loadbalancer-check-123456", "remove", "PRUNE_SERVICES")
+    assert planned(spec, observed) == [removal]  # without --prune too
+    action = plan(spec, lb_diff(spec, observed), observed).actions[0]
+    assert (action.name, action.observed_id) == ("shop_loadbalancer-check-123456", "k1")
+    destroyed = plan(spec, lb_diff(spec, observed), observed, PlanOptions(destroy=True))
+    assert [a.address for a in destroyed.actions if a.object_kind == "loadbalancer"] == [
+        "loadbalancer.loadbalancer",
+        removal[0],
+    ]
 
 
 def test_the_plan_shows_the_config_as_a_unified_diff() -> None:

@@ -2,7 +2,7 @@
 
 The load balancer is a plain container (not a swarm service) on one node, running HAProxy
 with the configuration rendered here. Nothing in this module does I/O: the container is read
-and written by ``converge.loadbalancer``; ``diff`` compares ``desired_view`` with the observed
+and written by ``converge.lb.container``; ``diff`` compares ``desired_view`` with the observed
 view and the planner decides between a reload (only the config differs) and a recreate.
 
 Backend methods, per backend:

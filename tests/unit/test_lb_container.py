@@ -1,4 +1,4 @@
-"""converge.loadbalancer against a recording fake engine: the order of writes, and what an
+"""converge.lb.container against a recording fake engine: the order of writes, and what an
 invalid config leaves untouched."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-import converge.loadbalancer as lbio
+import converge.lb.container as lbio
 from converge.actions import Action, Phase
 from converge.errors import LoadBalancerError
-from converge.haproxy import CONFIG_DIR, render_config
+from converge.lb.config import CONFIG_DIR, render_config
 from converge.loader import load_spec_text
 from converge.state import ObservedLoadBalancer, ObservedState
 
@@ -86,13 +86,7 @@ def run(engine: FakeEngine, current: ObservedLoadBalancer | None, kind: str = "u
     observed = ObservedState(stack="shop", manager="manager", loadbalancer_engine="manager")
     observed = replace(observed, loadbalancers=(current,) if current else ())
     action = Action(Phase.LOADBALANCER, kind, "loadbalancer", "loadbalancer", "shop_x", "")  # type: ignore[arg-type]
-    patch = pytest.MonkeyPatch()
-    patch.setattr(lbio, "observe", lambda engine, stack: observed)
-    patch.setattr(lbio, "observe_loadbalancer", lambda engine, spec, state: state)
-    try:
-        return lbio.execute_loadbalancer(spec, action, engine)  # type: ignore[arg-type]
-    finally:
-        patch.undo()
+    return lbio.execute_loadbalancer(spec, action, engine, observed)  # type: ignore[arg-type]
 
 
 def running(config: str, **view: Any) -> ObservedLoadBalancer:
@@ -156,3 +150,47 @@ def test_an_unchanged_config_is_not_reloaded() -> None:
     engine = FakeEngine()
     assert run(engine, running(current_config())) == "unchanged"
     assert engine.calls == []
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class StateEngine(FakeEngine):
+    """A container whose inspect answers ``states`` in turn (the last one forever)."""
+
+    def __init__(self, *states: dict[str, Any]) -> None:
+        super().__init__()
+        self.states = list(states)
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"State": state}
+
+
+def test_a_container_that_restarts_then_runs_is_running() -> None:
+    engine = StateEngine({"Restarting": True}, {"Running": True})
+    lbio._check_running(engine, "shop_lb", "c1", "did not start", FakeClock())  # type: ignore[arg-type]
+
+
+def test_a_container_that_exited_fails_with_its_last_log_lines() -> None:
+    engine = StateEngine({"Running": False, "Status": "exited"})
+    with pytest.raises(LoadBalancerError) as failure:
+        lbio._check_running(engine, "shop_lb", "c1", "did not start", FakeClock())  # type: ignore[arg-type]
+    assert (
+        str(failure.value)
+        == f"loadbalancer shop_lb did not start: exited; last log lines: {INVALID.strip()}"
+    )
+
+
+def test_a_container_that_keeps_restarting_times_out() -> None:
+    engine = StateEngine({"Running": True, "Restarting": True, "Status": "restarting"})
+    with pytest.raises(LoadBalancerError, match="stopped after the reload: restarting;"):
+        lbio._check_running(engine, "shop_lb", "c1", "stopped after the reload", FakeClock())  # type: ignore[arg-type]

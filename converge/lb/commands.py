@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from converge.errors import ConvergeError
-from converge.haproxy import render_config
+from converge.lb.config import render_config
 from converge.loader import load_spec
 
 __all__ = ["lb_app"]
@@ -55,7 +55,7 @@ def render(
 
         engine = connect(host)
         try:
-            observed = observe(engine, spec.stack)
+            observed = observe(engine, spec)
         finally:
             engine.close()
     typer.echo(render_config(spec, observed), nl=False)

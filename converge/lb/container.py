@@ -15,8 +15,9 @@ Applying, in order:
   the master process gets SIGUSR2 (a graceful reload: old workers finish their connections);
 - an invalid config fails the apply and leaves the running HAProxy and its config untouched.
 
-The config is rendered again from a fresh observation when the action runs (after the services
-converged), so the servers of ``tasks`` backends follow the placement apply produced.
+The executor observes again when the action runs (after the services converged) and the config
+is rendered from that observation, so the servers of ``tasks`` backends follow the placement
+apply produced.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from converge.actions import Action
 from converge.engine import Engine, connect
 from converge.errors import EngineError, LoadBalancerError
-from converge.haproxy import (
+from converge.lb.config import (
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_PATH,
@@ -45,10 +46,10 @@ from converge.haproxy import (
     dns_networks,
     observed_view,
 )
-from converge.naming import LB_LABEL, STACK_LABEL, ownership_labels
-from converge.observe import observe
+from converge.naming import LB_CHECK_LABEL, LB_LABEL, STACK_LABEL, ownership_labels
+from converge.polling import Clock, PollTimeoutError, poll_until
 from converge.spec import Spec
-from converge.state import ObservedLoadBalancer, ObservedState
+from converge.state import ObservedLoadBalancer, ObservedLoadBalancerCheck, ObservedState
 
 __all__ = ["execute_loadbalancer", "loadbalancer_engine", "observe_loadbalancer"]
 
@@ -97,8 +98,12 @@ def _read_config(engine: Engine, name: str, container_id: str) -> str | None:
     return content.decode(errors="replace") if content is not None else None
 
 
+def _name(container: Mapping[str, Any]) -> str:
+    return str((container.get("Names") or ["/?"])[0]).lstrip("/")
+
+
 def _observed(engine: Engine, container: Mapping[str, Any], node: str) -> ObservedLoadBalancer:
-    name = str((container.get("Names") or ["/?"])[0]).lstrip("/")
+    name = _name(container)
     inspected = engine.inspect_container(container["Id"])
     if inspected is None:  # removed between the list and the inspect
         return ObservedLoadBalancer(container["Id"], name, True, {}, None)
@@ -116,7 +121,8 @@ def _observed(engine: Engine, container: Mapping[str, Any], node: str) -> Observ
 
 
 def observe_loadbalancer(engine: Engine, spec: Spec, observed: ObservedState) -> ObservedState:
-    """``observed`` plus the stack's load-balancer containers, read on the balancer's node.
+    """``observed`` plus the stack's load-balancer containers, read on the balancer's node,
+    and the ``haproxy -c`` containers an interrupted apply left there.
 
     A fixed number of calls: the engine's info (when it is another engine), one container
     list, then an inspect and a config read per owned container (one, normally), and one
@@ -127,19 +133,40 @@ def observe_loadbalancer(engine: Engine, spec: Spec, observed: ObservedState) ->
     """
     with loadbalancer_engine(spec, engine) as target:
         hostname = target.info().hostname if target is not engine else observed.manager
-        filters = {"label": [f"{STACK_LABEL}={spec.stack}", LB_LABEL]}
-        found = [_observed(target, item, hostname) for item in target.containers(filters)]
+        # One list for both kinds: the engine ANDs label filters, it cannot OR them.
+        listed = target.containers({"label": [f"{STACK_LABEL}={spec.stack}"]})
+        found = [
+            _observed(target, item, hostname)
+            for item in listed
+            if LB_LABEL in (item.get("Labels") or {})
+        ]
+        checks = tuple(
+            ObservedLoadBalancerCheck(item["Id"], _name(item))
+            for item in listed
+            if LB_CHECK_LABEL in (item.get("Labels") or {})
+        )
         if spec.loadbalancer is not None:
             name = container_name(spec.stack, spec.loadbalancer)
             if all(item.name != name for item in found):
                 other = target.inspect_container(name)
                 if other is not None:
                     found.append(ObservedLoadBalancer(other["Id"], name, False, {}, None))
-    return replace(observed, loadbalancers=tuple(found), loadbalancer_engine=hostname)
+    return replace(
+        observed,
+        loadbalancers=tuple(found),
+        loadbalancer_checks=checks,
+        loadbalancer_engine=hostname,
+    )
 
 
-def execute_loadbalancer(spec: Spec, action: Action, engine: Engine) -> str:
+def execute_loadbalancer(
+    spec: Spec, action: Action, engine: Engine, observed: ObservedState
+) -> str:
     """Carry out a load-balancer action; returns the outcome (created, updated, unchanged...).
+
+    Args:
+        observed: the stack as it is now (``observe``); the config is rendered from its task
+            placement. A removal does not read it.
 
     Raises:
         LoadBalancerError: the rendered config is invalid (nothing was changed) or the
@@ -153,11 +180,10 @@ def execute_loadbalancer(spec: Spec, action: Action, engine: Engine) -> str:
         return "removed"
     if spec.loadbalancer is None:
         raise LoadBalancerError(f"{action.address}: the spec declares no load balancer")
-    state = observe_loadbalancer(engine, spec, observe(engine, spec.stack))
     name = container_name(spec.stack, spec.loadbalancer)
-    desired = desired_view(spec, state)
+    desired = desired_view(spec, observed)
     config = str(desired["config"])
-    current = next((lb for lb in state.loadbalancers if lb.owned and lb.name == name), None)
+    current = next((lb for lb in observed.loadbalancers if lb.owned and lb.name == name), None)
     with loadbalancer_engine(spec, engine) as target:
         if current is None or any(
             current.view.get(field) != desired[field] for field in REPLACE_FIELDS
@@ -191,7 +217,7 @@ def _validate_in_image(engine: Engine, spec: Spec, name: str, config: str, kept:
     body = {
         "Image": spec.loadbalancer.image,
         "Cmd": ["haproxy", "-c", "-f", CONFIG_PATH],
-        "Labels": {**ownership_labels(spec.stack), f"{LB_LABEL}.check": name},
+        "Labels": {**ownership_labels(spec.stack), LB_CHECK_LABEL: name},
         "HostConfig": {"NetworkMode": "none"},
     }
     container_id = engine.create_container(scratch, body)
@@ -235,17 +261,33 @@ def _remove_candidate(engine: Engine, name: str, container_id: str, path: str) -
         engine.exec_run(name, container_id, ["rm", "-f", path])
 
 
-def _check_running(engine: Engine, name: str, container_id: str, what: str) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while True:
+def _check_running(
+    engine: Engine, name: str, container_id: str, what: str, clock: Clock | None = None
+) -> None:
+    """Wait while the container restarts; raise unless it ends up running."""
+    state: dict[str, Any] = {}
+
+    def running() -> bool:
         inspected = engine.inspect_container(container_id) or {}
-        state = inspected.get("State") or {}
+        state.clear()
+        state.update(inspected.get("State") or {})
         if state.get("Running") and not state.get("Restarting"):
-            return
-        if not state.get("Restarting") or time.monotonic() > deadline:
-            logs = engine.container_logs(name, container_id).strip().splitlines()[-5:]
-            raise LoadBalancerError(
-                f"loadbalancer {name} {what}: {state.get('Status', 'gone')}"
-                + (f"; last log lines: {' | '.join(logs)}" if logs else "")
-            )
-        time.sleep(0.2)
+            return True
+        if not state.get("Restarting"):
+            raise _not_running(engine, name, container_id, what, state)
+        return False
+
+    try:
+        poll_until(running, timeout=_START_TIMEOUT, clock=clock)
+    except PollTimeoutError:
+        raise _not_running(engine, name, container_id, what, state) from None
+
+
+def _not_running(
+    engine: Engine, name: str, container_id: str, what: str, state: Mapping[str, Any]
+) -> LoadBalancerError:
+    logs = engine.container_logs(name, container_id).strip().splitlines()[-5:]
+    return LoadBalancerError(
+        f"loadbalancer {name} {what}: {state.get('Status', 'gone')}"
+        + (f"; last log lines: {' | '.join(logs)}" if logs else "")
+    )
