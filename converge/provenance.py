@@ -17,6 +17,14 @@ __all__ = ["git_revision"]
 _TIMEOUT = 10.0
 
 
+def _git_environment() -> dict[str, str]:
+    # A caller inside a git hook or `git rebase -x` has GIT_DIR and friends set: they would
+    # point git at that repository instead of the one the spec lives in.
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("GIT_")}
+    environment["GIT_OPTIONAL_LOCKS"] = "0"  # status must not take the index lock
+    return environment
+
+
 def _git(directory: Path, *arguments: str) -> str | None:
     try:
         completed = subprocess.run(
@@ -25,7 +33,7 @@ def _git(directory: Path, *arguments: str) -> str | None:
             text=True,
             timeout=_TIMEOUT,
             check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # status must not take the index lock
+            env=_git_environment(),
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -120,12 +120,20 @@ def test_write_metrics_to_a_missing_directory_is_an_expected_error(tmp_path: Pat
         write_metrics(tmp_path / "missing" / "converge.prom", "x 1\n")
 
 
+# Under a git hook or `git rebase -x`, GIT_DIR names the project's own repository: a test that
+# ran `git init` there once turned it into a bare repository.
+_WITHOUT_GIT_VARIABLES = {
+    name: value for name, value in os.environ.items() if not name.startswith("GIT_")
+}
+
+
 def _git(directory: Path, *arguments: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", *arguments],
         cwd=directory,
         check=True,
         capture_output=True,
+        env=_WITHOUT_GIT_VARIABLES,
     )
 
 
@@ -136,7 +144,12 @@ def test_git_revision_of_a_spec_in_a_work_tree(tmp_path: Path) -> None:
     _git(tmp_path, "add", "spec.yml")
     _git(tmp_path, "commit", "-qm", "spec")
     head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+        ["git", "rev-parse", "HEAD"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_WITHOUT_GIT_VARIABLES,
     ).stdout.strip()
     assert git_revision([spec]) == (head, False)
     spec.write_text("version: 2\n")
