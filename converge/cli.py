@@ -10,26 +10,24 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from converge.actions import PLAN_FORMAT_VERSION, Action
-from converge.api import PlanResult
 from converge.errors import ConvergeError, SpecError
-from converge.executor import (
-    ActionOutcome,
-    ApplyEvents,
-    ApplyOptions,
-    ApplyResult,
-    ServiceProgress,
-)
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
 from converge.render import plan_json, plan_markdown, plan_text
 from converge.schema import spec_json_schema
+
+if TYPE_CHECKING:
+    # These import docker (~125 ms of the start): the commands that talk to a swarm import them
+    # inside, so that validate, schema and --help never pay for it (test_cli_imports.py).
+    from converge.api import PlanResult
+    from converge.executor import ActionOutcome, ApplyEvents, ApplyResult, ServiceProgress
 
 app = typer.Typer(
     name="converge",
@@ -184,6 +182,8 @@ class _ProgressReporter:
         self.status: Any = None
 
     def events(self) -> ApplyEvents:
+        from converge.executor import ApplyEvents
+
         return ApplyEvents(
             action_started=self.started, action_finished=self.finished, waiting=self.waiting
         )
@@ -284,6 +284,7 @@ def _run_apply(request: _ApplyRequest) -> None:
         read_saved_plan,
     )
     from converge.engine import connect
+    from converge.executor import ApplyOptions, ApplyResult
     from converge.lock import stack_lock
 
     files = request.files
