@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
 from converge.errors import PlanError
+from converge.files import atomic_write
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
@@ -90,12 +91,13 @@ def make_plan(
 
 
 def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
-    """Write a plan for ``apply`` to use later (secrets masked; versions kept for staleness)."""
+    """Write a plan for ``apply`` to use later (secrets masked; versions kept for staleness).
+
+    The file is replaced whole, readable by others (0644) as a plain write with the usual umask
+    made it.
+    """
     document = plan_document(result.plan, result.loaded)
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    temporary.replace(target)
+    atomic_write(path, json.dumps(document, indent=2, default=str) + "\n", mode=0o644)
 
 
 def execute_plan(
