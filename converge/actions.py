@@ -18,10 +18,10 @@ __all__ = [
     "PLAN_FORMAT_VERSION",
     "Action",
     "ActionKind",
-    "Finding",
     "FindingCode",
     "Phase",
     "Plan",
+    "PlanFinding",
     "Severity",
     "format_value",
 ]
@@ -99,7 +99,7 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Finding:
+class PlanFinding:
     """Something the plan found: an ``error`` stops apply, a ``warning`` does not."""
 
     severity: Severity
@@ -117,7 +117,7 @@ class Finding:
 class Plan:
     stack: str
     actions: tuple[Action, ...] = ()
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[PlanFinding, ...] = ()
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
@@ -127,7 +127,7 @@ class Plan:
         return bool(self.actions)
 
     @property
-    def errors(self) -> tuple[Finding, ...]:
+    def errors(self) -> tuple[PlanFinding, ...]:
         return tuple(finding for finding in self.findings if finding.severity == "error")
 
     def counts(self) -> dict[str, int]:

@@ -13,22 +13,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
-from converge.drift import DriftReport, drift_report
-from converge.engine import Engine
 from converge.errors import PlanError
-from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
+from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
-from converge.observe import observe
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
 from converge.spec import Spec
 from converge.state import ObservedState
+
+if TYPE_CHECKING:
+    from converge.drift import DriftReport
+    from converge.engine import Engine
+    from converge.executor import ApplyEvents, ApplyOptions, ApplyResult
+
+# The modules that reach the engine import docker (~125 ms): the functions that use them import
+# them inside, so that importing this API (as the CLI's fast commands do) stays cheap.
 
 __all__ = [
     "PlanResult",
@@ -67,6 +72,8 @@ def make_plan(
         SpecError: the spec is invalid.
         EngineError: the engine is unreachable or not a swarm manager.
     """
+    from converge.observe import observe
+
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     observed = observe(engine, loaded.spec)
     difference = diff(loaded.spec, observed)
@@ -82,12 +89,13 @@ def make_plan(
 
 
 def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
-    """Write a plan for ``apply`` to use later (secrets masked; versions kept for staleness)."""
+    """Write a plan for ``apply`` to use later (secrets masked; versions kept for staleness).
+
+    The file is replaced whole, readable by others (0644) as a plain write with the usual umask
+    made it.
+    """
     document = plan_document(result.plan, result.loaded)
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    temporary.replace(target)
+    atomic_write(path, json.dumps(document, indent=2, default=str) + "\n", mode=0o644)
 
 
 def execute_plan(
@@ -101,6 +109,8 @@ def execute_plan(
     Raises:
         PlanError: the plan has errors (nothing is touched).
     """
+    from converge.executor import apply_plan
+
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
@@ -167,6 +177,8 @@ def check_saved_plan(document: dict[str, Any], fresh: PlanResult) -> None:
 
 def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
     """The stack's services as they run now: counts, placement per node, last task errors."""
+    from converge.observe import observe
+
     observed = observe(engine, spec)
     owned = observed.owned_services()
     services = []
@@ -197,6 +209,8 @@ def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
     Raises:
         EngineError: the engine is unreachable or not a swarm manager.
     """
+    from converge.drift import drift_report
+
     checked_at = datetime.now(UTC)
     started = time.monotonic()
     result = make_plan(loaded, engine)

@@ -16,7 +16,9 @@ from converge.spec import NodeSpec, ServiceSpec, Spec, parse_constraint
 
 __all__ = ["NodeFacts", "check_spec", "evaluate_constraint", "node_facts_from_spec"]
 
-Finding = tuple[tuple[str | int, ...], str]
+FieldProblem = tuple[tuple[str | int, ...], str]
+"""A problem of a spec: the field path it is about and the message; the loader adds the file
+and line (``SpecProblem``)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def evaluate_constraint(constraint: str, node: NodeFacts) -> bool | None:
     return matches if operator == "==" else not matches
 
 
-def check_spec(spec: Spec) -> list[Finding]:
+def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
     return [
         *_check_references(spec),
@@ -79,7 +81,7 @@ def check_spec(spec: Spec) -> list[Finding]:
     ]
 
 
-def _check_references(spec: Spec) -> Iterator[Finding]:
+def _check_references(spec: Spec) -> Iterator[FieldProblem]:
     for name, service in spec.services.items():
         for network in service.networks:
             if network not in spec.networks:
@@ -97,7 +99,7 @@ def _check_references(spec: Spec) -> Iterator[Finding]:
                 )
 
 
-def _check_published_ports(spec: Spec) -> Iterator[Finding]:
+def _check_published_ports(spec: Spec) -> Iterator[FieldProblem]:
     owners: dict[tuple[int, str], str] = {}
     for name, service in spec.services.items():
         for index, port in enumerate(service.ports):
@@ -114,7 +116,7 @@ def _check_published_ports(spec: Spec) -> Iterator[Finding]:
                 owners[key] = name
 
 
-def _check_nodes(spec: Spec) -> Iterator[Finding]:
+def _check_nodes(spec: Spec) -> Iterator[FieldProblem]:
     roles = [node.role for node in spec.nodes.values()]
     if roles and all(role == "worker" for role in roles):
         yield ("nodes",), "every declared node is a worker; a swarm needs a manager"
@@ -136,7 +138,7 @@ def _failing(service: ServiceSpec, node: NodeFacts) -> list[str]:
     ]
 
 
-def _check_placement(spec: Spec) -> Iterator[Finding]:
+def _check_placement(spec: Spec) -> Iterator[FieldProblem]:
     if not spec.nodes:
         return
     eligible = _eligible(spec)
@@ -179,7 +181,7 @@ def _no_node_message(
     return message
 
 
-def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
+def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
     balancer = spec.loadbalancer
     if balancer is None:
         return
@@ -229,7 +231,7 @@ def _check_loadbalancer(spec: Spec) -> Iterator[Finding]:
 
 def _check_backend(
     spec: Spec, name: str, service_name: str, port: int, method: str
-) -> Iterator[Finding]:
+) -> Iterator[FieldProblem]:
     path = ("loadbalancer", "backends", name)
     service = spec.services.get(service_name)
     if service is None:
@@ -262,7 +264,7 @@ def _check_backend(
         )
 
 
-def _check_backend_network(spec: Spec, name: str) -> Iterator[Finding]:
+def _check_backend_network(spec: Spec, name: str) -> Iterator[FieldProblem]:
     assert spec.loadbalancer is not None
     backend = spec.loadbalancer.backends[name]
     service = spec.services.get(backend.service)

@@ -10,13 +10,12 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from converge.errors import ConvergeError, SpecError
-from converge.executor import ApplyOptions, ApplyResult
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
 from converge.render import (
@@ -36,6 +35,11 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
+
+if TYPE_CHECKING:
+    # These import docker (~125 ms of the start): the commands that talk to a swarm import them
+    # inside, so that validate, schema and --help never pay for it (test_cli_imports.py).
+    pass
 
 app = typer.Typer(
     name="converge",
@@ -216,6 +220,7 @@ def _run_apply(request: _ApplyRequest) -> None:
         read_saved_plan,
     )
     from converge.engine import connect
+    from converge.executor import ApplyOptions, ApplyResult
     from converge.lock import stack_lock
 
     files = request.files

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from converge.actions import Action, Finding, ObjectKind, Phase, Plan, Severity
+from converge.actions import Action, ObjectKind, Phase, Plan, PlanFinding, Severity
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
 from converge.lb.config import (
@@ -56,18 +56,20 @@ def plan(
             spec_files=spec_files,
         )
     actions: list[Action] = []
-    findings: list[Finding] = []
+    findings: list[PlanFinding] = []
     for item in difference.objects:
         if item.status == "missing":
             severity: Severity = "warning" if item.kind == "node" else "error"
             findings.append(
-                Finding(severity, item.address, f"{item.name}: {item.detail}", "missing", item.name)
+                PlanFinding(
+                    severity, item.address, f"{item.name}: {item.detail}", "missing", item.name
+                )
             )
         elif item.status == "collision":
-            findings.append(Finding("error", item.address, item.detail, "collision", item.name))
+            findings.append(PlanFinding("error", item.address, item.detail, "collision", item.name))
         elif item.status == "remove" and not options.prune:
             findings.append(
-                Finding(
+                PlanFinding(
                     "warning",
                     item.address,
                     f"{item.name} is owned by stack {difference.stack} but no longer in the "
@@ -85,7 +87,7 @@ def plan(
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
     actions.extend(_check_removals(observed))
     findings.extend(
-        Finding("error", address, message)
+        PlanFinding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
     )
     findings.extend(_placement_findings(spec, observed))
@@ -315,10 +317,10 @@ def _resulting_nodes(
     return result
 
 
-def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
     after = _resulting_nodes(spec, observed)
     every_ready = _resulting_nodes(spec, observed, active_only=False)
-    findings: list[Finding] = []
+    findings: list[PlanFinding] = []
     for key, service in spec.services.items():
         if service.mode == "replicated" and service.replicas == 0:
             continue
@@ -346,7 +348,7 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
         else:
             shown = ", ".join(constraints) or "(no constraints)"
             message = f"no ready, active node satisfies {shown}: its tasks would stay pending"
-        findings.append(Finding("error", f"service.{key}", message))
+        findings.append(PlanFinding("error", f"service.{key}", message))
     return findings
 
 
@@ -384,9 +386,9 @@ def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
     ]
 
 
-def _port_findings(spec: Spec, observed: ObservedState) -> list[Finding]:
+def _port_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
     return [
-        Finding(
+        PlanFinding(
             "error",
             f"service.{collision.key}",
             collision.message,

@@ -1,6 +1,7 @@
 #!/bin/sh
-# The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, unit tests, and
-# the integration tests on a lab swarm that this run starts (and removes) itself.
+# The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, the unit tests on
+# the lowest allowed dependencies, then every test (unit and integration, on a lab swarm that this
+# run starts and removes itself) on the newest.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/lab-prereqs.sh
@@ -8,6 +9,7 @@ sh scripts/setup-venv.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy converge
+sh scripts/test-lowest.sh
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
 # pytest's 5 means no test ran: that is a failure here, never a pass.

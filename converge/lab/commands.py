@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from converge.errors import LabError
-from converge.lab.lab import Lab, LabStatus
 from converge.lab.layout import DEFAULT_WORKERS, MANAGER
+
+if TYPE_CHECKING:
+    from converge.lab.lab import Lab, LabStatus
 
 __all__ = ["lab_app"]
 
@@ -21,6 +25,13 @@ lab_app = typer.Typer(
 
 def _say(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _lab() -> Lab:
+    # converge.lab.lab imports docker: only the lab commands pay for it, not `converge --help`.
+    from converge.lab.lab import Lab
+
+    return Lab()
 
 
 def render_status(status: LabStatus) -> str:
@@ -62,21 +73,21 @@ def up_command(
     images: bool = typer.Option(True, "--images/--no-images", help="Build and load test images."),
 ) -> None:
     """Start the lab swarm (harmless if it already runs)."""
-    status = Lab().up(workers, images=images, progress=_say)
+    status = _lab().up(workers, images=images, progress=_say)
     typer.echo(render_status(status))
 
 
 @lab_app.command("down")
 def down_command() -> None:
     """Remove the lab: processes, namespaces, links, firewall rules, cgroups and data."""
-    if not Lab().down(progress=_say):
+    if not _lab().down(progress=_say):
         _say("lab was not set up; nothing to remove")
 
 
 @lab_app.command("status")
 def status_command() -> None:
     """Show each node's daemon, link and swarm state."""
-    typer.echo(render_status(Lab().status()))
+    typer.echo(render_status(_lab().status()))
 
 
 @lab_app.command("env")
@@ -84,7 +95,7 @@ def env_command(
     node: str = typer.Option(MANAGER, "--node", "-n", help="Node whose engine to point at."),
 ) -> None:
     """Print `export DOCKER_HOST=...` for the manager (or --node); use with eval."""
-    lab = Lab()
+    lab = _lab()
     if not lab.exists():
         raise LabError(f"the lab is not set up ({lab.config.directory}): run `converge lab up`")
     typer.echo(lab.env(node))

@@ -26,6 +26,7 @@ import docker.errors
 import requests.exceptions
 
 from converge.errors import LabError
+from converge.files import atomic_write
 from converge.lab import images as lab_images
 from converge.lab import layout, system
 from converge.lab.layout import MANAGER, LabConfig
@@ -102,9 +103,7 @@ class _State:
             "nodes": self.nodes,
             "created_run_containerd": self.created_run_containerd,
         }
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        atomic_write(path, json.dumps(data, indent=2) + "\n", mode=0o644)
 
 
 def _client(config: LabConfig, node: str, timeout: int = 60) -> docker.DockerClient:

@@ -10,13 +10,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from converge.errors import LabError
 from converge.lab.layout import PATH_ENV
+from converge.polling import Backoff, Clock, PollTimeoutError, poll_until
 
 __all__ = [
     "Cgroups",
@@ -109,18 +109,20 @@ def wait_until(
     what: str,
     interval: float = 0.05,
     max_interval: float = 0.5,
+    clock: Clock | None = None,
 ) -> _T:
-    """Poll ``probe`` until it returns something other than None/False; raise on the deadline."""
-    deadline = time.monotonic() + timeout
-    delay = interval
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise LabError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, max_interval)
+    """Poll ``probe`` until it returns something other than None/False (``poll_until``).
+
+    The delays start at ``interval`` and grow to ``max_interval``, jittered.
+
+    Raises:
+        LabError: ``timeout`` seconds passed first, naming ``what`` was awaited.
+    """
+    backoff = Backoff(initial=interval, maximum=max_interval)
+    try:
+        return poll_until(probe, timeout=timeout, clock=clock, backoff=backoff)
+    except PollTimeoutError:
+        raise LabError(f"timed out after {timeout:g}s waiting for {what}") from None
 
 
 def list_netns() -> set[str]:

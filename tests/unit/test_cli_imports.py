@@ -1,0 +1,68 @@
+"""Commands that never talk to a swarm start without importing the Docker SDK.
+
+docker, requests and paramiko cost about 125 ms of a 320 ms start. The check runs in a fresh
+interpreter: this test process has long imported all of them through other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = str(ROOT / "specs" / "exampleapp-lab.yml")
+
+HEAVY = ("docker", "requests", "paramiko")
+
+FAST_COMMANDS = [
+    ["validate", SPEC],
+    ["schema"],
+    ["lb", "render", "--offline", SPEC],
+    ["--help"],
+]
+
+# Runs each command through the console script's entry point, in one interpreter, and reports
+# which heavy modules are loaded after the import and after each command.
+_PROBE = """
+import contextlib, io, json, sys
+
+HEAVY = {heavy!r}
+loaded = lambda: sorted(name for name in HEAVY if name in sys.modules)
+report = {{}}
+import converge.cli
+report["import converge.cli"] = loaded()
+for argv in {commands!r}:
+    sys.argv = ["converge", *argv]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            converge.cli.main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code or 0
+    step = "converge " + " ".join(argv)
+    report[step] = loaded() if code == 0 else f"exit {{code}}: {{out.getvalue()}}"
+print(json.dumps(report))
+"""
+
+
+def test_fast_commands_import_no_docker_requests_or_paramiko() -> None:
+    probe = _PROBE.format(heavy=HEAVY, commands=FAST_COMMANDS)
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.splitlines()[-1])
+    offenders = {step: modules for step, modules in report.items() if modules}
+    assert not offenders, (
+        f"these steps loaded {', '.join(HEAVY)} (or failed): {offenders}; find the importer with "
+        "`python -X importtime -m converge validate specs/exampleapp-lab.yml` and import it "
+        "inside the function that needs the engine"
+    )
