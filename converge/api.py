@@ -1,4 +1,4 @@
-"""The library API behind the commands: load, observe, diff, plan (and, later, apply).
+"""The library API behind the commands: plan, apply, destroy, drift, status, saved plans.
 
 The CLI is a thin layer over these functions; tests and other tools can call them directly.
 """
@@ -9,11 +9,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan
 from converge.diff import diff
@@ -31,16 +31,24 @@ if TYPE_CHECKING:
     from converge.drift import DriftReport
     from converge.engine import Engine
     from converge.executor import ApplyEvents, ApplyOptions, ApplyResult
+    from converge.lock import LockInfo
 
 # The modules that reach the engine import docker (~125 ms): the functions that use them import
 # them inside, so that importing this API (as the CLI's fast commands do) stays cheap.
 
 __all__ = [
+    "ApplyHooks",
+    "ApplyRequest",
+    "ApplyRun",
+    "ApplyStatus",
     "PlanResult",
+    "apply",
     "check_drift",
     "check_saved_plan",
+    "destroy",
     "execute_plan",
     "is_saved_plan",
+    "load_apply_input",
     "make_plan",
     "read_saved_plan",
     "resolved_spec_hash",
@@ -117,6 +125,138 @@ def execute_plan(
     return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
 
 
+ApplyStatus = Literal["no_changes", "plan_errors", "cancelled", "applied", "failed"]
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """How to apply: what to plan, how to execute, how long to wait for the stack's lock.
+
+    Attributes:
+        saved_plan: a plan saved by ``converge plan --out``: apply exactly it, or refuse it
+            when the swarm or the spec moved since (``read_saved_plan``).
+        apply_options: the executor's options (``converge.executor.ApplyOptions``); None for
+            its defaults.
+    """
+
+    plan_options: PlanOptions = field(default_factory=PlanOptions)
+    apply_options: ApplyOptions | None = None
+    lock_timeout: float = 0.0
+    saved_plan: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ApplyHooks:
+    """What the caller is told, and asked, while apply runs (the CLI prints and prompts here).
+
+    Attributes:
+        plan_ready: the plan about to be applied (or found empty), for showing it.
+        confirm: asked once before any write; False cancels and nothing is changed.
+        lock_waiting: another apply holds the stack's lock; called once before waiting.
+        events: the executor's progress callbacks.
+    """
+
+    plan_ready: Callable[[PlanResult], None] = lambda result: None
+    confirm: Callable[[PlanResult], bool] = lambda result: True
+    lock_waiting: Callable[[LockInfo], None] = lambda holder: None
+    events: ApplyEvents | None = None
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """What apply did: the plan it acted on and, when it executed it, the executor's result."""
+
+    plan: PlanResult
+    status: ApplyStatus
+    result: ApplyResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the swarm now matches the spec: nothing to do, or applied and converged."""
+        return self.status in ("no_changes", "applied")
+
+
+def load_apply_input(
+    paths: Sequence[str | os.PathLike[str]],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[LoadedSpec, dict[str, Any] | None]:
+    """The spec to apply, and the saved plan when ``paths`` is one plan file.
+
+    Raises:
+        SpecError: the spec is invalid.
+        PlanError: the saved plan is unreadable or of an unknown format.
+    """
+    if len(paths) == 1 and is_saved_plan(paths[0]):
+        saved = read_saved_plan(paths[0])
+        files = [Path(name) for name in saved["spec"]["files"]]
+        return load_spec(files, environ=environ), saved
+    return load_spec(paths, environ=environ), None
+
+
+def apply(
+    loaded: LoadedSpec,
+    engine: Engine,
+    request: ApplyRequest = ApplyRequest(),
+    hooks: ApplyHooks = ApplyHooks(),
+) -> ApplyRun:
+    """Plan under the stack's lock, confirm, execute, and wait until the swarm converged.
+
+    A swarm that already matches needs no lock: a no-op apply writes nothing at all.
+
+    Raises:
+        EngineError: the engine is unreachable, not a manager, or refused a read.
+        LockError: another apply holds the stack's lock past ``request.lock_timeout``.
+        PlanError: the saved plan is stale.
+    """
+    from converge.lock import stack_lock
+
+    if request.saved_plan is None:
+        unlocked = make_plan(loaded, engine, request.plan_options)
+        if not unlocked.plan.has_changes and not unlocked.plan.errors:
+            hooks.plan_ready(unlocked)
+            return ApplyRun(unlocked, "no_changes")
+    timeout = (request.apply_options or _default_apply_options()).timeout
+    with stack_lock(
+        engine,
+        loaded.spec.stack,
+        wait=request.lock_timeout,
+        hold_for=timeout + 300,
+        on_wait=hooks.lock_waiting,
+    ):
+        planned = make_plan(loaded, engine, request.plan_options)
+        if request.saved_plan is not None:
+            check_saved_plan(request.saved_plan, planned)
+        hooks.plan_ready(planned)
+        if planned.plan.errors:
+            return ApplyRun(planned, "plan_errors")
+        if not planned.plan.has_changes:
+            return ApplyRun(planned, "no_changes")
+        if not hooks.confirm(planned):
+            return ApplyRun(planned, "cancelled")
+        result = execute_plan(planned, engine, hooks.events, request.apply_options)
+    return ApplyRun(planned, "applied" if result.ok else "failed", result)
+
+
+def destroy(
+    loaded: LoadedSpec,
+    engine: Engine,
+    request: ApplyRequest = ApplyRequest(),
+    hooks: ApplyHooks = ApplyHooks(),
+) -> ApplyRun:
+    """Remove every object the spec's stack owns (like ``docker stack rm``), under its lock.
+
+    Nodes keep their labels and availability; volumes and their data are kept.
+    """
+    options = replace(request, plan_options=PlanOptions(destroy=True))
+    return apply(loaded, engine, options, hooks)
+
+
+def _default_apply_options() -> ApplyOptions:
+    from converge.executor import ApplyOptions
+
+    return ApplyOptions()
+
+
 def read_saved_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a plan saved by ``converge plan --out``.
 
@@ -146,7 +286,7 @@ def is_saved_plan(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def check_saved_plan(document: dict[str, Any], fresh: PlanResult) -> None:
+def check_saved_plan(document: Mapping[str, Any], fresh: PlanResult) -> None:
     """Refuse a saved plan when the spec or any object it saw changed since it was made.
 
     Raises:

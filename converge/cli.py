@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from converge.errors import ConvergeError, SpecError
 from converge.loader import LoadedSpec, load_spec
@@ -35,11 +35,6 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
-
-if TYPE_CHECKING:
-    # These import docker (~125 ms of the start): the commands that talk to a swarm import them
-    # inside, so that validate, schema and --help never pay for it (test_cli_imports.py).
-    pass
 
 app = typer.Typer(
     name="converge",
@@ -164,11 +159,8 @@ def plan(
     from converge.engine import connect
 
     loaded = _load(files)
-    engine = connect(host)
-    try:
+    with connect(host) as engine:
         result = make_plan(loaded, engine, PlanOptions(prune=prune, rebalance=rebalance))
-    finally:
-        engine.close()
     if output is OutputFormat.json:
         typer.echo(plan_json(result.plan, loaded))
     elif output is OutputFormat.markdown:
@@ -197,98 +189,73 @@ LockTimeoutOption = Annotated[
 ApplyOutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
 
 
-@dataclass(frozen=True)
-class _ApplyRequest:
-    files: list[Path]
-    yes: bool
-    plan_options: PlanOptions
-    timeout: float
-    lock_timeout: float
-    concurrency: int
-    output: OutputFormat
-    host: str | None
-    verb: str = "Apply"
-
-
-def _run_apply(request: _ApplyRequest) -> None:
-    """Plan under the stack's lock, confirm, execute, report; shared by apply and destroy."""
-    from converge.api import (
-        check_saved_plan,
-        execute_plan,
-        is_saved_plan,
-        make_plan,
-        read_saved_plan,
-    )
+def _run_apply(
+    files: list[Path],
+    *,
+    yes: bool,
+    plan_options: PlanOptions,
+    timeout: float,
+    lock_timeout: float,
+    concurrency: int,
+    output: OutputFormat,
+    host: str | None,
+    verb: str = "Apply",
+) -> None:
+    """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
+    from converge.api import ApplyHooks, ApplyRequest, PlanResult, load_apply_input
+    from converge.api import apply as apply_spec
     from converge.engine import connect
     from converge.executor import ApplyOptions, ApplyResult
-    from converge.lock import stack_lock
 
-    files = request.files
-    saved = None
-    if len(files) == 1 and is_saved_plan(files[0]):
-        saved = read_saved_plan(files[0])
-        files = [Path(name) for name in saved["spec"]["files"]]
-    loaded = _load(files)
+    loaded, saved = load_apply_input(files)
+    for warning in loaded.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     console = _console()
-    as_json = request.output is OutputFormat.json
+    as_json = output is OutputFormat.json
     messages = Console(stderr=True, highlight=False) if as_json else console
-    engine = connect(request.host)
-    try:
-        if saved is None:
-            # A swarm that already matches needs no lock: a no-op apply writes nothing at all.
-            unlocked = make_plan(loaded, engine, request.plan_options)
-            if not unlocked.plan.has_changes and not unlocked.plan.errors:
-                if as_json:
-                    empty = ApplyResult(loaded.spec.stack, ())
-                    typer.echo(apply_json(empty, unlocked.plan))
-                else:
-                    console.print(plan_text(unlocked.plan, loaded))
-                return
-        with stack_lock(
-            engine,
-            loaded.spec.stack,
-            wait=request.lock_timeout,
-            hold_for=request.timeout + 300,
-            on_wait=lambda holder: messages.print(
-                f"waiting for the lock of stack {loaded.spec.stack}: held by {holder.describe()}"
+
+    def show(planned: PlanResult) -> None:
+        if not as_json:
+            console.print(plan_text(planned.plan, loaded))
+
+    def confirm(planned: PlanResult) -> bool:
+        if yes or saved is not None:
+            return True
+        if not sys.stdin.isatty():
+            raise ConvergeError(
+                f"refusing to {verb.lower()} without confirmation: not on a terminal, pass --yes"
+            )
+        return typer.confirm(f"{verb} these changes?", default=False)
+
+    request = ApplyRequest(
+        plan_options=plan_options,
+        apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency),
+        lock_timeout=lock_timeout,
+        saved_plan=saved,
+    )
+    with connect(host) as engine, ProgressReporter(messages) as reporter:
+        hooks = ApplyHooks(
+            plan_ready=show,
+            confirm=confirm,
+            lock_waiting=lambda holder: messages.print(
+                f"waiting for the lock of stack {loaded.spec.stack}: "
+                f"held by {escape(holder.describe())}"
             ),
-        ):
-            plan_result = make_plan(loaded, engine, request.plan_options)
-            if saved is not None:
-                check_saved_plan(saved, plan_result)
-            if not as_json:
-                console.print(plan_text(plan_result.plan, loaded))
-            if plan_result.plan.errors:
-                raise typer.Exit(1)
-            if not plan_result.plan.has_changes:
-                if as_json:
-                    empty = ApplyResult(loaded.spec.stack, ())
-                    typer.echo(apply_json(empty, plan_result.plan))
-                return
-            if not request.yes and saved is None:
-                if not sys.stdin.isatty():
-                    raise ConvergeError(
-                        f"refusing to {request.verb.lower()} without confirmation: "
-                        "not on a terminal, pass --yes"
-                    )
-                if not typer.confirm(f"{request.verb} these changes?", default=False):
-                    typer.echo(f"{request.verb} cancelled; nothing was changed.", err=True)
-                    raise typer.Exit(1)
-            with ProgressReporter(messages) as reporter:
-                result = execute_plan(
-                    plan_result,
-                    engine,
-                    reporter.events(),
-                    ApplyOptions(timeout=request.timeout, concurrency=request.concurrency),
-                )
-    finally:
-        engine.close()
+            events=reporter.events(),
+        )
+        run = apply_spec(loaded, engine, request, hooks)
+    result = run.result or ApplyResult(loaded.spec.stack, ())
+    if run.status == "plan_errors":
+        raise typer.Exit(1)
+    if run.status == "cancelled":
+        typer.echo(f"{verb} cancelled; nothing was changed.", err=True)
+        raise typer.Exit(1)
     if as_json:
-        typer.echo(apply_json(result, plan_result.plan))
-    elif result.ok:
-        console.print(apply_summary_line(plan_result.plan, request.verb))
-    if not result.ok:
-        typer.echo(f"error: {request.verb.lower()} failed: {result.error}", err=True)
+        typer.echo(apply_json(result, run.plan.plan))
+    elif run.status == "applied":
+        console.print(apply_summary_line(run.plan.plan, verb))
+    if not run.ok:
+        typer.echo(f"error: {verb.lower()} failed: {result.error}", err=True)
         raise typer.Exit(1)
 
 
@@ -311,16 +278,14 @@ def apply(
 ) -> None:
     """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
     _run_apply(
-        _ApplyRequest(
-            files=files,
-            yes=yes,
-            plan_options=PlanOptions(prune=prune, rebalance=rebalance),
-            timeout=timeout,
-            lock_timeout=lock_timeout,
-            concurrency=concurrency,
-            output=output,
-            host=host,
-        )
+        files,
+        yes=yes,
+        plan_options=PlanOptions(prune=prune, rebalance=rebalance),
+        timeout=timeout,
+        lock_timeout=lock_timeout,
+        concurrency=concurrency,
+        output=output,
+        host=host,
     )
 
 
@@ -338,17 +303,15 @@ def destroy(
     Nodes keep their labels and availability; volumes and their data are kept.
     """
     _run_apply(
-        _ApplyRequest(
-            files=files,
-            yes=yes,
-            plan_options=PlanOptions(destroy=True),
-            timeout=timeout,
-            lock_timeout=lock_timeout,
-            concurrency=8,
-            output=output,
-            host=host,
-            verb="Destroy",
-        )
+        files,
+        yes=yes,
+        plan_options=PlanOptions(destroy=True),
+        timeout=timeout,
+        lock_timeout=lock_timeout,
+        concurrency=8,
+        output=output,
+        host=host,
+        verb="Destroy",
     )
 
 
@@ -363,11 +326,8 @@ def status(
     from converge.engine import connect
 
     loaded = _load(files)
-    engine = connect(host)
-    try:
+    with connect(host) as engine:
         report = stack_status(loaded.spec, engine)
-    finally:
-        engine.close()
     if output is OutputFormat.json:
         typer.echo(status_json(report))
         return
@@ -385,11 +345,8 @@ def unlock(
     from converge.engine import connect
     from converge.lock import unlock as remove_lock
 
-    engine = connect(host)
-    try:
+    with connect(host) as engine:
         holder = remove_lock(engine, stack)
-    finally:
-        engine.close()
     if holder is None:
         typer.echo(f"stack {stack} is not locked")
     else:
@@ -433,11 +390,8 @@ def drift(
     try:
         loaded = _load(files)
         stack = loaded.spec.stack
-        engine = connect(host)
-        try:
+        with connect(host) as engine:
             report = check_drift(loaded, engine)
-        finally:
-            engine.close()
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()

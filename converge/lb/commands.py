@@ -53,9 +53,6 @@ def render(
         from converge.engine import connect
         from converge.observe import observe
 
-        engine = connect(host)
-        try:
+        with connect(host) as engine:
             observed = observe(engine, spec)
-        finally:
-            engine.close()
     typer.echo(render_config(spec, observed), nl=False)

@@ -66,11 +66,8 @@ def loadbalancer_engine(spec: Spec, engine: Engine) -> Iterator[Engine]:
     if address is None:
         yield engine
         return
-    own = connect(address)
-    try:
+    with connect(address) as own:
         yield own
-    finally:
-        own.close()
 
 
 def _tar(name: str, data: bytes) -> bytes:
