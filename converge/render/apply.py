@@ -8,23 +8,28 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from converge.actions import PLAN_FORMAT_VERSION, Plan
+from converge.actions import Plan
+from converge.version import converge_version
 
 if TYPE_CHECKING:
     # Types only: the executor imports the engine (docker), which fast commands must not load.
     from converge.executor import ApplyResult
 
-__all__ = ["apply_document", "apply_json", "apply_summary_line"]
+__all__ = ["APPLY_FORMAT_VERSION", "apply_document", "apply_json", "apply_summary_line"]
+
+APPLY_FORMAT_VERSION = "1.0"
 
 
 def apply_document(result: ApplyResult, plan: Plan) -> dict[str, Any]:
-    """The outcome of every action of ``plan`` as a JSON-ready document.
+    """The outcome of every action of ``plan`` as a JSON-ready document
+    (docs/schemas/apply.schema.json).
 
     An action the executor did not report on (a later phase after a failure) is ``skipped``.
     """
     outcomes = {outcome.address: outcome for outcome in result.outcomes}
     return {
-        "format_version": PLAN_FORMAT_VERSION,
+        "format_version": APPLY_FORMAT_VERSION,
+        "converge_version": converge_version(),
         "stack": result.stack,
         "ok": result.ok,
         "error": result.error,

@@ -7,11 +7,18 @@ import json
 
 from rich.console import Console
 
-from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan
+from converge import __version__
+from converge.actions import Action, Phase, Plan
 from converge.diff import FieldChange
 from converge.executor import ActionOutcome, ApplyResult
 from converge.health import ServiceHealth
-from converge.render import ProgressReporter, apply_document, apply_json, apply_summary_line
+from converge.render import (
+    APPLY_FORMAT_VERSION,
+    ProgressReporter,
+    apply_document,
+    apply_json,
+    apply_summary_line,
+)
 
 NETWORK = Action(Phase.NETWORKS, "create", "network", "backend", "shop_backend", "not in swarm")
 WEB = Action(
@@ -39,7 +46,8 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
     )
     document = apply_document(result, PLAN)
     assert document == {
-        "format_version": PLAN_FORMAT_VERSION,
+        "format_version": APPLY_FORMAT_VERSION,
+        "converge_version": __version__,
         "stack": "shop",
         "ok": False,
         "error": "service.web: no suitable node",
@@ -74,8 +82,9 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
 
 def test_a_plan_without_actions_is_an_empty_ok_result() -> None:
     assert apply_json(ApplyResult("shop", ()), Plan("shop")) == (
-        '{\n  "format_version": "1.0",\n  "stack": "shop",\n  "ok": true,\n  "error": null,\n'
-        '  "write_calls": 0,\n  "actions": []\n}'
+        '{\n  "format_version": "1.0",\n  "converge_version": "' + __version__ + '",\n'
+        '  "stack": "shop",\n  "ok": true,\n  "error": null,\n  "write_calls": 0,\n'
+        '  "actions": []\n}'
     )
 
 
