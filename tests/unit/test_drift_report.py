@@ -30,6 +30,7 @@ from converge.render import (
     report_markdown,
     report_text,
 )
+from tests.document_schemas import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
@@ -65,9 +66,11 @@ def check(
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
     )
-    return drift_report(
+    report = drift_report(
         loaded, planned, observed, checked_at=CHECKED_AT, duration=0.25, git_commit="abc123"
     )
+    assert_valid("drift", report_document(report))  # every case's document fits the schema
+    return report
 
 
 def service(engine: Engine, name: str) -> dict[str, Any]:
