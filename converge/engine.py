@@ -342,6 +342,11 @@ def resolve_endpoint(
 ) -> Endpoint:
     """Which engine the docker CLI would talk to with these flags and this environment.
 
+    Args:
+        environ: where ``DOCKER_HOST`` and ``DOCKER_CONTEXT`` are read (default: the process
+            environment); the docker CLI's contexts are found through the process environment
+            (``converge.contexts``).
+
     Raises:
         EngineError: both a host and a context were given, or the context does not exist.
     """

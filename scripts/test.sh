@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, the unit tests on
-# the lowest allowed dependencies, the wheel, then every test (unit, the wheel in a fresh venv, and
-# integration, on a lab swarm that this run starts and removes itself) on the newest.
+# the lowest allowed dependencies, then the wheel is built and every test runs on the newest
+# (unit, the wheel installed into a fresh venv, and integration, on a lab swarm that this run
+# starts and removes itself).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/lab-prereqs.sh
