@@ -96,6 +96,17 @@ def test_the_installed_package_reports_its_version_and_runs(installed: Path) -> 
     # A real command from the wheel alone: the spec models, YAML and the example spec.
     validated = _run([installed / "converge", "validate", ROOT / "specs" / "exampleapp.yml"], ROOT)
     assert validated.returncode == 0, validated.stderr
+    # Every module imports from the wheel and its declared dependencies alone (docker,
+    # deepdiff, prometheus_client ... load lazily in places, so import them all).
+    every_module = (
+        "import importlib, pkgutil, converge\n"
+        "for module in pkgutil.walk_packages(converge.__path__, 'converge.'):\n"
+        "    if module.name != 'converge.__main__':  # that one runs the command\n"
+        "        importlib.import_module(module.name)\n"
+        "import prometheus_client\n"
+        "print('imported')\n"
+    )
+    assert _checked(_run([installed / "python", "-c", every_module], installed)) == "imported\n"
     # Package data the lab needs at run time.
     assets = _checked(
         _run(
