@@ -255,7 +255,8 @@ def saved_spec_files(document: Mapping[str, Any], path: str | os.PathLike[str]) 
     plan_dir = Path(path).absolute().parent
     files: list[Path] = []
     for entry in document.get("spec_files") or []:
-        candidates = [plan_dir / entry["relative_to_plan"], Path(entry["path"])]
+        beside = Path(os.path.normpath(plan_dir / entry["relative_to_plan"]))
+        candidates = [beside, Path(entry["path"])]
         existing = [candidate for candidate in candidates if candidate.is_file()]
         matching = [found for found in existing if _file_digest(found) == entry["sha256"]]
         if matching:

@@ -525,10 +525,14 @@ def show(
     no_color: NoColorOption = False,
 ) -> None:
     """Show a saved plan, as 'converge plan' showed it (like terraform show)."""
-    from converge.api import read_saved_plan, saved_plan_options
+    from converge.api import check_saved_plan_version, read_saved_plan, saved_plan_options
 
     document = read_saved_plan(plan_file)
     saved = plan_from_document(document)
+    try:
+        check_saved_plan_version(document, plan_file)
+    except PlanError as error:
+        _warn(f"{error} (showing it all the same)")
     _warn_targeting(saved_plan_options(document).targets)
     if output is PlanFormat.json:
         typer.echo(json.dumps(document, indent=2))
