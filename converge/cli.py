@@ -585,7 +585,9 @@ def _run_apply(
     with _json_errors(as_json):
         loaded, saved = load_apply_input(files)
         if saved is not None:
-            if plan_options != PlanOptions(destroy=plan_options.destroy):
+            if plan_options.destroy:
+                raise PlanError("destroy takes the spec files, not a saved plan")
+            if plan_options != PlanOptions():
                 raise PlanError(
                     "--prune, --rebalance and --target were fixed when the plan was saved; "
                     "do not give them with a saved plan"

@@ -165,3 +165,13 @@ def test_apply_logs_each_action_and_each_service_converged(monkeypatch: pytest.M
     assert lines[-1].startswith("Apply complete! 8 added, 0 changed, 0 destroyed")
     as_json = run("apply", SPEC, "--yes", "-o", "json")
     assert json.loads(as_json.stdout)["ok"] is True
+
+
+def test_destroy_refuses_a_saved_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target, _ = saved(tmp_path, monkeypatch)
+    swarm = FakeSwarm.recorded("empty")
+    on_swarm(monkeypatch, swarm)
+    refused = run("destroy", str(target), "--yes")
+    assert refused.exit_code == 1
+    assert str(refused.exception) == "destroy takes the spec files, not a saved plan"
+    assert swarm.write_count == 0
