@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from typer import rich_utils
+from typer._click.exceptions import ClickException  # click as typer vendors it (0.26 and on)
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from converge.errors import ConvergeError, PlanError, SpecError
@@ -131,7 +132,7 @@ class _Argument(TyperArgument):
         return None
 
     def get_usage_pieces(self, ctx: Context) -> list[str]:
-        name = self.display_name_raw
+        name = self.metavar or self.name.upper()
         return [name if self.required else f"[{name}]"]
 
 
@@ -146,8 +147,15 @@ def _tidy(params: Sequence[Parameter]) -> None:
         elif isinstance(param, TyperOption) and param.metavar is None:
             if param.is_flag:
                 param.metavar = ""
-            elif not param.type_descriptor.is_choice:
+            elif not _is_choice(param):
                 param.metavar = param.name.upper()
+
+
+def _is_choice(option: TyperOption) -> bool:
+    descriptor = getattr(option, "type_descriptor", None)  # typer 0.29 and on
+    if descriptor is not None:
+        return bool(descriptor.is_choice)
+    return hasattr(getattr(option, "type", None), "choices")  # before: click's Choice type
 
 
 def _tidy_command(command: Any, ctx: Context) -> None:
@@ -189,7 +197,7 @@ class _Group(TyperGroup):
                 windows_expand_args=windows_expand_args,
                 **extra,
             )
-        except typer.TyperException as error:  # click's usage errors
+        except ClickException as error:  # usage errors
             if type(error).__name__ != "NoArgsIsHelpError":  # the help was printed already
                 show = getattr(error, "show", None)
                 if show is not None:
