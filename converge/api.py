@@ -45,6 +45,7 @@ __all__ = [
     "apply",
     "check_drift",
     "check_saved_plan",
+    "check_saved_plan_version",
     "destroy",
     "execute_plan",
     "is_saved_plan",
@@ -53,6 +54,8 @@ __all__ = [
     "read_saved_plan",
     "resolved_spec_hash",
     "save_plan",
+    "saved_plan_options",
+    "saved_spec_files",
     "stack_status",
 ]
 
@@ -62,6 +65,8 @@ class PlanResult:
     loaded: LoadedSpec
     observed: ObservedState
     plan: Plan
+    options: PlanOptions = field(default_factory=PlanOptions)
+    """What the plan was asked for: a saved plan keeps it, for apply to plan the same way."""
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
@@ -93,17 +98,44 @@ def make_plan(
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
     )
-    return PlanResult(loaded, observed, result)
+    return PlanResult(loaded, observed, result, options)
 
 
 def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
-    """Write a plan for ``apply`` to use later (secrets masked; versions kept for staleness).
+    """Write a plan for ``apply`` (or ``show``) to use later.
 
-    The file is replaced whole, readable by others (0644) as a plain write with the usual umask
-    made it.
+    Secrets are masked. Besides the plan document it records the converge version (another
+    version refuses the plan), the options it was made with, and each spec file: its path,
+    absolute and relative to the plan file (so the plan works from another directory, or in
+    another checkout beside its spec), and the sha256 of its content. The file is replaced
+    whole, readable by others (0644) as a plain write with the usual umask made it.
     """
+    from converge.version import converge_version
+
+    target = Path(path).absolute()
     document = plan_document(result.plan, result.loaded)
-    atomic_write(path, json.dumps(document, indent=2, default=str) + "\n", mode=0o644)
+    document["converge_version"] = converge_version()
+    document["options"] = {
+        "prune": result.options.prune,
+        "rebalance": result.options.rebalance,
+        "targets": list(result.options.targets),
+    }
+    document["spec_files"] = [
+        {
+            "path": str(Path(file).absolute()),
+            "relative_to_plan": os.path.relpath(Path(file).absolute(), target.parent),
+            "sha256": _file_digest(Path(file)),
+        }
+        for file in result.loaded.files
+    ]
+    atomic_write(target, json.dumps(document, indent=2, default=str) + "\n", mode=0o644)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def execute_plan(
@@ -182,15 +214,74 @@ def load_apply_input(
 ) -> tuple[LoadedSpec, dict[str, Any] | None]:
     """The spec to apply, and the saved plan when ``paths`` is one plan file.
 
+    A saved plan's spec files are found beside the plan as they were when it was saved (or at
+    their absolute paths), and must still have the content they had.
+
     Raises:
         SpecError: the spec is invalid.
-        PlanError: the saved plan is unreadable or of an unknown format.
+        PlanError: the saved plan is unreadable, of an unknown format, of another converge
+            version, or its spec files are gone or changed.
     """
     if len(paths) == 1 and is_saved_plan(paths[0]):
         saved = read_saved_plan(paths[0])
-        files = [Path(name) for name in saved["spec"]["files"]]
-        return load_spec(files, environ=environ), saved
+        check_saved_plan_version(saved, paths[0])
+        return load_spec(saved_spec_files(saved, paths[0]), environ=environ), saved
     return load_spec(paths, environ=environ), None
+
+
+def check_saved_plan_version(document: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse a plan saved by another converge version: its plan may mean something else.
+
+    Raises:
+        PlanError: naming both versions.
+    """
+    from converge.version import converge_version
+
+    saved, running = document.get("converge_version"), converge_version()
+    if saved != running:
+        made_by = f"converge {saved}" if saved else "an older converge"
+        raise PlanError(
+            f"{os.fspath(path)} was saved by {made_by}; this is converge {running}, and a "
+            "saved plan is applied only by the version that made it: run 'converge plan' again"
+        )
+
+
+def saved_spec_files(document: Mapping[str, Any], path: str | os.PathLike[str]) -> list[Path]:
+    """The spec files of a saved plan, found beside it (as saved) or at their absolute paths.
+
+    Raises:
+        PlanError: a file is nowhere to be found, or its content changed since.
+    """
+    plan_dir = Path(path).absolute().parent
+    files: list[Path] = []
+    for entry in document.get("spec_files") or []:
+        beside = Path(os.path.normpath(plan_dir / entry["relative_to_plan"]))
+        candidates = [beside, Path(entry["path"])]
+        existing = [candidate for candidate in candidates if candidate.is_file()]
+        matching = [found for found in existing if _file_digest(found) == entry["sha256"]]
+        if matching:
+            files.append(matching[0])
+        elif existing:
+            raise PlanError(
+                f"the spec file {existing[0]} changed since the plan was saved; "
+                "run 'converge plan' again"
+            )
+        else:
+            looked = " or ".join(str(candidate) for candidate in dict.fromkeys(candidates))
+            raise PlanError(f"the saved plan's spec file is not found: looked for {looked}")
+    if not files:
+        raise PlanError(f"{os.fspath(path)} names no spec file")
+    return files
+
+
+def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
+    """The options a saved plan was made with: apply plans again exactly so."""
+    options = document.get("options") or {}
+    return PlanOptions(
+        prune=bool(options.get("prune", False)),
+        rebalance=bool(options.get("rebalance", False)),
+        targets=tuple(options.get("targets") or ()),
+    )
 
 
 def apply(
@@ -312,6 +403,14 @@ def check_saved_plan(document: Mapping[str, Any], fresh: PlanResult) -> None:
         details = ", ".join(moved + [f"{address} (new)" for address in appeared])
         raise PlanError(
             f"the swarm changed since the plan was made: {details}; run 'converge plan' again"
+        )
+    # Nothing moved, so the same plan follows; checked all the same, as apply acts on it.
+    planned = [(item.get("address"), item.get("kind")) for item in document.get("actions") or []]
+    fresh_actions = [(action.address, action.kind) for action in fresh.plan.actions]
+    if planned != fresh_actions:
+        raise PlanError(
+            "the plan made now differs from the saved one (another converge, or other "
+            "options?); run 'converge plan' again"
         )
 
 

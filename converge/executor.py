@@ -88,11 +88,19 @@ class ApplyResult:
 
 @dataclass
 class ApplyEvents:
-    """Callbacks for progress; each defaults to doing nothing."""
+    """Callbacks for progress; each defaults to doing nothing.
+
+    Attributes:
+        action_started: an action's write begins.
+        action_finished: its write ended (a service then still has to converge).
+        waiting: each poll while services converge: how each of them stands.
+        service_converged: the executor judged the service converged (and stable).
+    """
 
     action_started: Callable[[Action], None] = lambda action: None
     action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
     waiting: Callable[[list[ServiceHealth]], None] = lambda progress: None
+    service_converged: Callable[[ServiceHealth], None] = lambda health: None
 
 
 @dataclass(frozen=True)
@@ -432,6 +440,8 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
             and now - converged_since[item.key] >= _stable_window(run, owned.get(item.key))
             for item in progress
         ):
+            for item in progress:
+                run.events.service_converged(item)
             return None
         if now > run.deadline:
             waiting = ", ".join(

@@ -61,6 +61,8 @@ class ServiceHealth:
         unplaceable: the scheduler's complaint while tasks wait for a node (not yet a failure).
         placement: running tasks per node hostname.
         errors: the last task errors (of this apply when ``since`` was given), oldest first.
+        updated: of the running tasks, those that run the current task template (during a
+            rolling update, how far it got).
     """
 
     key: str
@@ -75,6 +77,7 @@ class ServiceHealth:
     update_message: str | None = None
     placement: Mapping[str, int] = field(default_factory=dict)
     errors: tuple[TaskError, ...] = ()
+    updated: int = 0
 
 
 def desired_task_count(service: ObservedService) -> int:
@@ -193,6 +196,7 @@ def service_health(
         update_message=service.update_message,
         placement=_placement(state, running),
         errors=errors,
+        updated=len(running) - len(stale),
     )
 
 

@@ -23,6 +23,7 @@ from converge.lb.config import (
 from converge.naming import object_name, spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
+from converge.targeting import target_plan
 
 __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
@@ -36,6 +37,8 @@ class PlanOptions:
     rebalance: bool = False
     destroy: bool = False
     """Remove every object of the stack instead of converging it (``converge destroy``)."""
+    targets: tuple[str, ...] = ()
+    """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
 
 
 def plan(
@@ -46,7 +49,11 @@ def plan(
     spec_digest: str = "",
     spec_files: tuple[str, ...] = (),
 ) -> Plan:
-    """Turn a diff into an ordered plan and check the swarm it would leave."""
+    """Turn a diff into an ordered plan and check the swarm it would leave.
+
+    Raises:
+        PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
+    """
     if options.destroy:
         return Plan(
             stack=difference.stack,
@@ -93,7 +100,7 @@ def plan(
     findings.extend(_placement_findings(spec, observed))
     findings.extend(_port_findings(spec, observed))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
-    return Plan(
+    result = Plan(
         stack=difference.stack,
         actions=tuple(actions),
         findings=tuple(findings),
@@ -101,6 +108,9 @@ def plan(
         spec_digest=spec_digest,
         spec_files=spec_files,
     )
+    if options.targets:
+        result = target_plan(result, options.targets, spec, observed)
+    return result
 
 
 def _destroy_actions(observed: ObservedState) -> list[Action]:

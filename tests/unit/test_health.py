@@ -71,11 +71,13 @@ def progress(
 def test_converged_when_desired_tasks_run_the_current_template() -> None:
     result = progress([task(1, "n1"), task(2, "n2")])
     assert (result.running, result.desired, result.converged, result.failure) == (2, 2, True, None)
+    assert result.updated == 2
 
 
 def test_tasks_of_the_previous_template_do_not_count_as_converged() -> None:
     result = progress([task(1, "n1"), task(2, "n2", template=OLD_TEMPLATE)])
     assert result.running == 2
+    assert result.updated == 1  # a rolling update half way: what progress shows
     assert not result.converged
 
 
