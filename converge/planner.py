@@ -82,6 +82,7 @@ def plan(
             continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed))
+    actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
@@ -246,6 +247,43 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     if fields == {"replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
+
+
+_STUCK_UPDATES = {
+    "paused": "the last update was paused: re-apply resumes it",
+    "rollback_paused": "the rollback of the last update was paused: re-apply resumes it",
+    "rollback_completed": "the last update was rolled back: re-apply deploys the spec again",
+}
+"""Update states the engine never leaves by itself: only a new update moves the service on."""
+
+
+def _redrive_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Force-update services whose spec matches but whose last update is stuck.
+
+    After a node loss mid-update the engine keeps the update ``paused``; after a rollback the
+    service stays ``rollback_completed``. Neither changes until a new update, so without this
+    the plan would be empty while drift reports the service unhealthy for ever. A service with
+    another planned action needs none: any update starts afresh.
+    """
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    result: list[Action] = []
+    for key, service in observed.owned_services().items():
+        reason = _STUCK_UPDATES.get(service.update_state or "")
+        if key in touched or key not in spec.services or reason is None:
+            continue
+        result.append(
+            Action(
+                Phase.SERVICES,
+                "force",
+                "service",
+                key,
+                service.name,
+                reason,
+                observed_id=service.id,
+                observed_version=service.version,
+            )
+        )
+    return result
 
 
 def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:

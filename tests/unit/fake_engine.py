@@ -17,7 +17,8 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
   ``==``/``!=`` constraints on ``node.hostname``, ``node.role``, ``node.id`` and
   ``node.labels.*`` (others match every node); replicated slots go round-robin, global services
   get one task per node; tasks of an old template or on a node no longer eligible are shut down,
-  with no replacement delay; a task template change sets ``UpdateStatus`` (``completed``);
+  with no replacement delay; any update clears ``UpdateStatus`` and a task template change sets
+  a new one (``completed``);
   ``ServiceStatus`` counts running and desired tasks;
 - calls are counted per endpoint exactly as ``Engine.calls`` groups them, and run one at a
   time (apply calls from several threads).
@@ -275,6 +276,9 @@ class FakeSwarm:
         service["Version"]["Index"] = self._next_index()
         service["UpdatedAt"] = self._stamp()
         service["Endpoint"] = {"Spec": service["Spec"].get("EndpointSpec") or {}}
+        # Any update ends the last one's status, as swarmkit's controlapi resets it (a paused
+        # update stays paused only until the next write); a new template starts a new one.
+        service.pop("UpdateStatus", None)
         if template_digest(service["Spec"]["TaskTemplate"]) != before:
             state = self._outcomes.get(name, ("running", ""))[0]
             update = {"failed": "paused", "preparing": "updating", "pending": "updating"}

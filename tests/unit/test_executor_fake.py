@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 from fake_engine import FakeClock, FakeSwarm
-from test_planner import ENVIRON, PLANS, RECORDED, _deep_merge, load_recording
+from test_planner import ENVIRON, PLANS, RECORDED, load_recording, patched_recording
 
 from converge.actions import Plan
 from converge.diff import diff
@@ -39,13 +39,7 @@ def case_spec(case: str) -> Spec:
 def case_swarm(case: str) -> FakeSwarm:
     """The fake swarm in the state a case observes (a recording, with its node patches)."""
     observed: dict[str, Any] = json.loads((PLANS / case / "observed.json").read_text())
-    if "recorded" not in observed:
-        return FakeSwarm(observed)
-    recording = load_recording(observed["recorded"])
-    patches = observed.get("node_patches", {})
-    for node in recording["nodes"]:
-        _deep_merge(node, patches.get(node["Description"]["Hostname"], {}))
-    return FakeSwarm(recording)
+    return FakeSwarm(patched_recording(observed))
 
 
 def case_options(case: str) -> PlanOptions:
