@@ -123,6 +123,16 @@ def task_errors(
     return ()
 
 
+def _update_failure(state: str, message: str | None) -> str:
+    """``update paused: <the engine's reason>``, without repeating a message that only
+    restates the state (the engine's ``rollback completed``)."""
+    words = state.replace("_", " ")
+    detail = (message or "").strip()
+    if detail.lower().rstrip(".") in ("", words, f"update {words}"):
+        return f"update {words}"
+    return f"update {words}: {detail}"
+
+
 def _errors_suffix(errors: Iterable[TaskError]) -> str:
     lines = [str(error) for error in errors]
     return "; last task errors: " + " | ".join(lines) if lines else ""
@@ -162,12 +172,21 @@ def service_health(
     errors = task_errors(state, service, since)
     failure = unplaceable = None
     if update_state in ROLLBACK_STATES or update_state == "paused":
-        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
-        failure += _errors_suffix(errors)
+        failure = _update_failure(update_state, service.update_message) + _errors_suffix(errors)
     else:
-        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
-        if pending and not running:
-            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
+        # Tasks the scheduler cannot place while fewer than wanted run: 5 of 7 placed waits for
+        # a node as surely as 0 of 7 (a host-mode port on too few nodes, too little memory).
+        pending = [
+            task
+            for task in tasks
+            if task.desired_state == "running"
+            and task.state == "pending"
+            and "no suitable node" in task.error + task.message
+        ]
+        if pending and len(running) < desired:
+            complaint = pending[-1].error or pending[-1].message
+            count = "" if not running else f"{len(pending)} of {desired} "
+            unplaceable = f"{count}tasks cannot be placed: {complaint}"
         recent_failures = [
             task
             for task in tasks

@@ -25,8 +25,8 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
 
 Faults on demand: a concurrent writer bumping a service's version before its next update(s),
 the next call of a write method failing, and the new tasks of a service staying unplaced
-(``pending``, "no suitable node"), failing (restarted on every task listing, update ``paused``)
-or never starting (``preparing``, update ``updating``).
+(``pending``, "no suitable node"), only some of them placed, failing (restarted on every task
+listing, update ``paused``) or never starting (``preparing``, update ``updating``).
 
 Not modelled: resources, spread preferences, max replicas per node and the other constraint
 forms; rolling updates (a changed template replaces every task at once: no order, parallelism,
@@ -124,6 +124,7 @@ class FakeSwarm:
         self._bumps: dict[str, int | None] = {}
         self._faults: dict[str, tuple[type[EngineError], str]] = {}
         self._outcomes: dict[str, tuple[str, str]] = {}
+        self._capacity: dict[str, int] = {}
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -150,6 +151,11 @@ class FakeSwarm:
             "pending",
             f"no suitable node (insufficient resources on {nodes} nodes)",
         )
+
+    def place_only(self, service: str, count: int) -> None:
+        """Only ``count`` tasks of ``service`` find a node; the others stay pending ("no
+        suitable node"), as with a host-mode published port and more replicas than nodes."""
+        self._capacity[service] = count
 
     def fail_tasks(self, service: str, error: str = "task: non-zero exit (1)") -> None:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
@@ -458,20 +464,33 @@ class FakeSwarm:
             else {node["ID"]: node["ID"] for node in nodes}
         )
         eligible = {node["ID"] for node in nodes}
+        capacity = self._capacity.get(service["Spec"]["Name"])
+        placeable = set(sorted(wanted)[:capacity]) if capacity is not None else set(wanted)
+        unplaced = (
+            "pending",
+            f"no suitable node (host-mode port already in use on {len(nodes)} nodes)",
+        )
+
+        def outcome(key: Any) -> tuple[str, str]:
+            return (state, error) if key in placeable else unplaced
+
         kept: set[Any] = set()
         for task in self._tasks_of(service):
             if task["DesiredState"] != "running":
                 continue
             key = task.get("Slot") if _replicated(service) else task["NodeID"]
+            expected = outcome(key)[0]
             # A task of the current template stays while its node is eligible and its state is
             # running or what a new task would be now (pending tasks wait on no node).
-            on_eligible = task["NodeID"] in eligible or (not task["NodeID"] and state == "pending")
+            on_eligible = task["NodeID"] in eligible or (
+                not task["NodeID"] and expected == "pending"
+            )
             if (
                 key in wanted
                 and key not in kept
                 and template_digest(task["Spec"]) == digest
                 and on_eligible
-                and task["Status"]["State"] in ("running", state)
+                and task["Status"]["State"] in ("running", expected)
             ):
                 kept.add(key)
                 continue
@@ -483,7 +502,7 @@ class FakeSwarm:
             }
         for key, node_id in wanted.items():
             if key not in kept:
-                self._tasks.append(self._new_task(service, key, node_id, state, error))
+                self._tasks.append(self._new_task(service, key, node_id, *outcome(key)))
 
     def _new_task(self, service: Json, key: Any, node_id: str, state: str, error: str) -> Json:
         spec = copy.deepcopy(service["Spec"]["TaskTemplate"])

@@ -192,6 +192,18 @@ def test_tasks_that_are_never_placed_fail_after_the_grace() -> None:
     assert time.monotonic() - started < 1.0
 
 
+def test_tasks_of_which_only_some_are_placed_fail_after_the_grace() -> None:
+    """7 replicas of which 5 fit fail as fast as 0 of 7, with the scheduler's reason."""
+    swarm, clock = case_swarm("scale_only"), FakeClock()
+    swarm.place_only("fxrec_web", 4)
+    _, result = apply_case("scale_only", swarm, clock)
+    assert result.error == (
+        "service fxrec_web: 1 of 5 tasks cannot be placed: "
+        "no suitable node (host-mode port already in use on 4 nodes)"
+    )
+    assert 5.0 <= clock.now < 5.6  # the executor's grace for the scheduler, not the timeout
+
+
 def test_tasks_that_keep_failing_fail_the_apply() -> None:
     swarm, clock = case_swarm("empty_swarm"), FakeClock()
     swarm.fail_tasks("fxrec_db", "task: non-zero exit (3)")
