@@ -28,7 +28,7 @@ from converge.errors import (
     NotFoundError,
     OutOfSequenceError,
 )
-from converge.health import SETTLING_STATES, ServiceHealth, service_health
+from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
 from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
@@ -42,6 +42,7 @@ __all__ = [
     "ApplyOptions",
     "ApplyResult",
     "apply_plan",
+    "verify_converged",
 ]
 
 Outcome = Literal[
@@ -165,6 +166,38 @@ def apply_plan(
         outcomes=tuple(run.outcomes),
         error=error,
         write_calls=engine.write_count - writes_before,
+    )
+
+
+def verify_converged(
+    spec: Spec,
+    engine: Engine,
+    observed: ObservedState,
+    events: ApplyEvents | None = None,
+    options: ApplyOptions | None = None,
+) -> ApplyResult:
+    """For an apply with nothing to change: wait, writing nothing, until the spec's services
+    have converged, and report the state they are in.
+
+    An update in flight (a concurrent or killed apply's) is waited for; a paused or rolled-back
+    update, whenever it happened, tasks that keep failing or cannot be placed fail, as in
+    ``apply_plan``. A service that runs as wanted and never failed with its current spec is
+    accepted at once; one whose current spec failed before must hold for its monitor window.
+    """
+    options = options or ApplyOptions()
+    run = _Run(
+        spec=spec,
+        engine=engine,
+        options=options,
+        events=events or ApplyEvents(),
+        deadline=options.clock.monotonic() + options.timeout,
+        observed=observed,
+    )
+    writes_before = engine.write_count
+    keys = [key for key in spec.services if key in observed.owned_services()]
+    error = _wait_for_services(run, keys, verify_only=True) if keys else None
+    return ApplyResult(
+        stack=spec.stack, outcomes=(), error=error, write_calls=engine.write_count - writes_before
     )
 
 
@@ -391,14 +424,26 @@ def _stable_window(run: _Run, service: ObservedService | None) -> float:
     return (monitor if monitor is not None else 5_000_000_000) / 1e9
 
 
-def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
+def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> str | None:
+    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise.
+
+    Args:
+        verify_only: nothing was written: update states of any age count (the state the
+            service is left in), and a service found converged at once that never failed
+            with its current spec has held already.
+    """
     started = _engine_time(run.observed)
+    update_since = "" if verify_only else started
     converged_since: dict[str, float] = {}
     unplaceable_since: dict[str, float] = {}
+    first_round = True
     while True:
         state = run.refresh()
         owned = state.owned_services()
-        progress = [service_health(state, key, owned.get(key), started) for key in keys]
+        progress = [
+            service_health(state, key, owned.get(key), started, update_since=update_since)
+            for key in keys
+        ]
         run.events.waiting(progress)
         now = run.options.clock.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
@@ -422,8 +467,15 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
                 # more update monitor window (swarmkit's updater): that window has been held
                 # already, and waiting it out again doubled the time of every update.
                 held = 0.0
-                if item.update_state == "completed":
-                    held = _stable_window(run, owned.get(item.key))
+                service = owned.get(item.key)
+                steady = (
+                    verify_only
+                    and first_round
+                    and service is not None
+                    and not has_failed_tasks(state, service)
+                )
+                if item.update_state == "completed" or steady:
+                    held = _stable_window(run, service)
                 converged_since.setdefault(item.key, now - held)
             else:
                 converged_since.pop(item.key, None)
@@ -442,6 +494,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
                 if not item.converged
             )
             return f"timed out waiting for services to converge: {waiting or 'stability window'}"
+        first_round = False
         run.options.clock.sleep(run.options.poll_interval)
 
 

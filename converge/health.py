@@ -23,6 +23,7 @@ __all__ = [
     "ServiceHealth",
     "TaskError",
     "desired_task_count",
+    "has_failed_tasks",
     "nodes_not_ready",
     "service_health",
     "task_errors",
@@ -147,13 +148,20 @@ def _placement(state: ObservedState, running: Iterable[ObservedTask]) -> dict[st
 
 
 def service_health(
-    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
+    state: ObservedState,
+    key: str,
+    service: ObservedService | None,
+    since: str = "",
+    *,
+    update_since: str | None = None,
 ) -> ServiceHealth:
     """How converged and how well one owned service is.
 
     Args:
         since: an engine timestamp (the newest task timestamp when an apply began): update
             states and task failures older than it are history, not this apply's outcome.
+        update_since: for update states only, instead of ``since`` ("": any update counts,
+            as for an apply that changes nothing and reports the state the swarm is in).
     """
     if service is None:
         return ServiceHealth(
@@ -168,7 +176,11 @@ def service_health(
     ]
     desired = desired_task_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
-    update_state = service.update_state if service.update_started >= since else None
+    update_state = (
+        service.update_state
+        if service.update_started >= (since if update_since is None else update_since)
+        else None
+    )
     errors = task_errors(state, service, since)
     failure = unplaceable = None
     if update_state in ROLLBACK_STATES or update_state == "paused":
@@ -212,6 +224,14 @@ def service_health(
         update_message=service.update_message,
         placement=_placement(state, running),
         errors=errors,
+    )
+
+
+def has_failed_tasks(state: ObservedState, service: ObservedService) -> bool:
+    """Whether any task of the service's current template failed (however long ago)."""
+    return any(
+        task.state in FAILED_TASK_STATES and task.template_digest == service.template_digest
+        for task in state.tasks_of(service.id)
     )
 
 

@@ -34,6 +34,10 @@ def status_text(report: Mapping[str, Any]) -> str:
         f"[yellow]{escape(missing)}: declared in the spec, not in the swarm[/yellow]"
         for missing in report["missing"]
     )
+    lock = report.get("lock")
+    if lock:
+        style = "yellow" if lock["state"] == "live" else "red"
+        lines.append(f"[{style}]{escape(lock['message'])}[/{style}]")
     return "\n".join(lines)
 
 

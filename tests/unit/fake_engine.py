@@ -26,7 +26,8 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
 Faults on demand: a concurrent writer bumping a service's version before its next update(s),
 the next call of a write method failing, and the new tasks of a service staying unplaced
 (``pending``, "no suitable node"), only some of them placed, failing (restarted on every task
-listing, update ``paused``) or never starting (``preparing``, update ``updating``).
+listing, update ``paused``) or never starting (``preparing``, update ``updating``); and
+someone else's update in flight that settles after a few task listings.
 
 Not modelled: resources, spread preferences, max replicas per node and the other constraint
 forms; rolling updates (a changed template replaces every task at once: no order, parallelism,
@@ -125,6 +126,7 @@ class FakeSwarm:
         self._faults: dict[str, tuple[type[EngineError], str]] = {}
         self._outcomes: dict[str, tuple[str, str]] = {}
         self._capacity: dict[str, int] = {}
+        self._settling: dict[str, tuple[int, str]] = {}
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -164,6 +166,14 @@ class FakeSwarm:
     def stall_tasks(self, service: str) -> None:
         """New tasks of ``service`` never get past ``preparing`` (an image that never pulls)."""
         self._outcomes[service] = ("preparing", "")
+
+    def update_in_flight(self, service: str, ends: str = "completed", listings: int = 3) -> None:
+        """Someone else's update of ``service`` is running now (``updating``, its tasks
+        unchanged) and ends as ``ends`` (``completed``, ``paused``, ``rollback_completed``)
+        after ``listings`` more task listings."""
+        found = next(s for s in self._services if s["Spec"]["Name"] == service)
+        found["UpdateStatus"] = {"State": "updating", "StartedAt": self._stamp()}
+        self._settling[service] = (listings, ends)
 
     # -- the seam: counting and reads -----------------------------------------------------------
 
@@ -221,7 +231,8 @@ class FakeSwarm:
     def tasks(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         assert not filters, "the fake lists all tasks only"
         self.calls["GET /tasks"] += 1
-        self._schedule()  # time passes: failed tasks are restarted
+        self._schedule()  # time passes: failed tasks are restarted, updates settle
+        self._settle()
         return copy.deepcopy(self._tasks)
 
     @_serialised
@@ -285,6 +296,7 @@ class FakeSwarm:
         # Any update ends the last one's status, as swarmkit's controlapi resets it (a paused
         # update stays paused only until the next write); a new template starts a new one.
         service.pop("UpdateStatus", None)
+        self._settling.pop(name, None)
         if template_digest(service["Spec"]["TaskTemplate"]) != before:
             state = self._outcomes.get(name, ("running", ""))[0]
             update = {"failed": "paused", "preparing": "updating", "pending": "updating"}
@@ -443,6 +455,21 @@ class FakeSwarm:
             ),
             key=lambda node: str(node["Description"]["Hostname"]),
         )
+
+    def _settle(self) -> None:
+        for name, (listings, ends) in list(self._settling.items()):
+            if listings > 1:
+                self._settling[name] = (listings - 1, ends)
+                continue
+            del self._settling[name]
+            for service in self._services:
+                if service["Spec"]["Name"] == name and "UpdateStatus" in service:
+                    message = {"paused": "update paused due to failure of task x"}.get(ends, "")
+                    service["UpdateStatus"] = {
+                        **service["UpdateStatus"],
+                        "State": ends,
+                        "Message": message or ends.replace("_", " "),
+                    }
 
     def _schedule(self) -> None:
         for service in self._services:
