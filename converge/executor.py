@@ -9,6 +9,7 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class _Run:
     deadline: float
     observed: ObservedState
     outcomes: list[ActionOutcome] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def refresh(self) -> ObservedState:
         self.observed = observe(self.engine, self.spec)
@@ -219,8 +221,17 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
         return outcome
 
     workers = max(1, min(run.options.concurrency, len(actions)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(execute, actions))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(execute, action) for action in actions]
+        outcomes = [future.result() for future in futures]
+    except BaseException:
+        # Interrupted (SIGINT, SIGTERM): start no further action, and stop the waits of those
+        # running, so that the lock is released soon and no write follows the release.
+        run.cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     run.outcomes.extend(outcomes)
     failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
     if failed:
@@ -244,6 +255,7 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
 def _with_retries(run: _Run, what: str, write: Callable[[ObservedState], None]) -> None:
     """Run ``write`` against the latest observation, observing again when out of sequence."""
     for attempt in range(run.options.retries + 1):
+        _stop_if_cancelled(run)
         try:
             write(run.observed)
             return
@@ -397,12 +409,22 @@ def _service_gone(run: _Run, name: str) -> bool:
     return run.refresh().service_named(name) is None
 
 
+def _stop_if_cancelled(run: _Run) -> None:
+    if run.cancelled.is_set():
+        raise _ActionFailedError("interrupted")
+
+
 def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
     clock = run.options.clock
     interval = run.options.poll_interval
+
+    def unless_cancelled() -> bool:
+        _stop_if_cancelled(run)
+        return condition()
+
     try:
         poll_until(
-            condition,
+            unless_cancelled,
             timeout=max(0.0, run.deadline - clock.monotonic()),
             clock=clock,
             backoff=Backoff(initial=interval / 4, maximum=interval),

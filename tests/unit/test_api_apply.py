@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -22,7 +23,7 @@ from converge.api import (
     stack_status,
 )
 from converge.engine import Engine
-from converge.errors import LockError, PlanError
+from converge.errors import Interrupted, LockError, PlanError
 from converge.executor import ApplyOptions
 from converge.loader import LoadedSpec
 from converge.lock import LockInfo, ProcessIdentity, acquire, read_lock
@@ -246,3 +247,23 @@ def test_status_and_plan_say_when_the_lock_holder_is_gone() -> None:
         "lock",
         dead.gone_message(),
     )
+
+
+def test_an_apply_interrupted_while_waiting_releases_the_lock() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    swarm, engine = _empty_swarm()
+    swarm.stall_tasks("fxrec_web")
+
+    class TerminatedClock(FakeClock):
+        """SIGTERM arrives ten seconds into the wait (the handler raises in the main thread)."""
+
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            if self.now >= 10:
+                raise Interrupted(signal.SIGTERM)
+
+    options = ApplyOptions(clock=TerminatedClock(), poll_interval=0.5)
+    with pytest.raises(Interrupted) as raised:
+        apply(loaded, engine, ApplyRequest(apply_options=options))
+    assert raised.value.locks_released == ["fxrec"]
+    assert read_lock(engine, "fxrec") is None
