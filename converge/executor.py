@@ -279,7 +279,15 @@ def _execute(run: _Run, action: Action) -> None:
         if action.kind == "create":
             engine.create_service(name, service_engine_spec(spec, action.key))
         elif action.kind == "remove":
-            engine.remove_service(action.name, _require_id(action))
+            service_id = _require_id(action)
+            engine.remove_service(action.name, service_id)
+            # Gone when the engine no longer lists it: a plan made right after (destroy, then
+            # apply) must not see it.
+            _wait_until(
+                run,
+                lambda: all(item["ID"] != service_id for item in engine.services()),
+                f"service {action.name} to be gone",
+            )
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
@@ -328,6 +336,7 @@ def _execute_network(run: _Run, action: Action) -> None:
     elif action.kind == "remove":
         # The engine refuses while removed services' tasks still hold endpoints on it.
         _remove_network_when_free(run, action.name, _require_id(action))
+        _wait_for_network_gone(run, action.name, _require_id(action))
     elif action.kind == "replace":
         _replace_network(run, action, name)
 
@@ -347,12 +356,7 @@ def _replace_network(run: _Run, action: Action, name: str) -> None:
             partial(_detach, run, key=key, network_id=network_id),
         )
     _remove_network_when_free(run, name, network_id)
-    # Removal is asynchronous in the swarm's store: the name is free once the list drops it.
-    _wait_until(
-        run,
-        lambda: all(item["Id"] != network_id for item in run.engine.networks()),
-        f"network {name} to be gone",
-    )
+    _wait_for_network_gone(run, name, network_id)
     run.engine.create_network(name, network_create_body(run.spec, action.key))
     run.refresh()
     for key, service in attached:
@@ -403,6 +407,16 @@ def _remove_network_when_free(run: _Run, name: str, network_id: str) -> None:
         return True
 
     _wait_until(run, removed, f"network {name} to be free of tasks")
+
+
+def _wait_for_network_gone(run: _Run, name: str, network_id: str) -> None:
+    # Removal is asynchronous in the manager's network store: the name is free, and a plan made
+    # next (destroy, then apply) sees it missing, only once the list drops it.
+    _wait_until(
+        run,
+        lambda: all(item["Id"] != network_id for item in run.engine.networks()),
+        f"network {name} to be gone",
+    )
 
 
 def _service_gone(run: _Run, name: str) -> bool:

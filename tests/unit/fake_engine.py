@@ -26,8 +26,9 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
 Faults on demand: a concurrent writer bumping a service's version before its next update(s),
 the next call of a write method failing, and the new tasks of a service staying unplaced
 (``pending``, "no suitable node"), only some of them placed, failing (restarted on every task
-listing, update ``paused``) or never starting (``preparing``, update ``updating``); and
-someone else's update in flight that settles after a few task listings.
+listing, update ``paused``) or never starting (``preparing``, update ``updating``);
+someone else's update in flight that settles after a few task listings; removed networks that
+stay listed for a while.
 
 Not modelled: resources, spread preferences, max replicas per node and the other constraint
 forms; rolling updates (a changed template replaces every task at once: no order, parallelism,
@@ -127,6 +128,8 @@ class FakeSwarm:
         self._outcomes: dict[str, tuple[str, str]] = {}
         self._capacity: dict[str, int] = {}
         self._settling: dict[str, tuple[int, str]] = {}
+        self._linger = 0
+        self._lingering: list[tuple[Json, int]] = []
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -175,6 +178,11 @@ class FakeSwarm:
         found["UpdateStatus"] = {"State": "updating", "StartedAt": self._stamp()}
         self._settling[service] = (listings, ends)
 
+    def linger_removed_networks(self, listings: int = 2) -> None:
+        """A removed network stays listed (but unusable) for ``listings`` more network
+        listings, as the manager's network store lags behind a removal."""
+        self._linger = listings
+
     # -- the seam: counting and reads -----------------------------------------------------------
 
     @property
@@ -212,7 +220,9 @@ class FakeSwarm:
     @_serialised
     def networks(self) -> list[Json]:
         self.calls["GET /networks"] += 1
-        return copy.deepcopy(self._networks)
+        listed = self._networks + [network for network, _ in self._lingering]
+        self._lingering = [(network, left - 1) for network, left in self._lingering if left > 1]
+        return copy.deepcopy(listed)
 
     @_serialised
     def services(self) -> list[Json]:
@@ -372,6 +382,8 @@ class FakeSwarm:
                 f"{name} id {network_id} has active endpoints ({', '.join(users)})"
             )
         self._networks.remove(network)
+        if self._linger:
+            self._lingering.append((network, self._linger))
         self._next_index()
 
     @_serialised

@@ -85,6 +85,19 @@ def test_a_held_lock_is_a_lock_error_naming_the_holder() -> None:
         apply(loaded, engine, ApplyRequest(apply_options=FAST))
 
 
+def test_destroy_returns_once_its_networks_are_gone_so_apply_works_at_once() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    swarm, engine = _empty_swarm()
+    assert apply(loaded, engine, ApplyRequest(apply_options=_fast())).ok
+    swarm.linger_removed_networks(listings=3)
+    assert destroy(loaded, engine, ApplyRequest(apply_options=_fast())).ok
+    assert not [n for n in engine.networks() if n["Name"].startswith("fxrec_")]
+    again = apply(loaded, engine, ApplyRequest(apply_options=_fast()))
+    assert again.result is not None
+    assert again.result.error is None
+    assert again.status == "applied"
+
+
 def test_destroy_removes_what_the_stack_owns() -> None:
     loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
     _, engine = _empty_swarm()
