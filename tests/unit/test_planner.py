@@ -10,8 +10,9 @@ A case is a directory ``tests/fixtures/plans/<case>/`` holding:
   recordings in ``tests/fixtures/recorded/`` (made on the lab by ``scripts/record_state.py``),
   with optional ``"node_patches": {"<hostname>": {...}}`` deep-merged into those nodes: what
   ``docker node update`` would have done, which the recorder may not do to the shared lab; and
-  ``"service_patches": {"<service name>": {...}}`` likewise into services (an update state the
-  engine left, a label ``docker stack deploy`` would not set); a ``null`` removes a key;
+  ``"service_patches": {"<service name>": {...}}`` and ``"network_patches"`` likewise (an update
+  state the engine left, a label ``docker stack deploy`` would not set); a ``null`` removes a
+  key;
 - ``options.json`` (optional): ``PlanOptions`` fields, such as ``{"prune": true}``;
 - ``expected.json``: the summary line, the actions as ``plan_json`` renders them (address,
   phase, kind, forced_by, and each changed field with its before and after) and the findings.
@@ -31,7 +32,7 @@ import pytest
 
 from converge.actions import Phase
 from converge.diff import diff
-from converge.loader import LoadedSpec, load_spec
+from converge.loader import LoadedSpec, load_spec, load_spec_text
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
 from converge.render import plan_document, summary_line
@@ -73,6 +74,9 @@ def patched_recording(observed: dict[str, Any]) -> dict[str, Any]:
     service_patches = observed.get("service_patches", {})
     for service in recording["services"]:
         _deep_merge(service, service_patches.get(service["Spec"]["Name"], {}))
+    network_patches = observed.get("network_patches", {})
+    for network in recording["networks"]:
+        _deep_merge(network, network_patches.get(network["Name"], {}))
     return recording
 
 
@@ -238,3 +242,39 @@ def test_an_update_in_flight_or_completed_is_left_alone() -> None:
         }
         observed = observed_state("fxrec", engine_json)
         assert not plan(loaded.spec, diff(loaded.spec, observed), observed).actions, state
+
+
+def test_removing_what_docker_stack_deploy_made_says_so_also_on_destroy() -> None:
+    case = PLANS / "stack_deploy_objects_prune"
+    loaded = load_case_spec(case)
+    observed = observed_state("fxrec", json.loads((case / "observed.json").read_text()))
+    pruned = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(prune=True))
+    assert {action.address: action.reason for action in pruned.actions} == {
+        "service.agent": "owned but no longer in the spec "
+        "(created by docker stack deploy, not by converge)",
+        "network.monitoring": "owned but no longer in the spec "
+        "(created by docker stack deploy, not by converge)",
+    }
+    destroyed = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(destroy=True))
+    marked = {
+        action.address for action in destroyed.actions if "docker stack deploy" in action.reason
+    }
+    assert marked == {"service.agent", "network.monitoring"}
+    assert {finding.address for finding in destroyed.findings} == marked
+    assert all(f.message.endswith("this plan removes it") for f in destroyed.findings)
+
+
+def test_a_saved_plan_records_only_the_nodes_the_spec_manages() -> None:
+    text = BASE_SPEC.read_text() + "\nnodes:\n  dbhost: {role: worker}\n  worker2: {}\n"
+    loaded = load_spec_text(text, "two-nodes.yml", environ=ENVIRON)
+    observed = observed_state("fxrec", {"recorded": "fxrec"})
+    versions = plan(loaded.spec, diff(loaded.spec, observed), observed).versions
+    nodes = sorted(address for address in versions if address.startswith("node."))
+    assert nodes == ["node.dbhost", "node.worker2"]  # not the three other nodes of the swarm
+    assert {address for address in versions if address.startswith("service.")} == {
+        f"service.{key}" for key in observed.owned_services()
+    }
+    without_nodes = load_case_spec(PLANS / "stack_deploy_objects_prune")
+    assert not without_nodes.spec.nodes
+    versions = plan(without_nodes.spec, diff(without_nodes.spec, observed), observed).versions
+    assert not [address for address in versions if address.startswith("node.")]
