@@ -35,7 +35,7 @@ __all__ = [
 
 MAX_SPEC_BYTES = 8 * 1024 * 1024
 """The most spec text converge reads, all files together: parsing, validating and planning take
-some thirty times the text's size in memory, so a larger spec is refused before it is parsed.
+some twenty times the text's size in memory, so a larger spec is refused before it is parsed.
 (A service spec cannot exceed 4 MiB anyway: ``checks.ENGINE_SPEC_LIMIT``.)"""
 
 FieldPath = tuple[str | int, ...]
