@@ -27,7 +27,8 @@ from converge.errors import Interrupted, LockError, PlanError
 from converge.executor import ApplyOptions
 from converge.loader import LoadedSpec
 from converge.lock import LockInfo, ProcessIdentity, acquire, read_lock
-from converge.render import status_text
+from converge.render import status_document, status_text
+from tests.document_schemas import assert_valid
 
 FAST = ApplyOptions(clock=FakeClock(), poll_interval=0.01)
 
@@ -253,7 +254,8 @@ def test_status_and_plan_say_when_the_lock_holder_is_gone() -> None:
     report = stack_status(loaded.spec, engine)
     assert report["lock"]["id"] == dead.lock_id
     assert report["lock"]["state"] == "gone"
-    assert status_text(report).splitlines()[-1] == (f"[red]{escape(dead.gone_message())}[/red]")
+    assert status_text(report).splitlines()[-1] == f"[red]{escape(dead.gone_message())}[/red]"
+    assert_valid("status", status_document(report))
     (finding,) = make_plan(loaded, engine).plan.findings
     assert (finding.severity, finding.address, finding.message) == (
         "warning",
