@@ -95,8 +95,9 @@ def make_plan(
         spec_files=loaded.files,
     )
     holder = read_lock(engine, loaded.spec.stack)
-    if holder is not None and holder_state(holder) != "live":
-        result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message()))
+    state = holder_state(holder) if holder is not None else "live"
+    if holder is not None and state != "live":
+        result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
     return PlanResult(loaded, observed, result)
 
 
@@ -419,7 +420,7 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
             "since": holder.since.isoformat(),
             "expires": holder.expires.isoformat(),
             "state": state,
-            "message": holder.gone_message()
+            "message": holder.gone_message(state)
             if state != "live"
             else f"stack {spec.stack} is being applied by {holder.describe()}",
         }

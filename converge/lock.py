@@ -104,11 +104,16 @@ class LockInfo:
             f"(expires {self.expires:%H:%M:%S}Z; lock id {self.lock_id})"
         )
 
-    def gone_message(self) -> str:
-        """What to say about a lock whose holder no longer runs (or whose lease expired)."""
+    def gone_message(self, state: HolderState = "gone") -> str:
+        """What to say about a lock whose holder no longer runs, or whose lease expired."""
+        why = (
+            f"whose lease expired at {self.expires:%Y-%m-%d %H:%M:%S}Z"
+            if state == "expired"
+            else "which is no longer running"
+        )
         return (
-            f"stack {self.stack} is locked by {self.owner} (lock id {self.lock_id}), which is "
-            f"no longer running; the next apply takes the lock over, or remove it with: "
+            f"stack {self.stack} is locked by {self.owner} (lock id {self.lock_id}), {why}; "
+            f"the next apply takes the lock over, or remove it with: "
             f"converge unlock {self.stack} {self.lock_id}"
         )
 

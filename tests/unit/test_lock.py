@@ -204,3 +204,13 @@ def test_an_interruption_releases_the_lock_and_says_so() -> None:
     assert kept.startswith("stack staging could not be released (failed to remove config ")
     assert "connection reset); remove it with: converge unlock staging " in kept
     assert read_lock(engine, "prod") == held_by_others
+
+
+def test_the_message_of_a_stale_lock_says_why() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    lock = LockInfo("prod", "you@laptop pid 7", now, now + timedelta(seconds=60), "id1", "laptop")
+    assert "(lock id id1), which is no longer running; " in lock.gone_message()
+    assert "(lock id id1), whose lease expired at 2026-01-01 00:01:00Z; " in lock.gone_message(
+        "expired"
+    )
+    assert lock.gone_message().endswith("remove it with: converge unlock prod id1")
