@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from typer import rich_utils
 from typer._click.exceptions import ClickException  # click as typer vendors it (0.26 and on)
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from converge.errors import ConvergeError, PlanError, SpecError
+from converge.errors import ConvergeError, Interrupted, PlanError, SpecError
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
 from converge.render import (
@@ -758,19 +759,45 @@ def status(
 @app.command()
 def unlock(
     stack: Annotated[str, typer.Argument(help="The stack whose lock to remove.")],
+    lock_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="The lock's id, as the lock message shows it (without it: show the lock).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Remove the lock even if its holder may still be running."),
+    ] = False,
     host: HostOption = None,
     context: ContextOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Remove a stack's apply lock left behind by an apply that died."""
+    """Remove a stack's apply lock left behind by an apply that died (as terraform force-unlock).
+
+    The lock's id is required; a live holder's lock is kept unless --force.
+    """
+    from converge.lock import holder_state, read_lock
     from converge.lock import unlock as remove_lock
 
     with _connect(host, context) as engine:
-        holder = remove_lock(engine, stack)
-    if holder is None:
+        if lock_id is None:
+            holder = read_lock(engine, stack)
+            if holder is None:
+                typer.echo(f"stack {stack} is not locked")
+                return
+            gone = holder_state(holder) != "live"
+            running = "which is no longer running" if gone else "which may still be running"
+            raise ConvergeError(
+                f"stack {stack} is locked by {holder.describe()}, {running}; to remove the "
+                f"lock, give its id: converge unlock {stack} {holder.lock_id}"
+            )
+        removed = remove_lock(engine, stack, lock_id, force=force)
+    if removed is None:
         typer.echo(f"stack {stack} is not locked")
     else:
-        typer.echo(f"removed the lock of stack {stack}, held by {holder.describe()}")
+        typer.echo(f"removed the lock of stack {stack}, held by {removed.describe()}")
 
 
 class FailOnOption(StrEnum):
@@ -847,11 +874,47 @@ def _register_subcommands() -> None:
     app.add_typer(lb_app, name="lb")
 
 
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM (what CI runners and systemd send) both stop the command by raising
+    ``Interrupted`` in the main thread, so that locks are released on the way out; a second
+    signal while stopping exits at once."""
+    received: list[int] = []
+
+    def handler(number: int, frame: object) -> None:
+        if received:
+            name = signal.Signals(number).name
+            typer.echo(
+                f"Interrupted again ({name}): exiting at once; a stack lock may be left "
+                "behind (converge unlock STACK shows it)",
+                err=True,
+            )
+            os._exit(128 + number)
+        received.append(number)
+        raise Interrupted(number)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, handler)
+
+
+def _interrupted_message(interruption: Interrupted) -> str:
+    message = f"Interrupted: {interruption.signal_name}"
+    if interruption.locks_released:
+        stacks = ", ".join(interruption.locks_released)
+        message += f"; the lock of stack {stacks} was released"
+    for kept in interruption.locks_kept:
+        message += f"; the lock of {kept}"
+    return message
+
+
 def main() -> None:
     """Entry point of the ``converge`` console script."""
     _register_subcommands()
+    _stop_on_signals()
     try:
         app()
+    except Interrupted as interruption:
+        typer.echo(_interrupted_message(interruption), err=True)
+        sys.exit(interruption.exit_code)
     except SpecError as error:
         typer.echo(str(error), err=True)
         sys.exit(1)

@@ -23,6 +23,7 @@ __all__ = [
     "ServiceHealth",
     "TaskError",
     "desired_task_count",
+    "has_failed_tasks",
     "nodes_not_ready",
     "service_health",
     "task_errors",
@@ -126,6 +127,16 @@ def task_errors(
     return ()
 
 
+def _update_failure(state: str, message: str | None) -> str:
+    """``update paused: <the engine's reason>``, without repeating a message that only
+    restates the state (the engine's ``rollback completed``)."""
+    words = state.replace("_", " ")
+    detail = (message or "").strip()
+    if detail.lower().rstrip(".") in ("", words, f"update {words}"):
+        return f"update {words}"
+    return f"update {words}: {detail}"
+
+
 def _errors_suffix(errors: Iterable[TaskError]) -> str:
     lines = [str(error) for error in errors]
     return "; last task errors: " + " | ".join(lines) if lines else ""
@@ -140,13 +151,20 @@ def _placement(state: ObservedState, running: Iterable[ObservedTask]) -> dict[st
 
 
 def service_health(
-    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
+    state: ObservedState,
+    key: str,
+    service: ObservedService | None,
+    since: str = "",
+    *,
+    update_since: str | None = None,
 ) -> ServiceHealth:
     """How converged and how well one owned service is.
 
     Args:
         since: an engine timestamp (the newest task timestamp when an apply began): update
             states and task failures older than it are history, not this apply's outcome.
+        update_since: for update states only, instead of ``since`` ("": any update counts,
+            as for an apply that changes nothing and reports the state the swarm is in).
     """
     if service is None:
         return ServiceHealth(
@@ -161,16 +179,29 @@ def service_health(
     ]
     desired = desired_task_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
-    update_state = service.update_state if service.update_started >= since else None
+    update_state = (
+        service.update_state
+        if service.update_started >= (since if update_since is None else update_since)
+        else None
+    )
     errors = task_errors(state, service, since)
     failure = unplaceable = None
     if update_state in ROLLBACK_STATES or update_state == "paused":
-        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
-        failure += _errors_suffix(errors)
+        failure = _update_failure(update_state, service.update_message) + _errors_suffix(errors)
     else:
-        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
-        if pending and not running:
-            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
+        # Tasks the scheduler cannot place while fewer than wanted run: 5 of 7 placed waits for
+        # a node as surely as 0 of 7 (a host-mode port on too few nodes, too little memory).
+        pending = [
+            task
+            for task in tasks
+            if task.desired_state == "running"
+            and task.state == "pending"
+            and "no suitable node" in task.error + task.message
+        ]
+        if pending and len(running) < desired:
+            complaint = pending[-1].error or pending[-1].message
+            count = "" if not running else f"{len(pending)} of {desired} "
+            unplaceable = f"{count}tasks cannot be placed: {complaint}"
         recent_failures = [
             task
             for task in tasks
@@ -197,6 +228,14 @@ def service_health(
         placement=_placement(state, running),
         errors=errors,
         updated=len(running) - len(stale),
+    )
+
+
+def has_failed_tasks(state: ObservedState, service: ObservedService) -> bool:
+    """Whether any task of the service's current template failed (however long ago)."""
+    return any(
+        task.state in FAILED_TASK_STATES and task.template_digest == service.template_digest
+        for task in state.tasks_of(service.id)
     )
 
 

@@ -15,7 +15,8 @@ from converge.version import converge_version
 
 __all__ = ["STATUS_FORMAT_VERSION", "status_document", "status_json", "status_text"]
 
-STATUS_FORMAT_VERSION = "1.0"
+STATUS_FORMAT_VERSION = "1.1"
+"""1.1: ``lock``, the stack's apply lock when one is held."""
 
 
 def status_text(report: Mapping[str, Any]) -> str:
@@ -45,6 +46,10 @@ def status_text(report: Mapping[str, Any]) -> str:
         f"[yellow]{escape(missing)}: declared in the spec, not in the swarm[/yellow]"
         for missing in report["missing"]
     )
+    lock = report.get("lock")
+    if lock:
+        style = "yellow" if lock["state"] == "live" else "red"
+        lines.append(f"[{style}]{escape(lock['message'])}[/{style}]")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 from fake_engine import FakeClock, FakeSwarm
-from test_planner import ENVIRON, PLANS, RECORDED, _deep_merge, load_recording
+from test_planner import ENVIRON, PLANS, RECORDED, load_recording, patched_recording
 
 from converge.actions import Plan
 from converge.diff import diff
@@ -39,13 +39,7 @@ def case_spec(case: str) -> Spec:
 def case_swarm(case: str) -> FakeSwarm:
     """The fake swarm in the state a case observes (a recording, with its node patches)."""
     observed: dict[str, Any] = json.loads((PLANS / case / "observed.json").read_text())
-    if "recorded" not in observed:
-        return FakeSwarm(observed)
-    recording = load_recording(observed["recorded"])
-    patches = observed.get("node_patches", {})
-    for node in recording["nodes"]:
-        _deep_merge(node, patches.get(node["Description"]["Hostname"], {}))
-    return FakeSwarm(recording)
+    return FakeSwarm(patched_recording(observed))
 
 
 def case_options(case: str) -> PlanOptions:
@@ -226,6 +220,18 @@ def test_a_service_that_fails_is_never_reported_converged() -> None:
     assert not result.ok
     assert "waiting" in seen
     assert not [event for event in seen if event.startswith("converged")]
+
+
+def test_tasks_of_which_only_some_are_placed_fail_after_the_grace() -> None:
+    """7 replicas of which 5 fit fail as fast as 0 of 7, with the scheduler's reason."""
+    swarm, clock = case_swarm("scale_only"), FakeClock()
+    swarm.place_only("fxrec_web", 4)
+    _, result = apply_case("scale_only", swarm, clock)
+    assert result.error == (
+        "service fxrec_web: 1 of 5 tasks cannot be placed: "
+        "no suitable node (host-mode port already in use on 4 nodes)"
+    )
+    assert 5.0 <= clock.now < 5.6  # the executor's grace for the scheduler, not the timeout
 
 
 def test_tasks_that_keep_failing_fail_the_apply() -> None:
