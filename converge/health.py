@@ -27,6 +27,7 @@ __all__ = [
     "nodes_not_ready",
     "service_health",
     "task_errors",
+    "update_detail",
 ]
 
 ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
@@ -127,14 +128,19 @@ def task_errors(
     return ()
 
 
-def _update_failure(state: str, message: str | None) -> str:
-    """``update paused: <the engine's reason>``, without repeating a message that only
-    restates the state (the engine's ``rollback completed``)."""
+def update_detail(state: str, message: str | None) -> str:
+    """The engine's update message, or "" when it only restates the state (its
+    ``rollback completed`` for the state ``rollback_completed``)."""
     words = state.replace("_", " ")
     detail = (message or "").strip()
-    if detail.lower().rstrip(".") in ("", words, f"update {words}"):
-        return f"update {words}"
-    return f"update {words}: {detail}"
+    return "" if detail.lower().rstrip(".") in ("", words, f"update {words}") else detail
+
+
+def _update_failure(state: str, message: str | None) -> str:
+    """``update paused: <the engine's reason>``, or ``update rollback completed`` alone."""
+    detail = update_detail(state, message)
+    words = state.replace("_", " ")
+    return f"update {words}: {detail}" if detail else f"update {words}"
 
 
 def _errors_suffix(errors: Iterable[TaskError]) -> str:
