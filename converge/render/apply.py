@@ -9,6 +9,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan
+from converge.loader import LoadedSpec
+from converge.masking import Masker
 
 if TYPE_CHECKING:
     # Types only: the executor imports the engine (docker), which fast commands must not load.
@@ -17,36 +19,44 @@ if TYPE_CHECKING:
 __all__ = ["apply_document", "apply_json", "apply_summary_line"]
 
 
-def apply_document(result: ApplyResult, plan: Plan) -> dict[str, Any]:
-    """The outcome of every action of ``plan`` as a JSON-ready document.
+def apply_document(
+    result: ApplyResult, plan: Plan, loaded: LoadedSpec | None = None
+) -> dict[str, Any]:
+    """The outcome of every action of ``plan`` as a JSON-ready document, secrets masked.
 
     An action the executor did not report on (a later phase after a failure) is ``skipped``.
+
+    Args:
+        loaded: the spec applied, whose secrets are masked (without it: masked by name only).
     """
+    masker = Masker(loaded, plan)
     outcomes = {outcome.address: outcome for outcome in result.outcomes}
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "stack": result.stack,
         "ok": result.ok,
-        "error": result.error,
+        "error": None if result.error is None else masker.text(result.error),
         "write_calls": result.write_calls,
         "actions": [
             {
                 "address": action.address,
                 "kind": action.kind,
-                "description": action.description,
+                "description": masker.text(masker.action(action).description),
                 "outcome": outcomes[action.address].outcome
                 if action.address in outcomes
                 else "skipped",
-                "message": outcomes[action.address].message if action.address in outcomes else "",
+                "message": masker.text(outcomes[action.address].message)
+                if action.address in outcomes
+                else "",
             }
             for action in plan.actions
         ],
     }
 
 
-def apply_json(result: ApplyResult, plan: Plan) -> str:
+def apply_json(result: ApplyResult, plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """``apply_document`` as indented JSON."""
-    return json.dumps(apply_document(result, plan), indent=2)
+    return json.dumps(apply_document(result, plan, loaded), indent=2)
 
 
 def apply_summary_line(plan: Plan, verb: str = "Apply") -> str:

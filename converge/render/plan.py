@@ -50,7 +50,7 @@ def _change_symbol(change: FieldChange) -> str:
 
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     lines: list[str] = []
     if plan.actions:
         stack = escape(plan.stack)
@@ -108,7 +108,7 @@ def _change_json(masker: Masker, action: Action, change: FieldChange) -> dict[st
 
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The plan as a JSON-ready document (``format_version`` first)."""
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "stack": plan.stack,
@@ -124,7 +124,7 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "object_kind": action.object_kind,
                 "key": action.key,
                 "name": action.name,
-                "description": masker.action(action).description,
+                "description": masker.text(masker.action(action).description),
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
                 "changes": [_change_json(masker, action, change) for change in action.changes],
@@ -151,7 +151,7 @@ def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
     warnings = [finding for finding in plan.findings if finding.severity == "warning"]
@@ -165,7 +165,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("| | object | change |")
         lines.append("|---|---|---|")
         for action in plan.actions:
-            description = masker.action(action).description.split(": ", 1)[-1]
+            description = masker.text(masker.action(action).description).split(": ", 1)[-1]
             lines.append(
                 f"| `{action.symbol}` | `{action.address}` | {markdown_cell(description)} |"
             )

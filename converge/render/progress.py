@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from converge.actions import Action
+from converge.masking import Masker
 
 if TYPE_CHECKING:
     # Types only: the executor imports the engine (docker), which fast commands must not load.
@@ -28,11 +29,14 @@ class ProgressReporter:
 
     Args:
         quiet: print nothing.
+        masker: masks the secrets of the spec being applied in every line (actions' changes,
+            engine and task errors); None masks only by name (``converge.masking``).
     """
 
-    def __init__(self, console: Console, quiet: bool = False) -> None:
+    def __init__(self, console: Console, quiet: bool = False, masker: Masker | None = None) -> None:
         self.console = console
         self.quiet = quiet
+        self.masker = masker or Masker(None)
         self.last_line = ""
         self.status: Status | None = None
 
@@ -58,14 +62,15 @@ class ProgressReporter:
     def started(self, action: Action) -> None:
         """An action starts: its one-line description."""
         if not self.quiet:
-            self.console.print(f"{escape(action.description)} ...")
+            shown = self.masker.action(action)
+            self.console.print(f"{escape(self.masker.text(shown.description))} ...")
 
     def finished(self, outcome: ActionOutcome) -> None:
         """An action ended: its outcome, and the engine's message when it failed."""
         if self.quiet:
             return
         if outcome.outcome == "failed":
-            address, message = escape(outcome.address), escape(outcome.message)
+            address, message = escape(outcome.address), escape(self.masker.text(outcome.message))
             self.console.print(f"[red]failed[/red] {address}: {message}")
         else:
             self.console.print(f"[green]{outcome.outcome}[/green] {escape(outcome.address)}")

@@ -11,14 +11,34 @@ from typing import Any
 
 from rich.markup import escape
 
-__all__ = ["status_json", "status_text"]
+from converge.loader import LoadedSpec
+from converge.masking import Masker
+
+__all__ = ["masked_status", "status_json", "status_text"]
 
 
-def status_text(report: Mapping[str, Any]) -> str:
+def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
+    """The status document with the spec's secrets scrubbed from task errors and failures."""
+    masker = Masker(loaded)
+    services = []
+    for service in report["services"]:
+        shown = dict(service)
+        shown["errors"] = [masker.text(str(error)) for error in service.get("errors", [])]
+        if service.get("failure"):
+            shown["failure"] = masker.text(str(service["failure"]))
+        services.append(shown)
+    return {**report, "services": services}
+
+
+def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> str:
     """Per service: counts, update state, placement and last errors, with rich markup.
 
     Empty when the stack has no service and the spec declares nothing missing.
+
+    Args:
+        loaded: the spec whose secrets are scrubbed from task errors.
     """
+    report = masked_status(report, loaded)
     lines: list[str] = []
     for service in report["services"]:
         mark = "[green]ok[/green]" if service["converged"] else "[yellow]not converged[/yellow]"
@@ -37,6 +57,6 @@ def status_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def status_json(report: Mapping[str, Any]) -> str:
-    """The status document as indented JSON."""
-    return json.dumps(report, indent=2)
+def status_json(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> str:
+    """The status document as indented JSON, task errors scrubbed of the spec's secrets."""
+    return json.dumps(masked_status(report, loaded), indent=2)
