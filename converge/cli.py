@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from converge.errors import ConvergeError, SpecError
 from converge.loader import LoadedSpec, load_spec
+from converge.masking import Masker
 from converge.planner import PlanOptions
 from converge.render import (
     ProgressReporter,
@@ -233,7 +234,8 @@ def _run_apply(
         lock_timeout=lock_timeout,
         saved_plan=saved,
     )
-    with connect(host) as engine, ProgressReporter(messages) as reporter:
+    masker = Masker(loaded)
+    with connect(host) as engine, ProgressReporter(messages, masker=masker) as reporter:
         hooks = ApplyHooks(
             plan_ready=show,
             confirm=confirm,
@@ -251,11 +253,12 @@ def _run_apply(
         typer.echo(f"{verb} cancelled; nothing was changed.", err=True)
         raise typer.Exit(1)
     if as_json:
-        typer.echo(apply_json(result, run.plan.plan))
+        typer.echo(apply_json(result, run.plan.plan, loaded))
     elif run.status == "applied":
         console.print(apply_summary_line(run.plan.plan, verb))
     if not run.ok:
-        typer.echo(f"error: {verb.lower()} failed: {result.error}", err=True)
+        error = Masker(loaded, run.plan.plan).text(str(result.error))
+        typer.echo(f"error: {verb.lower()} failed: {error}", err=True)
         raise typer.Exit(1)
 
 
@@ -329,9 +332,9 @@ def status(
     with connect(host) as engine:
         report = stack_status(loaded.spec, engine)
     if output is OutputFormat.json:
-        typer.echo(status_json(report))
+        typer.echo(status_json(report, loaded))
         return
-    text = status_text(report)
+    text = status_text(report, loaded)
     if text:  # a stack with nothing to show prints nothing, not an empty line
         _console().print(text)
 
