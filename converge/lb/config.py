@@ -58,6 +58,9 @@ REPLACE_FIELDS = frozenset({"image", "node", "ports", "networks", "running"})
 
 _DEFAULT_NETWORKS = frozenset({"bridge", "host", "none"})
 _RESOLVERS = "docker"
+# What HAProxy retries, on another server (http mode): no connection, and answers a stopping
+# task cut short before any byte reached the client.
+_RETRY_ON = ("conn-failure", "empty-response", "junk-response", "response-timeout")
 _INDENT = "    "
 
 
