@@ -198,6 +198,6 @@ def test_kill_9_then_the_next_run_recovers(
         problems=problems,
     )
     assert recovery.returncode == 0, recovery.stdout + recovery.stderr
-    assert problems == []
+    assert problems == [], "\n".join([*problems, "recovery output:", recovery.stdout[-3000:]])
     if plan is not None:
         assert plan.returncode == 0, plan.stdout + plan.stderr
