@@ -62,8 +62,10 @@ class ProgressReporter:
     def started(self, action: Action) -> None:
         """An action starts: its one-line description."""
         if not self.quiet:
-            shown = self.masker.action(action)
-            self.console.print(f"{escape(self.masker.text(shown.description))} ...")
+            shown = self.masker.text(self.masker.action(action).description)
+            # A multi-line value (a load balancer's config) is for the plan, not this line.
+            first, *rest = shown.splitlines() or [""]
+            self.console.print(f"{escape(first)}{' (...)' if rest else ''} ...")
 
     def finished(self, outcome: ActionOutcome) -> None:
         """An action ended: its outcome, and the engine's message when it failed."""

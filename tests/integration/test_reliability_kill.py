@@ -100,6 +100,10 @@ EXPECTED_B = {
 }
 
 STARTED = r" \.\.\.$"
+ROLLING_REASON = (
+    "issue 15 item 1: killed mid-rollout, the next apply's plan holds only the load balancer's "
+    "reload; it exits 0 while the services it did not touch still roll"
+)
 CREATE_POINTS = [
     KillPoint("create: plan shown, lock held", r"^Plan: "),
     KillPoint("create: node update started", r"^~ node .*" + STARTED),
@@ -123,17 +127,27 @@ UPDATE_POINTS = [
     KillPoint("update: rolling, first look", r"^waiting: "),
     KillPoint("update: rolling, mid-way", r"^waiting: ", delay=2.5),
     KillPoint("update: rolling, late", r"^waiting: ", delay=5.0),
-    KillPoint("update: load balancer reload started", r"^~ loadbalancer .*" + STARTED),
+    # A config update's description is the config itself: the line starts it, never ends it.
+    KillPoint("update: load balancer reload started", r"^~ loadbalancer "),
 ]
 DESTROY_POINTS = [
     KillPoint("destroy: service removal started", r"^- service .*" + STARTED),
     KillPoint("destroy: first service removed", r"^removed service\."),
     KillPoint("destroy: load balancer removed", r"^removed loadbalancer\."),
 ]
+# Known to fail even once the lock is taken over (found by this suite; see the reason).
+KNOWN = {
+    name: pytest.mark.xfail(strict=True, reason=ROLLING_REASON)
+    for name in ("update: rolling, first look", "update: rolling, mid-way", "update: rolling, late")
+}
 POINTS = [
-    *(("create", point) for point in CREATE_POINTS),
-    *(("update", point) for point in UPDATE_POINTS),
-    *(("destroy", point) for point in DESTROY_POINTS),
+    pytest.param(scenario, point, id=point.name, marks=KNOWN.get(point.name, ()))
+    for scenario, points in (
+        ("create", CREATE_POINTS),
+        ("update", UPDATE_POINTS),
+        ("destroy", DESTROY_POINTS),
+    )
+    for point in points
 ]
 SAMPLE = [POINTS[index] for index in (6, 10, 16, 18, 21)]
 
@@ -153,9 +167,7 @@ def stack_networks(client: docker.DockerClient, stack: str) -> list[str]:
     reason="issue 15 item 4: a lock left by a killed apply blocks the next apply (and item 1: "
     "a no-op apply neither checks the lock nor waits for the rollout it interrupted)",
 )
-@pytest.mark.parametrize(
-    ("scenario", "point"), campaign(SAMPLE, POINTS), ids=lambda value: str(value)
-)
+@pytest.mark.parametrize(("scenario", "point"), campaign(SAMPLE, POINTS))
 def test_kill_9_then_the_next_run_recovers(
     lab: Lab,
     stack: str,

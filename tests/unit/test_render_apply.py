@@ -124,3 +124,11 @@ def test_quiet_progress_prints_nothing() -> None:
     reporter.waiting([ServiceHealth("web", "shop_web", True, 1, 5, "updating", False)])
     reporter.stop()
     assert buffer.getvalue() == ""
+
+
+def test_a_multi_line_value_shows_as_its_first_line_in_progress() -> None:
+    buffer = io.StringIO()
+    config = FieldChange(("config",), "global\n    old\n", "global\n    new\n")
+    reload = Action(Phase.LOADBALANCER, "update", "loadbalancer", "lb", "shop_lb", "", (config,))
+    ProgressReporter(_console(buffer)).started(reload)
+    assert buffer.getvalue().splitlines() == ["~ loadbalancer shop_lb: config global (...) ..."]
