@@ -7,6 +7,8 @@ A value is secret when
 - it is a service's environment value whose name looks sensitive (``sensitive_name``), on
   either side, whoever set it: the spec, an earlier spec, or someone by hand in the swarm.
 
+- it is the password of a URL (``postgres://user:PASSWORD@host``), anywhere.
+
 Masked values show as ``(sensitive)``. The texts of all known secret values (the spec's, and
 those a plan saw at sensitive names) are also scrubbed wherever they show up: a task or engine
 error, a finding's message, a command line.
@@ -18,6 +20,7 @@ Sensitive names: an environment variable whose name contains one of ``SENSITIVE_
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -59,6 +62,9 @@ SENSITIVE_NAMES_VARIABLE = "CONVERGE_SENSITIVE_NAMES"
 
 # The spec's section that holds each kind of object, where its sensitive paths start.
 _SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
+
+# scheme://user:password@ : the password part.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+@")
 
 # Shorter secrets are masked by their path only: hunting them in every value would mask noise.
 _MIN_SECRET_TEXT = 4
@@ -174,10 +180,13 @@ class Masker:
         """``text`` with every secret value replaced by ``(sensitive)``."""
         for secret in self._ordered:
             text = text.replace(secret, MASK)
-        return text
+        return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
 
     def value(self, action: Action, path: tuple[str, ...], value: Any) -> Any:
         """The value of field ``path`` of ``action``'s object, or ``(sensitive)``."""
+        return _url_passwords_masked(self._value(action, path, value))
+
+    def _value(self, action: Action, path: tuple[str, ...], value: Any) -> Any:
         if value is None:
             return value
         if action.object_kind == "service" and path[:1] == ("env",):
@@ -212,6 +221,16 @@ class Masker:
     def action(self, action: Action) -> Action:
         """``action`` with every change masked (its ``description`` then shows no secret)."""
         return replace(action, changes=tuple(self.change(action, item) for item in action.changes))
+
+
+def _url_passwords_masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", value)
+    if isinstance(value, list | tuple):
+        return type(value)(_url_passwords_masked(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _url_passwords_masked(item) for key, item in value.items()}
+    return value
 
 
 def scrub(text: str, loaded: LoadedSpec | None, plan: Plan | None = None) -> str:

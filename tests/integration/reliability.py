@@ -178,12 +178,19 @@ def _node_states(client: docker.DockerClient) -> dict[str, tuple[str, str]]:
 
 
 def service_problems(
-    client: docker.DockerClient, stack: str, expected: Mapping[str, Expected]
+    client: docker.DockerClient,
+    stack: str,
+    expected: Mapping[str, Expected],
+    settled: tuple[str | None, ...] = (None, "completed"),
 ) -> list[str]:
     """Why the stack is not converged and healthy as ``expected`` says (empty: it is).
 
     Converged means, per service: its spec has the image (and env), no update is in flight,
     paused or rolled back, and exactly the desired tasks run, on ready nodes, from that spec.
+
+    Args:
+        settled: the update states that count as done (add ``rollback_completed`` to check
+            that a rollback brought the old replicas back).
     """
     problems: list[str] = []
     nodes = _node_states(client)
@@ -206,7 +213,7 @@ def service_problems(
             if env.get(variable) != value:
                 problems.append(f"{name}: env {variable}={env.get(variable)!r}, not {value!r}")
         update = (attrs.get("UpdateStatus") or {}).get("State")
-        if update not in (None, "completed"):
+        if update not in settled:
             problems.append(f"{name}: update {update}")
         tasks = client.api.tasks(filters={"service": service.id, "desired-state": "running"})
         running = [
@@ -261,13 +268,19 @@ def wait_converged(
     stack: str,
     expected: Mapping[str, Expected],
     timeout: float = 120,
+    settled: tuple[str | None, ...] = (None, "completed"),
 ) -> None:
     """Wait until ``service_problems`` finds nothing."""
-    wait_for(
-        lambda: not service_problems(client, stack, expected) or None,
-        timeout=timeout,
-        what=f"stack {stack} to converge",
-    )
+    seen: list[str] = []
+
+    def probe() -> bool:
+        seen[:] = service_problems(client, stack, expected, settled)
+        return not seen
+
+    try:
+        wait_for(probe, timeout=timeout, what=f"stack {stack} to converge")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {seen}") from None
 
 
 def verified_exit(

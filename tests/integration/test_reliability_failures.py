@@ -96,7 +96,12 @@ def test_a_failing_update_exits_1_naming_the_errors_and_old_replicas_keep_servin
     state = docker_client.services.get(f"{stack}_web").attrs["UpdateStatus"]["State"]
     if failure_action == "rollback":
         assert state == "rollback_completed", state
-        wait_converged(docker_client, stack, {"web": Expected("converge-lab/app:v1", 3)})
+        wait_converged(
+            docker_client,
+            stack,
+            {"web": Expected("converge-lab/app:v1", 3)},
+            settled=("rollback_completed",),
+        )
     else:
         assert state == "paused", state
 
@@ -222,4 +227,9 @@ def test_side_by_side_docker_stack_deploy_exits_0_after_a_rollback_converge_exit
     assert "rolled back" in converge_bad.stderr or "rollback" in converge_bad.stderr
     assert "No such image" in converge_bad.stdout + converge_bad.stderr
     # And the old replicas are back.
-    wait_converged(docker_client, stack, {"web": Expected("converge-lab/app:v1", 2)})
+    wait_converged(
+        docker_client,
+        stack,
+        {"web": Expected("converge-lab/app:v1", 2)},
+        settled=("rollback_completed",),
+    )

@@ -44,8 +44,8 @@ BAD_TAG = "scan-tag-secret-0005"
 SECRETS = (OLD_URL, NEW_URL, NEXT_URL, *KEYS, HAND_SET, BAD_TAG, "scan-old-url-7731")
 
 
-def spec(stack: str, with_url: bool = True, tag: str = "v1") -> str:
-    env = ("      DB_URL: ${DB_URL}\n" if with_url else "") + "      API_KEY: ${API_KEY}\n"
+def spec(stack: str, with_secrets: bool = True, tag: str = "v1") -> str:
+    env = "      DB_URL: ${DB_URL}\n      API_KEY: ${API_KEY}\n" if with_secrets else ""
     return SPEC.format(stack=stack, env=env, tag=tag)
 
 
@@ -129,14 +129,15 @@ def test_no_output_path_shows_a_secret(
     for output in ("text", "json"):
         assert run(f"status -o {output}", "status", "-o", output, full) == 0
 
-    # The spec drops DB_URL: the swarm's value is shown nowhere, applied both ways.
-    dropped = cli.write("dropped.yml", spec(stack, with_url=False))
+    # The spec drops both variables: the swarm's values are shown nowhere (API_KEY by its
+    # name; DB_URL's password as a URL's credentials).
+    dropped = cli.write("dropped.yml", spec(stack, with_secrets=False))
     assert run("plan (dropped)", "plan", dropped) == 0
     assert run("drift (dropped)", "drift", dropped) == 2
     assert run("apply -o json (dropped)", "apply", "--yes", "-o", "json", dropped) == 0
 
     # A failing apply whose image tag is a secret: its errors, then status and drift.
-    failing = cli.write("failing.yml", spec(stack, with_url=False, tag="${IMAGE_TOKEN}"))
+    failing = cli.write("failing.yml", spec(stack, with_secrets=False, tag="${IMAGE_TOKEN}"))
     assert run("apply (failing)", "apply", "--yes", "--timeout", "60", failing) == 1
     assert run(
         "apply -o json (failing)", "apply", "--yes", "-o", "json", "--timeout", "60", failing

@@ -138,3 +138,16 @@ def test_a_secret_containing_another_is_replaced_whole() -> None:
         environ={"A": "abcd", "B": "abcdefgh"},
     )
     assert scrub("x abcdefgh y abcd", loaded) == f"x {MASK} y {MASK}"
+
+
+def test_a_urls_password_is_masked_in_any_value_and_text() -> None:
+    masker = Masker(None)
+    url = "postgres://app:pw-0001@db:5432/app"
+    shown = "postgres://app:(sensitive)@db:5432/app"
+    removed = FieldChange(("env", "DATABASE"), url, None)
+    assert masker.change(ACTION, removed) == FieldChange(("env", "DATABASE"), shown, None)
+    assert masker.value(ACTION, ("command",), ["run", url]) == ["run", shown]
+    assert masker.text(f"cannot reach {url}: refused") == f"cannot reach {shown}: refused"
+    # No password, nothing to mask.
+    for plain in ("http://example.com/a@b", "redis://cache:6379", "user@host:path"):
+        assert masker.text(plain) == plain
