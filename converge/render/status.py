@@ -1,4 +1,4 @@
-"""Renderers for ``converge status``: text and JSON, from the document ``stack_status`` returns.
+"""Renderers for ``converge status``: text and JSON, from the report ``stack_status`` returns.
 
 No decisions here.
 """
@@ -13,8 +13,17 @@ from rich.markup import escape
 
 from converge.loader import LoadedSpec
 from converge.masking import Masker
+from converge.version import converge_version
 
-__all__ = ["masked_status", "status_json", "status_text"]
+__all__ = [
+    "STATUS_FORMAT_VERSION",
+    "masked_status",
+    "status_document",
+    "status_json",
+    "status_text",
+]
+
+STATUS_FORMAT_VERSION = "1.0"
 
 
 def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
@@ -57,6 +66,16 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
     return "\n".join(lines)
 
 
+def status_document(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready document (``format_version`` first;
+    docs/schemas/status.schema.json), task errors scrubbed of the spec's secrets."""
+    return {
+        "format_version": STATUS_FORMAT_VERSION,
+        "converge_version": converge_version(),
+        **masked_status(report, loaded),
+    }
+
+
 def status_json(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> str:
-    """The status document as indented JSON, task errors scrubbed of the spec's secrets."""
-    return json.dumps(masked_status(report, loaded), indent=2)
+    """``status_document`` as indented JSON."""
+    return json.dumps(status_document(report, loaded), indent=2)

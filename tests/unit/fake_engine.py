@@ -71,11 +71,13 @@ class FakeClock:
     def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
         self.now = 0.0
         self.start = start
+        self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         self.now += max(0.0, seconds)
 
     def wall(self) -> datetime:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeClock
 
 from converge.errors import LabError
 from converge.lab import system
@@ -57,21 +58,8 @@ def test_wait_until_returns_the_value_or_times_out() -> None:
         system.wait_until(lambda: None, timeout=0.01, what="never", interval=0.001)
 
 
-class _FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_wait_until_backs_off_to_its_maximum_interval_and_names_what_it_waited_for() -> None:
-    clock = _FakeClock()
+    clock = FakeClock()
     with pytest.raises(LabError, match=r"^timed out after 30s waiting for node x's dockerd$"):
         system.wait_until(
             lambda: False, timeout=30, what="node x's dockerd", max_interval=0.5, clock=clock

@@ -8,22 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeClock
 
 from converge.files import atomic_write
 from converge.polling import Backoff, PollTimeoutError, backoff_delays, poll_until
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_poll_returns_the_first_value_that_is_not_none_or_false() -> None:

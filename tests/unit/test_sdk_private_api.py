@@ -119,3 +119,18 @@ def test_the_helpers_quote_ids_pass_params_and_raise_the_engines_error(
 
     assert received[0]["path"] == "/v1.41/services/abc%201/update?version=7"
     assert "update out of sequence" in str(raised.value.explanation)
+
+
+def test_the_ssh_adapter_keeps_the_host_it_dials_in_ssh_host() -> None:
+    # engine.connect rewrites it so that ssh:// without a port keeps ~/.ssh/config's Port.
+    client = docker.APIClient(
+        base_url="ssh://someone@lab-node", version="1.41", use_ssh_client=True
+    )
+    try:
+        dialled = getattr(getattr(client, "_custom_adapter", None), "ssh_host", None)
+    finally:
+        client.close()
+    assert dialled == "someone@lab-node:22", (
+        f"docker {docker.__version__}: the ssh adapter no longer keeps its target in "
+        "_custom_adapter.ssh_host; check converge/engine.py's _ssh_host_as_written"
+    )
