@@ -5,8 +5,7 @@ A value is secret when
 - the spec took it from the environment at a sensitive path (``LoadedSpec.sensitive_paths``),
   on either side of a change (the rotated-away value too); or
 - it is a service's environment value whose name looks sensitive (``sensitive_name``), on
-  either side, whoever set it: the spec, an earlier spec, or someone by hand in the swarm.
-
+  either side, whoever set it: the spec, an earlier spec, or someone by hand in the swarm; or
 - it is the password of a URL (``postgres://user:PASSWORD@host``), anywhere.
 
 Masked values show as ``(sensitive)``. The texts of all known secret values (the spec's, and
