@@ -189,7 +189,7 @@ def drift_report(
 
 def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     stack = loaded.spec.stack
-    mask = Masker(loaded)
+    mask = Masker(loaded, plan)
     findings: list[DriftFinding] = []
     for action in plan.actions:
         if action.kind == "create":
