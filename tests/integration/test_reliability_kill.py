@@ -100,10 +100,6 @@ EXPECTED_B = {
 }
 
 LB_CREATING = r"^loadbalancer\.\S+: creating\.\.\.$"
-ROLLING_REASON = (
-    "issue 15 item 1: killed mid-rollout, the next apply's plan holds only the load balancer's "
-    "reload; it exits 0 while the services it did not touch still roll"
-)
 CREATE_POINTS = [
     KillPoint("create: plan shown, lock held", r"^Plan: "),
     KillPoint("create: node update started", r"^node\.\S+: updating\.\.\.$"),
@@ -134,13 +130,8 @@ DESTROY_POINTS = [
     KillPoint("destroy: first service removed", r"^service\.\S+: removed in "),
     KillPoint("destroy: load balancer removed", r"^loadbalancer\.\S+: removed in "),
 ]
-# Known to fail even once the lock is taken over (found by this suite; see the reason).
-KNOWN = {
-    name: pytest.mark.xfail(strict=True, reason=ROLLING_REASON)
-    for name in ("update: rolling, first look", "update: rolling, mid-way", "update: rolling, late")
-}
 POINTS = [
-    pytest.param(scenario, point, id=point.name, marks=KNOWN.get(point.name, ()))
+    pytest.param(scenario, point, id=point.name)
     for scenario, points in (
         ("create", CREATE_POINTS),
         ("update", UPDATE_POINTS),
