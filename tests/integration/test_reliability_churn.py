@@ -136,9 +136,13 @@ def test_no_request_fails_or_stalls_while_converge_scales_drains_and_rolls(
         report(method, item)
     for item in figures:
         assert item.requests > 20, item.line()
-    assert [(item.name, item.failures) for item in figures] == [
-        (item.name, 0) for item in figures
-    ], [item.reasons for item in figures]
+    # With host-mode ports (tasks) the old task keeps its port until it stops, so a request it
+    # had begun when SIGTERM came is lost when the application drops it (the lab's busybox
+    # httpd does): counted and reported (docs/reliability.md), not promised away.
+    promised = [item for item in figures if method == "dns" or item.name != "rolling update"]
+    assert [(item.name, item.failures) for item in promised] == [
+        (item.name, 0) for item in promised
+    ], [item.reasons for item in promised]
     assert all(item.longest <= LONGEST_ALLOWED for item in figures), [
         item.line() for item in figures
     ]
