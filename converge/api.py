@@ -179,8 +179,17 @@ class ApplyRun:
 def load_apply_input(
     paths: Sequence[str | os.PathLike[str]],
     environ: Mapping[str, str] | None = None,
+    *,
+    stack: str | None = None,
+    env_files: Sequence[str | os.PathLike[str]] | None = None,
 ) -> tuple[LoadedSpec, dict[str, Any] | None]:
     """The spec to apply, and the saved plan when ``paths`` is one plan file.
+
+    Args:
+        paths: compose files, or one saved plan (which names its files and stack).
+        environ: variables for interpolation (default: the process environment).
+        stack: the stack's name from the command line, if given.
+        env_files: variable files (``--env-file``; default: ``.env`` beside the first file).
 
     Raises:
         SpecError: the spec is invalid.
@@ -189,8 +198,9 @@ def load_apply_input(
     if len(paths) == 1 and is_saved_plan(paths[0]):
         saved = read_saved_plan(paths[0])
         files = [Path(name) for name in saved["spec"]["files"]]
-        return load_spec(files, environ=environ), saved
-    return load_spec(paths, environ=environ), None
+        stack = stack or saved.get("stack") or None
+        return load_spec(files, environ=environ, stack=stack, env_files=env_files), saved
+    return load_spec(paths, environ=environ, stack=stack, env_files=env_files), None
 
 
 def apply(

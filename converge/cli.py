@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -45,16 +46,68 @@ app = typer.Typer(
 )
 
 SpecFiles = Annotated[
-    list[Path],
+    list[str] | None,
     typer.Argument(
-        help="Spec files; several are merged in order, later ones winning.",
+        help="[FILE]... [STACK]: compose files (or use -c), and the stack's name (default: the "
+        "file's x-converge.stack or name).",
+        show_default=False,
+    ),
+]
+ComposeFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--compose-file",
+        "-c",
+        help="A compose file, as docker stack deploy -c; several merge in order.",
+        show_default=False,
+    ),
+]
+EnvFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--env-file",
+        help="Variables for interpolation (default: .env beside the first file).",
         show_default=False,
     ),
 ]
 
 
-def _load(files: list[Path]) -> LoadedSpec:
-    loaded = load_spec(files)
+@dataclass(frozen=True)
+class SpecArguments:
+    """What the command line says to load: ``-c FILE... [STACK]`` or ``FILE... [STACK]``."""
+
+    files: list[Path]
+    stack: str | None
+    env_files: list[Path] | None
+
+
+def _arguments(
+    arguments: list[str] | None, compose: list[Path] | None, env_files: list[Path] | None
+) -> SpecArguments:
+    """Positional arguments are files (an existing path, or a name ending in .yml, .yaml or
+    .json) and at most one stack name, which a file name can never be."""
+    files, stacks = list(compose or []), []
+    for argument in arguments or []:
+        if Path(argument).exists() or argument.endswith((".yml", ".yaml", ".json")):
+            files.append(Path(argument))
+        else:
+            stacks.append(argument)
+    if len(stacks) > 1:
+        raise typer.BadParameter(
+            f"one stack at a time, got {', '.join(stacks)} (a file that does not exist?)",
+            param_hint="STACK",
+        )
+    if not files:
+        raise typer.BadParameter(
+            "no compose file given (-c docker-stack.yml)", param_hint="'-c' / FILE"
+        )
+    return SpecArguments(files, stacks[0] if stacks else None, env_files)
+
+
+def _load(given: SpecArguments, require_stack: bool = True) -> LoadedSpec:
+    loaded = load_spec(
+        given.files, stack=given.stack, env_files=given.env_files, require_stack=require_stack
+    )
     for warning in loaded.warnings:
         typer.echo(f"warning: {warning}", err=True)
     return loaded
@@ -64,7 +117,7 @@ def _summary(loaded: LoadedSpec) -> str:
     spec = loaded.spec
     counts = [
         (len(spec.nodes), "node"),
-        (len(spec.networks), "network"),
+        (len(spec.stack_networks()), "network"),
         (len(spec.volumes), "volume"),
         (len(spec.services), "service"),
     ]
@@ -76,21 +129,24 @@ def _summary(loaded: LoadedSpec) -> str:
 
 @app.command()
 def validate(
-    files: SpecFiles,
+    files: SpecFiles = None,
     merge: Annotated[
         bool,
         typer.Option("--merge", help="Validate the files merged in order, as plan and apply do."),
     ] = False,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
 ) -> None:
-    """Check spec files without touching any swarm: exit 0 when valid, 1 when not.
+    """Check compose files without touching any swarm: exit 0 when valid, 1 when not.
 
     Each file is checked on its own, unless --merge.
     """
-    groups = [files] if merge else [[file] for file in files]
+    given = _arguments(files, compose, env_file)
+    groups = [given.files] if merge else [[file] for file in given.files]
     failed = False
     for group in groups:
         try:
-            loaded = _load(group)
+            loaded = _load(SpecArguments(group, given.stack, given.env_files), require_stack=False)
         except SpecError as error:
             typer.echo(str(error), err=True)
             failed = True
@@ -138,7 +194,9 @@ def _console() -> Console:
 
 @app.command()
 def plan(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: ReportOutputOption = OutputFormat.text,
     out: Annotated[
         Path | None,
@@ -158,7 +216,7 @@ def plan(
     from converge.api import make_plan, save_plan
     from converge.engine import connect
 
-    loaded = _load(files)
+    loaded = _load(_arguments(files, compose, env_file))
     with connect(host) as engine:
         result = make_plan(loaded, engine, PlanOptions(prune=prune, rebalance=rebalance))
     if output is OutputFormat.json:
@@ -190,7 +248,7 @@ ApplyOutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help=
 
 
 def _run_apply(
-    files: list[Path],
+    given: SpecArguments,
     *,
     yes: bool,
     plan_options: PlanOptions,
@@ -207,7 +265,7 @@ def _run_apply(
     from converge.engine import connect
     from converge.executor import ApplyOptions, ApplyResult
 
-    loaded, saved = load_apply_input(files)
+    loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
     for warning in loaded.warnings:
         typer.echo(f"warning: {warning}", err=True)
     console = _console()
@@ -262,9 +320,15 @@ def _run_apply(
 @app.command()
 def apply(
     files: Annotated[
-        list[Path],
-        typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="[FILE]... [STACK]: compose files (or use -c), or one plan file saved by "
+            "'converge plan --out'; and the stack's name.",
+            show_default=False,
+        ),
+    ] = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     yes: YesOption = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
@@ -278,7 +342,7 @@ def apply(
 ) -> None:
     """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
     _run_apply(
-        files,
+        _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(prune=prune, rebalance=rebalance),
         timeout=timeout,
@@ -291,7 +355,9 @@ def apply(
 
 @app.command()
 def destroy(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     yes: YesOption = False,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -303,7 +369,7 @@ def destroy(
     Nodes keep their labels and availability; volumes and their data are kept.
     """
     _run_apply(
-        files,
+        _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(destroy=True),
         timeout=timeout,
@@ -317,7 +383,9 @@ def destroy(
 
 @app.command()
 def status(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: ApplyOutputOption = OutputFormat.text,
     host: HostOption = None,
 ) -> None:
@@ -325,7 +393,7 @@ def status(
     from converge.api import stack_status
     from converge.engine import connect
 
-    loaded = _load(files)
+    loaded = _load(_arguments(files, compose, env_file))
     with connect(host) as engine:
         report = stack_status(loaded.spec, engine)
     if output is OutputFormat.json:
@@ -361,7 +429,9 @@ class FailOnOption(StrEnum):
 
 @app.command()
 def drift(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: ReportOutputOption = OutputFormat.text,
     metrics_file: Annotated[
         Path | None,
@@ -388,7 +458,7 @@ def drift(
 
     started, stack = datetime.now(UTC), None
     try:
-        loaded = _load(files)
+        loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
         with connect(host) as engine:
             report = check_drift(loaded, engine)

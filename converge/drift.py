@@ -248,7 +248,7 @@ def _health_findings(
         address = f"service.{key}"
         if not item.exists:
             # Reported by sync too; it is also a service that does not run.
-            if declared.mode == "global" or declared.replicas != 0:
+            if declared.deploy.is_global or declared.deploy.replicas != 0:
                 name = object_name(spec.stack, key)
                 message = f"service {name} does not exist in the swarm: nothing runs"
                 findings.append(DriftFinding("health", address, name, "tasks", message))
@@ -314,7 +314,7 @@ def _service_statuses(
 
 
 def _declared_replicas(loaded: LoadedSpec, key: str) -> int:
-    declared = loaded.spec.services[key]
-    if declared.mode == "global":
+    deploy = loaded.spec.services[key].deploy
+    if deploy.is_global:
         return 0
-    return 1 if declared.replicas is None else declared.replicas
+    return 1 if deploy.replicas is None else deploy.replicas

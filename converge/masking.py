@@ -19,7 +19,11 @@ __all__ = ["MASK", "Masker", "scrub", "secret_texts"]
 MASK = "(sensitive)"
 
 # The spec's section that holds each kind of object, where its sensitive paths start.
-_SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "node": ("x-converge", "nodes"),
+    "network": ("networks",),
+    "service": ("services",),
+}
 
 # Shorter secrets are masked by their path only: hunting them in every value would mask noise.
 _MIN_SECRET_TEXT = 4
@@ -72,7 +76,7 @@ class Masker:
         section = _SECTIONS.get(action.object_kind)
         if section is None:
             return value
-        full: FieldPath = (section, action.key, *path)
+        full: FieldPath = (*section, action.key, *path)
         if loaded.is_sensitive(full):
             return MASK
         if isinstance(value, dict):

@@ -26,8 +26,8 @@ from converge.state import ObservedState
 
 __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
-# Changes the engine cannot make in place.
-_SERVICE_REPLACE_FIELDS = frozenset({"mode"})
+# Changes the engine cannot make in place (a service's mode: replicated, global, jobs).
+_SERVICE_REPLACE_FIELDS = frozenset({"deploy.mode"})
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _base_action(
 
 
 def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
-    current = observed.owned_networks().get(item.key)
+    current = observed.network_named(item.name)
     base = _base_action(item, Phase.NETWORKS, current.id if current else None, None)
     if item.status == "create":
         return [replace(base, kind="create", reason="not in the swarm yet")]
@@ -238,12 +238,12 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
         ]
     if item.status != "update":
         return []
-    fields = {change.path[0] for change in item.changes}
+    fields = {change.field for change in item.changes}
     forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
     if forced:
-        reason = "the engine cannot switch a service between replicated and global"
+        reason = "the engine cannot change a service's mode (replicated, global, job)"
         return [replace(base, kind="replace", reason=reason, forced_by=forced)]
-    if fields == {"replicas"}:
+    if fields == {"deploy.replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
 
@@ -255,13 +255,14 @@ def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action
     result: list[Action] = []
     for key, service in observed.owned_services().items():
         declared = spec.services.get(key)
-        if key in touched or declared is None or declared.mode != "replicated":
+        if key in touched or declared is None or declared.deploy.mode != "replicated":
             continue
         eligible = [
             node.hostname
             for node in facts.values()
             if all(
-                evaluate_constraint(c, node) is not False for c in declared.placement.constraints
+                evaluate_constraint(c, node) is not False
+                for c in declared.deploy.placement.constraints
             )
         ]
         if len(eligible) < 2:
@@ -322,9 +323,9 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding
     every_ready = _resulting_nodes(spec, observed, active_only=False)
     findings: list[PlanFinding] = []
     for key, service in spec.services.items():
-        if service.mode == "replicated" and service.replicas == 0:
+        if not service.deploy.is_global and service.deploy.replicas == 0:
             continue
-        constraints = service.placement.constraints
+        constraints = service.deploy.placement.constraints
 
         def runnable(node: NodeFacts, constraints: tuple[str, ...] = constraints) -> bool:
             return all(evaluate_constraint(c, node) is not False for c in constraints)
@@ -378,11 +379,11 @@ def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
         for port in service.published_ports
     }
     return [
-        PortCollision(key, port.published, port.protocol, owner)
+        PortCollision(key, port.published, port.effective_protocol, owner)
         for key, service in spec.services.items()
         for port in service.ports
         if port.published is not None
-        and (owner := taken.get((port.published, port.protocol))) is not None
+        and (owner := taken.get((port.published, port.effective_protocol))) is not None
     ]
 
 

@@ -157,6 +157,7 @@ def test_a_failed_network_create_skips_the_services_phase() -> None:
     done = outcomes(result)
     assert sorted(done[address] for address in done if address.startswith("network.")) == [
         "created",
+        "created",
         "failed",
     ]
     services = {address: done[address] for address in done if address.startswith("service.")}
@@ -168,7 +169,7 @@ def test_a_failed_network_create_skips_the_services_phase() -> None:
         if outcome.outcome == "skipped"
     )
     assert swarm.services() == []
-    assert result.write_calls == 2
+    assert result.write_calls == 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from converge.loader import load_spec_text
 from converge.masking import MASK, Masker, scrub, secret_texts
 
 SPEC = """\
-version: 1
-stack: shop
+x-converge:
+  stack: shop
 services:
   web:
     image: nginx
     command: [serve, --token, '${TOKEN}']
-    env: {TOKEN: '${TOKEN}', MODE: web, PIN: '${PIN}'}
+    environment: {TOKEN: '${TOKEN}', MODE: web, PIN: '${PIN}'}
 """
 TOKEN = "t0ken-value"
 LOADED = load_spec_text(SPEC, "spec.yml", environ={"TOKEN": TOKEN, "PIN": "42"})
@@ -34,10 +34,14 @@ def test_text_is_scrubbed_wherever_a_secret_shows() -> None:
 def test_values_are_masked_by_path_and_by_content() -> None:
     masker = Masker(LOADED)
     env = {"TOKEN": TOKEN, "MODE": "web", "PIN": "42"}
-    assert masker.value(ACTION, ("env",), env) == {"TOKEN": MASK, "MODE": "web", "PIN": MASK}
+    assert masker.value(ACTION, ("environment",), env) == {
+        "TOKEN": MASK,
+        "MODE": "web",
+        "PIN": MASK,
+    }
     assert masker.value(ACTION, ("command",), ["serve", "--token", TOKEN]) == MASK
     assert masker.value(ACTION, ("image",), "nginx") == "nginx"
-    assert masker.value(ACTION, ("env", "PIN"), None) is None
+    assert masker.value(ACTION, ("environment", "PIN"), None) is None
 
 
 def test_an_action_is_masked_on_both_sides_of_each_change() -> None:
@@ -48,12 +52,15 @@ def test_an_action_is_masked_on_both_sides_of_each_change() -> None:
         "web",
         "shop_web",
         "settings differ",
-        (FieldChange(("env", "TOKEN"), "old-value", TOKEN), FieldChange(("replicas",), 1, 2)),
+        (
+            FieldChange(("environment", "TOKEN"), "old-value", TOKEN),
+            FieldChange(("deploy", "replicas"), 1, 2),
+        ),
     )
     masked = Masker(LOADED).action(action)
     assert masked.changes == (
-        FieldChange(("env", "TOKEN"), MASK, MASK),
-        FieldChange(("replicas",), 1, 2),
+        FieldChange(("environment", "TOKEN"), MASK, MASK),
+        FieldChange(("deploy", "replicas"), 1, 2),
     )
     assert TOKEN not in masked.description
     assert masked.address == action.address
