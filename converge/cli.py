@@ -309,7 +309,7 @@ def _run_apply(
         typer.echo(f"{verb} cancelled; nothing was changed.", err=True)
         raise typer.Exit(1)
     if as_json:
-        typer.echo(apply_json(result, run.plan.plan))
+        typer.echo(apply_json(result, run.plan.plan, run.plan.loaded))
     elif run.status == "applied":
         console.print(apply_summary_line(run.plan.plan, verb))
     if not run.ok:

@@ -82,7 +82,11 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class SpecIdentity:
-    """Which spec was checked: its files, a sha256 of their contents, and its git commit."""
+    """Which spec was checked: its files, its digest and its git commit.
+
+    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, the sha256 of the spec after
+    interpolation, the same value a plan document shows.
+    """
 
     files: tuple[str, ...]
     digest: str
@@ -146,6 +150,7 @@ def drift_report(
     observation it was made from.
 
     Args:
+        plan: as ``converge.api.make_plan`` makes it; its ``spec_digest`` identifies the spec.
         checked_at: when the swarm was observed (timezone-aware).
         duration: seconds the check took.
         git_commit, git_dirty: the spec's git commit, and whether its files differ from it.
@@ -161,7 +166,7 @@ def drift_report(
         stack=loaded.spec.stack,
         checked_at=checked_at,
         duration=duration,
-        spec=SpecIdentity(loaded.files, loaded.digest, git_commit, git_dirty),
+        spec=SpecIdentity(loaded.files, plan.spec_digest, git_commit, git_dirty),
         findings=findings,
         services=_service_statuses(loaded, health, findings),
         nodes_not_ready=tuple(node.hostname for node in nodes_not_ready(observed)),

@@ -16,12 +16,12 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import docker
-import docker.context
-import docker.context.config
 import docker.errors
+import docker.tls
 import docker.utils
 import requests
 
+from converge.contexts import DEFAULT_CONTEXT, current_context_name, load_context
 from converge.errors import (
     AlreadyExistsError,
     EngineError,
@@ -342,6 +342,11 @@ def resolve_endpoint(
 ) -> Endpoint:
     """Which engine the docker CLI would talk to with these flags and this environment.
 
+    Args:
+        environ: where ``DOCKER_HOST`` and ``DOCKER_CONTEXT`` are read (default: the process
+            environment); the docker CLI's contexts are found through the process environment
+            (``converge.contexts``).
+
     Raises:
         EngineError: both a host and a context were given, or the context does not exist.
     """
@@ -356,13 +361,13 @@ def resolve_endpoint(
     if context is None and environ.get("DOCKER_CONTEXT"):
         context, source = environ["DOCKER_CONTEXT"], "DOCKER_CONTEXT"
     if context is None:
-        context, source = docker.context.config.get_current_context_name(), "docker context use"
-    if context == "default":
+        context, source = current_context_name(), "docker context use"
+    if context == DEFAULT_CONTEXT:
         return Endpoint(_DEFAULT_ADDRESS, "default")
-    found = docker.context.ContextAPI.get_context(context)
-    if found is None or not found.Host:
+    found = load_context(context)
+    if found is None:
         raise EngineError(f"docker context {context!r} ({source}) does not exist")
-    return Endpoint(found.Host, f"context {context} ({source})", context)
+    return Endpoint(found.host, f"context {context} ({source})", context)
 
 
 def _ssh_host_as_written(client: docker.APIClient, address: str) -> None:
@@ -393,10 +398,16 @@ def connect(
             environment = {**os.environ, "DOCKER_HOST": endpoint.address}
             settings = docker.utils.kwargs_from_env(environment=environment)
         else:
-            found = docker.context.ContextAPI.get_context(endpoint.context)
+            found = load_context(endpoint.context)
             settings = {"base_url": endpoint.address}
-            if found is not None and found.TLSConfig is not None:
-                settings["tls"] = found.TLSConfig
+            if found is not None and found.uses_tls:
+                settings["tls"] = docker.tls.TLSConfig(
+                    client_cert=(str(found.client_cert), str(found.client_key))
+                    if found.client_cert and found.client_key
+                    else None,
+                    ca_cert=str(found.ca_cert) if found.ca_cert else None,
+                    verify=not found.skip_tls_verify,
+                )
         client = docker.APIClient(
             version=API_VERSION, timeout=int(timeout), use_ssh_client=True, **settings
         )

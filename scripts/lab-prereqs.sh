@@ -7,6 +7,8 @@
 #   iproute2        ip (bridge, veth, network namespaces)
 #   iptables        the rules that keep lab traffic on the machine
 #   util-linux      nsenter, unshare, setsid (normally already there)
+#   openssh-server  sshd, started by the integration tests on a lab address for ssh:// engines
+#   openssh-client  ssh, which converge (docker-py) runs for ssh:// engines
 set -eu
 
 needed=""
@@ -19,6 +21,8 @@ have haproxy || [ -x /usr/sbin/haproxy ] || needed="$needed haproxy"
 have ip || [ -x /usr/sbin/ip ] || needed="$needed iproute2"
 have iptables || [ -x /usr/sbin/iptables ] || needed="$needed iptables"
 have nsenter && have unshare && have setsid || needed="$needed util-linux"
+have sshd || [ -x /usr/sbin/sshd ] || needed="$needed openssh-server"
+have ssh || needed="$needed openssh-client"
 
 if [ -z "$needed" ]; then
     echo "lab prerequisites already installed"

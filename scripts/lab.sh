@@ -11,4 +11,5 @@ export DOCKER_HOST
 .venv/bin/converge apply specs/exampleapp-lab.yml --yes
 .venv/bin/converge plan specs/exampleapp-lab.yml --detailed-exitcode
 echo
-echo "The lab runs. Try:  eval \"\$(.venv/bin/converge lab env)\" && docker node ls"
+echo "The lab runs. converge is .venv/bin/converge; put it on PATH with:  . .venv/bin/activate"
+echo "Then try:  eval \"\$(converge lab env)\" && docker node ls && converge status specs/exampleapp-lab.yml"

@@ -13,4 +13,9 @@ if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv
     }
 fi
+# The distribution was called "converge" until it became converge-swarm: a venv made before then
+# still holds it, with its claim on bin/converge; remove it before installing the new one.
+if .venv/bin/python -m pip show converge >/dev/null 2>&1; then
+    .venv/bin/python -m pip uninstall --quiet --yes converge
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, the unit tests on
-# the lowest allowed dependencies, then every test (unit and integration, on a lab swarm that this
-# run starts and removes itself) on the newest.
+# the lowest allowed dependencies, then the wheel is built and every test runs on the newest
+# (unit, the wheel installed into a fresh venv, and integration, on a lab swarm that this run
+# starts and removes itself).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/lab-prereqs.sh
@@ -10,6 +11,9 @@ sh scripts/setup-venv.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy converge
 sh scripts/test-lowest.sh
+# The wheel a release would publish; tests/unit/test_wheel.py installs it into a fresh venv.
+CONVERGE_WHEEL="$(pwd)/$(sh scripts/build-wheel.sh)"
+export CONVERGE_WHEEL
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
 # pytest's 5 means no test ran: that is a failure here, never a pass.

@@ -5,7 +5,12 @@ every format of it (text with rich markup, JSON, Markdown) comes from the same d
 masked below them, in ``converge.masking``.
 """
 
-from converge.render.apply import apply_document, apply_json, apply_summary_line
+from converge.render.apply import (
+    APPLY_FORMAT_VERSION,
+    apply_document,
+    apply_json,
+    apply_summary_line,
+)
 from converge.render.drift import (
     DRIFT_FORMAT_VERSION,
     report_document,
@@ -23,10 +28,17 @@ from converge.render.plan import (
     summary_line,
 )
 from converge.render.progress import ProgressReporter
-from converge.render.status import status_json, status_text
+from converge.render.status import (
+    STATUS_FORMAT_VERSION,
+    status_document,
+    status_json,
+    status_text,
+)
 
 __all__ = [
+    "APPLY_FORMAT_VERSION",
     "DRIFT_FORMAT_VERSION",
+    "STATUS_FORMAT_VERSION",
     "ProgressReporter",
     "apply_document",
     "apply_json",
@@ -41,6 +53,7 @@ __all__ = [
     "report_markdown",
     "report_metrics",
     "report_text",
+    "status_document",
     "status_json",
     "status_line",
     "status_text",

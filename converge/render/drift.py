@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from converge.render._markdown import markdown_cell
+from converge.version import converge_version
 
 if TYPE_CHECKING:
     # Types only: converge.drift imports the plan renderer (a cycle) and the executor (docker).
@@ -34,9 +35,11 @@ def _timestamp(moment: datetime) -> str:
 
 
 def report_document(report: DriftReport) -> dict[str, Any]:
-    """The report as a JSON-ready document (``format_version`` first)."""
+    """The report as a JSON-ready document (``format_version`` first;
+    docs/schemas/drift.schema.json)."""
     return {
         "format_version": DRIFT_FORMAT_VERSION,
+        "converge_version": converge_version(),
         "checked_at": _timestamp(report.checked_at),
         "duration_seconds": round(report.duration, 3),
         "stack": report.stack,

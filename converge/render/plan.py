@@ -17,6 +17,7 @@ from converge.diff import FieldChange
 from converge.loader import LoadedSpec
 from converge.masking import Masker
 from converge.render._markdown import markdown_cell
+from converge.version import converge_version
 
 __all__ = [
     "plan_document",
@@ -107,10 +108,14 @@ def _change_json(masker: Masker, action: Action, change: FieldChange) -> dict[st
 
 
 def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any]:
-    """The plan as a JSON-ready document (``format_version`` first)."""
+    """The plan as a JSON-ready document (``format_version`` first; docs/schemas/plan.schema.json).
+
+    ``spec.digest`` is the plan's ``spec_digest``: ``converge.api.resolved_spec_hash``.
+    """
     masker = Masker(loaded)
     return {
         "format_version": PLAN_FORMAT_VERSION,
+        "converge_version": converge_version(),
         "stack": plan.stack,
         "spec": {"files": list(plan.spec_files), "digest": plan.spec_digest},
         "changes": plan.has_changes,

@@ -1,4 +1,4 @@
-"""Renderers for ``converge status``: text and JSON, from the document ``stack_status`` returns.
+"""Renderers for ``converge status``: text and JSON, from the report ``stack_status`` returns.
 
 No decisions here.
 """
@@ -11,7 +11,11 @@ from typing import Any
 
 from rich.markup import escape
 
-__all__ = ["status_json", "status_text"]
+from converge.version import converge_version
+
+__all__ = ["STATUS_FORMAT_VERSION", "status_document", "status_json", "status_text"]
+
+STATUS_FORMAT_VERSION = "1.0"
 
 
 def status_text(report: Mapping[str, Any]) -> str:
@@ -37,6 +41,16 @@ def status_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def status_document(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report as a JSON-ready document (``format_version`` first;
+    docs/schemas/status.schema.json)."""
+    return {
+        "format_version": STATUS_FORMAT_VERSION,
+        "converge_version": converge_version(),
+        **report,
+    }
+
+
 def status_json(report: Mapping[str, Any]) -> str:
-    """The status document as indented JSON."""
-    return json.dumps(report, indent=2)
+    """``status_document`` as indented JSON."""
+    return json.dumps(status_document(report), indent=2)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from converge.api import resolved_spec_hash
 from converge.diff import diff
 from converge.drift import DriftReport, drift_report
 from converge.loader import load_spec_text
@@ -29,6 +30,7 @@ from converge.render import (
     report_markdown,
     report_text,
 )
+from tests.document_schemas import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
@@ -57,10 +59,18 @@ def check(
         services=engine["services"],
         tasks=engine["tasks"],
     )
-    planned = plan(loaded.spec, diff(loaded.spec, observed), observed)
-    return drift_report(
+    planned = plan(
+        loaded.spec,
+        diff(loaded.spec, observed),
+        observed,
+        spec_digest=resolved_spec_hash(loaded),
+        spec_files=loaded.files,
+    )
+    report = drift_report(
         loaded, planned, observed, checked_at=CHECKED_AT, duration=0.25, git_commit="abc123"
     )
+    assert_valid("drift", report_document(report))  # every case's document fits the schema
+    return report
 
 
 def service(engine: Engine, name: str) -> dict[str, Any]:
@@ -343,6 +353,10 @@ def test_json_document_identifies_the_check_and_each_finding() -> None:
         "git_commit": "abc123",
         "git_dirty": None,
     }
+    # The same digest as the plan's: the resolved spec's sha256, not the files' bytes.
+    assert document["spec"]["digest"] == resolved_spec_hash(
+        load_spec_text(BASE_SPEC, "spec.yml", environ={"DB_PASSWORD": SECRET})
+    )
     assert re.fullmatch(r"[0-9a-f]{64}", document["spec"]["digest"])
     # three tasks still run where two are wanted: not a health problem
     assert (document["in_sync"], document["healthy"]) == (False, True)

@@ -28,12 +28,14 @@ from typing import Any
 import pytest
 
 from converge.actions import Phase
+from converge.api import resolved_spec_hash
 from converge.diff import diff
 from converge.loader import LoadedSpec, load_spec
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
 from converge.render import plan_document, summary_line
 from converge.state import ObservedState
+from tests.document_schemas import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANS = ROOT / "tests" / "fixtures" / "plans"
@@ -92,8 +94,16 @@ def run_case(case: Path) -> tuple[LoadedSpec, ObservedState, dict[str, Any]]:
         if options_file.exists()
         else PlanOptions()
     )
-    result = plan(loaded.spec, diff(loaded.spec, observed), observed, options)
+    result = plan(
+        loaded.spec,
+        diff(loaded.spec, observed),
+        observed,
+        options,
+        spec_digest=resolved_spec_hash(loaded),
+        spec_files=loaded.files,
+    )
     rendered = json.loads(json.dumps(plan_document(result, loaded), default=str))
+    assert_valid("plan", rendered)
     return loaded, observed, {"summary": summary_line(result), **_essentials(rendered)}
 
 

@@ -7,11 +7,18 @@ import json
 
 from rich.console import Console
 
-from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan
+from converge import __version__
+from converge.actions import Action, Phase, Plan
 from converge.diff import FieldChange
 from converge.executor import ActionOutcome, ApplyResult
 from converge.health import ServiceHealth
-from converge.render import ProgressReporter, apply_document, apply_json, apply_summary_line
+from converge.render import (
+    APPLY_FORMAT_VERSION,
+    ProgressReporter,
+    apply_document,
+    apply_json,
+    apply_summary_line,
+)
 
 NETWORK = Action(Phase.NETWORKS, "create", "network", "backend", "shop_backend", "not in swarm")
 WEB = Action(
@@ -37,9 +44,10 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
         error="service.web: no suitable node",
         write_calls=2,
     )
-    document = apply_document(result, PLAN)
+    document = apply_document(result, PLAN, None)
     assert document == {
-        "format_version": PLAN_FORMAT_VERSION,
+        "format_version": APPLY_FORMAT_VERSION,
+        "converge_version": __version__,
         "stack": "shop",
         "ok": False,
         "error": "service.web: no suitable node",
@@ -69,13 +77,14 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
         ],
     }
     assert next(iter(document)) == "format_version"
-    assert apply_json(result, PLAN) == json.dumps(document, indent=2)
+    assert apply_json(result, PLAN, None) == json.dumps(document, indent=2)
 
 
 def test_a_plan_without_actions_is_an_empty_ok_result() -> None:
-    assert apply_json(ApplyResult("shop", ()), Plan("shop")) == (
-        '{\n  "format_version": "1.0",\n  "stack": "shop",\n  "ok": true,\n  "error": null,\n'
-        '  "write_calls": 0,\n  "actions": []\n}'
+    assert apply_json(ApplyResult("shop", ()), Plan("shop"), None) == (
+        '{\n  "format_version": "1.0",\n  "converge_version": "' + __version__ + '",\n'
+        '  "stack": "shop",\n  "ok": true,\n  "error": null,\n  "write_calls": 0,\n'
+        '  "actions": []\n}'
     )
 
 
@@ -124,3 +133,33 @@ def test_quiet_progress_prints_nothing() -> None:
     reporter.waiting([ServiceHealth("web", "shop_web", True, 1, 5, "updating", False)])
     reporter.stop()
     assert buffer.getvalue() == ""
+
+
+def test_the_document_shows_no_secret_old_or_new() -> None:
+    from test_drift_report import BASE_SPEC, RECORDING
+
+    from converge.diff import diff
+    from converge.loader import load_spec_text
+    from converge.observe import state_from_engine_json
+    from converge.planner import plan
+
+    new = "NEW-secret-value"
+    loaded = load_spec_text(BASE_SPEC, "spec.yml", environ={"DB_PASSWORD": new})
+    observed = state_from_engine_json(
+        loaded.spec.stack,
+        RECORDING["manager"],
+        nodes=RECORDING["nodes"],
+        networks=RECORDING["networks"],
+        services=RECORDING["services"],
+        tasks=RECORDING["tasks"],
+    )
+    planned = plan(loaded.spec, diff(loaded.spec, observed), observed)
+    [action] = planned.actions
+    assert new in action.description  # what would leak
+    failed = ActionOutcome(action.address, action.kind, "failed", f"engine refused {new}")
+    result = ApplyResult(planned.stack, (failed,), error=f"service.db: {new}")
+
+    text = apply_json(result, planned, loaded)
+    assert new not in text
+    assert "s3cret-fixture-password" not in text  # the swarm's, before
+    assert "env.DB_PASSWORD (sensitive) -> (sensitive)" in text

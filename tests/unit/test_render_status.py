@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from converge.render import status_json, status_text
+from converge import __version__
+from converge.render import STATUS_FORMAT_VERSION, status_document, status_json, status_text
 
 REPORT: dict[str, Any] = {
     "stack": "shop",
@@ -55,6 +56,12 @@ def test_a_stack_with_nothing_to_show_renders_nothing() -> None:
     assert status_text({"stack": "shop", "services": [], "missing": []}) == ""
 
 
-def test_status_json_is_the_document() -> None:
-    assert json.loads(status_json(REPORT)) == REPORT
-    assert status_json(REPORT) == json.dumps(REPORT, indent=2)
+def test_status_json_is_the_report_with_its_versions_first() -> None:
+    document = status_document(REPORT)
+    assert list(document)[:2] == ["format_version", "converge_version"]
+    assert document == {
+        "format_version": STATUS_FORMAT_VERSION,
+        "converge_version": __version__,
+        **REPORT,
+    }
+    assert status_json(REPORT) == json.dumps(document, indent=2)

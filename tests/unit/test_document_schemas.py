@@ -1,0 +1,97 @@
+"""The JSON Schemas under docs/schemas/ describe what the renderers produce.
+
+Every plan fixture (tests/unit/test_planner.py) and every drift case
+(tests/unit/test_drift_report.py) is checked against its schema where it is built; here: the
+schemas themselves, status and apply documents from the fake swarm, and that a wrong document
+is caught.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, cast
+
+import pytest
+from fake_engine import FakeClock, FakeSwarm
+from jsonschema import Draft202012Validator
+from test_planner import BASE_SPEC, ENVIRON
+from test_render_status import REPORT
+
+from converge import __version__
+from converge.api import ApplyRequest, apply, load_apply_input, make_plan, stack_status
+from converge.engine import Engine
+from converge.executor import ApplyOptions
+from converge.render import apply_document, plan_document, status_document
+from tests.document_schemas import KINDS, SCHEMAS, assert_valid, validator
+
+FAST = ApplyOptions(clock=FakeClock(), poll_interval=0.01, timeout=5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_schema_is_a_valid_draft_2020_12_schema(kind: str) -> None:
+    schema = validator(kind).schema
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert {"format_version", "converge_version"} <= set(schema["required"])
+
+
+def test_every_schema_file_is_one_of_the_documents() -> None:
+    assert sorted(path.name for path in SCHEMAS.iterdir()) == sorted(
+        f"{kind}.schema.json" for kind in KINDS
+    )
+
+
+def test_status_documents_fit_the_schema() -> None:
+    assert_valid("status", status_document(REPORT))
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    swarm = FakeSwarm.recorded("fxrec")
+    document = status_document(stack_status(loaded.spec, cast(Engine, swarm)))
+    assert document["services"], "the recorded stack has services"
+    assert_valid("status", document)
+    # A stack not deployed yet: every service missing.
+    empty = status_document(stack_status(loaded.spec, cast(Engine, FakeSwarm.recorded("empty"))))
+    assert empty["missing"]
+    assert_valid("status", empty)
+
+
+def test_apply_documents_fit_the_schema_applied_and_failed() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    run = apply(loaded, cast(Engine, FakeSwarm.recorded("empty")), ApplyRequest(apply_options=FAST))
+    assert run.result is not None
+    assert run.result.ok
+    applied = apply_document(run.result, run.plan.plan, loaded)
+    assert applied["actions"]
+    assert_valid("apply", applied)
+
+    swarm = FakeSwarm.recorded("empty")
+    swarm.fail_next("create_network", explanation="network plugin not found")
+    failed = apply(loaded, cast(Engine, swarm), ApplyRequest(apply_options=FAST))
+    assert failed.result is not None
+    assert not failed.result.ok
+    document = apply_document(failed.result, failed.plan.plan, loaded)
+    assert {"failed", "skipped"} <= {action["outcome"] for action in document["actions"]}
+    assert_valid("apply", document)
+
+
+def test_a_document_that_strays_from_its_schema_is_caught() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    result = make_plan(loaded, cast(Engine, FakeSwarm.recorded("fxrec")))
+    good = plan_document(result.plan, loaded)
+    assert good["converge_version"] == __version__
+    assert_valid("plan", good)
+
+    def broken(change: Any) -> dict[str, Any]:
+        document = copy.deepcopy(good)
+        change(document)
+        return document
+
+    wrong = [
+        broken(lambda d: d.pop("converge_version")),
+        broken(lambda d: d.update(undocumented=1)),
+        broken(lambda d: d["spec"].update(digest="not-a-sha256")),
+        broken(lambda d: d.update(format_version="2.0")),
+        broken(lambda d: d["summary"].update(add=-1)),
+    ]
+    for document in wrong:
+        with pytest.raises(AssertionError, match="does not fit"):
+            assert_valid("plan", document)
