@@ -28,7 +28,7 @@ WEB = Action(
     "web",
     "shop_web",
     "only the replica count differs",
-    (FieldChange(("replicas",), 3, 5),),
+    (FieldChange(("deploy", "replicas"), 3, 5),),
 )
 OLD = Action(Phase.PRUNE_SERVICES, "remove", "service", "old", "shop_old", "not in the spec")
 PLAN = Plan("shop", (NETWORK, WEB, OLD))
@@ -63,7 +63,7 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
             {
                 "address": "service.web",
                 "kind": "scale",
-                "description": "~ service shop_web: replicas 3 -> 5",
+                "description": "~ service shop_web: deploy.replicas 3 -> 5",
                 "outcome": "failed",
                 "message": "no suitable node",
             },
@@ -116,7 +116,7 @@ def test_progress_off_a_terminal_prints_each_event_and_each_new_waiting_line() -
         events.action_started(OLD)
         events.action_finished(ActionOutcome("service.old", "remove", "failed", "in [bold]use"))
     assert buffer.getvalue().splitlines() == [
-        "~ service shop_web: replicas 3 -> 5 ...",
+        "~ service shop_web: deploy.replicas 3 -> 5 ...",
         "scaled service.web",
         "waiting: shop_web 1/5 (updating), shop_db 1/1 ok",
         "waiting: shop_web 5/5 ok",
@@ -162,4 +162,4 @@ def test_the_document_shows_no_secret_old_or_new() -> None:
     text = apply_json(result, planned, loaded)
     assert new not in text
     assert "s3cret-fixture-password" not in text  # the swarm's, before
-    assert "env.DB_PASSWORD (sensitive) -> (sensitive)" in text
+    assert "environment.DB_PASSWORD (sensitive) -> (sensitive)" in text
