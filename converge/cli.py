@@ -124,7 +124,8 @@ def _summary(loaded: LoadedSpec) -> str:
     parts = [f"{count} {noun}{'' if count == 1 else 's'}" for count, noun in counts]
     if spec.loadbalancer is not None:
         parts.append("a load balancer")
-    return f"stack {spec.stack}: " + ", ".join(parts)
+    named = f"stack {spec.stack}" if spec.stack else "no stack named"
+    return f"{named}: " + ", ".join(parts)
 
 
 @app.command()

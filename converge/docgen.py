@@ -459,8 +459,9 @@ At the top level, `x-converge` holds:
 
 - `stack`: the stack's name. Optional: `converge plan -c FILE STACK` names it, as
   `docker stack deploy` does, and so may the file's top-level `name` (compose's project name,
-  which the command line overrides). A file whose `x-converge.stack` names another stack than
-  the command line, or files that name different stacks, are an error;
+  which `x-converge.stack` overrides). The command line's STACK wins over both, as with
+  docker stack deploy, with a warning when it differs from `x-converge.stack`; files that name
+  different stacks are an error, not a merge into the last one;
 - `nodes`: the swarm's nodes by hostname, with their role, availability and labels (placement
   constraints are checked against them before anything is written);
 - `loadbalancer`: an HAProxy container outside the swarm, in front of a service.

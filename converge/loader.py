@@ -956,6 +956,7 @@ def _load(
     assert merged is not None
     merged.data = strip_markers(merged.data)
     _check_stack_names(names, stack, problems)
+    warnings.extend(_stack_warning(names, stack))
     sensitive |= _resolve_environment(
         merged, first_file, working_dir, environment, problems, digest
     )
@@ -1005,9 +1006,9 @@ def _load(
 def _check_stack_names(
     names: Sequence[tuple[str, str, Position]], stack: str | None, problems: list[SpecProblem]
 ) -> None:
-    """Files that name different stacks are an error, not a merge into the last one; so is an
-    ``x-converge.stack`` that contradicts the command line (a top-level ``name``, compose's
-    project name, gives way to the command line, as with docker stack deploy)."""
+    """Files that name different stacks are an error, not a merge into the last one (a
+    top-level ``name``, compose's project name, gives way to ``x-converge.stack``). The
+    command line's STACK wins over both, as with docker stack deploy (see ``_stack_warning``)."""
     named = {name for where, name, _ in names if where == "x-converge.stack"}
     project = {name for where, name, _ in names if where == "name"}
     for where, name, position in names:
@@ -1023,16 +1024,17 @@ def _check_stack_names(
                     f"the files name different stacks: {name!r} here, {conflict!r} elsewhere",
                 )
             )
-        if stack is not None and where == "x-converge.stack" and name != stack:
-            problems.append(
-                SpecProblem(
-                    position.file,
-                    position.line,
-                    position.column,
-                    where,
-                    f"the file is for stack {name!r}, not {stack!r} as the command line says",
-                )
-            )
+
+
+def _stack_warning(names: Sequence[tuple[str, str, Position]], stack: str | None) -> list[str]:
+    """The command line's STACK deploys a file under another name than ``x-converge.stack``
+    says: allowed (a test or staging copy of a stack), and said."""
+    return [
+        f"{position.file}:{position.line}: {where}: the file names stack {name!r}; "
+        f"deploying it as stack {stack!r}, as the command line says"
+        for where, name, position in names
+        if stack is not None and where == "x-converge.stack" and name != stack
+    ]
 
 
 def _merge(base: _Document, override: _Document) -> _Document:

@@ -17,19 +17,21 @@ from converge.lock import acquire, read_lock
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
-    update_config: {{monitor: 1s}}
+    deploy:
+      replicas: 2
+      update_config: {{monitor: 1s}}
 {extra}
 """
 EXTRA_SERVICE = """
   worker:
     image: converge-lab/app:v1
-    update_config: {monitor: 1s}
+    deploy:
+      update_config: {monitor: 1s}
 """
 
 

@@ -274,11 +274,15 @@ def test_the_stack_comes_from_the_command_line_or_the_files(tmp_path: Path) -> N
     assert load_spec([named], environ={}).spec.stack == "project"
     # docker stack deploy -c F STACK: the command line wins over compose's project name ...
     assert load_spec([named], environ={}, stack="shop").spec.stack == "shop"
-    # ... but not over converge's own x-converge.stack, which says which stack a file is for.
+    # ... and over converge's own x-converge.stack, with a warning (a copy of a stack).
     ours = _write(tmp_path, "ours.yml", HEADER)
-    with pytest.raises(SpecError, match="the file is for stack 'shop', not 'blog'"):
-        load_spec([ours], environ={}, stack="blog")
-    assert load_spec([ours], environ={}, stack="shop").spec.stack == "shop"
+    copied = load_spec([ours], environ={}, stack="blog")
+    assert copied.spec.stack == "blog"
+    assert copied.warnings == (
+        f"{ours}:2: x-converge.stack: the file names stack 'shop'; deploying it as stack "
+        "'blog', as the command line says",
+    )
+    assert load_spec([ours], environ={}, stack="shop").warnings == ()
 
 
 def test_merge_order_matters(tmp_path: Path) -> None:
