@@ -42,8 +42,8 @@ CASES = [
     pytest.param(
         [TWO_FILES / "base.yml", TWO_FILES / "prod.yml"], TWO_FILES_VARIABLES, True, id="two-files"
     ),
-    # Its jobs cannot be placed (constraints no node meets), so converge's wait gives up; the
-    # services it created are what is compared.
+    # Jobs: converge does not wait for them yet (the jobs issue); the services it created are
+    # what is compared.
     pytest.param([FIXTURES / "everything.yml"], {}, False, id="everything"),
 ]
 
