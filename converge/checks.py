@@ -123,6 +123,12 @@ def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
                     ("services", name, kind),
                     f"{kind} are not supported by converge yet",
                 )
+        if service.healthcheck is not None and service.healthcheck.start_interval is not None:
+            yield (
+                ("services", name, "healthcheck", "start_interval"),
+                "start_interval needs Engine API 1.44 (Docker 25); converge speaks API 1.41, "
+                "where the engine ignores it",
+            )
         if service.credential_spec is not None and service.credential_spec.config:
             yield (
                 ("services", name, "credential_spec", "config"),

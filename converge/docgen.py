@@ -516,6 +516,8 @@ Where converge goes further, or stops short:
   with their own issue, and a stack is not deployed without them.
 - `depends_on` is ignored by both, for now; ordering comes with the jobs issue.
 - A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
+- `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
+  (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).
 
 """
 

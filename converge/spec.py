@@ -900,7 +900,9 @@ class HealthcheckSpec(Model):
     timeout: Duration | None = None
     retries: int | None = Field(default=None, ge=0, le=1000)
     start_period: Duration | None = None
-    start_interval: Duration | None = Field(default=None, description="Needs Engine API 1.44.")
+    start_interval: Duration | None = Field(
+        default=None, description="Needs Engine API 1.44: refused (converge speaks 1.41)."
+    )
     disable: bool = False
 
     @field_validator("test")

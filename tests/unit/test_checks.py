@@ -358,3 +358,14 @@ def test_secrets_and_configs_are_refused_until_converge_applies_them() -> None:
         (("services", "web", "secrets"), "secrets are not supported by converge yet"),
         (("services", "web", "configs"), "configs are not supported by converge yet"),
     ]
+
+
+def test_a_field_the_engine_api_converge_speaks_lacks_is_refused() -> None:
+    service = {"image": "a", "healthcheck": {"test": "true", "start_interval": "1s"}}
+    assert check_spec(_spec(services={"web": service})) == [
+        (
+            ("services", "web", "healthcheck", "start_interval"),
+            "start_interval needs Engine API 1.44 (Docker 25); converge speaks API 1.41, "
+            "where the engine ignores it",
+        )
+    ]
