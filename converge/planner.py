@@ -23,6 +23,7 @@ from converge.lb.config import (
 from converge.naming import object_name, spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
+from converge.targeting import target_plan
 
 __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
@@ -36,6 +37,8 @@ class PlanOptions:
     rebalance: bool = False
     destroy: bool = False
     """Remove every object of the stack instead of converging it (``converge destroy``)."""
+    targets: tuple[str, ...] = ()
+    """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
 
 
 def plan(
@@ -46,12 +49,17 @@ def plan(
     spec_digest: str = "",
     spec_files: tuple[str, ...] = (),
 ) -> Plan:
-    """Turn a diff into an ordered plan and check the swarm it would leave."""
+    """Turn a diff into an ordered plan and check the swarm it would leave.
+
+    Raises:
+        PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
+    """
     if options.destroy:
+        removals = _destroy_actions(observed)
         return Plan(
             stack=difference.stack,
-            actions=tuple(_destroy_actions(observed)),
-            versions=_versions(observed),
+            actions=tuple(removals),
+            versions=_versions(spec, observed, destroy=True),
             spec_digest=spec_digest,
             spec_files=spec_files,
         )
@@ -72,8 +80,8 @@ def plan(
                 PlanFinding(
                     "warning",
                     item.address,
-                    f"{item.name} is owned by stack {difference.stack} but no longer in the "
-                    "spec; --prune removes it",
+                    f"{item.name} is owned by stack {difference.stack} but no longer "
+                    "in the spec; --prune removes it",
                     "not_in_spec",
                     item.name,
                 )
@@ -82,6 +90,7 @@ def plan(
             continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed))
+    actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
@@ -93,14 +102,17 @@ def plan(
     findings.extend(_placement_findings(spec, observed))
     findings.extend(_port_findings(spec, observed))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
-    return Plan(
+    result = Plan(
         stack=difference.stack,
         actions=tuple(actions),
         findings=tuple(findings),
-        versions=_versions(observed),
+        versions=_versions(spec, observed),
         spec_digest=spec_digest,
         spec_files=spec_files,
     )
+    if options.targets:
+        result = target_plan(result, options.targets, spec, observed)
+    return result
 
 
 def _destroy_actions(observed: ObservedState) -> list[Action]:
@@ -136,8 +148,13 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
     )
 
 
-def _versions(observed: ObservedState) -> dict[str, int]:
-    versions = {f"node.{node.hostname}": node.version for node in observed.nodes}
+def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dict[str, int]:
+    """The versions a saved plan is checked against: the stack's services, and the nodes the
+    spec manages (only those: another stack's node changes must not make this plan stale)."""
+    managed = () if destroy else spec.nodes
+    versions = {
+        f"node.{node.hostname}": node.version for node in observed.nodes if node.hostname in managed
+    }
     versions.update(
         {f"service.{key}": service.version for key, service in observed.owned_services().items()}
     )
@@ -246,6 +263,43 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     if fields == {"deploy.replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
+
+
+_STUCK_UPDATES = {
+    "paused": "the last update was paused: re-apply resumes it",
+    "rollback_paused": "the rollback of the last update was paused: re-apply resumes it",
+    "rollback_completed": "the last update was rolled back: re-apply deploys the spec again",
+}
+"""Update states the engine never leaves by itself: only a new update moves the service on."""
+
+
+def _redrive_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Force-update services whose spec matches but whose last update is stuck.
+
+    After a node loss mid-update the engine keeps the update ``paused``; after a rollback the
+    service stays ``rollback_completed``. Neither changes until a new update, so without this
+    the plan would be empty while drift reports the service unhealthy for ever. A service with
+    another planned action needs none: any update starts afresh.
+    """
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    result: list[Action] = []
+    for key, service in observed.owned_services().items():
+        reason = _STUCK_UPDATES.get(service.update_state or "")
+        if key in touched or key not in spec.services or reason is None:
+            continue
+        result.append(
+            Action(
+                Phase.SERVICES,
+                "force",
+                "service",
+                key,
+                service.name,
+                reason,
+                observed_id=service.id,
+                observed_version=service.version,
+            )
+        )
+    return result
 
 
 def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:

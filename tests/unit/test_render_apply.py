@@ -102,29 +102,6 @@ def _console(buffer: io.StringIO) -> Console:
     return Console(file=buffer, highlight=False, soft_wrap=True, force_terminal=False)
 
 
-def test_progress_off_a_terminal_prints_each_event_and_each_new_waiting_line() -> None:
-    buffer = io.StringIO()
-    console = _console(buffer)
-    web = ServiceHealth("web", "shop_web", True, 1, 5, "updating", False)
-    with ProgressReporter(console) as reporter:
-        events = reporter.events()
-        events.action_started(WEB)
-        events.action_finished(ActionOutcome("service.web", "scale", "scaled"))
-        events.waiting([web, ServiceHealth("db", "shop_db", True, 1, 1, None, True)])
-        events.waiting([web, ServiceHealth("db", "shop_db", True, 1, 1, None, True)])
-        events.waiting([ServiceHealth("web", "shop_web", True, 5, 5, None, True)])
-        events.action_started(OLD)
-        events.action_finished(ActionOutcome("service.old", "remove", "failed", "in [bold]use"))
-    assert buffer.getvalue().splitlines() == [
-        "~ service shop_web: deploy.replicas 3 -> 5 ...",
-        "scaled service.web",
-        "waiting: shop_web 1/5 (updating), shop_db 1/1 ok",
-        "waiting: shop_web 5/5 ok",
-        "- service shop_old: remove ...",
-        "failed service.old: in [bold]use",
-    ]
-
-
 def test_quiet_progress_prints_nothing() -> None:
     buffer = io.StringIO()
     reporter = ProgressReporter(_console(buffer), quiet=True)
