@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ GOOD = ROOT / "tests" / "fixtures" / "specs" / "good"
 BAD = ROOT / "tests" / "fixtures" / "specs" / "bad"
 WHOLE_SPECS = sorted(
     [*(ROOT / "specs").glob("*.yml"), *GOOD.glob("*.yml"), GOOD / "override" / "1-base.yml"]
+)
+STACK_DEPLOY = ROOT / "tests" / "fixtures" / "stackdeploy"
+# Every compose file of the repository (scripts/check-schema.sh checks the same with ajv).
+COMPOSE_FILES = sorted(
+    {
+        *WHOLE_SPECS,
+        *(GOOD / "override").glob("*.yml"),
+        *STACK_DEPLOY.glob("*.yml"),
+        *(STACK_DEPLOY / "twofiles").glob("*.yml"),
+        ROOT / "tests" / "fixtures" / "recorded" / "fxrec.yml",
+    }
 )
 
 
@@ -66,7 +79,7 @@ def test_every_reference_resolves(validator: jsonschema.Draft202012Validator) ->
     assert names <= set(validator.schema["$defs"])
 
 
-@pytest.mark.parametrize("path", WHOLE_SPECS, ids=lambda path: path.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_the_schema_accepts_every_good_spec(
     path: Path, validator: jsonschema.Draft202012Validator
 ) -> None:
@@ -192,3 +205,28 @@ def test_specs_point_editors_at_the_schema(path: Path) -> None:
     assert first.startswith("# yaml-language-server: $schema=")
     target = (path.parent / first.split("$schema=", 1)[1]).resolve()
     assert target == COMMITTED
+
+
+AJV = ROOT / "scripts" / "schema-check"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (AJV / "node_modules" / "ajv").is_dir(),
+    reason="node and scripts/schema-check's packages (sh scripts/check-schema.sh installs them)",
+)
+def test_a_javascript_validator_accepts_every_compose_file_and_refuses_bad_ones(
+    tmp_path: Path,
+) -> None:
+    def ajv(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["node", str(AJV / "check.mjs"), str(COMMITTED), *map(str, files)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    accepted = ajv(*COMPOSE_FILES)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    for case in ("bad_enum_mode", "bad_port_string", "unknown_key_did_you_mean"):
+        assert ajv(BAD / f"{case}.yml").returncode == 1, case
