@@ -192,7 +192,7 @@ def test_concurrent_applies_wait_for_the_lock_or_fail_none_reports_an_unverified
     assert refused.returncode == 1
     assert f"stack {stack} is locked by" in refused.stderr
     assert waiting.returncode == 0, waiting.stdout + waiting.stderr
-    assert f"waiting for the lock of stack {stack}" in waiting.stdout
+    assert f"Waiting for the lock of stack {stack}" in waiting.stdout
     assert "No changes. The swarm matches the spec." in waiting.stdout
 
 

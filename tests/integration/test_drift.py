@@ -20,7 +20,7 @@ from waiting import node_state, wait_for
 from converge.api import check_drift, execute_plan, make_plan
 from converge.drift import DriftReport
 from converge.engine import Engine, connect
-from converge.engine_spec import service_engine_spec
+from converge.engine_spec import network_create_body, service_engine_spec
 from converge.executor import ApplyOptions
 from converge.lab import Lab
 from converge.loader import LoadedSpec, load_spec
@@ -156,8 +156,10 @@ def test_drift_is_clean_after_apply_and_names_each_hand_change(
 
 
 def _create_without_waiting(loaded: LoadedSpec, engine: Engine) -> None:
-    for action in make_plan(loaded, engine).plan.actions:
-        if action.kind == "create" and action.object_kind == "service":
+    for action in make_plan(loaded, engine).plan.actions:  # networks (the default) come first
+        if action.kind == "create" and action.object_kind == "network":
+            engine.create_network(action.name, network_create_body(loaded.spec, action.key))
+        elif action.kind == "create" and action.object_kind == "service":
             engine.create_service(action.name, service_engine_spec(loaded.spec, action.key))
 
 

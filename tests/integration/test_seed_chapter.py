@@ -201,7 +201,9 @@ def test_seed_chapter(chapter: Chapter, node_client: Callable[[str], docker.Dock
     )
     planned = chapter.plan()
     replace = [a for a in planned.plan.actions if a.address == "service.mvc"]
-    assert [(a.kind, a.symbol, a.forced_by) for a in replace] == [("replace", "-/+", ("mode",))]
+    assert [(a.kind, a.symbol, a.forced_by) for a in replace] == [
+        ("replace", "-/+", ("deploy.mode",))
+    ]
     chapter.converge()
     assert chapter.placement("mvc") == dict.fromkeys(MVC_NODES, 1)
 
