@@ -48,6 +48,7 @@ __all__ = [
     "check_saved_plan_version",
     "destroy",
     "execute_plan",
+    "export_stack",
     "is_saved_plan",
     "load_apply_input",
     "make_plan",
@@ -490,6 +491,27 @@ def check_saved_plan(document: Mapping[str, Any], fresh: PlanResult) -> None:
             "the plan made now differs from the saved one (another converge, or other "
             "options?); run 'converge plan' again"
         )
+
+
+def export_stack(stack: str, engine: Engine) -> str:
+    """The running stack ``stack`` as a compose file (YAML text) that plans empty against it.
+
+    Raises:
+        EngineError: the engine is unreachable or not a swarm manager.
+        ConvergeError: a service uses what converge cannot write yet (secrets, configs).
+    """
+    import yaml
+
+    from converge.export import export_compose
+    from converge.observe import observe
+
+    spec = Spec.model_validate({"x-converge": {"stack": stack}})
+    document = export_compose(observe(engine, spec, with_tasks=False))
+    header = (
+        f"# Exported by converge from the running stack {stack}: the engine's defaults are left\n"
+        f"# out; `converge plan -c FILE {stack}` against the same swarm plans no change.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
 def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:

@@ -826,6 +826,29 @@ def status(
 
 
 @app.command()
+def export(
+    stack: Annotated[str, typer.Argument(help="The stack to export.", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write the file here (default: stdout)."),
+    ] = None,
+    host: HostOption = None,
+    context: ContextOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write a running stack as a compose file that plans no change against it."""
+    from converge.api import export_stack
+    from converge.files import atomic_write
+
+    with _connect(host, context) as engine:
+        text = export_stack(stack, engine)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write(out, text, mode=0o644)
+
+
+@app.command()
 def unlock(
     stack: Annotated[str, typer.Argument(help="The stack whose lock to remove.")],
     lock_id: Annotated[

@@ -4,6 +4,7 @@ For each compose file of tests/fixtures/stackdeploy/ (a multi-network web applic
 monitoring-style stack, a stack in two files with .env variables, every field):
 
 - ``docker stack deploy -c F S``, then ``converge plan -c F S``: no change (adoption);
+- ``converge export S``: the file it writes plans no change either;
 - ``converge apply -c F S`` on an empty stack, then ``docker stack deploy -c F S``: no
   service's ``.Spec`` changed (and no network was created or removed).
 
@@ -93,6 +94,7 @@ def test_a_stack_deploy_stack_is_adopted_and_a_converge_stack_is_kept_by_stack_d
     stack: str,
     lab: Lab,
     docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     client = docker_client.api
     compose = _compose_arguments(files)
@@ -102,6 +104,13 @@ def test_a_stack_deploy_stack_is_adopted_and_a_converge_stack_is_kept_by_stack_d
     assert _service_specs(client, stack)
     planned = _converge(lab, "plan", *compose, stack, "--detailed-exitcode")
     assert planned.returncode == 0, planned.stdout + planned.stderr
+
+    # converge export writes it back as a file that plans no change either.
+    exported = tmp_path / "exported.yml"
+    written = _converge(lab, "export", stack, "--out", str(exported))
+    assert written.returncode == 0, written.stderr
+    replanned = _converge(lab, "plan", "-c", str(exported), stack, "--detailed-exitcode")
+    assert replanned.returncode == 0, exported.read_text() + replanned.stdout + replanned.stderr
 
     # converge first, then docker stack deploy: no service spec changes.
     remove_stack(lab, docker_client, stack)
