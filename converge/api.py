@@ -378,6 +378,8 @@ def apply(
             if not hooks.confirm(planned):
                 return ApplyRun(planned, "cancelled")
             result = execute_plan(planned, engine, hooks.events, request.apply_options)
+            if result.ok:
+                result = _verify_untouched(planned, engine, request, hooks, result)
             return ApplyRun(planned, "applied" if result.ok else "failed", result)
     # Nothing to change after all (another apply did it while we waited): verify, unlocked.
     return _verified(planned, engine, request, hooks)
@@ -405,6 +407,29 @@ def _verified(
     spec = planned.loaded.spec
     result = verify_converged(spec, engine, planned.observed, hooks.events, request.apply_options)
     return ApplyRun(planned, "no_changes" if result.ok else "failed", result)
+
+
+def _verify_untouched(
+    planned: PlanResult,
+    engine: Engine,
+    request: ApplyRequest,
+    hooks: ApplyHooks,
+    result: ApplyResult,
+) -> ApplyResult:
+    """After the plan's actions converged, the services it did not touch must be converged and
+    healthy too (an update a killed apply left rolling, a paused one): exit 0 means the stack,
+    not only the actions. A destroy, or an apply limited by --target, checks what it did only.
+    """
+    from converge.executor import verify_converged
+    from converge.observe import observe
+
+    if request.plan_options.destroy or request.plan_options.targets:
+        return result
+    spec = planned.loaded.spec
+    checked = verify_converged(
+        spec, engine, observe(engine, spec), hooks.events, request.apply_options
+    )
+    return result if checked.ok else replace(result, error=checked.error)
 
 
 def destroy(

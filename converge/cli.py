@@ -30,6 +30,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from converge.errors import ConvergeError, Interrupted, PlanError, SpecError
 from converge.loader import LoadedSpec, load_spec
+from converge.masking import Masker
 from converge.planner import PlanOptions
 from converge.render import (
     ProgressReporter,
@@ -688,7 +689,11 @@ def _run_apply(
             saved_plan=saved,
         )
         live = messages.is_terminal and _terminal.color
-        with _connect(host, context) as engine, ProgressReporter(messages, live=live) as reporter:
+        masker = Masker(loaded)
+        with (
+            _connect(host, context) as engine,
+            ProgressReporter(messages, live=live, masker=masker) as reporter,
+        ):
             hooks = ApplyHooks(
                 plan_ready=show,
                 confirm=confirm,
@@ -713,7 +718,8 @@ def _run_apply(
     elif run.status == "applied":
         console.print(apply_summary_line(run.plan.plan, verb))
     if not run.ok:
-        typer.echo(f"Error: {verb.lower()} failed: {result.error}", err=True)
+        error = Masker(loaded, run.plan.plan).text(str(result.error))
+        typer.echo(f"Error: {verb.lower()} failed: {error}", err=True)
         raise typer.Exit(1)
 
 
@@ -817,9 +823,9 @@ def status(
     with _connect(host, context) as engine:
         report = stack_status(loaded.spec, engine)
     if output is ResultFormat.json:
-        typer.echo(status_json(report))
+        typer.echo(status_json(report, loaded))
     else:
-        text = status_text(report)
+        text = status_text(report, loaded)
         if text:  # a stack with nothing to show prints nothing, not an empty line
             _console().print(text)
     raise typer.Exit(_status_exit_code(report))

@@ -55,8 +55,8 @@ class DriftFinding:
     Attributes:
         address: the spec's address of the object: ``service.web``, ``node.worker3``.
         name: the object's name in the swarm: ``shop_web``, ``worker3``.
-        field: the field that differs (``replicas``, ``env.FOO``), ``state`` or ``tasks`` for
-            health, or None when the whole object is concerned.
+        field: the field that differs (``deploy.replicas``, ``environment.FOO``), ``state``
+            or ``tasks`` for health, or None when the whole object is concerned.
         before: sync only: the swarm's value (None: absent there).
         after: sync only: the spec's value (None: absent there).
         action: sync only: what ``converge apply`` would do (create, update, scale, replace,
@@ -189,7 +189,7 @@ def drift_report(
 
 def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     stack = loaded.spec.stack
-    mask = Masker(loaded)
+    mask = Masker(loaded, plan)
     findings: list[DriftFinding] = []
     for action in plan.actions:
         if action.kind == "create":

@@ -1394,7 +1394,7 @@ class LoadBalancerFrontend(Model):
 
 
 class LoadBalancerTimeouts(Model):
-    connect: Duration = parse_duration("5s")
+    connect: Duration = parse_duration("500ms")
     client: Duration = parse_duration("30s")
     server: Duration = parse_duration("30s")
 

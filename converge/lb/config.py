@@ -9,7 +9,9 @@ Backend methods, per backend:
 
     ingress  every node's address : the service's published port (the routing mesh)
     tasks    the nodes running the service's tasks, host-mode published port; recomputed
-             from the observed task placement whenever apply runs
+             from the observed task placement whenever apply runs; the other ready, active
+             nodes the service may run on are ``backup`` servers, used while every node that
+             ran a task lost it (a rolling update that moved them all)
     dns      the container joins the service's attachable overlay network; ``server-template``
              over ``tasks.<stack>_<service>`` resolved by Docker's DNS (127.0.0.11)
 """
@@ -20,10 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from converge.checks import NodeFacts, evaluate_constraint
 from converge.naming import CONVERGE_IMAGE_LABEL, LB_LABEL, object_name, ownership_labels
 from converge.normalize import canonical_image
 from converge.spec import LoadBalancerBackend, LoadBalancerSpec, Spec
-from converge.state import ObservedState
+from converge.state import ObservedNode, ObservedState
 
 __all__ = [
     "CONFIG_DIR",
@@ -55,6 +58,9 @@ REPLACE_FIELDS = frozenset({"image", "node", "ports", "networks", "running"})
 
 _DEFAULT_NETWORKS = frozenset({"bridge", "host", "none"})
 _RESOLVERS = "docker"
+# What HAProxy retries, on another server (http mode): no connection, and answers a stopping
+# task cut short before any byte reached the client.
+_RETRY_ON = ("conn-failure", "empty-response", "junk-response", "response-timeout")
 _INDENT = "    "
 
 
@@ -65,6 +71,7 @@ class Server:
     name: str
     address: str
     port: int
+    backup: bool = False
 
 
 def container_name(stack: str, balancer: LoadBalancerSpec) -> str:
@@ -142,7 +149,33 @@ def backend_servers(spec: Spec, key: str, observed: ObservedState | None) -> lis
         for task in observed.tasks_of(service.id)
         if task.state == "running" and task.desired_state == "running" and task.node_id in ready
     }
-    return [Server(host, address, backend.port) for host, address in sorted(hosts.items())]
+    servers = [Server(host, address, backend.port) for host, address in sorted(hosts.items())]
+    declared = spec.services.get(backend.service)
+    constraints = declared.deploy.placement.constraints if declared is not None else ()
+    spare = sorted(
+        (node for node in ready.values() if node.hostname not in hosts),
+        key=lambda node: node.hostname,
+    )
+    servers += [
+        Server(node.hostname, node.address, backend.port, backup=True)
+        for node in spare
+        if node.availability == "active"
+        and node.address not in ("", "0.0.0.0")
+        and all(evaluate_constraint(item, _facts(node)) for item in constraints)
+    ]
+    return servers
+
+
+def _facts(node: ObservedNode) -> NodeFacts:
+    return NodeFacts(
+        hostname=node.hostname,
+        role=node.role,
+        labels=node.labels,
+        node_id=node.id,
+        engine_labels=node.engine_labels,
+        os=node.os,
+        arch=node.arch,
+    )
 
 
 def render_config(spec: Spec, observed: ObservedState | None) -> str:
@@ -190,17 +223,20 @@ def render_config(spec: Spec, observed: ObservedState | None) -> str:
 
 
 def _resolvers() -> list[str]:
-    # Short holds: a task that left the DNS answer leaves the backend within seconds.
+    # Swarm takes a stopping task out of DNS 2 s before it stops it (the agent's gossip delay):
+    # resolving every second ("hold valid 1s") and dropping a vanished address at once ("hold
+    # obsolete 0s") takes the server out of rotation while it still answers. Failed lookups
+    # keep the last good answer a while: a busy engine must not empty the backend.
     return [
         f"resolvers {_RESOLVERS}",
         f"{_INDENT}nameserver docker 127.0.0.11:53",
         f"{_INDENT}resolve_retries 3",
         f"{_INDENT}timeout resolve 1s",
         f"{_INDENT}timeout retry 1s",
-        *(
-            f"{_INDENT}hold {what} 5s"
-            for what in ("valid", "obsolete", "other", "refused", "nx", "timeout")
-        ),
+        f"{_INDENT}hold valid 1s",
+        f"{_INDENT}hold obsolete 0s",
+        f"{_INDENT}hold nx 1s",
+        *(f"{_INDENT}hold {what} 5s" for what in ("other", "refused", "timeout")),
         f"{_INDENT}accepted_payload_size 8192",
         "",
     ]
@@ -217,10 +253,16 @@ def _defaults(balancer: LoadBalancerSpec) -> list[str]:
     ]
     if balancer.mode == "http":
         lines.append(f"{_INDENT}option forwardfor")
-    # A server that fails mid-change (a task stopping) is retried on another one.
+    # A server that fails mid-change (a task stopping) is retried on another one at once: every
+    # retry picks another server ("redispatch 1"; the default waits up to 1 s and retries the
+    # same one). In http mode a request the stopping task dropped (an empty answer) is retried
+    # too; see _backend for the requests that are not.
+    lines += [f"{_INDENT}retries 3", f"{_INDENT}option redispatch 1"]
+    if balancer.mode == "http":
+        lines.append(
+            f"{_INDENT}retry-on conn-failure empty-response junk-response response-timeout"
+        )
     lines += [
-        f"{_INDENT}retries 3",
-        f"{_INDENT}option redispatch",
         f"{_INDENT}timeout connect {haproxy_duration(timeouts.connect)}",
         f"{_INDENT}timeout client {haproxy_duration(timeouts.client)}",
         f"{_INDENT}timeout server {haproxy_duration(timeouts.server)}",
@@ -234,26 +276,38 @@ def _backend(spec: Spec, name: str, observed: ObservedState | None) -> list[str]
     backend = spec.loadbalancer.backends[name]
     service = object_name(spec.stack, backend.service)
     check = " check" if backend.check else ""
+    servers = backend_servers(spec, name, observed)
     lines = [
         f"backend {name}",
         f"{_INDENT}# {backend.method} method: service {service}, port {backend.port}",
         f"{_INDENT}balance {backend.balance}",
     ]
     if backend.check:
-        lines.append(f"{_INDENT}default-server inter 2s fall 2 rise 2")
+        # Checked every second; and one failed connection of real traffic marks a server down
+        # at once ("observe layer4"), so a task that went away costs at most one retry.
+        lines.append(
+            f"{_INDENT}default-server inter 1s fall 2 rise 2 "
+            "observe layer4 error-limit 1 on-error mark-down"
+        )
+    if spec.loadbalancer.mode == "http":
+        # A request that changes something may have been carried out before its answer was
+        # lost: never send it twice (connection failures are still retried: nothing was sent).
+        lines.append(f"{_INDENT}http-request disable-l7-retry if METH_POST || {{ method PATCH }}")
+    if any(server.backup for server in servers or []):
+        lines.append(f"{_INDENT}option allbackups")
     lines += [f"{_INDENT}{option}" for option in backend.options]
-    servers = backend_servers(spec, name, observed)
     if servers is None:
         lines.append(
             f"{_INDENT}server-template {name} {backend.max_servers} "
             f"tasks.{service}:{backend.port}{check} resolvers {_RESOLVERS} init-addr none"
         )
-    elif not servers:
-        where = "no task of it runs" if observed is not None else "filled in from the swarm"
-        lines.append(f"{_INDENT}# no servers: {where}")
     else:
+        if not any(not server.backup for server in servers):
+            where = "no task of it runs" if observed is not None else "filled in from the swarm"
+            lines.append(f"{_INDENT}# no servers: {where}")
         lines += [
             f"{_INDENT}server {server.name} {server.address}:{server.port}{check}"
+            + (" backup" if server.backup else "")
             for server in servers
         ]
     lines.append("")
@@ -357,10 +411,14 @@ def loadbalancer_findings(spec: Spec, observed: ObservedState) -> list[tuple[str
 
 
 def server_names(spec: Spec, observed: ObservedState) -> dict[str, list[str]]:
-    """Per tasks-method backend, the servers it has now (for the plan's explanation)."""
+    """Per tasks-method backend, the servers running a task now (for the plan's explanation)."""
     assert spec.loadbalancer is not None
     return {
-        name: [server.name for server in backend_servers(spec, name, observed) or []]
+        name: [
+            server.name
+            for server in backend_servers(spec, name, observed) or []
+            if not server.backup
+        ]
         for name, backend in spec.loadbalancer.backends.items()
         if backend.method == "tasks"
     }

@@ -30,9 +30,9 @@ def apply_document(result: ApplyResult, plan: Plan, loaded: LoadedSpec | None) -
     An action the executor did not report on (a later phase after a failure) is ``skipped``.
 
     Args:
-        loaded: the spec the plan was made from, whose secrets are masked (None: no secrets).
+        loaded: the spec applied, whose secrets are masked (without it: masked by name only).
     """
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     outcomes = {outcome.address: outcome for outcome in result.outcomes}
     return {
         "format_version": APPLY_FORMAT_VERSION,
@@ -45,7 +45,7 @@ def apply_document(result: ApplyResult, plan: Plan, loaded: LoadedSpec | None) -
             {
                 "address": action.address,
                 "kind": action.kind,
-                "description": masker.action(action).description,
+                "description": masker.text(masker.action(action).description),
                 "outcome": outcomes[action.address].outcome
                 if action.address in outcomes
                 else "skipped",

@@ -70,7 +70,7 @@ def _change_symbol(change: FieldChange) -> str:
 
 def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Terraform-like text, with rich markup for colour (strip it when not on a TTY)."""
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     lines: list[str] = []
     if plan.actions:
         stack = escape(plan.stack)
@@ -131,7 +131,7 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
 
     ``spec.digest`` is the plan's ``spec_digest``: ``converge.api.resolved_spec_hash``.
     """
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "converge_version": converge_version(),
@@ -148,7 +148,7 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "object_kind": action.object_kind,
                 "key": action.key,
                 "name": action.name,
-                "description": masker.action(action).description,
+                "description": masker.text(masker.action(action).description),
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
                 "changes": [_change_json(masker, action, change) for change in action.changes],
@@ -218,7 +218,7 @@ def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
 
 def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """Markdown for a pull-request comment: summary first, one collapsible block per object."""
-    masker = Masker(loaded)
+    masker = Masker(loaded, plan)
     lines = [f"### converge plan for stack `{plan.stack}`", "", f"**{summary_line(plan)}**", ""]
     errors = [finding for finding in plan.findings if finding.severity == "error"]
     warnings = [finding for finding in plan.findings if finding.severity == "warning"]
@@ -232,7 +232,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("| | object | change |")
         lines.append("|---|---|---|")
         for action in plan.actions:
-            description = masker.action(action).description.split(": ", 1)[-1]
+            description = masker.text(masker.action(action).description).split(": ", 1)[-1]
             lines.append(
                 f"| `{action.symbol}` | `{action.address}` | {markdown_cell(description)} |"
             )

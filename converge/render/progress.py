@@ -23,6 +23,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from converge.actions import Action
+from converge.masking import Masker
 
 if TYPE_CHECKING:
     # Types only: the executor imports the engine (docker), which fast commands must not load.
@@ -69,6 +70,8 @@ class ProgressReporter:
         quiet: print nothing.
         clock: monotonic seconds (replaced in tests).
         heartbeat: without a live display, the longest silence while applying, in seconds.
+        masker: masks the secrets of the spec being applied in every line (engine and task
+            errors); None masks only by name (``converge.masking``).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class ProgressReporter:
         quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
         heartbeat: float = 10.0,
+        masker: Masker | None = None,
     ) -> None:
         self.console = console
         self.live = console.is_terminal if live is None else live
@@ -96,6 +100,7 @@ class ProgressReporter:
         self._display: Live | None = None
         self._stopped = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.masker = masker or Masker(None)
 
     def __enter__(self) -> ProgressReporter:
         if not self.live and not self.quiet:
@@ -144,7 +149,7 @@ class ProgressReporter:
                 return
             address = escape(outcome.address)
             if outcome.outcome == "failed":
-                message = escape(outcome.message)
+                message = escape(self.masker.text(outcome.message))
                 self._print(f"{address}: [red]failed[/red] after {took}: {message}")
             else:
                 self._print(f"{address}: [green]{outcome.outcome}[/green] in {took}")

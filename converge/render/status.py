@@ -11,19 +11,44 @@ from typing import Any
 
 from rich.markup import escape
 
+from converge.loader import LoadedSpec
+from converge.masking import Masker
 from converge.version import converge_version
 
-__all__ = ["STATUS_FORMAT_VERSION", "status_document", "status_json", "status_text"]
+__all__ = [
+    "STATUS_FORMAT_VERSION",
+    "masked_status",
+    "status_document",
+    "status_json",
+    "status_text",
+]
 
 STATUS_FORMAT_VERSION = "1.1"
 """1.1: ``lock``, the stack's apply lock when one is held."""
 
 
-def status_text(report: Mapping[str, Any]) -> str:
-    """Per service: counts, update state, failure, placement and last errors, with rich markup.
+def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
+    """The status document with the spec's secrets scrubbed from task errors and failures."""
+    masker = Masker(loaded)
+    services = []
+    for service in report["services"]:
+        shown = dict(service)
+        shown["errors"] = [masker.text(str(error)) for error in service.get("errors", [])]
+        if service.get("failure"):
+            shown["failure"] = masker.text(str(service["failure"]))
+        services.append(shown)
+    return {**report, "services": services}
+
+
+def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> str:
+    """Per service: counts, update state, placement and last errors, with rich markup.
 
     Empty when the stack has no service and the spec declares nothing missing.
+
+    Args:
+        loaded: the spec whose secrets are scrubbed from task errors.
     """
+    report = masked_status(report, loaded)
     lines: list[str] = []
     for service in report["services"]:
         if service["converged"]:
@@ -53,16 +78,16 @@ def status_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def status_document(report: Mapping[str, Any]) -> dict[str, Any]:
+def status_document(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """The report as a JSON-ready document (``format_version`` first;
-    docs/schemas/status.schema.json)."""
+    docs/schemas/status.schema.json), task errors scrubbed of the spec's secrets."""
     return {
         "format_version": STATUS_FORMAT_VERSION,
         "converge_version": converge_version(),
-        **report,
+        **masked_status(report, loaded),
     }
 
 
-def status_json(report: Mapping[str, Any]) -> str:
+def status_json(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> str:
     """``status_document`` as indented JSON."""
-    return json.dumps(status_document(report), indent=2)
+    return json.dumps(status_document(report, loaded), indent=2)

@@ -285,8 +285,11 @@ def _task_nodes(client: docker.DockerClient, service: str) -> set[str]:
 
 
 def _config_nodes(container: docker.models.containers.Container) -> set[str]:
+    """The nodes the config sends traffic to (not its backups, used only when all are down)."""
     return {
-        line.split()[1] for line in live_config(container).splitlines() if "    server " in line
+        line.split()[1]
+        for line in live_config(container).splitlines()
+        if "    server " in line and not line.endswith(" backup")
     }
 
 

@@ -282,3 +282,21 @@ def test_an_apply_interrupted_while_waiting_releases_the_lock() -> None:
         apply(loaded, engine, ApplyRequest(apply_options=options))
     assert raised.value.locks_released == ["fxrec"]
     assert read_lock(engine, "fxrec") is None
+
+
+def test_an_apply_fails_when_a_service_it_did_not_touch_is_stuck(tmp_path: Path) -> None:
+    """exit 0 means the stack converged, not only the actions the plan held."""
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    swarm, engine = _empty_swarm()
+    assert apply(loaded, engine, ApplyRequest(apply_options=FAST)).ok
+    swarm.update_in_flight("fxrec_db", ends="paused")  # a killed apply's update, left rolling
+    override = tmp_path / "override.yml"
+    override.write_text("services:\n  web:\n    environment:\n      CACHE_SIZE: 64\n")
+    changed, _ = load_apply_input([BASE_SPEC, override], environ=ENVIRON)
+    run = apply(changed, engine, ApplyRequest(apply_options=FAST))
+    assert [action.address for action in run.plan.plan.actions] == ["service.web"]
+    assert run.status == "failed"
+    assert run.result is not None
+    assert run.result.error is not None
+    assert "fxrec_db" in run.result.error
+    assert "paused" in run.result.error

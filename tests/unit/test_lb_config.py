@@ -148,17 +148,18 @@ def test_the_example_specs_render_their_documented_config(name: str) -> None:
             (),
             ["manager 10.0.0.10", "worker1 10.0.0.12", "worker2 10.0.0.13", "worker3 10.0.0.14"],
         ),
-        # tasks: nodes that run a task now, once each, on ready nodes only.
+        # tasks: nodes that run a task now, once each, on ready nodes only; the other ready
+        # nodes are backups (for the moment every task moved, in a rolling update).
         (
             "tasks",
             (task("worker1"), task("worker1"), task("worker2"), task("worker3")),
-            ["worker1 10.0.0.12", "worker2 10.0.0.13"],
+            ["worker1 10.0.0.12", "worker2 10.0.0.13", "manager 10.0.0.10 backup"],
         ),
-        # tasks that are not running (or should not be) are no servers.
+        # tasks that are not running (or should not be) are no servers, only backups.
         (
             "tasks",
             (task("worker1", state="preparing"), task("worker2", desired="shutdown")),
-            [],
+            ["manager 10.0.0.10 backup", "worker1 10.0.0.12 backup", "worker2 10.0.0.13 backup"],
         ),
     ],
 )
@@ -166,7 +167,8 @@ def test_servers_per_method(
     method: str, tasks: tuple[ObservedTask, ...], expected: list[str]
 ) -> None:
     servers = backend_servers(spec_for(method), "web", state(*tasks)) or []
-    assert [f"{s.name} {s.address}" for s in servers] == expected
+    shown = [f"{s.name} {s.address}" + (" backup" if s.backup else "") for s in servers]
+    assert shown == expected
     assert {s.port for s in servers} <= {8080}
 
 
@@ -185,7 +187,57 @@ def test_dns_method_is_a_server_template_over_docker_dns() -> None:
 def test_a_tasks_backend_without_tasks_says_so() -> None:
     config = render_config(spec_for("tasks"), state())
     assert "    # no servers: no task of it runs\n" in config
+    assert "    server manager 10.0.0.10:8080 check backup\n" in config
     assert "resolvers" not in config
+
+
+def test_tasks_backups_are_the_active_nodes_the_service_may_run_on() -> None:
+    spec = load_spec_text(
+        SPEC.format(method="tasks", mode="host", port=8080).replace(
+            "    deploy: {replicas: 3}\n",
+            "    deploy: {replicas: 3, placement: {constraints: [node.labels.web == yes]}}\n",
+        ),
+        environ={},
+    ).spec
+    nodes = (
+        replace(node("worker1", "10.0.0.12"), labels={"web": "yes"}),
+        replace(node("worker2", "10.0.0.13"), labels={"web": "yes"}, availability="drain"),
+        replace(node("worker4", "10.0.0.15"), labels={"web": "yes"}),
+        node("manager", "10.0.0.10"),  # the constraint keeps it out
+    )
+    observed = ObservedState(
+        stack="shop", manager="manager", nodes=nodes, services=(WEB,), tasks=(task("worker1"),)
+    )
+    servers = backend_servers(spec, "web", observed) or []
+    assert [(s.name, s.backup) for s in servers] == [("worker1", False), ("worker4", True)]
+    config = render_config(spec, observed)
+    assert "    option allbackups\n" in config
+    assert "    server worker4 10.0.0.15:8080 check backup\n" in config
+
+
+def test_changes_are_retried_elsewhere_and_dead_servers_leave_at_once() -> None:
+    config = render_config(spec_for("dns"), state())
+    for line in (
+        "    retries 3",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response junk-response response-timeout",
+        "    timeout connect 500ms",
+        "    hold valid 1s",
+        "    hold obsolete 0s",
+        "    default-server inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down",
+        "    http-request disable-l7-retry if METH_POST || { method PATCH }",
+    ):
+        assert f"\n{line}\n" in config, line
+    tcp = load_spec_text(
+        SPEC.format(method="dns", mode="host", port=80).replace(
+            "    backends:", "    mode: tcp\n    backends:"
+        ),
+        environ={},
+    ).spec
+    tcp_config = render_config(tcp, state())
+    assert "retry-on" not in tcp_config
+    assert "http-request" not in tcp_config
+    assert "    option redispatch 1\n" in tcp_config
 
 
 def test_rendering_is_deterministic() -> None:

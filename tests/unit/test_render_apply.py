@@ -140,3 +140,11 @@ def test_the_document_shows_no_secret_old_or_new() -> None:
     assert new not in text
     assert "s3cret-fixture-password" not in text  # the swarm's, before
     assert "environment.DB_PASSWORD (sensitive) -> (sensitive)" in text
+
+
+def test_progress_names_what_changes_never_its_values() -> None:
+    buffer = io.StringIO()
+    config = FieldChange(("config",), "global\n    old\n", "global\n    new\n")
+    reload = Action(Phase.LOADBALANCER, "update", "loadbalancer", "lb", "shop_lb", "", (config,))
+    ProgressReporter(_console(buffer)).started(reload)
+    assert buffer.getvalue().splitlines() == ["loadbalancer.lb: updating..."]

@@ -66,7 +66,7 @@ def test_types_are_in_user_terms() -> None:
     }
     for name, kind in rows.items():
         assert f"| `{name}` | {kind} |" in text, name
-    assert "| `connect` | duration | `5s` |" in text
+    assert "| `connect` | duration | `500ms` |" in text
     assert (
         "| `mode` | `replicated`, `global`, `replicated-job` or `global-job` | `replicated` |"
         in text

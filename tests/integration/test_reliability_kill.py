@@ -1,0 +1,204 @@
+"""kill -9 of ``converge apply`` (and ``destroy``) at points spread over every phase, then
+recovery: the next run converges, exits 0 only when the stack is converged and healthy, and
+leaves no lock, duplicate or orphan; a plan after it is empty.
+
+The points are found in the command's own progress output (``KillPoint``): nodes, networks,
+services, the wait for convergence, the load balancer (its validation container included), a
+rolling update, and removals. CI runs a sample; ``CONVERGE_RELIABILITY=full`` runs all 24
+(scripts/reliability.sh).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+from reliability import (
+    Cli,
+    Expected,
+    KillPoint,
+    campaign,
+    kill_at,
+    leftovers,
+    record,
+    service_problems,
+)
+
+from converge.lab import Lab
+
+pytestmark = pytest.mark.integration
+
+PORT = 18300
+
+SPEC_A = """
+x-converge:
+  stack: {stack}
+  nodes:
+    manager: {{}}
+    worker1: {{labels: {{rel: "yes"}}}}
+    worker2: {{labels: {{rel: "yes"}}}}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: 80, balance: roundrobin}}
+networks:
+  front: {{attachable: true}}
+  back: {{attachable: true}}
+services:
+  web:
+    image: converge-lab/app:v1
+    networks: [front, back]
+    environment: {{MODE: one}}
+    deploy:
+      replicas: 3
+      update_config: {{parallelism: 1, monitor: 1s}}
+  api:
+    image: converge-lab/app:v1
+    networks: [back]
+    deploy:
+      replicas: 2
+      placement: {{constraints: [node.labels.rel == yes]}}
+      update_config: {{parallelism: 1, monitor: 1s}}
+  worker:
+    image: converge-lab/app:v1
+    networks: [back]
+    deploy:
+      replicas: 1
+"""
+
+# Every kind of change at once: a node label, a new network, a rolling update (image and env),
+# a scale, and a load-balancer reload.
+SPEC_B = (
+    SPEC_A.replace(
+        '    worker2: {{labels: {{rel: "yes"}}}}\n',
+        '    worker2: {{labels: {{rel: "yes"}}}}\n    worker3: {{labels: {{rel: "yes"}}}}\n',
+    )
+    .replace("  back: {{attachable: true}}\n", "  back: {{attachable: true}}\n  extra: {{}}\n")
+    .replace(
+        "    image: converge-lab/app:v1\n    networks: [front, back]\n"
+        "    environment: {{MODE: one}}",
+        "    image: converge-lab/app:v2\n    networks: [front, back]\n"
+        "    environment: {{MODE: two}}",
+    )
+    .replace("      replicas: 2\n", "      replicas: 3\n")
+    .replace(
+        "    networks: [back]\n    deploy:\n      replicas: 1",
+        "    networks: [back, extra]\n    deploy:\n      replicas: 1",
+    )
+    .replace("balance: roundrobin", "balance: leastconn")
+)
+
+EXPECTED_A = {
+    "web": Expected("converge-lab/app:v1", 3, {"MODE": "one"}),
+    "api": Expected("converge-lab/app:v1", 2),
+    "worker": Expected("converge-lab/app:v1", 1),
+}
+EXPECTED_B = {
+    "web": Expected("converge-lab/app:v2", 3, {"MODE": "two"}),
+    "api": Expected("converge-lab/app:v1", 3),
+    "worker": Expected("converge-lab/app:v1", 1),
+}
+
+LB_CREATING = r"^loadbalancer\.\S+: creating\.\.\.$"
+CREATE_POINTS = [
+    KillPoint("create: plan shown, lock held", r"^Plan: "),
+    KillPoint("create: node update started", r"^node\.\S+: updating\.\.\.$"),
+    KillPoint("create: node updated", r"^node\.\S+: updated in "),
+    KillPoint("create: network create started", r"^network\.\S+: creating\.\.\.$"),
+    KillPoint("create: network created", r"^network\.\S+: created in "),
+    KillPoint("create: service create started", r"^service\.\S+: creating\.\.\.$"),
+    KillPoint("create: first service created", r"^service\.\S+: created in "),
+    KillPoint("create: waiting, first look", r"^Waiting \("),
+    KillPoint("create: waiting, later", r"^Waiting \(", nth=2, delay=0.3),
+    KillPoint("create: load balancer started", LB_CREATING),
+    KillPoint("create: load balancer validating", LB_CREATING, delay=0.3),
+    KillPoint("create: load balancer starting", LB_CREATING, delay=0.8),
+    KillPoint("create: load balancer created", r"^loadbalancer\.\S+: created in "),
+]
+UPDATE_POINTS = [
+    KillPoint("update: plan shown, lock held", r"^Plan: "),
+    KillPoint("update: node update started", r"^node\.\S+: updating\.\.\.$"),
+    KillPoint("update: network create started", r"^network\.\S+: creating\.\.\.$"),
+    KillPoint("update: service update started", r"^service\.\S+: updating\.\.\.$"),
+    KillPoint("update: rolling, first look", r"^Waiting \("),
+    KillPoint("update: rolling, mid-way", r"^Waiting \(", delay=2.5),
+    KillPoint("update: rolling, late", r"^Waiting \(", delay=5.0),
+    KillPoint("update: load balancer reload started", r"^loadbalancer\.\S+: updating\.\.\.$"),
+]
+DESTROY_POINTS = [
+    KillPoint("destroy: service removal started", r"^service\.\S+: removing\.\.\.$"),
+    KillPoint("destroy: first service removed", r"^service\.\S+: removed in "),
+    KillPoint("destroy: load balancer removed", r"^loadbalancer\.\S+: removed in "),
+]
+POINTS = [
+    pytest.param(scenario, point, id=point.name)
+    for scenario, points in (
+        ("create", CREATE_POINTS),
+        ("update", UPDATE_POINTS),
+        ("destroy", DESTROY_POINTS),
+    )
+    for point in points
+]
+SAMPLE = [POINTS[index] for index in (6, 10, 16, 18, 21)]
+
+
+def stack_networks(client: docker.DockerClient, stack: str) -> list[str]:
+    return [
+        f"network {network.name} left"
+        for network in client.networks.list(
+            filters={"label": f"com.docker.stack.namespace={stack}"}
+        )
+        if network.attrs.get("Scope") == "swarm"
+    ]
+
+
+@pytest.mark.parametrize(("scenario", "point"), campaign(SAMPLE, POINTS))
+def test_kill_9_then_the_next_run_recovers(
+    lab: Lab,
+    stack: str,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    scenario: str,
+    point: KillPoint,
+) -> None:
+    cli = Cli(lab, tmp_path)
+    spec_a = cli.write("a.yml", SPEC_A.format(stack=stack, port=PORT))
+    spec_b = cli.write("b.yml", SPEC_B.format(stack=stack, port=PORT))
+    if scenario != "create":
+        first = cli.run("apply", "--yes", spec_a)
+        assert first.returncode == 0, first.stdout + first.stderr
+    verb, target, expected = {
+        "create": ("apply", spec_a, EXPECTED_A),
+        "update": ("apply", spec_b, EXPECTED_B),
+        "destroy": ("destroy", spec_a, {}),
+    }[scenario]
+
+    killed = kill_at(cli.start(verb, "--yes", target), point)
+    assert killed.reached, f"never reached {point.name}:\n" + "\n".join(killed.output)
+    assert killed.returncode == -9, killed.output  # killed, not finished by itself
+
+    recovery = cli.run(verb, "--yes", "--lock-timeout", "10", target)
+    # Right after a success the stack must be what converge claims: converged, no lock left.
+    problems = (
+        service_problems(docker_client, stack, expected)
+        + leftovers(docker_client, stack, balancers=0 if scenario == "destroy" else 1)
+        + (stack_networks(docker_client, stack) if scenario == "destroy" else [])
+        if recovery.returncode == 0
+        else []
+    )
+    plan = cli.run("plan", "--detailed-exitcode", target) if scenario != "destroy" else None
+    record(
+        "kill",
+        point=point.name,
+        recovered=recovery.returncode == 0 and not problems,
+        exit=recovery.returncode,
+        problems=problems,
+    )
+    assert recovery.returncode == 0, recovery.stdout + recovery.stderr
+    assert problems == [], "\n".join([*problems, "recovery output:", recovery.stdout[-3000:]])
+    if plan is not None:
+        assert plan.returncode == 0, plan.stdout + plan.stderr
