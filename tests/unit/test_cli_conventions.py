@@ -217,7 +217,7 @@ def test_no_color_means_no_escape_at_all(
     plain = run(*before, "show", plan_file, *after, env={**terminal, **env})
     assert plain.exit_code == 0
     assert "\x1b" not in plain.stdout
-    assert "Plan: 8 to add" in plain.stdout
+    assert "Plan: 9 to add" in plain.stdout
     usage = run(*before, "plan", "--bogus", *after, env={**terminal, **env})
     assert usage.exit_code == 1
     assert "\x1b" not in usage.stderr
@@ -355,7 +355,7 @@ def test_json_output_has_an_error_document_on_a_spec_error(command: str) -> None
     document = json.loads(result.stdout)
     assert document["error"]["kind"] == "spec"
     assert document["error"]["message"] == "the spec has 3 problems"
-    assert document["error"]["problems"][0]["path"] == "services.web.replicas"
+    assert document["error"]["problems"][0]["path"] == "services.web.ports"
     assert document["converge_version"] == converge_version()
 
 
