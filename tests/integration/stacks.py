@@ -49,9 +49,12 @@ def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
                     try:
                         network.remove()
                     except docker.errors.NotFound:
-                        pass
+                        continue
                     except docker.errors.APIError:
-                        left.append(network.name or "")
+                        pass
+                    # Removed or not, it counts until the list drops it: the manager's store
+                    # lags a removal, and a plan made meanwhile would still see it.
+                    left.append(network.name or "")
                 for volume in client.volumes.list(filters=filters):
                     try:
                         volume.remove(force=True)

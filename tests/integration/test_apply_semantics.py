@@ -238,6 +238,11 @@ services:
 """
 
 
+def _replicas(client: docker.DockerClient, name: str) -> int | None:
+    spec = client.api.inspect_service(name)["Spec"]
+    return int((spec.get("Mode") or {}).get("Replicated", {}).get("Replicas", 0))
+
+
 def _start_apply(spec: Path, lab: Lab) -> subprocess.Popen[str]:
     environment = {**os.environ, "DOCKER_HOST": lab.docker_host(), "NO_COLOR": "1"}
     return subprocess.Popen(
@@ -272,6 +277,12 @@ def test_sigterm_releases_the_lock_and_sigkill_leaves_one_the_next_apply_takes_o
     spec.write_text(SLOW.format(stack=stack, replicas=2, monitor="120s"))
     killed = _start_apply(spec, lab)
     held = wait_for(lambda: read_lock(engine, stack), timeout=60, what="the apply's lock")
+    # Killed once its write landed (the lock comes first, then a plan, then the write).
+    wait_for(
+        lambda: _replicas(docker_client, f"{stack}_web") == 2,
+        timeout=60,
+        what="the apply's scale to 2 replicas",
+    )
     killed.kill()
     killed.communicate(timeout=60)
     assert read_lock(engine, stack) == held  # SIGKILL: nothing could release it
