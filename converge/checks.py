@@ -9,12 +9,25 @@ never be scheduled is caught before anything touches a swarm.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from converge.engine_spec import service_engine_spec
 from converge.spec import NodeSpec, ServiceSpec, Spec, parse_constraint
 
-__all__ = ["NodeFacts", "check_spec", "evaluate_constraint", "node_facts_from_spec"]
+__all__ = [
+    "ENGINE_SPEC_LIMIT",
+    "NodeFacts",
+    "check_spec",
+    "evaluate_constraint",
+    "node_facts_from_spec",
+]
+
+ENGINE_SPEC_LIMIT = 4 * 1024 * 1024
+"""The largest service spec the engine takes: the Engine API hands it to the swarm manager in
+one gRPC message, and the manager refuses messages above 4 MiB (measured against the JSON
+converge sends, which is a little larger than the message)."""
 
 FieldProblem = tuple[tuple[str | int, ...], str]
 """A problem of a spec: the field path it is about and the message; the loader adds the file
@@ -72,13 +85,15 @@ def evaluate_constraint(constraint: str, node: NodeFacts) -> bool | None:
 
 def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
-    return [
+    problems = [
         *_check_references(spec),
         *_check_published_ports(spec),
         *_check_nodes(spec),
         *_check_placement(spec),
         *_check_loadbalancer(spec),
     ]
+    # The engine payloads are built only from a spec whose references hold.
+    return problems or list(_check_service_sizes(spec))
 
 
 def _check_references(spec: Spec) -> Iterator[FieldProblem]:
@@ -114,6 +129,24 @@ def _check_published_ports(spec: Spec) -> Iterator[FieldProblem]:
                 )
             else:
                 owners[key] = name
+
+
+def _check_service_sizes(spec: Spec) -> Iterator[FieldProblem]:
+    """A service the engine would refuse for its size, found before anything is written."""
+    for name in spec.services:
+        body = json.dumps(service_engine_spec(spec, name), separators=(",", ":"))
+        size = len(body.encode())
+        if size > ENGINE_SPEC_LIMIT:
+            yield (
+                ("services", name),
+                f"service {name!r} is {_mebibytes(size)} as sent to the engine; the engine "
+                f"refuses a service spec above {_mebibytes(ENGINE_SPEC_LIMIT)} (its gRPC "
+                "message limit): keep large values in files mounted into the service",
+            )
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size % (1024 * 1024) else f"{size >> 20} MiB"
 
 
 def _check_nodes(spec: Spec) -> Iterator[FieldProblem]:

@@ -1,21 +1,34 @@
 """The command line: parse options, call the library, render, choose the exit code.
 
 No Docker import here; expected errors (``ConvergeError``) print one line and exit 1.
+
+Exit codes: 0 done and verified; 1 an error, a usage error included (click's 2 would read as
+"changes" to a script); 2 changes (``plan --detailed-exitcode``), drift, or a stack that is not
+healthy (``status``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import rich_utils
+from typer._click.exceptions import ClickException  # click as typer vendors it (0.26 and on)
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from converge.errors import ConvergeError, SpecError
+from converge.errors import ConvergeError, Interrupted, PlanError, SpecError
 from converge.loader import LoadedSpec, load_spec
 from converge.masking import Masker
 from converge.planner import PlanOptions
@@ -23,7 +36,10 @@ from converge.render import (
     ProgressReporter,
     apply_json,
     apply_summary_line,
+    error_json,
     failure_metrics,
+    plan_errors_json,
+    plan_from_document,
     plan_json,
     plan_markdown,
     plan_text,
@@ -33,17 +49,243 @@ from converge.render import (
     report_text,
     status_json,
     status_text,
+    targeting_warning,
     write_metrics,
 )
 from converge.schema import spec_json_schema
+from converge.units import parse_duration
+from converge.version import converge_version
+
+if TYPE_CHECKING:
+    from typer._click import Context, Parameter
+
+    from converge.engine import Engine
+
+__all__ = ["app", "main"]
+
+_log = logging.getLogger("converge")
+
+
+# ---------------------------------------------------------------------------------------------
+# The terminal: colour and debug logging, set per invocation from flags and the environment
+
+
+@dataclass
+class _Terminal:
+    color: bool = True
+
+
+_terminal = _Terminal()
+
+
+def _set_color(enabled: bool) -> None:
+    _terminal.color = enabled
+    # Typer draws help and usage errors with its own consoles; None is its "no colour" value,
+    # and with it rich writes no escape at all (bold and dim included).
+    rich_utils.COLOR_SYSTEM = "auto" if enabled else None
+
+
+class _StderrHandler(logging.Handler):
+    """Log records on the current stderr (looked up per record: tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
+def _set_debug(enabled: bool) -> None:
+    for handler in [item for item in _log.handlers if isinstance(item, _StderrHandler)]:
+        _log.removeHandler(handler)
+    if enabled:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("Debug: %(message)s"))
+        _log.addHandler(handler)
+        _log.setLevel(logging.DEBUG)
+    else:
+        _log.setLevel(logging.NOTSET)
+
+
+def _reset_terminal() -> None:
+    # https://no-color.org: set and not empty.
+    _set_color(not os.environ.get("NO_COLOR"))
+    _set_debug(os.environ.get("CONVERGE_LOG", "").strip().lower() == "debug")
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(
+        highlight=False,
+        soft_wrap=True,
+        stderr=stderr,
+        color_system="auto" if _terminal.color else None,
+    )
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"Warning: {message}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Help and usage errors as the docker CLI and terraform users expect them
+
+
+class _Argument(TyperArgument):
+    """An argument written ``FILES...`` in usage and help, without a Python type beside it."""
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Context) -> list[str]:
+        name = self.metavar or self.name.upper()
+        return [name if self.required else f"[{name}]"]
+
+
+def _tidy(params: Sequence[Parameter]) -> None:
+    """Help without ``<bool>`` beside flags, ``{files}`` or ``<list[Path]>`` (idempotent)."""
+    for param in params:
+        if type(param) is TyperArgument:
+            # Typer offers no class per parameter; an _Argument only overrides how it displays.
+            param.__class__ = _Argument
+            many = "..." if param.nargs != 1 else ""
+            param.metavar = (param.metavar or param.name.upper()) + many
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            if param.is_flag:
+                param.metavar = ""
+            elif not _is_choice(param):
+                param.metavar = param.name.upper()
+
+
+def _is_choice(option: TyperOption) -> bool:
+    descriptor = getattr(option, "type_descriptor", None)  # typer 0.29 and on
+    if descriptor is not None:
+        return bool(descriptor.is_choice)
+    return hasattr(getattr(option, "type", None), "choices")  # before: click's Choice type
+
+
+def _tidy_command(command: Any, ctx: Context) -> None:
+    _tidy(command.get_params(ctx))
+    for child in getattr(command, "commands", {}).values():
+        _tidy_command(child, ctx)
+
+
+class _Group(TyperGroup):
+    """The root command: tidy help, usage errors that exit 1, colour and logging per run."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        _tidy(params)
+        return params
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy_command(command, ctx)
+        return command
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        _reset_terminal()
+        try:
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except ClickException as error:  # usage errors
+            if type(error).__name__ != "NoArgsIsHelpError":  # the help was printed already
+                show = getattr(error, "show", None)
+                if show is not None:
+                    show()
+                else:
+                    typer.echo(f"Error: {error.format_message()}", err=True)
+            code = 1
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
     name="converge",
+    cls=_Group,
     help="Make a Docker Swarm cluster match a declarative YAML spec.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Options shared by the commands
+
+
+def _version_flag(value: bool) -> None:
+    if value:
+        typer.echo(f"converge {converge_version()}")
+        raise typer.Exit()
+
+
+def _no_color_flag(value: bool) -> None:
+    if value:
+        _set_color(False)
+
+
+def _debug_flag(value: bool) -> None:
+    if value:
+        _set_debug(True)
+
+
+NoColorOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-color",
+        help="No colours or other terminal escapes (also: NO_COLOR=1).",
+        callback=_no_color_flag,
+        is_eager=True,
+        expose_value=False,
+    ),
+]
+DebugOption = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="Log each Docker engine call on stderr (also: CONVERGE_LOG=debug).",
+        callback=_debug_flag,
+        is_eager=True,
+        expose_value=False,
+    ),
+]
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print converge's version and exit.",
+            callback=_version_flag,
+            is_eager=True,
+            expose_value=False,
+        ),
+    ] = False,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Make a Docker Swarm cluster match a declarative YAML spec."""
+
 
 SpecFiles = Annotated[
     list[Path],
@@ -53,12 +295,134 @@ SpecFiles = Annotated[
     ),
 ]
 
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        "-H",
+        metavar="ADDRESS",
+        help="Docker engine address (default: DOCKER_HOST, as the docker CLI).",
+        show_default=False,
+    ),
+]
+ContextOption = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        metavar="NAME",
+        help="Docker context to use (default: DOCKER_CONTEXT, then 'docker context use').",
+        show_default=False,
+    ),
+]
 
-def _load(files: list[Path]) -> LoadedSpec:
+
+def _duration(value: str | float) -> float:
+    """A duration option in seconds: ``10m``, ``30s``, ``1m30s``, or a plain number of seconds."""
+    try:
+        return parse_duration(value) / 1e9
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=_duration,
+        metavar="DURATION",
+        envvar="CONVERGE_TIMEOUT",
+        show_envvar=True,
+        show_default=False,
+        help="How long to wait for convergence, overall: 10m (the default), 90s, 1h; a plain "
+        "number is seconds.",
+    ),
+]
+LockTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        parser=_duration,
+        metavar="DURATION",
+        envvar="CONVERGE_LOCK_TIMEOUT",
+        show_envvar=True,
+        show_default=False,
+        help="How long to wait for another apply on the same stack to finish: 0s (the "
+        "default: fail at once), 30s, 5m.",
+    ),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+PruneOption = Annotated[
+    bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
+]
+RebalanceOption = Annotated[
+    bool, typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly.")
+]
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        metavar="ADDRESS",
+        help="Limit to this object and what it needs (service.web, network.backend, "
+        "node.worker1); repeatable. For exceptional situations only.",
+        show_default=False,
+    ),
+]
+
+
+class PlanFormat(StrEnum):
+    """What ``plan``, ``show`` and ``drift`` render."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class ResultFormat(StrEnum):
+    """What ``apply``, ``destroy`` and ``status`` render: a result has no Markdown form."""
+
+    text = "text"
+    json = "json"
+
+
+PlanOutputOption = Annotated[
+    PlanFormat, typer.Option("--output", "-o", help="text, json or markdown.")
+]
+ResultOutputOption = Annotated[ResultFormat, typer.Option("--output", "-o", help="text or json.")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of the commands
+
+
+def _load(files: Sequence[Path]) -> LoadedSpec:
     loaded = load_spec(files)
     for warning in loaded.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        _warn(warning)
     return loaded
+
+
+def _connect(host: str | None, context: str | None) -> Engine:
+    from converge.engine import connect
+
+    engine = connect(host, context=context)
+    _log.debug("Docker engine at %s", engine.address)
+    return engine
+
+
+@contextmanager
+def _json_errors(as_json: bool) -> Iterator[None]:
+    """With ``-o json``, an error also prints its JSON document on stdout (exit 1 follows)."""
+    try:
+        yield
+    except ConvergeError as error:
+        if as_json:
+            typer.echo(error_json(error))
+        raise
+
+
+def _warn_targeting(targets: Sequence[str]) -> None:
+    if targets:
+        _warn(targeting_warning(targets))
 
 
 def _summary(loaded: LoadedSpec) -> str:
@@ -75,6 +439,10 @@ def _summary(loaded: LoadedSpec) -> str:
     return f"stack {spec.stack}: " + ", ".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
 @app.command()
 def validate(
     files: SpecFiles,
@@ -82,6 +450,7 @@ def validate(
         bool,
         typer.Option("--merge", help="Validate the files merged in order, as plan and apply do."),
     ] = False,
+    no_color: NoColorOption = False,
 ) -> None:
     """Check spec files without touching any swarm: exit 0 when valid, 1 when not.
 
@@ -102,48 +471,15 @@ def validate(
         raise typer.Exit(1)
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-HostOption = Annotated[
-    str | None,
-    typer.Option(
-        "--host",
-        "-H",
-        help="Docker engine address (default: DOCKER_HOST, as the docker CLI).",
-        show_default=False,
-    ),
-]
-
-
-ReportOutputOption = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="text, json or markdown.")
-]
-
-
-PruneOption = Annotated[
-    bool, typer.Option("--prune", help="Also remove owned objects no longer in the spec.")
-]
-RebalanceOption = Annotated[
-    bool, typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly.")
-]
-
-
-def _console() -> Console:
-    # rich honours NO_COLOR and only colours a terminal.
-    return Console(highlight=False, soft_wrap=True)
-
-
 @app.command()
 def plan(
     files: SpecFiles,
-    output: ReportOutputOption = OutputFormat.text,
+    output: PlanOutputOption = PlanFormat.text,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Save the plan to this file for 'converge apply' to use."),
+        typer.Option(
+            "--out", metavar="FILE", help="Save the plan to this file for 'converge apply'."
+        ),
     ] = None,
     detailed_exitcode: Annotated[
         bool,
@@ -153,41 +489,80 @@ def plan(
     ] = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
+    target: TargetOption = None,
     host: HostOption = None,
+    context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Show what apply would change: observe the swarm, diff it against the spec, plan."""
     from converge.api import make_plan, save_plan
-    from converge.engine import connect
 
-    loaded = _load(files)
-    with connect(host) as engine:
-        result = make_plan(loaded, engine, PlanOptions(prune=prune, rebalance=rebalance))
-    if output is OutputFormat.json:
+    as_json = output is PlanFormat.json
+    options = PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ()))
+    with _json_errors(as_json):
+        loaded = _load(files)
+        with _connect(host, context) as engine:
+            result = make_plan(loaded, engine, options)
+    _warn_targeting(options.targets)
+    if as_json and result.plan.errors:
+        typer.echo(plan_errors_json(result.plan, loaded))
+    elif as_json:
         typer.echo(plan_json(result.plan, loaded))
-    elif output is OutputFormat.markdown:
+    elif output is PlanFormat.markdown:
         typer.echo(plan_markdown(result.plan, loaded))
     else:
         _console().print(plan_text(result.plan, loaded))
+    if result.plan.errors:
+        typer.echo("Error: the plan has errors; nothing can be applied", err=True)
+        raise typer.Exit(1)
     if out is not None:
         save_plan(result, out)
         typer.echo(f"Saved the plan to {out}; apply it with: converge apply {out}", err=True)
-    if result.plan.errors:
-        raise typer.Exit(1)
     if detailed_exitcode and result.plan.has_changes:
         raise typer.Exit(2)
 
 
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for convergence, overall.")
-]
-LockTimeoutOption = Annotated[
-    float,
+@app.command()
+def show(
+    plan_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PLAN", help="A plan saved by 'converge plan --out'.", show_default=False
+        ),
+    ],
+    output: PlanOutputOption = PlanFormat.text,
+    no_color: NoColorOption = False,
+) -> None:
+    """Show a saved plan, as 'converge plan' showed it (like terraform show)."""
+    from converge.api import check_saved_plan_version, read_saved_plan, saved_plan_options
+
+    document = read_saved_plan(plan_file)
+    saved = plan_from_document(document)
+    try:
+        check_saved_plan_version(document, plan_file)
+    except PlanError as error:
+        _warn(f"{error} (showing it all the same)")
+    _warn_targeting(saved_plan_options(document).targets)
+    if output is PlanFormat.json:
+        typer.echo(json.dumps(document, indent=2))
+    elif output is PlanFormat.markdown:
+        typer.echo(plan_markdown(saved))
+    else:
+        _console().print(plan_text(saved))
+
+
+ConcurrencyOption = Annotated[
+    int,
     typer.Option(
-        "--lock-timeout", help="Seconds to wait for another apply on the same stack to finish."
+        "--concurrency",
+        metavar="N",
+        min=1,
+        envvar="CONVERGE_CONCURRENCY",
+        show_envvar=True,
+        help="Actions run at once within a phase.",
     ),
 ]
-ApplyOutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
 
 
 def _run_apply(
@@ -198,56 +573,81 @@ def _run_apply(
     timeout: float,
     lock_timeout: float,
     concurrency: int,
-    output: OutputFormat,
+    output: ResultFormat,
     host: str | None,
+    context: str | None,
     verb: str = "Apply",
 ) -> None:
     """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
-    from converge.api import ApplyHooks, ApplyRequest, PlanResult, load_apply_input
+    from converge.api import (
+        ApplyHooks,
+        ApplyRequest,
+        PlanResult,
+        load_apply_input,
+        saved_plan_options,
+    )
     from converge.api import apply as apply_spec
-    from converge.engine import connect
     from converge.executor import ApplyOptions, ApplyResult
 
-    loaded, saved = load_apply_input(files)
-    for warning in loaded.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+    as_json = output is ResultFormat.json
     console = _console()
-    as_json = output is OutputFormat.json
-    messages = Console(stderr=True, highlight=False) if as_json else console
+    messages = _console(stderr=True) if as_json else console
+    with _json_errors(as_json):
+        loaded, saved = load_apply_input(files)
+        if saved is not None:
+            if plan_options.destroy:
+                raise PlanError("destroy takes the spec files, not a saved plan")
+            if plan_options != PlanOptions():
+                raise PlanError(
+                    "--prune, --rebalance and --target were fixed when the plan was saved; "
+                    "do not give them with a saved plan"
+                )
+            plan_options = saved_plan_options(saved)
+        for warning in loaded.warnings:
+            _warn(warning)
+        _warn_targeting(plan_options.targets)
 
-    def show(planned: PlanResult) -> None:
-        if not as_json:
-            console.print(plan_text(planned.plan, loaded))
+        def show(planned: PlanResult) -> None:
+            if not as_json:
+                console.print(plan_text(planned.plan, loaded))
 
-    def confirm(planned: PlanResult) -> bool:
-        if yes or saved is not None:
-            return True
-        if not sys.stdin.isatty():
-            raise ConvergeError(
-                f"refusing to {verb.lower()} without confirmation: not on a terminal, pass --yes"
-            )
-        return typer.confirm(f"{verb} these changes?", default=False)
+        def confirm(planned: PlanResult) -> bool:
+            if yes or saved is not None:
+                return True
+            if not sys.stdin.isatty():
+                raise ConvergeError(
+                    f"refusing to {verb.lower()} without confirmation: not on a terminal, "
+                    "pass --yes"
+                )
+            return typer.confirm(f"{verb} these changes?", default=False)
 
-    request = ApplyRequest(
-        plan_options=plan_options,
-        apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency),
-        lock_timeout=lock_timeout,
-        saved_plan=saved,
-    )
-    masker = Masker(loaded)
-    with connect(host) as engine, ProgressReporter(messages, masker=masker) as reporter:
-        hooks = ApplyHooks(
-            plan_ready=show,
-            confirm=confirm,
-            lock_waiting=lambda holder: messages.print(
-                f"waiting for the lock of stack {loaded.spec.stack}: "
-                f"held by {escape(holder.describe())}"
-            ),
-            events=reporter.events(),
+        request = ApplyRequest(
+            plan_options=plan_options,
+            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency),
+            lock_timeout=lock_timeout,
+            saved_plan=saved,
         )
-        run = apply_spec(loaded, engine, request, hooks)
+        live = messages.is_terminal and _terminal.color
+        masker = Masker(loaded)
+        with (
+            _connect(host, context) as engine,
+            ProgressReporter(messages, live=live, masker=masker) as reporter,
+        ):
+            hooks = ApplyHooks(
+                plan_ready=show,
+                confirm=confirm,
+                lock_waiting=lambda holder: messages.print(
+                    f"Waiting for the lock of stack {escape(loaded.spec.stack)}: "
+                    f"held by {escape(holder.describe())}"
+                ),
+                events=reporter.events(),
+            )
+            run = apply_spec(loaded, engine, request, hooks)
     result = run.result or ApplyResult(loaded.spec.stack, ())
     if run.status == "plan_errors":
+        if as_json:
+            typer.echo(plan_errors_json(run.plan.plan, loaded))
+        typer.echo(f"Error: the plan has errors; nothing was changed ({verb.lower()})", err=True)
         raise typer.Exit(1)
     if run.status == "cancelled":
         typer.echo(f"{verb} cancelled; nothing was changed.", err=True)
@@ -258,7 +658,7 @@ def _run_apply(
         console.print(apply_summary_line(run.plan.plan, verb))
     if not run.ok:
         error = Masker(loaded, run.plan.plan).text(str(result.error))
-        typer.echo(f"error: {verb.lower()} failed: {error}", err=True)
+        typer.echo(f"Error: {verb.lower()} failed: {error}", err=True)
         raise typer.Exit(1)
 
 
@@ -266,29 +666,35 @@ def _run_apply(
 def apply(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Spec files, or one plan file saved by 'converge plan --out'."),
+        typer.Argument(
+            help="Spec files, or one plan file saved by 'converge plan --out'.",
+            show_default=False,
+        ),
     ],
     yes: YesOption = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
+    target: TargetOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Actions run at once within a phase.", min=1)
-    ] = 8,
-    output: ApplyOutputOption = OutputFormat.text,
+    concurrency: ConcurrencyOption = 8,
+    output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
+    context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
     _run_apply(
         files,
         yes=yes,
-        plan_options=PlanOptions(prune=prune, rebalance=rebalance),
+        plan_options=PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ())),
         timeout=timeout,
         lock_timeout=lock_timeout,
         concurrency=concurrency,
         output=output,
         host=host,
+        context=context,
     )
 
 
@@ -298,8 +704,11 @@ def destroy(
     yes: YesOption = False,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
-    output: ApplyOutputOption = OutputFormat.text,
+    output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
+    context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Remove every service and network the spec's stack owns (like docker stack rm).
 
@@ -314,46 +723,87 @@ def destroy(
         concurrency=8,
         output=output,
         host=host,
+        context=context,
         verb="Destroy",
     )
+
+
+def _status_exit_code(report: dict[str, Any]) -> int:
+    healthy = not report["missing"] and all(
+        service["converged"] for service in report["services"] if service["in_spec"]
+    )
+    return 0 if healthy else 2
 
 
 @app.command()
 def status(
     files: SpecFiles,
-    output: ApplyOutputOption = OutputFormat.text,
+    output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
+    context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
-    """Per service: running/desired tasks, where they run, update state and last errors."""
+    """Per service: running/desired tasks, where they run, update state and last errors.
+
+    Exit 0: every service of the spec runs converged; 2: one does not, or is missing; 1: error.
+    """
     from converge.api import stack_status
-    from converge.engine import connect
 
     loaded = _load(files)
-    with connect(host) as engine:
+    with _connect(host, context) as engine:
         report = stack_status(loaded.spec, engine)
-    if output is OutputFormat.json:
+    if output is ResultFormat.json:
         typer.echo(status_json(report, loaded))
-        return
-    text = status_text(report, loaded)
-    if text:  # a stack with nothing to show prints nothing, not an empty line
-        _console().print(text)
+    else:
+        text = status_text(report, loaded)
+        if text:  # a stack with nothing to show prints nothing, not an empty line
+            _console().print(text)
+    raise typer.Exit(_status_exit_code(report))
 
 
 @app.command()
 def unlock(
     stack: Annotated[str, typer.Argument(help="The stack whose lock to remove.")],
+    lock_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="The lock's id, as the lock message shows it (without it: show the lock).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Remove the lock even if its holder may still be running."),
+    ] = False,
     host: HostOption = None,
+    context: ContextOption = None,
+    debug: DebugOption = False,
 ) -> None:
-    """Remove a stack's apply lock left behind by an apply that died."""
-    from converge.engine import connect
+    """Remove a stack's apply lock left behind by an apply that died (as terraform force-unlock).
+
+    The lock's id is required; a live holder's lock is kept unless --force.
+    """
+    from converge.lock import holder_state, read_lock
     from converge.lock import unlock as remove_lock
 
-    with connect(host) as engine:
-        holder = remove_lock(engine, stack)
-    if holder is None:
+    with _connect(host, context) as engine:
+        if lock_id is None:
+            holder = read_lock(engine, stack)
+            if holder is None:
+                typer.echo(f"stack {stack} is not locked")
+                return
+            gone = holder_state(holder) != "live"
+            running = "which is no longer running" if gone else "which may still be running"
+            raise ConvergeError(
+                f"stack {stack} is locked by {holder.describe()}, {running}; to remove the "
+                f"lock, give its id: converge unlock {stack} {holder.lock_id}"
+            )
+        removed = remove_lock(engine, stack, lock_id, force=force)
+    if removed is None:
         typer.echo(f"stack {stack} is not locked")
     else:
-        typer.echo(f"removed the lock of stack {stack}, held by {holder.describe()}")
+        typer.echo(f"removed the lock of stack {stack}, held by {removed.describe()}")
 
 
 class FailOnOption(StrEnum):
@@ -365,11 +815,14 @@ class FailOnOption(StrEnum):
 @app.command()
 def drift(
     files: SpecFiles,
-    output: ReportOutputOption = OutputFormat.text,
+    output: PlanOutputOption = PlanFormat.text,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
             "--metrics-file",
+            metavar="FILE",
+            envvar="CONVERGE_METRICS_FILE",
+            show_envvar=True,
             help="Also write Prometheus metrics here, atomically (node_exporter textfile).",
         ),
     ] = None,
@@ -378,6 +831,9 @@ def drift(
         typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
     ] = FailOnOption.any,
     host: HostOption = None,
+    context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Is the swarm still what the spec says, and healthy? Never writes to the swarm.
 
@@ -387,13 +843,12 @@ def drift(
     from datetime import UTC, datetime
 
     from converge.api import check_drift
-    from converge.engine import connect
 
     started, stack = datetime.now(UTC), None
     try:
         loaded = _load(files)
         stack = loaded.spec.stack
-        with connect(host) as engine:
+        with _connect(host, context) as engine:
             report = check_drift(loaded, engine)
     except ConvergeError:
         if metrics_file is not None:
@@ -402,9 +857,9 @@ def drift(
         raise
     if metrics_file is not None:
         write_metrics(metrics_file, report_metrics(report))
-    if output is OutputFormat.json:
+    if output is PlanFormat.json:
         typer.echo(report_json(report))
-    elif output is OutputFormat.markdown:
+    elif output is PlanFormat.markdown:
         typer.echo(report_markdown(report))
     else:
         _console().print(report_text(report))
@@ -425,14 +880,50 @@ def _register_subcommands() -> None:
     app.add_typer(lb_app, name="lb")
 
 
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM (what CI runners and systemd send) both stop the command by raising
+    ``Interrupted`` in the main thread, so that locks are released on the way out; a second
+    signal while stopping exits at once."""
+    received: list[int] = []
+
+    def handler(number: int, frame: object) -> None:
+        if received:
+            name = signal.Signals(number).name
+            typer.echo(
+                f"Interrupted again ({name}): exiting at once; a stack lock may be left "
+                "behind (converge unlock STACK shows it)",
+                err=True,
+            )
+            os._exit(128 + number)
+        received.append(number)
+        raise Interrupted(number)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, handler)
+
+
+def _interrupted_message(interruption: Interrupted) -> str:
+    message = f"Interrupted: {interruption.signal_name}"
+    if interruption.locks_released:
+        stacks = ", ".join(interruption.locks_released)
+        message += f"; the lock of stack {stacks} was released"
+    for kept in interruption.locks_kept:
+        message += f"; the lock of {kept}"
+    return message
+
+
 def main() -> None:
     """Entry point of the ``converge`` console script."""
     _register_subcommands()
+    _stop_on_signals()
     try:
         app()
+    except Interrupted as interruption:
+        typer.echo(_interrupted_message(interruption), err=True)
+        sys.exit(interruption.exit_code)
     except SpecError as error:
         typer.echo(str(error), err=True)
         sys.exit(1)
     except ConvergeError as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"Error: {error}", err=True)
         sys.exit(1)

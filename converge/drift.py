@@ -23,7 +23,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from converge.actions import Plan, format_value
-from converge.health import ROLLBACK_STATES, ServiceHealth, nodes_not_ready, service_health
+from converge.health import (
+    ROLLBACK_STATES,
+    ServiceHealth,
+    nodes_not_ready,
+    service_health,
+    update_detail,
+)
 from converge.loader import LoadedSpec
 from converge.masking import Masker, scrub
 from converge.naming import object_name
@@ -282,7 +288,8 @@ def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
     state = health.update_state
     if state in ROLLBACK_STATES or state == "paused":
         what = "was rolled back" if state == "rollback_completed" else state.replace("_", " ")
-        detail = f": {health.update_message}" if health.update_message else ""
+        detail = update_detail(state, health.update_message)
+        detail = f": {detail}" if detail else ""
         problems.append(("update_state", f"the last update {what}{detail}"))
     if health.running < health.desired:
         message = f"{health.running}/{health.desired} tasks running"

@@ -7,6 +7,7 @@ how many calls a command makes. Engine errors become ``EngineError`` naming the 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -34,6 +35,9 @@ from converge.errors import (
 __all__ = ["Endpoint", "Engine", "EngineInfo", "connect", "resolve_endpoint"]
 
 Json = dict[str, Any]
+
+# Each call, with --debug (or CONVERGE_LOG=debug): the CLI puts a handler on "converge".
+_log = logging.getLogger(__name__)
 
 # The Engine API version converge speaks; 1.41 (Docker 20.10) added service status counts.
 API_VERSION = "1.41"
@@ -108,11 +112,19 @@ class Engine:
 
     def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         method = response.request.method or "GET"
-        path = urlparse(response.request.url or "").path
+        url = urlparse(response.request.url or "")
+        path = url.path
         # Drop the version prefix and object ids so calls group by endpoint.
         parts = [part for part in path.split("/") if part][1:]
         endpoint = "/".join(parts[:1] + (["{id}", *parts[2:]] if len(parts) > 1 else []))
         self.calls[f"{method} /{endpoint}"] += 1
+        if _log.isEnabledFor(logging.DEBUG):
+            # Never a body, and no query string: only where the call went and how it ended.
+            elapsed = response.elapsed.total_seconds() * 1000
+            query = "?..." if url.query else ""
+            _log.debug(
+                "%s %s%s -> %s in %.0f ms", method, path, query, response.status_code, elapsed
+            )
 
     @property
     def call_count(self) -> int:

@@ -16,12 +16,16 @@ its traceback.
     ├── LockError            the stack is locked by another apply
     ├── LoadBalancerError    the load balancer's config is invalid or its container failed
     └── LabError             the local lab swarm cannot be started, stopped or used
+
+    Interrupted (a BaseException, like KeyboardInterrupt): SIGINT or SIGTERM arrived; raised by
+    the command line's signal handler, it unwinds everything (locks are released on the way).
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "AlreadyExistsError",
@@ -29,6 +33,7 @@ __all__ = [
     "EngineError",
     "EngineUnavailableError",
     "InUseError",
+    "Interrupted",
     "LabError",
     "LoadBalancerError",
     "LockError",
@@ -110,3 +115,30 @@ class LabError(ConvergeError):
 
 class LoadBalancerError(ConvergeError):
     """The load balancer's rendered config is invalid, or its container did not start."""
+
+
+@dataclass(eq=False)
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: stop, releasing what is held on the way.
+
+    Not an ``Exception``, so no ``except Exception`` swallows it. Whoever releases something
+    while it passes records it, for the message the command line prints.
+    """
+
+    signal_number: int
+    locks_released: list[str] = field(default_factory=list)
+    """Stacks whose lock was released."""
+    locks_kept: list[str] = field(default_factory=list)
+    """Locks that could not be released, with why."""
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as shells report a process a signal stopped."""
+        return 128 + self.signal_number
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal_name}"

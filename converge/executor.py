@@ -9,6 +9,7 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from converge.errors import (
     NotFoundError,
     OutOfSequenceError,
 )
-from converge.health import SETTLING_STATES, ServiceHealth, service_health
+from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
 from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name
 from converge.observe import observe
@@ -42,6 +43,7 @@ __all__ = [
     "ApplyOptions",
     "ApplyResult",
     "apply_plan",
+    "verify_converged",
 ]
 
 Outcome = Literal[
@@ -88,11 +90,19 @@ class ApplyResult:
 
 @dataclass
 class ApplyEvents:
-    """Callbacks for progress; each defaults to doing nothing."""
+    """Callbacks for progress; each defaults to doing nothing.
+
+    Attributes:
+        action_started: an action's write begins.
+        action_finished: its write ended (a service then still has to converge).
+        waiting: each poll while services converge: how each of them stands.
+        service_converged: the executor judged the service converged (and stable).
+    """
 
     action_started: Callable[[Action], None] = lambda action: None
     action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
     waiting: Callable[[list[ServiceHealth]], None] = lambda progress: None
+    service_converged: Callable[[ServiceHealth], None] = lambda health: None
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class _Run:
     deadline: float
     observed: ObservedState
     outcomes: list[ActionOutcome] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def refresh(self) -> ObservedState:
         self.observed = observe(self.engine, self.spec)
@@ -168,6 +179,38 @@ def apply_plan(
     )
 
 
+def verify_converged(
+    spec: Spec,
+    engine: Engine,
+    observed: ObservedState,
+    events: ApplyEvents | None = None,
+    options: ApplyOptions | None = None,
+) -> ApplyResult:
+    """For an apply with nothing to change: wait, writing nothing, until the spec's services
+    have converged, and report the state they are in.
+
+    An update in flight (a concurrent or killed apply's) is waited for; a paused or rolled-back
+    update, whenever it happened, tasks that keep failing or cannot be placed fail, as in
+    ``apply_plan``. A service that runs as wanted and never failed with its current spec is
+    accepted at once; one whose current spec failed before must hold for its monitor window.
+    """
+    options = options or ApplyOptions()
+    run = _Run(
+        spec=spec,
+        engine=engine,
+        options=options,
+        events=events or ApplyEvents(),
+        deadline=options.clock.monotonic() + options.timeout,
+        observed=observed,
+    )
+    writes_before = engine.write_count
+    keys = [key for key in spec.services if key in observed.owned_services()]
+    error = _wait_for_services(run, keys, verify_only=True) if keys else None
+    return ApplyResult(
+        stack=spec.stack, outcomes=(), error=error, write_calls=engine.write_count - writes_before
+    )
+
+
 def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
     def execute(action: Action) -> ActionOutcome:
         run.events.action_started(action)
@@ -186,8 +229,17 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
         return outcome
 
     workers = max(1, min(run.options.concurrency, len(actions)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(execute, actions))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(execute, action) for action in actions]
+        outcomes = [future.result() for future in futures]
+    except BaseException:
+        # Interrupted (SIGINT, SIGTERM): start no further action, and stop the waits of those
+        # running, so that the lock is released soon and no write follows the release.
+        run.cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     run.outcomes.extend(outcomes)
     failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
     if failed:
@@ -211,6 +263,7 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
 def _with_retries(run: _Run, what: str, write: Callable[[ObservedState], None]) -> None:
     """Run ``write`` against the latest observation, observing again when out of sequence."""
     for attempt in range(run.options.retries + 1):
+        _stop_if_cancelled(run)
         try:
             write(run.observed)
             return
@@ -234,7 +287,15 @@ def _execute(run: _Run, action: Action) -> None:
         if action.kind == "create":
             engine.create_service(name, service_engine_spec(spec, action.key))
         elif action.kind == "remove":
-            engine.remove_service(action.name, _require_id(action))
+            service_id = _require_id(action)
+            engine.remove_service(action.name, service_id)
+            # Gone when the engine no longer lists it: a plan made right after (destroy, then
+            # apply) must not see it.
+            _wait_until(
+                run,
+                lambda: all(item["ID"] != service_id for item in engine.services()),
+                f"service {action.name} to be gone",
+            )
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
@@ -283,6 +344,7 @@ def _execute_network(run: _Run, action: Action) -> None:
     elif action.kind == "remove":
         # The engine refuses while removed services' tasks still hold endpoints on it.
         _remove_network_when_free(run, action.name, _require_id(action))
+        _wait_for_network_gone(run, action.name, _require_id(action))
     elif action.kind == "replace":
         _replace_network(run, action, name)
 
@@ -302,12 +364,7 @@ def _replace_network(run: _Run, action: Action, name: str) -> None:
             partial(_detach, run, key=key, network_id=network_id),
         )
     _remove_network_when_free(run, name, network_id)
-    # Removal is asynchronous in the swarm's store: the name is free once the list drops it.
-    _wait_until(
-        run,
-        lambda: all(item["Id"] != network_id for item in run.engine.networks()),
-        f"network {name} to be gone",
-    )
+    _wait_for_network_gone(run, name, network_id)
     run.engine.create_network(name, network_create_body(run.spec, action.key))
     run.refresh()
     for key, service in attached:
@@ -360,16 +417,36 @@ def _remove_network_when_free(run: _Run, name: str, network_id: str) -> None:
     _wait_until(run, removed, f"network {name} to be free of tasks")
 
 
+def _wait_for_network_gone(run: _Run, name: str, network_id: str) -> None:
+    # Removal is asynchronous in the manager's network store: the name is free, and a plan made
+    # next (destroy, then apply) sees it missing, only once the list drops it.
+    _wait_until(
+        run,
+        lambda: all(item["Id"] != network_id for item in run.engine.networks()),
+        f"network {name} to be gone",
+    )
+
+
 def _service_gone(run: _Run, name: str) -> bool:
     return run.refresh().service_named(name) is None
+
+
+def _stop_if_cancelled(run: _Run) -> None:
+    if run.cancelled.is_set():
+        raise _ActionFailedError("interrupted")
 
 
 def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
     clock = run.options.clock
     interval = run.options.poll_interval
+
+    def unless_cancelled() -> bool:
+        _stop_if_cancelled(run)
+        return condition()
+
     try:
         poll_until(
-            condition,
+            unless_cancelled,
             timeout=max(0.0, run.deadline - clock.monotonic()),
             clock=clock,
             backoff=Backoff(initial=interval / 4, maximum=interval),
@@ -391,14 +468,26 @@ def _stable_window(run: _Run, service: ObservedService | None) -> float:
     return (monitor if monitor is not None else 5_000_000_000) / 1e9
 
 
-def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
+def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> str | None:
+    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise.
+
+    Args:
+        verify_only: nothing was written: update states of any age count (the state the
+            service is left in), and a service found converged at once that never failed
+            with its current spec has held already.
+    """
     started = _engine_time(run.observed)
+    update_since = "" if verify_only else started
     converged_since: dict[str, float] = {}
     unplaceable_since: dict[str, float] = {}
+    first_round = True
     while True:
         state = run.refresh()
         owned = state.owned_services()
-        progress = [service_health(state, key, owned.get(key), started) for key in keys]
+        progress = [
+            service_health(state, key, owned.get(key), started, update_since=update_since)
+            for key in keys
+        ]
         run.events.waiting(progress)
         now = run.options.clock.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
@@ -422,8 +511,15 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
                 # more update monitor window (swarmkit's updater): that window has been held
                 # already, and waiting it out again doubled the time of every update.
                 held = 0.0
-                if item.update_state == "completed":
-                    held = _stable_window(run, owned.get(item.key))
+                service = owned.get(item.key)
+                steady = (
+                    verify_only
+                    and first_round
+                    and service is not None
+                    and not has_failed_tasks(state, service)
+                )
+                if item.update_state == "completed" or steady:
+                    held = _stable_window(run, service)
                 converged_since.setdefault(item.key, now - held)
             else:
                 converged_since.pop(item.key, None)
@@ -432,6 +528,8 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
             and now - converged_since[item.key] >= _stable_window(run, owned.get(item.key))
             for item in progress
         ):
+            for item in progress:
+                run.events.service_converged(item)
             return None
         if now > run.deadline:
             waiting = ", ".join(
@@ -442,6 +540,7 @@ def _wait_for_services(run: _Run, keys: list[str]) -> str | None:
                 if not item.converged
             )
             return f"timed out waiting for services to converge: {waiting or 'stability window'}"
+        first_round = False
         run.options.clock.sleep(run.options.poll_interval)
 
 

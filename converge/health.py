@@ -23,9 +23,11 @@ __all__ = [
     "ServiceHealth",
     "TaskError",
     "desired_task_count",
+    "has_failed_tasks",
     "nodes_not_ready",
     "service_health",
     "task_errors",
+    "update_detail",
 ]
 
 ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
@@ -61,6 +63,8 @@ class ServiceHealth:
         unplaceable: the scheduler's complaint while tasks wait for a node (not yet a failure).
         placement: running tasks per node hostname.
         errors: the last task errors (of this apply when ``since`` was given), oldest first.
+        updated: of the running tasks, those that run the current task template (during a
+            rolling update, how far it got).
     """
 
     key: str
@@ -75,6 +79,7 @@ class ServiceHealth:
     update_message: str | None = None
     placement: Mapping[str, int] = field(default_factory=dict)
     errors: tuple[TaskError, ...] = ()
+    updated: int = 0
 
 
 def desired_task_count(service: ObservedService) -> int:
@@ -123,6 +128,21 @@ def task_errors(
     return ()
 
 
+def update_detail(state: str, message: str | None) -> str:
+    """The engine's update message, or "" when it only restates the state (its
+    ``rollback completed`` for the state ``rollback_completed``)."""
+    words = state.replace("_", " ")
+    detail = (message or "").strip()
+    return "" if detail.lower().rstrip(".") in ("", words, f"update {words}") else detail
+
+
+def _update_failure(state: str, message: str | None) -> str:
+    """``update paused: <the engine's reason>``, or ``update rollback completed`` alone."""
+    detail = update_detail(state, message)
+    words = state.replace("_", " ")
+    return f"update {words}: {detail}" if detail else f"update {words}"
+
+
 def _errors_suffix(errors: Iterable[TaskError]) -> str:
     lines = [str(error) for error in errors]
     return "; last task errors: " + " | ".join(lines) if lines else ""
@@ -137,13 +157,20 @@ def _placement(state: ObservedState, running: Iterable[ObservedTask]) -> dict[st
 
 
 def service_health(
-    state: ObservedState, key: str, service: ObservedService | None, since: str = ""
+    state: ObservedState,
+    key: str,
+    service: ObservedService | None,
+    since: str = "",
+    *,
+    update_since: str | None = None,
 ) -> ServiceHealth:
     """How converged and how well one owned service is.
 
     Args:
         since: an engine timestamp (the newest task timestamp when an apply began): update
             states and task failures older than it are history, not this apply's outcome.
+        update_since: for update states only, instead of ``since`` ("": any update counts,
+            as for an apply that changes nothing and reports the state the swarm is in).
     """
     if service is None:
         return ServiceHealth(
@@ -158,16 +185,29 @@ def service_health(
     ]
     desired = desired_task_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
-    update_state = service.update_state if service.update_started >= since else None
+    update_state = (
+        service.update_state
+        if service.update_started >= (since if update_since is None else update_since)
+        else None
+    )
     errors = task_errors(state, service, since)
     failure = unplaceable = None
     if update_state in ROLLBACK_STATES or update_state == "paused":
-        failure = f"update {update_state.replace('_', ' ')}: {service.update_message or ''}".strip()
-        failure += _errors_suffix(errors)
+        failure = _update_failure(update_state, service.update_message) + _errors_suffix(errors)
     else:
-        pending = [task for task in tasks if "no suitable node" in task.error + task.message]
-        if pending and not running:
-            unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
+        # Tasks the scheduler cannot place while fewer than wanted run: 5 of 7 placed waits for
+        # a node as surely as 0 of 7 (a host-mode port on too few nodes, too little memory).
+        pending = [
+            task
+            for task in tasks
+            if task.desired_state == "running"
+            and task.state == "pending"
+            and "no suitable node" in task.error + task.message
+        ]
+        if pending and len(running) < desired:
+            complaint = pending[-1].error or pending[-1].message
+            count = "" if not running else f"{len(pending)} of {desired} "
+            unplaceable = f"{count}tasks cannot be placed: {complaint}"
         recent_failures = [
             task
             for task in tasks
@@ -193,6 +233,15 @@ def service_health(
         update_message=service.update_message,
         placement=_placement(state, running),
         errors=errors,
+        updated=len(running) - len(stale),
+    )
+
+
+def has_failed_tasks(state: ObservedState, service: ObservedService) -> bool:
+    """Whether any task of the service's current template failed (however long ago)."""
+    return any(
+        task.state in FAILED_TASK_STATES and task.template_digest == service.template_digest
+        for task in state.tasks_of(service.id)
     )
 
 

@@ -15,7 +15,6 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +24,19 @@ from converge.checks import check_spec
 from converge.errors import SpecError, SpecProblem
 from converge.spec import NAME_PATTERN, STACK_PATTERN, Spec
 
-__all__ = ["FieldPath", "LoadedSpec", "load_spec", "load_spec_text", "path_text"]
+__all__ = [
+    "MAX_SPEC_BYTES",
+    "FieldPath",
+    "LoadedSpec",
+    "load_spec",
+    "load_spec_text",
+    "path_text",
+]
+
+MAX_SPEC_BYTES = 8 * 1024 * 1024
+"""The most spec text converge reads, all files together: parsing, validating and planning take
+some twenty times the text's size in memory, so a larger spec is refused before it is parsed.
+(A service spec cannot exceed 4 MiB anyway: ``checks.ENGINE_SPEC_LIMIT``.)"""
 
 FieldPath = tuple[str | int, ...]
 """The location of a value inside a spec: ``("services", "mvc", "ports", 0)``."""
@@ -624,10 +635,19 @@ def load_spec(
         raise SpecError([SpecProblem("<command line>", None, None, "", "no spec file given")])
     sources: list[tuple[str, str]] = []
     problems: list[SpecProblem] = []
+    left = MAX_SPEC_BYTES
     for path in paths:
         name = os.fspath(path)
         try:
-            sources.append((name, Path(name).read_text(encoding="utf-8")))
+            with open(name, "rb") as handle:
+                data = handle.read(left + 1)  # never more than the limit, whatever the file
+            left -= len(data)
+            if left < 0:
+                problems.append(_too_large(name, len(paths) > 1))
+                break
+            # As text mode reads it: universal newlines.
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            sources.append((name, text))
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             problems.append(SpecProblem(name, None, None, "", f"cannot read the file: {reason}"))
@@ -636,8 +656,22 @@ def load_spec(
     return _load(sources, environ)
 
 
+def _too_large(file: str, several: bool) -> SpecProblem:
+    what = "the spec files are" if several else "the file is"
+    return SpecProblem(
+        file,
+        None,
+        None,
+        "",
+        f"{what} larger than {MAX_SPEC_BYTES >> 20} MiB, the most converge reads for a spec "
+        "(planning a larger one would take too much memory); refused before parsing",
+    )
+
+
 def _load(sources: Sequence[tuple[str, str]], environ: Mapping[str, str] | None) -> LoadedSpec:
     environment = os.environ if environ is None else environ
+    if sum(len(text.encode()) for _, text in sources) > MAX_SPEC_BYTES:
+        raise SpecError([_too_large(sources[-1][0], len(sources) > 1)])
     problems: list[SpecProblem] = []
     warnings: list[str] = []
     merged: _Document | None = None

@@ -20,6 +20,7 @@ __all__ = [
     "STACK_LABEL",
     "is_internal_label",
     "lock_name",
+    "made_by_stack_deploy",
     "object_name",
     "owned_by",
     "owner_of",
@@ -69,6 +70,13 @@ def owner_of(labels: Mapping[str, str] | None) -> str | None:
 def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
     """Whether an object with these labels belongs to ``stack`` (and so may be changed)."""
     return owner_of(labels) == stack
+
+
+def made_by_stack_deploy(labels: Mapping[str, str] | None) -> bool:
+    """Whether an object of a stack was made by ``docker stack deploy`` rather than converge:
+    it carries the stack label but not converge's own. converge treats it as the stack's (as
+    ``docker stack rm`` would), and says so before removing it."""
+    return owner_of(labels) is not None and CONVERGE_MANAGED_LABEL not in (labels or {})
 
 
 def is_internal_label(name: str) -> bool:

@@ -22,7 +22,8 @@ from converge.lb.config import (
 )
 from converge.naming import object_name, spec_key
 from converge.spec import Spec
-from converge.state import ObservedState
+from converge.state import ObservedNetwork, ObservedService, ObservedState
+from converge.targeting import target_plan
 
 __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
@@ -36,6 +37,8 @@ class PlanOptions:
     rebalance: bool = False
     destroy: bool = False
     """Remove every object of the stack instead of converging it (``converge destroy``)."""
+    targets: tuple[str, ...] = ()
+    """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
 
 
 def plan(
@@ -46,12 +49,18 @@ def plan(
     spec_digest: str = "",
     spec_files: tuple[str, ...] = (),
 ) -> Plan:
-    """Turn a diff into an ordered plan and check the swarm it would leave."""
+    """Turn a diff into an ordered plan and check the swarm it would leave.
+
+    Raises:
+        PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
+    """
     if options.destroy:
+        removals = _destroy_actions(observed)
         return Plan(
             stack=difference.stack,
-            actions=tuple(_destroy_actions(observed)),
-            versions=_versions(observed),
+            actions=tuple(_noting_stack_deploy(observed, removals)),
+            findings=tuple(_stack_deploy_findings(observed, removals)),
+            versions=_versions(spec, observed, destroy=True),
             spec_digest=spec_digest,
             spec_files=spec_files,
         )
@@ -68,12 +77,17 @@ def plan(
         elif item.status == "collision":
             findings.append(PlanFinding("error", item.address, item.detail, "collision", item.name))
         elif item.status == "remove" and not options.prune:
+            made_by = (
+                f" (created by {_STACK_DEPLOY})"
+                if _made_by_stack_deploy(observed, item.kind, item.key)
+                else ""
+            )
             findings.append(
                 PlanFinding(
                     "warning",
                     item.address,
-                    f"{item.name} is owned by stack {difference.stack} but no longer in the "
-                    "spec; --prune removes it",
+                    f"{item.name}{made_by} is owned by stack {difference.stack} but no longer "
+                    "in the spec; --prune removes it",
                     "not_in_spec",
                     item.name,
                 )
@@ -82,6 +96,7 @@ def plan(
             continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed))
+    actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
     actions.extend(_loadbalancer_actions(spec, difference, observed, actions, options.prune))
@@ -90,17 +105,22 @@ def plan(
         PlanFinding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
     )
+    findings.extend(_stack_deploy_findings(observed, actions))
+    actions = _noting_stack_deploy(observed, actions)
     findings.extend(_placement_findings(spec, observed))
     findings.extend(_port_findings(spec, observed))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
-    return Plan(
+    result = Plan(
         stack=difference.stack,
         actions=tuple(actions),
         findings=tuple(findings),
-        versions=_versions(observed),
+        versions=_versions(spec, observed),
         spec_digest=spec_digest,
         spec_files=spec_files,
     )
+    if options.targets:
+        result = target_plan(result, options.targets, spec, observed)
+    return result
 
 
 def _destroy_actions(observed: ObservedState) -> list[Action]:
@@ -136,8 +156,57 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
     )
 
 
-def _versions(observed: ObservedState) -> dict[str, int]:
-    versions = {f"node.{node.hostname}": node.version for node in observed.nodes}
+_STACK_DEPLOY = "docker stack deploy"
+
+
+def _made_by_stack_deploy(observed: ObservedState, kind: str, key: str) -> bool:
+    found: ObservedService | ObservedNetwork | None = None
+    if kind == "service":
+        found = observed.owned_services().get(key)
+    elif kind == "network":
+        found = observed.owned_networks().get(key)
+    return found is not None and found.made_by_stack_deploy
+
+
+def _removes_stack_deploy_object(observed: ObservedState, action: Action) -> bool:
+    return action.kind == "remove" and _made_by_stack_deploy(
+        observed, action.object_kind, action.key
+    )
+
+
+def _noting_stack_deploy(observed: ObservedState, actions: list[Action]) -> list[Action]:
+    """Removals of objects ``docker stack deploy`` made say so in their reason."""
+    return [
+        replace(action, reason=f"{action.reason} (created by {_STACK_DEPLOY}, not by converge)")
+        if _removes_stack_deploy_object(observed, action)
+        else action
+        for action in actions
+    ]
+
+
+def _stack_deploy_findings(observed: ObservedState, actions: list[Action]) -> list[PlanFinding]:
+    """A warning per object ``docker stack deploy`` made that the plan removes: it carries the
+    stack's label, so it is the stack's, but nobody should lose it by surprise."""
+    return [
+        PlanFinding(
+            "warning",
+            action.address,
+            f"{action.name} was created by {_STACK_DEPLOY} (it has the stack's label but not "
+            f"converge's); this plan removes it",
+            name=action.name,
+        )
+        for action in actions
+        if _removes_stack_deploy_object(observed, action)
+    ]
+
+
+def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dict[str, int]:
+    """The versions a saved plan is checked against: the stack's services, and the nodes the
+    spec manages (only those: another stack's node changes must not make this plan stale)."""
+    managed = () if destroy else spec.nodes
+    versions = {
+        f"node.{node.hostname}": node.version for node in observed.nodes if node.hostname in managed
+    }
     versions.update(
         {f"service.{key}": service.version for key, service in observed.owned_services().items()}
     )
@@ -246,6 +315,43 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     if fields == {"replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
+
+
+_STUCK_UPDATES = {
+    "paused": "the last update was paused: re-apply resumes it",
+    "rollback_paused": "the rollback of the last update was paused: re-apply resumes it",
+    "rollback_completed": "the last update was rolled back: re-apply deploys the spec again",
+}
+"""Update states the engine never leaves by itself: only a new update moves the service on."""
+
+
+def _redrive_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Force-update services whose spec matches but whose last update is stuck.
+
+    After a node loss mid-update the engine keeps the update ``paused``; after a rollback the
+    service stays ``rollback_completed``. Neither changes until a new update, so without this
+    the plan would be empty while drift reports the service unhealthy for ever. A service with
+    another planned action needs none: any update starts afresh.
+    """
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    result: list[Action] = []
+    for key, service in observed.owned_services().items():
+        reason = _STUCK_UPDATES.get(service.update_state or "")
+        if key in touched or key not in spec.services or reason is None:
+            continue
+        result.append(
+            Action(
+                Phase.SERVICES,
+                "force",
+                "service",
+                key,
+                service.name,
+                reason,
+                observed_id=service.id,
+                observed_version=service.version,
+            )
+        )
+    return result
 
 
 def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:

@@ -37,14 +37,27 @@ def render(
     host: Annotated[
         str | None,
         typer.Option(
-            "--host", "-H", help="Docker engine address (default: DOCKER_HOST).", show_default=False
+            "--host",
+            "-H",
+            metavar="ADDRESS",
+            help="Docker engine address (default: DOCKER_HOST, as the docker CLI).",
+            show_default=False,
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="NAME",
+            help="Docker context to use (default: DOCKER_CONTEXT, then 'docker context use').",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
     """Print the haproxy.cfg that apply would write, from the spec and the swarm as it is."""
     loaded = load_spec(files)
     for warning in loaded.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"Warning: {warning}", err=True)
     spec = loaded.spec
     if spec.loadbalancer is None:
         raise ConvergeError(f"{', '.join(map(str, files))}: the spec declares no loadbalancer")
@@ -53,6 +66,6 @@ def render(
         from converge.engine import connect
         from converge.observe import observe
 
-        with connect(host) as engine:
+        with connect(host, context=context) as engine:
             observed = observe(engine, spec)
     typer.echo(render_config(spec, observed), nl=False)

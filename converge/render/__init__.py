@@ -19,13 +19,16 @@ from converge.render.drift import (
     report_text,
     status_line,
 )
+from converge.render.errors import error_document, error_json, plan_errors_json
 from converge.render.metrics import failure_metrics, report_metrics, write_metrics
 from converge.render.plan import (
     plan_document,
+    plan_from_document,
     plan_json,
     plan_markdown,
     plan_text,
     summary_line,
+    targeting_warning,
 )
 from converge.render.progress import ProgressReporter
 from converge.render.status import (
@@ -43,8 +46,12 @@ __all__ = [
     "apply_document",
     "apply_json",
     "apply_summary_line",
+    "error_document",
+    "error_json",
     "failure_metrics",
     "plan_document",
+    "plan_errors_json",
+    "plan_from_document",
     "plan_json",
     "plan_markdown",
     "plan_text",
@@ -58,5 +65,6 @@ __all__ = [
     "status_line",
     "status_text",
     "summary_line",
+    "targeting_warning",
     "write_metrics",
 ]

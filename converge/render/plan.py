@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.markup import escape
 
-from converge.actions import PLAN_FORMAT_VERSION, Action, Plan, format_value
+from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan, PlanFinding, format_value
 from converge.diff import FieldChange
+from converge.errors import PlanError
 from converge.loader import LoadedSpec
 from converge.masking import Masker
 from converge.render._markdown import markdown_cell
@@ -21,23 +23,40 @@ from converge.version import converge_version
 
 __all__ = [
     "plan_document",
+    "plan_from_document",
     "plan_json",
     "plan_markdown",
     "plan_text",
     "summary_line",
+    "targeting_warning",
 ]
 
 _STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta"}
 
 
 def summary_line(plan: Plan) -> str:
-    """Terraform's closing line: ``Plan: 1 to add, 2 to change, 0 to destroy.``"""
+    """Terraform's closing line: ``Plan: 1 to add, 2 to change, 0 to destroy.``
+
+    A plan with errors says so instead: it can be applied in no form.
+    """
+    errors = len(plan.errors)
+    if errors:
+        return f"The plan has {errors} error{'' if errors == 1 else 's'}: nothing can be applied."
     if not plan.has_changes:
         return "No changes. The swarm matches the spec."
     counts = plan.counts()
     return (
         f"Plan: {counts['add']} to add, {counts['change']} to change, "
         f"{counts['destroy']} to destroy."
+    )
+
+
+def targeting_warning(targets: Sequence[str]) -> str:
+    """Terraform's warning for ``--target``: a plan limited so is not the whole spec's."""
+    return (
+        f"resource targeting is in effect ({', '.join(targets)}): the plan may not include "
+        "every change the spec asks for. --target is for exceptional situations, such as "
+        "recovering from errors or mistakes, not for routine use."
     )
 
 
@@ -147,6 +166,49 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
         ],
         "versions": dict(sorted(plan.versions.items())),
     }
+
+
+def plan_from_document(document: Mapping[str, Any]) -> Plan:
+    """The plan a ``plan_document`` describes (a saved plan), for rendering it again.
+
+    Its values are the document's, masked when it was written.
+
+    Raises:
+        PlanError: the document lacks what a plan document has.
+    """
+    try:
+        actions = tuple(
+            Action(
+                phase=Phase[str(item["phase"]).upper()],
+                kind=item["kind"],
+                object_kind=item["object_kind"],
+                key=item["key"],
+                name=item["name"],
+                reason=item["reason"],
+                changes=tuple(
+                    FieldChange(tuple(change["path"]), change["before"], change["after"])
+                    for change in item["changes"]
+                ),
+                forced_by=tuple(item["forced_by"]),
+                observed_id=item["observed"]["id"],
+                observed_version=item["observed"]["version"],
+            )
+            for item in document["actions"]
+        )
+        findings = tuple(
+            PlanFinding(item["severity"], item["address"], item["message"])
+            for item in document["findings"]
+        )
+        return Plan(
+            stack=document["stack"],
+            actions=actions,
+            findings=findings,
+            versions=dict(document.get("versions") or {}),
+            spec_digest=(document.get("spec") or {}).get("digest", ""),
+            spec_files=tuple((document.get("spec") or {}).get("files", ())),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise PlanError(f"not a plan document: missing or malformed {error}") from None
 
 
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:

@@ -23,7 +23,8 @@ __all__ = [
     "status_text",
 ]
 
-STATUS_FORMAT_VERSION = "1.0"
+STATUS_FORMAT_VERSION = "1.1"
+"""1.1: ``lock``, the stack's apply lock when one is held."""
 
 
 def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
@@ -50,19 +51,30 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
     report = masked_status(report, loaded)
     lines: list[str] = []
     for service in report["services"]:
-        mark = "[green]ok[/green]" if service["converged"] else "[yellow]not converged[/yellow]"
+        if service["converged"]:
+            mark = "[green]ok[/green]"
+        elif service["failure"]:
+            mark = "[red]failed[/red]"
+        else:
+            mark = "[yellow]not converged[/yellow]"
         state = f", update {escape(service['update_state'])}" if service["update_state"] else ""
         lines.append(
             f"[bold]{escape(service['name'])}[/bold] {service['running']}/{service['desired']} "
             f"running{state} {mark}"
         )
         placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
+        if service["failure"]:
+            lines.append(f"  [red]failure:[/red] {escape(service['failure'])}")
         lines.append(f"  placement: {escape(placement or '(no running tasks)')}")
         lines.extend(f"  [red]error[/red] {escape(error)}" for error in service["errors"])
     lines.extend(
         f"[yellow]{escape(missing)}: declared in the spec, not in the swarm[/yellow]"
         for missing in report["missing"]
     )
+    lock = report.get("lock")
+    if lock:
+        style = "yellow" if lock["state"] == "live" else "red"
+        lines.append(f"[{style}]{escape(lock['message'])}[/{style}]")
     return "\n".join(lines)
 
 

@@ -103,8 +103,8 @@ class Cli:
 @dataclass(frozen=True)
 class KillPoint:
     """Where to kill -9 a running apply: ``delay`` seconds after the ``nth`` output line that
-    matches ``pattern`` (progress lines: ``+ service x: create ...``, ``created service.x``,
-    ``waiting: ...``)."""
+    matches ``pattern`` (progress lines: ``service.x: creating...``, ``service.x: created in
+    1.2s``, ``Waiting (3.0s): ...``)."""
 
     name: str
     pattern: str

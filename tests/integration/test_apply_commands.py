@@ -91,7 +91,11 @@ def test_a_locked_stack_waits_then_fails_naming_the_holder(
         locked = converge_cli("apply", str(spec), "--yes", "--lock-timeout", "1")
         assert locked.returncode == 1
         assert f"stack {stack} is locked by {holder.owner}" in locked.stderr
-        assert converge_cli("unlock", stack).returncode == 0
+        # The holder (this test) still runs: unlock needs the lock's id, and --force.
+        assert converge_cli("unlock", stack).returncode == 1
+        assert converge_cli("unlock", stack, holder.lock_id).returncode == 1
+        assert read_lock(engine, stack) == holder
+        assert converge_cli("unlock", stack, holder.lock_id, "--force").returncode == 0
         assert read_lock(engine, stack) is None
         applied = converge_cli("apply", str(spec), "--yes", "--lock-timeout", "1")
         assert applied.returncode == 0, applied.stderr

@@ -323,7 +323,7 @@ def test_cli_env_and_status(lab: Lab) -> None:
     assert "lab ready: 5 nodes" in status.stdout
     unknown = converge("env", "--node", "nosuch")
     assert unknown.returncode == 1
-    assert unknown.stderr.startswith("error: no lab node is called 'nosuch'")
+    assert unknown.stderr.startswith("Error: no lab node is called 'nosuch'")
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 

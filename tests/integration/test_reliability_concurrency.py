@@ -92,11 +92,6 @@ def _locked_out(output: str) -> bool:
     return "is locked by" in output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 1: an apply started while another rolls finds no changes and exits 0 "
-    "without waiting for the rollout (nor for the lock)",
-)
 def test_applies_started_together_each_exit_0_only_on_a_verified_state(
     lab: Lab, stack: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
@@ -181,11 +176,6 @@ def test_apply_and_destroy_at_once_take_turns(
     assert leftovers(docker_client, stack, balancers=0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 7: destroy returns before its networks are gone, so the next apply "
-    "fails with 'network <stack>_backend not found'",
-)
 def test_destroy_then_apply_at_once_converges(
     lab: Lab, stack: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:

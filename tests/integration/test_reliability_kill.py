@@ -99,49 +99,39 @@ EXPECTED_B = {
     "worker": Expected("converge-lab/app:v1", 1),
 }
 
-STARTED = r" \.\.\.$"
-ROLLING_REASON = (
-    "issue 15 item 1: killed mid-rollout, the next apply's plan holds only the load balancer's "
-    "reload; it exits 0 while the services it did not touch still roll"
-)
+LB_CREATING = r"^loadbalancer\.\S+: creating\.\.\.$"
 CREATE_POINTS = [
     KillPoint("create: plan shown, lock held", r"^Plan: "),
-    KillPoint("create: node update started", r"^~ node .*" + STARTED),
-    KillPoint("create: node updated", r"^updated node\."),
-    KillPoint("create: network create started", r"^\+ network .*" + STARTED),
-    KillPoint("create: network created", r"^created network\."),
-    KillPoint("create: service create started", r"^\+ service .*" + STARTED),
-    KillPoint("create: first service created", r"^created service\."),
-    KillPoint("create: waiting, first look", r"^waiting: "),
-    KillPoint("create: waiting, later", r"^waiting: ", nth=2, delay=0.3),
-    KillPoint("create: load balancer started", r"^\+ loadbalancer .*" + STARTED),
-    KillPoint("create: load balancer validating", r"^\+ loadbalancer .*" + STARTED, delay=0.3),
-    KillPoint("create: load balancer starting", r"^\+ loadbalancer .*" + STARTED, delay=0.8),
-    KillPoint("create: load balancer created", r"^created loadbalancer\."),
+    KillPoint("create: node update started", r"^node\.\S+: updating\.\.\.$"),
+    KillPoint("create: node updated", r"^node\.\S+: updated in "),
+    KillPoint("create: network create started", r"^network\.\S+: creating\.\.\.$"),
+    KillPoint("create: network created", r"^network\.\S+: created in "),
+    KillPoint("create: service create started", r"^service\.\S+: creating\.\.\.$"),
+    KillPoint("create: first service created", r"^service\.\S+: created in "),
+    KillPoint("create: waiting, first look", r"^Waiting \("),
+    KillPoint("create: waiting, later", r"^Waiting \(", nth=2, delay=0.3),
+    KillPoint("create: load balancer started", LB_CREATING),
+    KillPoint("create: load balancer validating", LB_CREATING, delay=0.3),
+    KillPoint("create: load balancer starting", LB_CREATING, delay=0.8),
+    KillPoint("create: load balancer created", r"^loadbalancer\.\S+: created in "),
 ]
 UPDATE_POINTS = [
     KillPoint("update: plan shown, lock held", r"^Plan: "),
-    KillPoint("update: node update started", r"^~ node .*" + STARTED),
-    KillPoint("update: network create started", r"^\+ network .*" + STARTED),
-    KillPoint("update: service update started", r"^~ service .*" + STARTED),
-    KillPoint("update: rolling, first look", r"^waiting: "),
-    KillPoint("update: rolling, mid-way", r"^waiting: ", delay=2.5),
-    KillPoint("update: rolling, late", r"^waiting: ", delay=5.0),
-    # A config update's description is the config itself: the line starts it, never ends it.
-    KillPoint("update: load balancer reload started", r"^~ loadbalancer "),
+    KillPoint("update: node update started", r"^node\.\S+: updating\.\.\.$"),
+    KillPoint("update: network create started", r"^network\.\S+: creating\.\.\.$"),
+    KillPoint("update: service update started", r"^service\.\S+: updating\.\.\.$"),
+    KillPoint("update: rolling, first look", r"^Waiting \("),
+    KillPoint("update: rolling, mid-way", r"^Waiting \(", delay=2.5),
+    KillPoint("update: rolling, late", r"^Waiting \(", delay=5.0),
+    KillPoint("update: load balancer reload started", r"^loadbalancer\.\S+: updating\.\.\.$"),
 ]
 DESTROY_POINTS = [
-    KillPoint("destroy: service removal started", r"^- service .*" + STARTED),
-    KillPoint("destroy: first service removed", r"^removed service\."),
-    KillPoint("destroy: load balancer removed", r"^removed loadbalancer\."),
+    KillPoint("destroy: service removal started", r"^service\.\S+: removing\.\.\.$"),
+    KillPoint("destroy: first service removed", r"^service\.\S+: removed in "),
+    KillPoint("destroy: load balancer removed", r"^loadbalancer\.\S+: removed in "),
 ]
-# Known to fail even once the lock is taken over (found by this suite; see the reason).
-KNOWN = {
-    name: pytest.mark.xfail(strict=True, reason=ROLLING_REASON)
-    for name in ("update: rolling, first look", "update: rolling, mid-way", "update: rolling, late")
-}
 POINTS = [
-    pytest.param(scenario, point, id=point.name, marks=KNOWN.get(point.name, ()))
+    pytest.param(scenario, point, id=point.name)
     for scenario, points in (
         ("create", CREATE_POINTS),
         ("update", UPDATE_POINTS),
@@ -162,11 +152,6 @@ def stack_networks(client: docker.DockerClient, stack: str) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 4: a lock left by a killed apply blocks the next apply (and item 1: "
-    "a no-op apply neither checks the lock nor waits for the rollout it interrupted)",
-)
 @pytest.mark.parametrize(("scenario", "point"), campaign(SAMPLE, POINTS))
 def test_kill_9_then_the_next_run_recovers(
     lab: Lab,

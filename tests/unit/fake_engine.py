@@ -17,15 +17,18 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
   ``==``/``!=`` constraints on ``node.hostname``, ``node.role``, ``node.id`` and
   ``node.labels.*`` (others match every node); replicated slots go round-robin, global services
   get one task per node; tasks of an old template or on a node no longer eligible are shut down,
-  with no replacement delay; a task template change sets ``UpdateStatus`` (``completed``);
+  with no replacement delay; any update clears ``UpdateStatus`` and a task template change sets
+  a new one (``completed``);
   ``ServiceStatus`` counts running and desired tasks;
 - calls are counted per endpoint exactly as ``Engine.calls`` groups them, and run one at a
   time (apply calls from several threads).
 
 Faults on demand: a concurrent writer bumping a service's version before its next update(s),
 the next call of a write method failing, and the new tasks of a service staying unplaced
-(``pending``, "no suitable node"), failing (restarted on every task listing, update ``paused``)
-or never starting (``preparing``, update ``updating``).
+(``pending``, "no suitable node"), only some of them placed, failing (restarted on every task
+listing, update ``paused``) or never starting (``preparing``, update ``updating``);
+someone else's update in flight that settles after a few task listings; removed networks that
+stay listed for a while.
 
 Not modelled: resources, spread preferences, max replicas per node and the other constraint
 forms; rolling updates (a changed template replaces every task at once: no order, parallelism,
@@ -125,6 +128,10 @@ class FakeSwarm:
         self._bumps: dict[str, int | None] = {}
         self._faults: dict[str, tuple[type[EngineError], str]] = {}
         self._outcomes: dict[str, tuple[str, str]] = {}
+        self._capacity: dict[str, int] = {}
+        self._settling: dict[str, tuple[int, str]] = {}
+        self._linger = 0
+        self._lingering: list[tuple[Json, int]] = []
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -152,6 +159,11 @@ class FakeSwarm:
             f"no suitable node (insufficient resources on {nodes} nodes)",
         )
 
+    def place_only(self, service: str, count: int) -> None:
+        """Only ``count`` tasks of ``service`` find a node; the others stay pending ("no
+        suitable node"), as with a host-mode published port and more replicas than nodes."""
+        self._capacity[service] = count
+
     def fail_tasks(self, service: str, error: str = "task: non-zero exit (1)") -> None:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
         self._outcomes[service] = ("failed", error)
@@ -159,6 +171,19 @@ class FakeSwarm:
     def stall_tasks(self, service: str) -> None:
         """New tasks of ``service`` never get past ``preparing`` (an image that never pulls)."""
         self._outcomes[service] = ("preparing", "")
+
+    def update_in_flight(self, service: str, ends: str = "completed", listings: int = 3) -> None:
+        """Someone else's update of ``service`` is running now (``updating``, its tasks
+        unchanged) and ends as ``ends`` (``completed``, ``paused``, ``rollback_completed``)
+        after ``listings`` more task listings."""
+        found = next(s for s in self._services if s["Spec"]["Name"] == service)
+        found["UpdateStatus"] = {"State": "updating", "StartedAt": self._stamp()}
+        self._settling[service] = (listings, ends)
+
+    def linger_removed_networks(self, listings: int = 2) -> None:
+        """A removed network stays listed (but unusable) for ``listings`` more network
+        listings, as the manager's network store lags behind a removal."""
+        self._linger = listings
 
     # -- the seam: counting and reads -----------------------------------------------------------
 
@@ -197,7 +222,9 @@ class FakeSwarm:
     @_serialised
     def networks(self) -> list[Json]:
         self.calls["GET /networks"] += 1
-        return copy.deepcopy(self._networks)
+        listed = self._networks + [network for network, _ in self._lingering]
+        self._lingering = [(network, left - 1) for network, left in self._lingering if left > 1]
+        return copy.deepcopy(listed)
 
     @_serialised
     def services(self) -> list[Json]:
@@ -216,7 +243,8 @@ class FakeSwarm:
     def tasks(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         assert not filters, "the fake lists all tasks only"
         self.calls["GET /tasks"] += 1
-        self._schedule()  # time passes: failed tasks are restarted
+        self._schedule()  # time passes: failed tasks are restarted, updates settle
+        self._settle()
         return copy.deepcopy(self._tasks)
 
     @_serialised
@@ -277,6 +305,10 @@ class FakeSwarm:
         service["Version"]["Index"] = self._next_index()
         service["UpdatedAt"] = self._stamp()
         service["Endpoint"] = {"Spec": service["Spec"].get("EndpointSpec") or {}}
+        # Any update ends the last one's status, as swarmkit's controlapi resets it (a paused
+        # update stays paused only until the next write); a new template starts a new one.
+        service.pop("UpdateStatus", None)
+        self._settling.pop(name, None)
         if template_digest(service["Spec"]["TaskTemplate"]) != before:
             state = self._outcomes.get(name, ("running", ""))[0]
             update = {"failed": "paused", "preparing": "updating", "pending": "updating"}
@@ -352,6 +384,8 @@ class FakeSwarm:
                 f"{name} id {network_id} has active endpoints ({', '.join(users)})"
             )
         self._networks.remove(network)
+        if self._linger:
+            self._lingering.append((network, self._linger))
         self._next_index()
 
     @_serialised
@@ -436,6 +470,21 @@ class FakeSwarm:
             key=lambda node: str(node["Description"]["Hostname"]),
         )
 
+    def _settle(self) -> None:
+        for name, (listings, ends) in list(self._settling.items()):
+            if listings > 1:
+                self._settling[name] = (listings - 1, ends)
+                continue
+            del self._settling[name]
+            for service in self._services:
+                if service["Spec"]["Name"] == name and "UpdateStatus" in service:
+                    message = {"paused": "update paused due to failure of task x"}.get(ends, "")
+                    service["UpdateStatus"] = {
+                        **service["UpdateStatus"],
+                        "State": ends,
+                        "Message": message or ends.replace("_", " "),
+                    }
+
     def _schedule(self) -> None:
         for service in self._services:
             self._schedule_service(service)
@@ -456,20 +505,33 @@ class FakeSwarm:
             else {node["ID"]: node["ID"] for node in nodes}
         )
         eligible = {node["ID"] for node in nodes}
+        capacity = self._capacity.get(service["Spec"]["Name"])
+        placeable = set(sorted(wanted)[:capacity]) if capacity is not None else set(wanted)
+        unplaced = (
+            "pending",
+            f"no suitable node (host-mode port already in use on {len(nodes)} nodes)",
+        )
+
+        def outcome(key: Any) -> tuple[str, str]:
+            return (state, error) if key in placeable else unplaced
+
         kept: set[Any] = set()
         for task in self._tasks_of(service):
             if task["DesiredState"] != "running":
                 continue
             key = task.get("Slot") if _replicated(service) else task["NodeID"]
+            expected = outcome(key)[0]
             # A task of the current template stays while its node is eligible and its state is
             # running or what a new task would be now (pending tasks wait on no node).
-            on_eligible = task["NodeID"] in eligible or (not task["NodeID"] and state == "pending")
+            on_eligible = task["NodeID"] in eligible or (
+                not task["NodeID"] and expected == "pending"
+            )
             if (
                 key in wanted
                 and key not in kept
                 and template_digest(task["Spec"]) == digest
                 and on_eligible
-                and task["Status"]["State"] in ("running", state)
+                and task["Status"]["State"] in ("running", expected)
             ):
                 kept.add(key)
                 continue
@@ -481,7 +543,7 @@ class FakeSwarm:
             }
         for key, node_id in wanted.items():
             if key not in kept:
-                self._tasks.append(self._new_task(service, key, node_id, state, error))
+                self._tasks.append(self._new_task(service, key, node_id, *outcome(key)))
 
     def _new_task(self, service: Json, key: Any, node_id: str, state: str, error: str) -> Json:
         spec = copy.deepcopy(service["Spec"]["TaskTemplate"])

@@ -21,6 +21,8 @@ FAST_COMMANDS = [
     ["schema"],
     ["lb", "render", "--offline", SPEC],
     ["--help"],
+    ["--version"],
+    ["plan", "-h"],
 ]
 
 # Runs each command through the console script's entry point, in one interpreter, and reports

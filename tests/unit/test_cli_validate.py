@@ -131,7 +131,7 @@ def test_validate_warns_about_unset_variables(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(cli.app, ["validate", "specs/exampleapp.yml"])
     assert result.exit_code == 0
     assert result.stderr == (
-        "warning: specs/exampleapp.yml:37: services.mysql.env.MYSQL_ROOT_PASSWORD: variable "
+        "Warning: specs/exampleapp.yml:37: services.mysql.env.MYSQL_ROOT_PASSWORD: variable "
         "MYSQL_ROOT_PASSWORD is not set; using an empty string\n"
     )
 
@@ -148,7 +148,8 @@ def test_required_variable_message_reaches_the_user(
 
 def test_validate_needs_a_file() -> None:
     result = CliRunner().invoke(cli.app, ["validate"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a usage error: 2 means "changes" or "drift"
+    assert "Error: Missing argument 'FILES...'" in result.stderr
 
 
 def test_main_validates_a_good_spec(

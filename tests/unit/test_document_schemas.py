@@ -9,6 +9,9 @@ is caught.
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -18,10 +21,20 @@ from test_planner import BASE_SPEC, ENVIRON
 from test_render_status import REPORT
 
 from converge import __version__
-from converge.api import ApplyRequest, apply, load_apply_input, make_plan, stack_status
+from converge.actions import PlanFinding
+from converge.api import (
+    ApplyRequest,
+    apply,
+    load_apply_input,
+    make_plan,
+    save_plan,
+    stack_status,
+)
 from converge.engine import Engine
+from converge.errors import LockError, SpecError
 from converge.executor import ApplyOptions
 from converge.render import apply_document, plan_document, status_document
+from converge.render.errors import error_json, plan_errors_json
 from tests.document_schemas import KINDS, SCHEMAS, assert_valid, validator
 
 FAST = ApplyOptions(clock=FakeClock(), poll_interval=0.01, timeout=5)
@@ -95,3 +108,29 @@ def test_a_document_that_strays_from_its_schema_is_caught() -> None:
     for document in wrong:
         with pytest.raises(AssertionError, match="does not fit"):
             assert_valid("plan", document)
+
+
+def test_saved_plans_fit_the_plan_schema(tmp_path: Path) -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    result = make_plan(loaded, cast(Engine, FakeSwarm.recorded("empty")))
+    saved = tmp_path / "plan.json"
+    save_plan(result, saved)
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    assert {"options", "spec_files"} <= set(document)
+    assert_valid("plan", document)
+
+
+def test_error_documents_fit_the_error_schema(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("version: 1\nstack: shop\nservices:\n  web: {image: app:1, replicas: -1}\n")
+    with pytest.raises(SpecError) as raised:
+        load_apply_input([bad])
+    spec_error = json.loads(error_json(raised.value))
+    assert spec_error["error"]["problems"][0]["line"] == 4
+    assert_valid("error", spec_error)
+    assert_valid("error", json.loads(error_json(LockError("stack shop is locked by x"))))
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    blocked = make_plan(loaded, cast(Engine, FakeSwarm.recorded("fxrec")))
+    collision = PlanFinding("error", "service.web", "port 80 is taken by other_web")
+    plan = replace(blocked.plan, findings=(*blocked.plan.findings, collision))
+    assert_valid("error", json.loads(plan_errors_json(plan, loaded)))

@@ -172,7 +172,7 @@ def test_drift_cli_error_exits_1_and_writes_failure_metrics(
     metrics = tmp_path / "drift.prom"
     arguments = ["drift", str(spec), "-H", "tcp://unreachable.invalid:2375"]
 
-    def unreachable(host: str | None) -> None:
+    def unreachable(host: str | None, context: str | None = None) -> None:
         raise EngineError(f"cannot reach the Docker engine at {host}: ConnectionError")
 
     # (A real failed connect leaks docker-py's socket, which pytest reports as a warning.)
@@ -183,7 +183,7 @@ def test_drift_cli_error_exits_1_and_writes_failure_metrics(
         cli.main()
     assert exited.value.code == 1
     assert capsys.readouterr().err == (
-        "error: cannot reach the Docker engine at tcp://unreachable.invalid:2375: ConnectionError\n"
+        "Error: cannot reach the Docker engine at tcp://unreachable.invalid:2375: ConnectionError\n"
     )
     samples = parse(metrics.read_text())
     assert samples[("converge_drift_check_success", (("stack", "shop"),))] == 0

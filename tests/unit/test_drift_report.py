@@ -250,7 +250,7 @@ def test_unplaceable_tasks_name_the_scheduler_complaint() -> None:
 @pytest.mark.parametrize(
     ("state", "expected"),
     [
-        ("rollback_completed", "the last update was rolled back: rollback completed"),
+        ("rollback_completed", "the last update was rolled back"),
         ("paused", "the last update paused: update paused due to failure"),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 import docker
@@ -87,3 +89,37 @@ def test_engine_is_a_context_manager_that_closes() -> None:
     with Engine(client, "unix:///x.sock") as engine:  # type: ignore[arg-type]
         assert engine.address == "unix:///x.sock"
     assert client.closed
+
+
+def _answered(method: str, url: str, status: int, milliseconds: int) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.elapsed = timedelta(milliseconds=milliseconds)
+    response.request = requests.Request(method, url, data=b'{"Env": ["PASSWORD=s3cret"]}').prepare()
+    return response
+
+
+def test_each_call_is_counted_and_logged_at_debug_without_query_or_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = Engine(_FailingClient(RuntimeError()), "fake")  # type: ignore[arg-type]
+    url = "http+docker://localhost/v1.41/configs?filters=%7B%22name%22%3A+%22s3cret%22%7D"
+    with caplog.at_level(logging.DEBUG, logger="converge.engine"):
+        engine._count(_answered("GET", url, 200, 12))
+        engine._count(
+            _answered("POST", "http+docker://localhost/v1.41/services/abc/update", 500, 3)
+        )
+    assert [record.getMessage() for record in caplog.records] == [
+        "GET /v1.41/configs?... -> 200 in 12 ms",
+        "POST /v1.41/services/abc/update -> 500 in 3 ms",
+    ]
+    assert "s3cret" not in caplog.text
+    assert engine.calls == {"GET /configs": 1, "POST /services/{id}/update": 1}
+
+
+def test_calls_are_not_logged_unless_debug(caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(_FailingClient(RuntimeError()), "fake")  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="converge.engine"):
+        engine._count(_answered("GET", "http+docker://localhost/v1.41/info", 200, 1))
+    assert caplog.records == []
+    assert engine.call_count == 1

@@ -14,13 +14,13 @@ from typing import Any, cast
 
 import pytest
 from fake_engine import FakeClock, FakeSwarm
-from test_planner import ENVIRON, PLANS, RECORDED, _deep_merge, load_recording
+from test_planner import ENVIRON, PLANS, RECORDED, load_recording, patched_recording
 
 from converge.actions import Plan
 from converge.diff import diff
 from converge.engine import Engine
 from converge.errors import EngineError
-from converge.executor import ApplyOptions, ApplyResult, apply_plan
+from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
 from converge.loader import load_spec
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
@@ -39,13 +39,7 @@ def case_spec(case: str) -> Spec:
 def case_swarm(case: str) -> FakeSwarm:
     """The fake swarm in the state a case observes (a recording, with its node patches)."""
     observed: dict[str, Any] = json.loads((PLANS / case / "observed.json").read_text())
-    if "recorded" not in observed:
-        return FakeSwarm(observed)
-    recording = load_recording(observed["recorded"])
-    patches = observed.get("node_patches", {})
-    for node in recording["nodes"]:
-        _deep_merge(node, patches.get(node["Description"]["Hostname"], {}))
-    return FakeSwarm(recording)
+    return FakeSwarm(patched_recording(observed))
 
 
 def case_options(case: str) -> PlanOptions:
@@ -196,6 +190,48 @@ def test_tasks_that_are_never_placed_fail_after_the_grace() -> None:
     )
     assert 5.0 <= clock.now < 5.6  # the executor's grace for the scheduler
     assert time.monotonic() - started < 1.0
+
+
+def _recorded_events(swarm: FakeSwarm, case: str) -> tuple[list[str], ApplyResult]:
+    spec = case_spec(case)
+    engine = cast(Engine, swarm)
+    observed = observe(engine, spec)
+    planned = plan(spec, diff(spec, observed), observed, case_options(case))
+    seen: list[str] = []
+    events = ApplyEvents(
+        waiting=lambda progress: seen.append("waiting"),
+        service_converged=lambda health: seen.append(f"converged {health.key}"),
+    )
+    options = ApplyOptions(clock=FakeClock())
+    return seen, apply_plan(planned, spec, engine, observed, events, options)
+
+
+def test_services_are_reported_converged_once_the_wait_judged_them_so() -> None:
+    seen, result = _recorded_events(case_swarm("env_added"), "env_added")
+    assert result.ok
+    assert seen[-1] == "converged web"
+    assert "waiting" in seen[: seen.index("converged web")]
+
+
+def test_a_service_that_fails_is_never_reported_converged() -> None:
+    swarm = case_swarm("env_added")
+    swarm.fail_tasks("fxrec_web")
+    seen, result = _recorded_events(swarm, "env_added")
+    assert not result.ok
+    assert "waiting" in seen
+    assert not [event for event in seen if event.startswith("converged")]
+
+
+def test_tasks_of_which_only_some_are_placed_fail_after_the_grace() -> None:
+    """7 replicas of which 5 fit fail as fast as 0 of 7, with the scheduler's reason."""
+    swarm, clock = case_swarm("scale_only"), FakeClock()
+    swarm.place_only("fxrec_web", 4)
+    _, result = apply_case("scale_only", swarm, clock)
+    assert result.error == (
+        "service fxrec_web: 1 of 5 tasks cannot be placed: "
+        "no suitable node (host-mode port already in use on 4 nodes)"
+    )
+    assert 5.0 <= clock.now < 5.6  # the executor's grace for the scheduler, not the timeout
 
 
 def test_tasks_that_keep_failing_fail_the_apply() -> None:

@@ -71,11 +71,13 @@ def progress(
 def test_converged_when_desired_tasks_run_the_current_template() -> None:
     result = progress([task(1, "n1"), task(2, "n2")])
     assert (result.running, result.desired, result.converged, result.failure) == (2, 2, True, None)
+    assert result.updated == 2
 
 
 def test_tasks_of_the_previous_template_do_not_count_as_converged() -> None:
     result = progress([task(1, "n1"), task(2, "n2", template=OLD_TEMPLATE)])
     assert result.running == 2
+    assert result.updated == 1  # a rolling update half way: what progress shows
     assert not result.converged
 
 
@@ -95,8 +97,14 @@ def test_a_rollback_is_a_failure_with_the_last_task_errors() -> None:
         },
     )
     assert result.failure is not None
-    assert "rollback completed" in result.failure
+    assert result.failure.startswith("update rollback completed: update rolled back; ")
     assert "n2: failed: task: non-zero exit (3)" in result.failure
+
+
+def test_an_engine_message_that_only_restates_the_state_is_not_repeated() -> None:
+    update = {"State": "rollback_completed", "Message": "rollback completed"}
+    result = progress([task(1, "n1")], update=update)
+    assert result.failure == "update rollback completed"
 
 
 def test_an_update_state_from_before_this_apply_is_ignored() -> None:
@@ -122,6 +130,17 @@ def test_unplaceable_tasks_are_reported_while_nothing_runs() -> None:
     assert result.unplaceable is not None
     assert "no suitable node" in result.unplaceable
     assert result.failure is None
+
+
+def test_unplaceable_tasks_are_reported_while_fewer_than_wanted_run() -> None:
+    complaint = "no suitable node (host-mode port already in use on 2 nodes)"
+    placed = [task(1, "n1"), task(2, "n2")]
+    pending = [task(n, "", state="pending", error=complaint) for n in (3, 4)]
+    result = progress(placed + pending, replicas=4)
+    assert result.unplaceable == f"2 of 4 tasks cannot be placed: {complaint}"
+    # A pending task that was given up (desired shutdown) once all run is not a complaint.
+    given_up = {**pending[0], "DesiredState": "shutdown"}
+    assert progress([*placed, given_up], replicas=2).unplaceable is None
 
 
 def test_a_failure_lists_only_errors_of_this_apply_not_older_ones() -> None:

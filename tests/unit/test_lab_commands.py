@@ -84,4 +84,4 @@ def test_env_of_a_lab_that_is_not_set_up_is_one_line_and_exit_1() -> None:
     )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == (f"error: the lab is not set up ({directory}): run `converge lab up`\n")
+    assert result.stderr == (f"Error: the lab is not set up ({directory}): run `converge lab up`\n")

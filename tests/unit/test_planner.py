@@ -9,7 +9,10 @@ A case is a directory ``tests/fixtures/plans/<case>/`` holding:
   responses and the ``manager``'s name, or ``{"recorded": "<name>"}`` naming one of the real
   recordings in ``tests/fixtures/recorded/`` (made on the lab by ``scripts/record_state.py``),
   with optional ``"node_patches": {"<hostname>": {...}}`` deep-merged into those nodes: what
-  ``docker node update`` would have done, which the recorder may not do to the shared lab;
+  ``docker node update`` would have done, which the recorder may not do to the shared lab; and
+  ``"service_patches": {"<service name>": {...}}`` and ``"network_patches"`` likewise (an update
+  state the engine left, a label ``docker stack deploy`` would not set); a ``null`` removes a
+  key;
 - ``options.json`` (optional): ``PlanOptions`` fields, such as ``{"prune": true}``;
 - ``expected.json``: the summary line, the actions as ``plan_json`` renders them (address,
   phase, kind, forced_by, and each changed field with its before and after) and the findings.
@@ -30,7 +33,7 @@ import pytest
 from converge.actions import Phase
 from converge.api import resolved_spec_hash
 from converge.diff import diff
-from converge.loader import LoadedSpec, load_spec
+from converge.loader import LoadedSpec, load_spec, load_spec_text
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
 from converge.render import plan_document, summary_line
@@ -54,18 +57,33 @@ def load_recording(name: str) -> dict[str, Any]:
 
 def _deep_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
             _deep_merge(target[key], value)
         else:
             target[key] = value
 
 
+def patched_recording(observed: dict[str, Any]) -> dict[str, Any]:
+    """The engine JSON a case observes: a recording with its node and service patches."""
+    if "recorded" not in observed:
+        return observed
+    recording = load_recording(observed["recorded"])
+    node_patches = observed.get("node_patches", {})
+    for node in recording["nodes"]:
+        _deep_merge(node, node_patches.get(node["Description"]["Hostname"], {}))
+    service_patches = observed.get("service_patches", {})
+    for service in recording["services"]:
+        _deep_merge(service, service_patches.get(service["Spec"]["Name"], {}))
+    network_patches = observed.get("network_patches", {})
+    for network in recording["networks"]:
+        _deep_merge(network, network_patches.get(network["Name"], {}))
+    return recording
+
+
 def observed_state(stack: str, engine_json: dict[str, Any]) -> ObservedState:
-    if "recorded" in engine_json:
-        patches = engine_json.get("node_patches", {})
-        engine_json = load_recording(engine_json["recorded"])
-        for node in engine_json["nodes"]:
-            _deep_merge(node, patches.get(node["Description"]["Hostname"], {}))
+    engine_json = patched_recording(engine_json)
     return state_from_engine_json(
         stack,
         engine_json["manager"],
@@ -195,3 +213,78 @@ def test_prune_removes_services_before_networks() -> None:
         ("prune_services", "service.agent"),
         ("prune_networks", "network.monitoring"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("case", "address", "reason"),
+    [
+        ("update_paused", "service.web", "the last update was paused: re-apply resumes it"),
+        (
+            "update_rolled_back",
+            "service.db",
+            "the last update was rolled back: re-apply deploys the spec again",
+        ),
+    ],
+)
+def test_a_stuck_update_is_re_driven_even_with_rebalance(
+    case: str, address: str, reason: str
+) -> None:
+    """A paused or rolled-back update the engine never leaves by itself: apply re-drives it,
+    and --rebalance neither says "No changes" nor adds a second action for it."""
+    loaded = load_case_spec(PLANS / case)
+    observed = observed_state(
+        loaded.spec.stack, json.loads((PLANS / case / "observed.json").read_text())
+    )
+    for options in (PlanOptions(), PlanOptions(rebalance=True)):
+        result = plan(loaded.spec, diff(loaded.spec, observed), observed, options)
+        stuck = [action for action in result.actions if action.address == address]
+        assert [(action.kind, action.reason) for action in stuck] == [("force", reason)]
+        assert stuck[0].description.endswith(f"redeploy every task ({reason})")
+        assert summary_line(result) != "No changes. The swarm matches the spec."
+
+
+def test_an_update_in_flight_or_completed_is_left_alone() -> None:
+    loaded = load_spec([BASE_SPEC], environ=ENVIRON)
+    for state in ("updating", "rollback_started", "completed"):
+        engine_json = {
+            "recorded": "fxrec",
+            "service_patches": {"fxrec_web": {"UpdateStatus": {"State": state}}},
+        }
+        observed = observed_state("fxrec", engine_json)
+        assert not plan(loaded.spec, diff(loaded.spec, observed), observed).actions, state
+
+
+def test_removing_what_docker_stack_deploy_made_says_so_also_on_destroy() -> None:
+    case = PLANS / "stack_deploy_objects_prune"
+    loaded = load_case_spec(case)
+    observed = observed_state("fxrec", json.loads((case / "observed.json").read_text()))
+    pruned = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(prune=True))
+    assert {action.address: action.reason for action in pruned.actions} == {
+        "service.agent": "owned but no longer in the spec "
+        "(created by docker stack deploy, not by converge)",
+        "network.monitoring": "owned but no longer in the spec "
+        "(created by docker stack deploy, not by converge)",
+    }
+    destroyed = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(destroy=True))
+    marked = {
+        action.address for action in destroyed.actions if "docker stack deploy" in action.reason
+    }
+    assert marked == {"service.agent", "network.monitoring"}
+    assert {finding.address for finding in destroyed.findings} == marked
+    assert all(f.message.endswith("this plan removes it") for f in destroyed.findings)
+
+
+def test_a_saved_plan_records_only_the_nodes_the_spec_manages() -> None:
+    text = BASE_SPEC.read_text() + "\nnodes:\n  dbhost: {role: worker}\n  worker2: {}\n"
+    loaded = load_spec_text(text, "two-nodes.yml", environ=ENVIRON)
+    observed = observed_state("fxrec", {"recorded": "fxrec"})
+    versions = plan(loaded.spec, diff(loaded.spec, observed), observed).versions
+    nodes = sorted(address for address in versions if address.startswith("node."))
+    assert nodes == ["node.dbhost", "node.worker2"]  # not the three other nodes of the swarm
+    assert {address for address in versions if address.startswith("service.")} == {
+        f"service.{key}" for key in observed.owned_services()
+    }
+    without_nodes = load_case_spec(PLANS / "stack_deploy_objects_prune")
+    assert not without_nodes.spec.nodes
+    versions = plan(without_nodes.spec, diff(without_nodes.spec, observed), observed).versions
+    assert not [address for address in versions if address.startswith("node.")]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan
+from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan, PlanFinding
 from converge.diff import FieldChange, diff
 from converge.loader import LoadedSpec, load_spec_text
 from converge.masking import MASK
@@ -82,6 +82,14 @@ def test_summary_counts_adds_changes_and_destroys() -> None:
         "Plan: 2 to add, 1 to change, 1 to destroy."
     )
     assert summary_line(Plan("s")) == "No changes. The swarm matches the spec."
+
+
+def test_a_plan_with_errors_never_reads_as_no_changes() -> None:
+    error = PlanFinding("error", "service.web", "port 80 is taken")
+    assert summary_line(Plan("s", findings=(error,))) == (
+        "The plan has 1 error: nothing can be applied."
+    )
+    assert summary_line(Plan("s", findings=(error, error))).startswith("The plan has 2 errors")
 
 
 def test_text_of_a_plan_with_changes() -> None:

@@ -65,3 +65,16 @@ def test_status_json_is_the_report_with_its_versions_first() -> None:
         **REPORT,
     }
     assert status_json(REPORT) == json.dumps(document, indent=2)
+
+
+def test_a_failed_service_shows_its_failure() -> None:
+    failed = {
+        **REPORT["services"][0],
+        "update_state": "paused",
+        "failure": "update paused: task: non-zero exit (1)",
+    }
+    lines = status_text({"stack": "shop", "services": [failed], "missing": []}).splitlines()
+    assert lines[:2] == [
+        "[bold]shop_web[/bold] 2/3 running, update paused [red]failed[/red]",
+        "  [red]failure:[/red] update paused: task: non-zero exit (1)",
+    ]

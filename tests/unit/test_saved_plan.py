@@ -1,14 +1,36 @@
-"""``save_plan`` writes the plan whole, where ``read_saved_plan`` finds it again."""
+"""Saved plans: written whole, read back, bound to a converge version, their options and their
+spec files' contents, which they find again from another directory or checkout."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import shutil
 import stat
 from pathlib import Path
+from typing import cast
+
+import pytest
+from fake_engine import FakeSwarm
+from test_planner import BASE_SPEC, ENVIRON
 
 from converge.actions import Plan
-from converge.api import PlanResult, read_saved_plan, save_plan
+from converge.api import (
+    PlanResult,
+    check_saved_plan,
+    load_apply_input,
+    make_plan,
+    read_saved_plan,
+    save_plan,
+    saved_plan_options,
+)
+from converge.engine import Engine
+from converge.errors import PlanError
 from converge.loader import load_spec
+from converge.planner import PlanOptions
 from converge.state import ObservedState
+from converge.version import converge_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +49,98 @@ def test_save_plan_replaces_the_file_whole_and_reads_back(tmp_path: Path) -> Non
     assert document["versions"] == {"service.mvc": 7}
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert [path.name for path in tmp_path.iterdir()] == ["plan.json"]
+
+
+# -- what a saved plan records, and where it finds its spec again -------------------------------
+
+
+def _project(root: Path) -> Path:
+    """A checkout: the spec in ``spec/``, plans to be saved in ``plans/``."""
+    (root / "spec").mkdir(parents=True)
+    (root / "plans").mkdir()
+    spec = root / "spec" / "stack.yml"
+    shutil.copy(BASE_SPEC, spec)
+    return spec
+
+
+def _saved(root: Path, options: PlanOptions = PlanOptions()) -> Path:
+    spec = _project(root)
+    loaded = load_spec([spec], environ=ENVIRON)
+    target = root / "plans" / "plan.json"
+    save_plan(make_plan(loaded, cast(Engine, FakeSwarm.recorded("empty")), options), target)
+    return target
+
+
+def test_a_saved_plan_records_version_options_and_each_spec_file(tmp_path: Path) -> None:
+    target = _saved(tmp_path, PlanOptions(prune=True, targets=("service.db",)))
+    document = read_saved_plan(target)
+    assert document["converge_version"] == converge_version()
+    assert document["options"] == {"prune": True, "rebalance": False, "targets": ["service.db"]}
+    spec = tmp_path / "spec" / "stack.yml"
+    assert document["spec_files"] == [
+        {
+            "path": str(spec),
+            "relative_to_plan": "../spec/stack.yml",
+            "sha256": hashlib.sha256(spec.read_bytes()).hexdigest(),
+        }
+    ]
+    assert saved_plan_options(document) == PlanOptions(prune=True, targets=("service.db",))
+
+
+def test_a_saved_plan_works_from_another_directory_and_in_another_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _saved(tmp_path / "first")
+    monkeypatch.chdir("/")
+    loaded, saved = load_apply_input([target], environ=ENVIRON)
+    assert saved is not None
+    assert loaded.files == (str(tmp_path / "first" / "spec" / "stack.yml"),)
+    shutil.copytree(tmp_path / "first", tmp_path / "second")
+    shutil.rmtree(tmp_path / "first")
+    loaded, _ = load_apply_input([tmp_path / "second" / "plans" / "plan.json"], environ=ENVIRON)
+    assert loaded.files == (str(tmp_path / "second" / "spec" / "stack.yml"),)
+
+
+def test_a_plan_moved_away_from_its_spec_finds_it_at_its_absolute_path(tmp_path: Path) -> None:
+    target = _saved(tmp_path)
+    moved = tmp_path / "elsewhere.json"
+    target.rename(moved)
+    loaded, _ = load_apply_input([moved], environ=ENVIRON)
+    assert loaded.files == (str(tmp_path / "spec" / "stack.yml"),)
+
+
+def test_a_spec_file_changed_or_gone_since_the_plan_is_refused(tmp_path: Path) -> None:
+    target = _saved(tmp_path)
+    spec = tmp_path / "spec" / "stack.yml"
+    spec.write_text(spec.read_text() + "\n# edited\n")
+    with pytest.raises(PlanError, match=r"spec/stack.yml changed since the plan was saved"):
+        load_apply_input([target], environ=ENVIRON)
+    spec.unlink()
+    with pytest.raises(PlanError, match=r"spec file is not found: looked for .*stack.yml"):
+        load_apply_input([target], environ=ENVIRON)
+
+
+def test_a_plan_of_another_converge_version_is_refused(tmp_path: Path) -> None:
+    target = _saved(tmp_path)
+    document = json.loads(target.read_text())
+    document["converge_version"] = "0.0.1"
+    target.write_text(json.dumps(document))
+    with pytest.raises(
+        PlanError,
+        match=rf"saved by converge 0\.0\.1; this is converge {re.escape(converge_version())}",
+    ):
+        load_apply_input([target], environ=ENVIRON)
+    del document["converge_version"]
+    target.write_text(json.dumps(document))
+    with pytest.raises(PlanError, match="saved by an older converge"):
+        load_apply_input([target], environ=ENVIRON)
+
+
+def test_a_fresh_plan_that_differs_from_the_saved_one_is_refused(tmp_path: Path) -> None:
+    target = _saved(tmp_path, PlanOptions(targets=("service.db",)))
+    document = read_saved_plan(target)
+    loaded, _ = load_apply_input([target], environ=ENVIRON)
+    engine = cast(Engine, FakeSwarm.recorded("empty"))
+    check_saved_plan(document, make_plan(loaded, engine, saved_plan_options(document)))
+    with pytest.raises(PlanError, match="the plan made now differs from the saved one"):
+        check_saved_plan(document, make_plan(loaded, engine))

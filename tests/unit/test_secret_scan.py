@@ -140,8 +140,8 @@ def test_apply_progress_result_and_error_show_no_secret() -> None:
             reporter.started(action)
         for outcome in result.outcomes:
             reporter.finished(outcome)
-    assert "~ service fxrec_db" in out.getvalue()
-    assert "env.API_TOKEN (sensitive) -> (none)" in out.getvalue()
+    assert "service.db: updating..." in out.getvalue()
+    assert "service.db: failed after" in out.getvalue()
     _assert_clean(out.getvalue(), "apply progress")
     _assert_clean(apply_json(result, planned, loaded), "apply json")
 

@@ -123,8 +123,5 @@ def test_the_installed_package_reports_its_version_and_runs(installed: Path) -> 
     assert assets.split() == ["True", "True"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="converge --version is issue 16 item 2, on another branch; drop this mark"
-)
 def test_the_installed_command_prints_its_version(installed: Path) -> None:
     assert converge.__version__ in _checked(_run([installed / "converge", "--version"], installed))

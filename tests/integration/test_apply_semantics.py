@@ -1,0 +1,287 @@
+"""What apply and destroy promise on the real swarm (issue 15): exit 0 only when verified, the
+way out of paused and rolled-back updates, partial placement failing fast, signals and locks
+left by dead applies, destroy returning only once its objects are gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import ConvergeCli
+from waiting import wait_for, wait_for_running
+
+from converge.engine import Engine
+from converge.lab import Lab
+from converge.lock import read_lock
+
+pytestmark = pytest.mark.integration
+
+NETWORKED = """
+version: 1
+stack: {stack}
+networks:
+  backend: {{}}
+services:
+  web:
+    image: converge-lab/app:v1
+    replicas: 2
+    networks: [backend]
+    update_config: {{monitor: 1s}}
+"""
+
+
+def _write(path: Path, text: str, stack: str) -> Path:
+    path.write_text(text.format(stack=stack))
+    return path
+
+
+def test_destroy_then_apply_at_once_works_every_time(
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    spec = _write(tmp_path / "spec.yml", NETWORKED, stack)
+    assert converge_cli("apply", str(spec), "--yes").returncode == 0
+    for attempt in range(3):
+        destroyed = converge_cli("destroy", str(spec), "--yes")
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+        applied = converge_cli("apply", str(spec), "--yes")
+        assert applied.returncode == 0, f"try {attempt}: {applied.stdout}{applied.stderr}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates the engine never leaves by itself: paused, rolled back
+
+
+FLAGGED = """
+version: 1
+stack: {stack}
+services:
+  web:
+    image: converge-lab/app:{tag}
+    replicas: 2
+    entrypoint: ["/init"]
+    command: ["sh", "-c", "test ! -e /flags/crash || exit 3; exec httpd -f -p 80 -h /www"]
+    mounts: ["{flags}:/flags:ro"]
+    stop_grace_period: 1s
+    update_config: {{parallelism: 1, monitor: 2s, failure_action: {failure_action}}}
+    restart_policy: {{condition: any, delay: 1s}}
+"""
+
+
+def _flagged(path: Path, stack: str, flags: Path, tag: str, failure_action: str) -> Path:
+    path.write_text(
+        FLAGGED.format(stack=stack, tag=tag, flags=flags, failure_action=failure_action)
+    )
+    return path
+
+
+def test_a_paused_update_whose_spec_matches_is_resumed_by_apply(
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    """As after a node loss mid-update: the engine keeps the update paused though nothing is
+    wrong any more; plan and apply --rebalance show the way out, apply takes it."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    spec = _flagged(tmp_path / "spec.yml", stack, flags, "v1", "pause")
+    assert converge_cli("apply", str(spec), "--yes").returncode == 0
+    (flags / "crash").touch()  # the update's new tasks will crash
+    _flagged(spec, stack, flags, "v2", "pause")
+    failed = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert failed.returncode == 1
+    assert f"service {stack}_web: update paused" in failed.stderr
+    (flags / "crash").unlink()  # the cause is gone: the spec is right, the update stays paused
+
+    planned = converge_cli("plan", str(spec), "-o", "json")
+    (action,) = json.loads(planned.stdout)["actions"]
+    assert (action["address"], action["kind"]) == ("service.web", "force")
+    assert action["reason"] == "the last update was paused: re-apply resumes it"
+    assert converge_cli("drift", str(spec)).returncode == 2
+    rebalance = converge_cli("plan", str(spec), "--rebalance")
+    assert "No changes" not in rebalance.stdout
+
+    resumed = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert converge_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+    assert converge_cli("drift", str(spec)).returncode == 0
+
+
+def test_a_rolled_back_update_is_left_by_fixing_the_spec_or_by_re_applying_it(
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    spec = _flagged(tmp_path / "spec.yml", stack, flags, "v1", "rollback")
+    assert converge_cli("apply", str(spec), "--yes").returncode == 0
+
+    # An image no node has: the engine rolls back to v1; apply says so.
+    _flagged(spec, stack, flags, "missing", "rollback")
+    failed = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert failed.returncode == 1
+    assert f"service {stack}_web: update rollback completed" in failed.stderr
+    assert "rollback completed: rollback completed" not in failed.stderr
+
+    # The spec fixed forward: a plain update, which converges cleanly.
+    _flagged(spec, stack, flags, "v2", "rollback")
+    fixed = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert converge_cli("drift", str(spec)).returncode == 0
+
+    # Rolled back again, and the spec set back to what runs: re-applying re-drives it.
+    _flagged(spec, stack, flags, "missing", "rollback")
+    assert converge_cli("apply", str(spec), "--yes", "--timeout", "120").returncode == 1
+    _flagged(spec, stack, flags, "v2", "rollback")
+    planned = json.loads(converge_cli("plan", str(spec), "-o", "json").stdout)
+    assert [(a["kind"], a["reason"]) for a in planned["actions"]] == [
+        ("force", "the last update was rolled back: re-apply deploys the spec again")
+    ]
+    again = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert converge_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+    assert converge_cli("drift", str(spec)).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# An empty plan is verified, not assumed
+
+
+def test_a_failed_apply_run_again_still_fails(
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "crash").touch()
+    spec = _flagged(tmp_path / "spec.yml", stack, flags, "v1", "pause")
+    first = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert first.returncode == 1
+    again = converge_cli("apply", str(spec), "--yes", "--timeout", "120")
+    assert "No changes. The swarm matches the spec." in again.stdout  # nothing to change...
+    assert again.returncode == 1  # ...and yet not healthy: no exit 0
+    assert f"service {stack}_web: " in again.stderr
+
+
+def test_concurrent_applies_wait_for_the_lock_or_fail_none_reports_an_unverified_success(
+    stack: str, converge_cli: ConvergeCli, lab: Lab, engine: Engine, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    spec = _flagged(tmp_path / "spec.yml", stack, flags, "v1", "pause")
+    assert converge_cli("apply", str(spec), "--yes").returncode == 0
+    _flagged(spec, stack, flags, "v2", "pause")
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host(), "NO_COLOR": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "converge", "apply", str(spec), "--yes"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: read_lock(engine, stack), timeout=60, what="the first apply's lock")
+        refused = converge_cli("apply", str(spec), "--yes")
+        waiting = converge_cli("apply", str(spec), "--yes", "--lock-timeout", "300")
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err
+    assert refused.returncode == 1
+    assert f"stack {stack} is locked by" in refused.stderr
+    assert waiting.returncode == 0, waiting.stdout + waiting.stderr
+    assert f"waiting for the lock of stack {stack}" in waiting.stdout
+    assert "No changes. The swarm matches the spec." in waiting.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial placement
+
+
+def test_more_replicas_than_nodes_for_a_host_port_fails_fast_with_the_reason(
+    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text(
+        f"""
+version: 1
+stack: {stack}
+services:
+  web:
+    image: converge-lab/app:v1
+    replicas: 7
+    ports: [{{target: 80, published: 39181, mode: host}}]
+"""
+    )
+    failed = converge_cli("apply", str(spec), "--yes", "--timeout", "300")
+    assert failed.returncode == 1
+    assert "timed out" not in failed.stderr  # the grace, not the 300s timeout
+    assert f"service {stack}_web: 2 of 7 tasks cannot be placed: no suitable node" in failed.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Signals and locks of dead applies
+
+
+SLOW = """
+version: 1
+stack: {stack}
+services:
+  web:
+    image: converge-lab/app:v1
+    replicas: {replicas}
+    update_config: {{monitor: {monitor}}}
+"""
+
+
+def _start_apply(spec: Path, lab: Lab) -> subprocess.Popen[str]:
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host(), "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "converge", "apply", str(spec), "--yes"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigterm_releases_the_lock_and_sigkill_leaves_one_the_next_apply_takes_over(
+    stack: str,
+    converge_cli: ConvergeCli,
+    lab: Lab,
+    engine: Engine,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "spec.yml"
+    # A 120s monitor window: apply waits that long for a changed service to prove stable.
+    spec.write_text(SLOW.format(stack=stack, replicas=1, monitor="120s"))
+
+    terminated = _start_apply(spec, lab)
+    wait_for(lambda: read_lock(engine, stack), timeout=60, what="the apply's lock")
+    terminated.send_signal(signal.SIGTERM)
+    _, err = terminated.communicate(timeout=60)
+    assert terminated.returncode == 143, err
+    assert f"Interrupted: SIGTERM; the lock of stack {stack} was released" in err
+    assert read_lock(engine, stack) is None
+
+    spec.write_text(SLOW.format(stack=stack, replicas=2, monitor="120s"))
+    killed = _start_apply(spec, lab)
+    held = wait_for(lambda: read_lock(engine, stack), timeout=60, what="the apply's lock")
+    killed.kill()
+    killed.communicate(timeout=60)
+    assert read_lock(engine, stack) == held  # SIGKILL: nothing could release it
+    wait_for_running(docker_client, f"{stack}_web", 2)
+    gone = "which is no longer running; the next apply takes the lock over, or remove it with: "
+    assert gone in converge_cli("plan", str(spec)).stdout
+    assert gone in converge_cli("status", str(spec)).stdout
+    noop = converge_cli("apply", str(spec), "--yes")
+    assert noop.returncode == 0, noop.stdout + noop.stderr
+    assert gone in noop.stdout
+    assert read_lock(engine, stack) == held  # an apply that writes nothing leaves it
+
+    spec.write_text(SLOW.format(stack=stack, replicas=2, monitor="1s"))
+    applied = converge_cli("apply", str(spec), "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"took over the lock of stack {stack} from {held.owner}" in applied.stdout
+    assert read_lock(engine, stack) is None

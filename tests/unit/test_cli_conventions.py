@@ -1,0 +1,386 @@
+"""The command line's conventions: version, help, usage errors, colour, debug, variables.
+
+Commands that reach a swarm run on the fake swarm (``converge.engine.connect`` replaced), so
+what is checked here is the command line itself: its options, exit codes and output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_engine import FakeClock, FakeSwarm
+from test_planner import BASE_SPEC, ENVIRON, PLANS
+from typer.testing import CliRunner
+
+from converge import cli
+from converge.api import ApplyRequest, apply, load_apply_input, make_plan, save_plan
+from converge.errors import EngineError, EngineUnavailableError
+from converge.executor import ApplyOptions
+from converge.version import converge_version
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = str(BASE_SPEC)
+BAD_SPEC = str(ROOT / "tests" / "fixtures" / "specs" / "bad" / "several_problems.yml")
+FAST = ApplyOptions(clock=FakeClock(), poll_interval=0.01)
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    for name in ("NO_COLOR", "FORCE_COLOR", "CONVERGE_LOG", "CONVERGE_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _subcommands() -> None:
+    # main() registers lab and lb; the tests run the app itself, registered once.
+    if not any(group.name == "lab" for group in cli.app.registered_groups):
+        cli._register_subcommands()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli.app, list(args), env=env)
+
+
+def on_swarm(monkeypatch: pytest.MonkeyPatch, swarm: FakeSwarm) -> list[tuple[Any, Any]]:
+    """Commands connect to ``swarm``; returns the (host, context) of each connect."""
+    connects: list[tuple[Any, Any]] = []
+
+    def connect(host: str | None = None, timeout: float = 30.0, *, context: Any = None) -> Any:
+        connects.append((host, context))
+        return swarm
+
+    monkeypatch.setattr("converge.engine.connect", connect)
+    return connects
+
+
+def applied_swarm() -> FakeSwarm:
+    swarm = FakeSwarm.recorded("empty")
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    assert apply(loaded, swarm, ApplyRequest(apply_options=FAST)).ok  # type: ignore[arg-type]
+    return swarm
+
+
+# -- version ------------------------------------------------------------------------------------
+
+
+def test_version_prints_converge_and_the_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"converge {converge_version()}\n"
+    assert converge_version() == metadata.version("converge")
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+COMMANDS = [
+    [],
+    ["validate"],
+    ["plan"],
+    ["show"],
+    ["apply"],
+    ["destroy"],
+    ["status"],
+    ["unlock"],
+    ["drift"],
+    ["schema"],
+    ["lab"],
+    ["lab", "up"],
+    ["lab", "env"],
+    ["lb"],
+    ["lb", "render"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda words: " ".join(words) or "converge")
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_reads_as_an_operator_expects(command: list[str], flag: str) -> None:
+    result = run(*command, flag)
+    assert result.exit_code == 0, result.output
+    assert "Usage: converge" in result.stdout
+    for stray in ("<bool>", "{", "<list", "<str>", "<float>", "<int>", "<path>"):
+        assert stray not in result.stdout, f"{stray} in the help of {command}"
+
+
+def test_connecting_commands_take_host_and_context() -> None:
+    for command in (["plan"], ["apply"], ["destroy"], ["status"], ["drift"], ["unlock"]):
+        text = run(*command, "--help").stdout
+        assert "--context" in text, command
+        assert "--host" in text, command
+    assert "--context" in run("lb", "render", "--help").stdout
+
+
+def test_shell_completion_is_typers_own() -> None:
+    result = run("--show-completion", "bash")
+    assert result.exit_code == 0
+    assert "_CONVERGE_COMPLETE" in result.stdout
+
+
+# -- usage errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "--bogus", SPEC],  # unknown option
+        ["plan"],  # missing argument
+        ["status", SPEC, "-o", "markdown"],  # a format status cannot render
+        ["apply", SPEC, "-o", "markdown"],
+        ["destroy", SPEC, "-o", "markdown"],
+        ["apply", SPEC, "--timeout", "soon"],  # a bad value
+        ["nosuchcommand"],
+    ],
+    ids=lambda args: " ".join(args[:1] + args[2:]),
+)
+def test_a_usage_error_exits_1_not_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 1
+    assert "Error: " in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_command_shows_the_help_and_exits_1() -> None:
+    result = run()
+    assert result.exit_code == 1
+    assert "Usage: converge" in result.stdout
+
+
+def test_the_console_script_exits_1_on_a_usage_error() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "converge", "plan", "--bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 1
+    assert "Error: No such option: --bogus" in completed.stderr
+
+
+# -- durations and environment variables ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("10m", 600.0), ("1m30s", 90.0), ("90", 90.0), ("0.5", 0.5)]
+)
+def test_durations_take_units_and_plain_seconds(value: str, seconds: float) -> None:
+    assert cli._duration(value) == seconds
+
+
+def test_variables_set_what_ci_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(cli, "_run_apply", lambda files, **options: seen.update(options))
+    env = {
+        "CONVERGE_TIMEOUT": "15m",
+        "CONVERGE_LOCK_TIMEOUT": "30s",
+        "CONVERGE_CONCURRENCY": "3",
+    }
+    assert run("apply", SPEC, env=env).exit_code == 0
+    assert (seen["timeout"], seen["lock_timeout"], seen["concurrency"]) == (900.0, 30.0, 3)
+    assert run("apply", SPEC, "--timeout", "2m", env=env).exit_code == 0
+    assert seen["timeout"] == 120.0  # the flag wins
+
+
+# -- colour --------------------------------------------------------------------------------------
+
+
+def _saved_plan(tmp_path: Path) -> Path:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    target = tmp_path / "plan.json"
+    save_plan(make_plan(loaded, FakeSwarm.recorded("empty")), target)  # type: ignore[arg-type]
+    return target
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "env"),
+    [(["--no-color"], [], {}), ([], ["--no-color"], {}), ([], [], {"NO_COLOR": "1"})],
+    ids=["converge --no-color show", "converge show --no-color", "NO_COLOR=1"],
+)
+def test_no_color_means_no_escape_at_all(
+    tmp_path: Path, before: list[str], after: list[str], env: dict[str, str]
+) -> None:
+    plan_file = str(_saved_plan(tmp_path))
+    terminal = {"FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    coloured = run("show", plan_file, env=terminal)
+    assert coloured.exit_code == 0
+    assert "\x1b[1m" in coloured.stdout  # bold, with colours on a terminal
+    plain = run(*before, "show", plan_file, *after, env={**terminal, **env})
+    assert plain.exit_code == 0
+    assert "\x1b" not in plain.stdout
+    assert "Plan: 8 to add" in plain.stdout
+    usage = run(*before, "plan", "--bogus", *after, env={**terminal, **env})
+    assert usage.exit_code == 1
+    assert "\x1b" not in usage.stderr
+
+
+# -- debug ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--debug"], {}), ([], {"CONVERGE_LOG": "debug"})], ids=["flag", "var"]
+)
+def test_debug_names_the_engine(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]
+) -> None:
+    on_swarm(monkeypatch, applied_swarm())
+    result = run(*args, "status", SPEC, env=env)
+    assert result.exit_code == 0, result.output
+    assert "Debug: Docker engine at fake\n" in result.stderr
+    assert "Debug:" not in run("status", SPEC).stderr  # off again in the next run
+
+
+# -- --context reaches the engine ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", SPEC],
+        ["apply", SPEC],
+        ["destroy", SPEC],
+        ["status", SPEC],
+        ["drift", SPEC],
+        ["unlock", "fxrec"],
+        ["lb", "render", str(ROOT / "specs" / "exampleapp-lab.yml")],
+    ],
+    ids=lambda words: words[0] if words[0] != "lb" else "lb render",
+)
+def test_every_connecting_command_passes_its_context(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    def refuse(host: str | None = None, timeout: float = 30.0, *, context: Any = None) -> Any:
+        raise EngineError(f"connect host={host} context={context}")
+
+    monkeypatch.setenv("MYSQL_ROOT_PASSWORD", "x")
+    monkeypatch.setattr("converge.engine.connect", refuse)
+    yes = ["--yes"] if command[0] in ("apply", "destroy") else []
+    result = run(*command, "--context", "prod", *yes)
+    assert result.exit_code == 1
+    assert str(result.exception) == "connect host=None context=prod"
+
+
+def test_a_docker_context_is_used_and_named_when_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_engine_endpoint import _cli_context
+
+    from converge.engine import Engine
+
+    def unreachable(engine: Engine) -> Any:
+        # As the real seam words it; a real failed unix connection leaks docker-py's socket.
+        raise EngineUnavailableError(f"cannot reach the Docker engine at {engine.address}")
+
+    monkeypatch.setattr(Engine, "info", unreachable)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    (tmp_path / "config.json").write_text("{}")
+    _cli_context(tmp_path, "lab", "unix:///run/lab/manager.sock")
+    result = run("status", SPEC, "--context", "lab")
+    assert result.exit_code == 1
+    assert str(result.exception) == (
+        "cannot reach the Docker engine at unix:///run/lab/manager.sock "
+        "(from context lab (--context))"
+    )
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "lab"}))
+    result = run("plan", SPEC)
+    assert str(result.exception).endswith("(from context lab (docker context use))")
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def test_status_exits_0_when_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_swarm(monkeypatch, applied_swarm())
+    result = run("status", SPEC)
+    assert result.exit_code == 0, result.output
+    assert "fxrec_web 3/3 running" in result.stdout
+
+
+def test_status_exits_2_when_services_are_missing_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_swarm(monkeypatch, FakeSwarm.recorded("empty"))
+    result = run("status", SPEC)
+    assert result.exit_code == 2
+    assert "failure: the service does not exist" in result.stdout
+    assert "service.web: declared in the spec, not in the swarm" in result.stdout
+    as_json = run("status", SPEC, "-o", "json")
+    assert as_json.exit_code == 2
+    assert json.loads(as_json.stdout)["missing"]
+
+
+def test_status_shows_the_failure_its_json_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    swarm = applied_swarm()
+    swarm.fail_tasks("fxrec_db", "task: non-zero exit (3)")
+    swarm.update_service("fxrec_db", *_id_version(swarm, "fxrec_db"), _spec_of(swarm, "fxrec_db"))
+    on_swarm(monkeypatch, swarm)
+    document = json.loads(run("status", SPEC, "-o", "json").stdout)
+    failure = next(item for item in document["services"] if item["key"] == "db")["failure"]
+    assert failure
+    result = run("status", SPEC)
+    assert result.exit_code == 2
+    assert f"failure: {failure}" in result.stdout
+
+
+def _id_version(swarm: FakeSwarm, name: str) -> tuple[str, int]:
+    service = next(item for item in swarm.services() if item["Spec"]["Name"] == name)
+    return service["ID"], service["Version"]["Index"]
+
+
+def _spec_of(swarm: FakeSwarm, name: str) -> dict[str, Any]:
+    service = next(item for item in swarm.services() if item["Spec"]["Name"] == name)
+    spec: dict[str, Any] = json.loads(json.dumps(service["Spec"]))
+    spec["TaskTemplate"]["ForceUpdate"] = 1  # a new template, whose tasks now fail
+    return spec
+
+
+# -- JSON errors and plans with errors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_json_output_has_an_error_document_on_a_spec_error(command: str) -> None:
+    result = run(command, BAD_SPEC, "-o", "json", "--yes" if command == "apply" else "--prune")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["error"]["kind"] == "spec"
+    assert document["error"]["message"] == "the spec has 3 problems"
+    assert document["error"]["problems"][0]["path"] == "services.web.replicas"
+    assert document["converge_version"] == converge_version()
+
+
+COLLISION = [str(BASE_SPEC), str(PLANS / "name_collision" / "override.yml")]
+
+
+def _collision_swarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_executor_fake import case_swarm
+
+    on_swarm(monkeypatch, case_swarm("name_collision"))
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_json_output_has_an_error_document_on_plan_errors(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    _collision_swarm(monkeypatch)
+    result = run(command, *COLLISION, "-o", "json", *(["--yes"] if command == "apply" else []))
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["error"]["kind"] == "plan"
+    assert [problem["address"] for problem in document["error"]["problems"]] == ["service.hand"]
+    assert "Error: the plan has errors" in result.stderr
+
+
+def test_a_plan_with_errors_never_says_no_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    _collision_swarm(monkeypatch)
+    result = run("plan", *COLLISION)
+    assert result.exit_code == 1
+    assert "No changes" not in result.stdout
+    assert "The plan has 1 error: nothing can be applied." in result.stdout
