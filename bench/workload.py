@@ -1,4 +1,4 @@
-"""The benchmark's stacks: one set of data, written as a converge spec and as a compose file.
+"""The benchmark's stacks: one compose file, for converge (with x-converge) and stack deploy.
 
 Every service: 1 replica of the lab image, a few env vars, labels and one constraint, attached
 to one overlay network with a /16 subnet (a /24 holds about 250 addresses: lab-notes pitfall
@@ -43,30 +43,18 @@ def services(count: int, changed: int | None = None) -> list[Service]:
 
 
 def spec_text(stack: str, subnet: str, items: list[Service]) -> str:
-    """A converge spec for ``items``."""
-    document: dict[str, Any] = {
-        "version": 1,
-        "stack": stack,
-        "networks": {NETWORK: {"subnet": subnet}},
-        "services": {
-            item.key: {
-                "image": IMAGE,
-                "replicas": 1,
-                "env": item.env,
-                "labels": item.labels,
-                "placement": {"constraints": [CONSTRAINT]},
-                "networks": [NETWORK],
-            }
-            for item in items
-        },
-    }
+    """converge's file for ``items``: the compose file, naming its stack in ``x-converge``."""
+    document: dict[str, Any] = {"x-converge": {"stack": stack}, **_compose(subnet, items)}
     return yaml.safe_dump(document, sort_keys=False)
 
 
 def compose_text(subnet: str, items: list[Service]) -> str:
-    """The equivalent compose file for ``docker stack deploy`` (``deploy:`` sections)."""
-    document: dict[str, Any] = {
-        "version": "3.8",
+    """The compose file for ``docker stack deploy`` (the same file converge reads)."""
+    return yaml.safe_dump(_compose(subnet, items), sort_keys=False)
+
+
+def _compose(subnet: str, items: list[Service]) -> dict[str, Any]:
+    return {
         "networks": {NETWORK: {"driver": "overlay", "ipam": {"config": [{"subnet": subnet}]}}},
         "services": {
             item.key: {
@@ -82,4 +70,3 @@ def compose_text(subnet: str, items: list[Service]) -> str:
             for item in items
         },
     }
-    return yaml.safe_dump(document, sort_keys=False)

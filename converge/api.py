@@ -48,6 +48,7 @@ __all__ = [
     "check_saved_plan_version",
     "destroy",
     "execute_plan",
+    "export_stack",
     "is_saved_plan",
     "load_apply_input",
     "make_plan",
@@ -223,8 +224,17 @@ class ApplyRun:
 def load_apply_input(
     paths: Sequence[str | os.PathLike[str]],
     environ: Mapping[str, str] | None = None,
+    *,
+    stack: str | None = None,
+    env_files: Sequence[str | os.PathLike[str]] | None = None,
 ) -> tuple[LoadedSpec, dict[str, Any] | None]:
     """The spec to apply, and the saved plan when ``paths`` is one plan file.
+
+    Args:
+        paths: compose files, or one saved plan (which names its files and stack).
+        environ: variables for interpolation (default: the process environment).
+        stack: the stack's name from the command line, if given.
+        env_files: variable files (``--env-file``; default: ``.env`` beside the first file).
 
     A saved plan's spec files are found beside the plan as they were when it was saved (or at
     their absolute paths), and must still have the content they had.
@@ -243,8 +253,10 @@ def load_apply_input(
     if plans:
         saved = read_saved_plan(plans[0])
         check_saved_plan_version(saved, plans[0])
-        return load_spec(saved_spec_files(saved, plans[0]), environ=environ), saved
-    return load_spec(paths, environ=environ), None
+        stack = stack or saved.get("stack") or None
+        files = saved_spec_files(saved, plans[0])
+        return load_spec(files, environ=environ, stack=stack, env_files=env_files), saved
+    return load_spec(paths, environ=environ, stack=stack, env_files=env_files), None
 
 
 def check_saved_plan_version(document: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
@@ -504,6 +516,27 @@ def check_saved_plan(document: Mapping[str, Any], fresh: PlanResult) -> None:
             "the plan made now differs from the saved one (another converge, or other "
             "options?); run 'converge plan' again"
         )
+
+
+def export_stack(stack: str, engine: Engine) -> str:
+    """The running stack ``stack`` as a compose file (YAML text) that plans empty against it.
+
+    Raises:
+        EngineError: the engine is unreachable or not a swarm manager.
+        ConvergeError: a service uses what converge cannot write yet (secrets, configs).
+    """
+    import yaml
+
+    from converge.export import export_compose
+    from converge.observe import observe
+
+    spec = Spec.model_validate({"x-converge": {"stack": stack}})
+    document = export_compose(observe(engine, spec, with_tasks=False))
+    header = (
+        f"# Exported by converge from the running stack {stack}: the engine's defaults are left\n"
+        f"# out; `converge plan -c FILE {stack}` against the same swarm plans no change.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
 def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from converge.engine_spec import service_engine_spec
-from converge.spec import NodeSpec, ServiceSpec, Spec, parse_constraint
+from converge.spec import DEFAULT_NETWORK, NodeSpec, ServiceSpec, Spec, parse_constraint
 
 __all__ = [
     "ENGINE_SPEC_LIMIT",
@@ -87,7 +87,9 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
     problems = [
         *_check_references(spec),
+        *_check_not_yet_supported(spec),
         *_check_published_ports(spec),
+        *_check_endpoint_mode(spec),
         *_check_nodes(spec),
         *_check_placement(spec),
         *_check_loadbalancer(spec),
@@ -99,19 +101,54 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
 def _check_references(spec: Spec) -> Iterator[FieldProblem]:
     for name, service in spec.services.items():
         for network in service.networks:
-            if network not in spec.networks:
+            if network not in spec.networks and network != DEFAULT_NETWORK:
                 yield (
                     ("services", name, "networks", network),
                     f"network {network!r} is not declared under 'networks'"
                     + _suggestion(network, spec.networks),
                 )
-        for index, mount in enumerate(service.mounts):
+        for index, mount in enumerate(service.volumes):
             if mount.type == "volume" and mount.source and mount.source not in spec.volumes:
                 yield (
-                    ("services", name, "mounts", index),
+                    ("services", name, "volumes", index),
                     f"volume {mount.source!r} is not declared under 'volumes'"
                     + _suggestion(mount.source, spec.volumes),
                 )
+        for kind in ("secrets", "configs"):
+            declared = getattr(spec, kind)
+            for index, reference in enumerate(getattr(service, kind)):
+                if reference.source not in declared:
+                    yield (
+                        ("services", name, kind, index),
+                        f"{kind[:-1]} {reference.source!r} is not declared under {kind!r}"
+                        + _suggestion(reference.source, declared),
+                    )
+
+
+def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
+    """Swarm secrets and configs come with their own issue; until then converge refuses a
+    file that uses them rather than deploying its services without them."""
+    for kind in ("secrets", "configs"):
+        if getattr(spec, kind):
+            yield ((kind,), f"{kind} are not supported by converge yet")
+    for name, service in spec.services.items():
+        for kind in ("secrets", "configs"):
+            if getattr(service, kind):
+                yield (
+                    ("services", name, kind),
+                    f"{kind} are not supported by converge yet",
+                )
+        if service.healthcheck is not None and service.healthcheck.start_interval is not None:
+            yield (
+                ("services", name, "healthcheck", "start_interval"),
+                "start_interval needs Engine API 1.44 (Docker 25); converge speaks API 1.41, "
+                "where the engine ignores it",
+            )
+        if service.credential_spec is not None and service.credential_spec.config:
+            yield (
+                ("services", name, "credential_spec", "config"),
+                "a credential spec from a config is not supported by converge yet",
+            )
 
 
 def _check_published_ports(spec: Spec) -> Iterator[FieldProblem]:
@@ -120,15 +157,30 @@ def _check_published_ports(spec: Spec) -> Iterator[FieldProblem]:
         for index, port in enumerate(service.ports):
             if port.published is None:
                 continue
-            key = (port.published, port.protocol)
+            key = (port.published, port.effective_protocol)
             if key in owners:
                 yield (
                     ("services", name, "ports", index),
-                    f"port {port.published}/{port.protocol} is already published by "
+                    f"port {port.published}/{port.effective_protocol} is already published by "
                     f"service {owners[key]!r}",
                 )
             else:
                 owners[key] = name
+
+
+def _check_endpoint_mode(spec: Spec) -> Iterator[FieldProblem]:
+    """The engine refuses dnsrr with a port on the routing mesh, but only when it creates the
+    service, after other objects of the stack were written: refuse it before anything is."""
+    for name, service in spec.services.items():
+        if service.deploy.endpoint_mode != "dnsrr":
+            continue
+        for index, port in enumerate(service.ports):
+            if port.published is not None and port.effective_mode == "ingress":
+                yield (
+                    ("services", name, "ports", index),
+                    f"port {port.published} is published on the routing mesh (ingress), which "
+                    "endpoint_mode dnsrr does not support: publish it with mode: host",
+                )
 
 
 def _check_service_sizes(spec: Spec) -> Iterator[FieldProblem]:
@@ -152,7 +204,7 @@ def _mebibytes(size: int) -> str:
 def _check_nodes(spec: Spec) -> Iterator[FieldProblem]:
     roles = [node.role for node in spec.nodes.values()]
     if roles and all(role == "worker" for role in roles):
-        yield ("nodes",), "every declared node is a worker; a swarm needs a manager"
+        yield ("x-converge", "nodes"), "every declared node is a worker; a swarm needs a manager"
 
 
 def _eligible(spec: Spec) -> dict[str, NodeFacts]:
@@ -166,7 +218,7 @@ def _eligible(spec: Spec) -> dict[str, NodeFacts]:
 def _failing(service: ServiceSpec, node: NodeFacts) -> list[str]:
     return [
         constraint
-        for constraint in service.placement.constraints
+        for constraint in service.deploy.placement.constraints
         if evaluate_constraint(constraint, node) is False
     ]
 
@@ -177,19 +229,20 @@ def _check_placement(spec: Spec) -> Iterator[FieldProblem]:
     eligible = _eligible(spec)
     every_node = {name: node_facts_from_spec(name, node) for name, node in spec.nodes.items()}
     for name, service in spec.services.items():
-        if service.mode == "replicated" and service.replicas == 0:
+        deploy = service.deploy
+        if not deploy.is_global and deploy.replicas == 0:
             continue
-        path = ("services", name, "placement", "constraints")
+        path = ("services", name, "deploy", "placement", "constraints")
         failures = {hostname: _failing(service, node) for hostname, node in eligible.items()}
         matching = [hostname for hostname, failed in failures.items() if not failed]
         if not matching:
             yield path, _no_node_message(service, failures, every_node)
             continue
-        limit = service.placement.max_replicas_per_node
-        replicas = 1 if service.replicas is None else service.replicas
-        if limit is not None and service.mode == "replicated" and replicas > limit * len(matching):
+        limit = deploy.placement.max_replicas_per_node
+        replicas = 1 if deploy.replicas is None else deploy.replicas
+        if limit and deploy.mode == "replicated" and replicas > limit * len(matching):
             yield (
-                ("services", name, "replicas"),
+                ("services", name, "deploy", "replicas"),
                 f"{replicas} replicas cannot fit: max_replicas_per_node is {limit} and "
                 f"{len(matching)} node(s) can run the service ({', '.join(matching)})",
             )
@@ -220,39 +273,42 @@ def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
         return
     if spec.nodes and balancer.node not in spec.nodes:
         yield (
-            ("loadbalancer", "node"),
-            f"node {balancer.node!r} is not declared under 'nodes'"
+            ("x-converge", "loadbalancer", "node"),
+            f"node {balancer.node!r} is not declared under 'x-converge.nodes'"
             + _suggestion(balancer.node, spec.nodes),
         )
     ingress_ports = {
         port.published
         for service in spec.services.values()
         for port in service.ports
-        if port.published is not None and port.mode == "ingress" and port.protocol == "tcp"
+        if port.published is not None
+        and port.effective_mode == "ingress"
+        and port.effective_protocol == "tcp"
     }
     listeners: dict[int, str] = {}
     for name, frontend in balancer.frontends.items():
         if frontend.port in listeners:
             yield (
-                ("loadbalancer", "frontends", name, "port"),
+                ("x-converge", "loadbalancer", "frontends", name, "port"),
                 f"port {frontend.port} is already used by frontend {listeners[frontend.port]!r}",
             )
         listeners.setdefault(frontend.port, name)
         if frontend.backend not in balancer.backends:
             yield (
-                ("loadbalancer", "frontends", name, "backend"),
-                f"backend {frontend.backend!r} is not declared under 'loadbalancer.backends'"
+                ("x-converge", "loadbalancer", "frontends", name, "backend"),
+                f"backend {frontend.backend!r} is not declared under "
+                "'x-converge.loadbalancer.backends'"
                 + _suggestion(frontend.backend, balancer.backends),
             )
         if frontend.port in ingress_ports:
             yield (
-                ("loadbalancer", "frontends", name, "port"),
+                ("x-converge", "loadbalancer", "frontends", name, "port"),
                 f"port {frontend.port} is published by a swarm service on every node, "
                 f"including {balancer.node!r}",
             )
     if balancer.stats is not None and balancer.stats.port in listeners:
         yield (
-            ("loadbalancer", "stats", "port"),
+            ("x-converge", "loadbalancer", "stats", "port"),
             f"port {balancer.stats.port} is already used by frontend "
             f"{listeners[balancer.stats.port]!r}",
         )
@@ -265,7 +321,7 @@ def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
 def _check_backend(
     spec: Spec, name: str, service_name: str, port: int, method: str
 ) -> Iterator[FieldProblem]:
-    path = ("loadbalancer", "backends", name)
+    path = ("x-converge", "loadbalancer", "backends", name)
     service = spec.services.get(service_name)
     if service is None:
         yield (
@@ -289,7 +345,7 @@ def _check_backend(
             f"service {service_name!r} does not publish port {port}"
             + (f" (it publishes {_ports(set(published))})" if published else ""),
         )
-    elif method == "tasks" and published[port].mode != "host":
+    elif method == "tasks" and published[port].effective_mode != "host":
         yield (
             (*path, "method"),
             f"the tasks method needs port {port} of service {service_name!r} published in "
@@ -303,20 +359,21 @@ def _check_backend_network(spec: Spec, name: str) -> Iterator[FieldProblem]:
     service = spec.services.get(backend.service)
     if service is None:
         return
-    path = ("loadbalancer", "backends", name)
-    network = backend.network or next(iter(service.networks), None)
+    path = ("x-converge", "loadbalancer", "backends", name)
+    attached = spec.service_networks(backend.service)
+    network = backend.network or next(iter(attached), None)
     if network is None:
         yield (
             (*path, "method"),
             f"the dns method needs service {backend.service!r} on an attachable network",
         )
         return
-    if network not in service.networks:
+    if network not in attached:
         yield (
             (*path, "network"),
             f"service {backend.service!r} is not attached to network {network!r}",
         )
-    declared = spec.networks.get(network)
+    declared = spec.stack_networks().get(network)
     if declared is not None and not declared.external and not declared.attachable:
         yield (
             (*path, "network"),

@@ -288,9 +288,30 @@ def _root(
 
 
 SpecFiles = Annotated[
-    list[Path],
+    list[str] | None,
     typer.Argument(
-        help="Spec files; several are merged in order, later ones winning.",
+        metavar="FILE... STACK",
+        help="Compose files (or use -c), and the stack's name (default: the file's "
+        "x-converge.stack or name).",
+        show_default=False,
+    ),
+]
+ComposeFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--compose-file",
+        "-c",
+        metavar="FILE",
+        help="A compose file, as docker stack deploy -c; several merge in order.",
+        show_default=False,
+    ),
+]
+EnvFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--env-file",
+        metavar="FILE",
+        help="Variables for interpolation (default: .env beside the first file).",
         show_default=False,
     ),
 ]
@@ -394,8 +415,42 @@ ResultOutputOption = Annotated[ResultFormat, typer.Option("--output", "-o", help
 # Helpers of the commands
 
 
-def _load(files: Sequence[Path]) -> LoadedSpec:
-    loaded = load_spec(files)
+@dataclass(frozen=True)
+class SpecArguments:
+    """What the command line says to load: ``-c FILE... [STACK]`` or ``FILE... [STACK]``."""
+
+    files: list[Path]
+    stack: str | None
+    env_files: list[Path] | None
+
+
+def _arguments(
+    arguments: list[str] | None, compose: list[Path] | None, env_files: list[Path] | None
+) -> SpecArguments:
+    """Positional arguments are files (an existing path, or a name ending in .yml, .yaml or
+    .json) and at most one stack name, which a file name can never be."""
+    files, stacks = list(compose or []), []
+    for argument in arguments or []:
+        if Path(argument).exists() or argument.endswith((".yml", ".yaml", ".json")):
+            files.append(Path(argument))
+        else:
+            stacks.append(argument)
+    if len(stacks) > 1:
+        raise typer.BadParameter(
+            f"one stack at a time, got {', '.join(stacks)} (a file that does not exist?)",
+            param_hint="STACK",
+        )
+    if not files:
+        raise typer.BadParameter(
+            "no compose file given (-c docker-stack.yml)", param_hint="'-c' / FILE"
+        )
+    return SpecArguments(files, stacks[0] if stacks else None, env_files)
+
+
+def _load(given: SpecArguments, require_stack: bool = True) -> LoadedSpec:
+    loaded = load_spec(
+        given.files, stack=given.stack, env_files=given.env_files, require_stack=require_stack
+    )
     for warning in loaded.warnings:
         _warn(warning)
     return loaded
@@ -429,14 +484,15 @@ def _summary(loaded: LoadedSpec) -> str:
     spec = loaded.spec
     counts = [
         (len(spec.nodes), "node"),
-        (len(spec.networks), "network"),
+        (len(spec.stack_networks()), "network"),
         (len(spec.volumes), "volume"),
         (len(spec.services), "service"),
     ]
     parts = [f"{count} {noun}{'' if count == 1 else 's'}" for count, noun in counts]
     if spec.loadbalancer is not None:
         parts.append("a load balancer")
-    return f"stack {spec.stack}: " + ", ".join(parts)
+    named = f"stack {spec.stack}" if spec.stack else "no stack named"
+    return f"{named}: " + ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,22 +501,25 @@ def _summary(loaded: LoadedSpec) -> str:
 
 @app.command()
 def validate(
-    files: SpecFiles,
+    files: SpecFiles = None,
     merge: Annotated[
         bool,
         typer.Option("--merge", help="Validate the files merged in order, as plan and apply do."),
     ] = False,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     no_color: NoColorOption = False,
 ) -> None:
-    """Check spec files without touching any swarm: exit 0 when valid, 1 when not.
+    """Check compose files without touching any swarm: exit 0 when valid, 1 when not.
 
     Each file is checked on its own, unless --merge.
     """
-    groups = [files] if merge else [[file] for file in files]
+    given = _arguments(files, compose, env_file)
+    groups = [given.files] if merge else [[file] for file in given.files]
     failed = False
     for group in groups:
         try:
-            loaded = _load(group)
+            loaded = _load(SpecArguments(group, given.stack, given.env_files), require_stack=False)
         except SpecError as error:
             typer.echo(str(error), err=True)
             failed = True
@@ -473,7 +532,9 @@ def validate(
 
 @app.command()
 def plan(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: PlanOutputOption = PlanFormat.text,
     out: Annotated[
         Path | None,
@@ -501,7 +562,7 @@ def plan(
     as_json = output is PlanFormat.json
     options = PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ()))
     with _json_errors(as_json):
-        loaded = _load(files)
+        loaded = _load(_arguments(files, compose, env_file))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
@@ -566,7 +627,7 @@ ConcurrencyOption = Annotated[
 
 
 def _run_apply(
-    files: list[Path],
+    given: SpecArguments,
     *,
     yes: bool,
     plan_options: PlanOptions,
@@ -593,7 +654,7 @@ def _run_apply(
     console = _console()
     messages = _console(stderr=True) if as_json else console
     with _json_errors(as_json):
-        loaded, saved = load_apply_input(files)
+        loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
         if saved is not None:
             if plan_options.destroy:
                 raise PlanError("destroy takes the spec files, not a saved plan")
@@ -665,12 +726,16 @@ def _run_apply(
 @app.command()
 def apply(
     files: Annotated[
-        list[Path],
+        list[str] | None,
         typer.Argument(
-            help="Spec files, or one plan file saved by 'converge plan --out'.",
+            metavar="FILE... STACK",
+            help="Compose files (or use -c), or one plan file saved by 'converge plan --out'; "
+            "and the stack's name.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     yes: YesOption = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
@@ -686,7 +751,7 @@ def apply(
 ) -> None:
     """Make the swarm match the spec: plan, confirm, execute, wait until converged."""
     _run_apply(
-        files,
+        _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ())),
         timeout=timeout,
@@ -700,7 +765,9 @@ def apply(
 
 @app.command()
 def destroy(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     yes: YesOption = False,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -715,7 +782,7 @@ def destroy(
     Nodes keep their labels and availability; volumes and their data are kept.
     """
     _run_apply(
-        files,
+        _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(destroy=True),
         timeout=timeout,
@@ -737,7 +804,9 @@ def _status_exit_code(report: dict[str, Any]) -> int:
 
 @app.command()
 def status(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
     context: ContextOption = None,
@@ -750,7 +819,7 @@ def status(
     """
     from converge.api import stack_status
 
-    loaded = _load(files)
+    loaded = _load(_arguments(files, compose, env_file))
     with _connect(host, context) as engine:
         report = stack_status(loaded.spec, engine)
     if output is ResultFormat.json:
@@ -760,6 +829,29 @@ def status(
         if text:  # a stack with nothing to show prints nothing, not an empty line
             _console().print(text)
     raise typer.Exit(_status_exit_code(report))
+
+
+@app.command()
+def export(
+    stack: Annotated[str, typer.Argument(help="The stack to export.", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write the file here (default: stdout)."),
+    ] = None,
+    host: HostOption = None,
+    context: ContextOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write a running stack as a compose file that plans no change against it."""
+    from converge.api import export_stack
+    from converge.files import atomic_write
+
+    with _connect(host, context) as engine:
+        text = export_stack(stack, engine)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write(out, text, mode=0o644)
 
 
 @app.command()
@@ -814,7 +906,9 @@ class FailOnOption(StrEnum):
 
 @app.command()
 def drift(
-    files: SpecFiles,
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
     output: PlanOutputOption = PlanFormat.text,
     metrics_file: Annotated[
         Path | None,
@@ -846,7 +940,7 @@ def drift(
 
     started, stack = datetime.now(UTC), None
     try:
-        loaded = _load(files)
+        loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
         with _connect(host, context) as engine:
             report = check_drift(loaded, engine)

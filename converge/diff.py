@@ -15,6 +15,7 @@ from converge.lb.config import container_name, desired_view
 from converge.naming import object_name, spec_key
 from converge.normalize import (
     align,
+    default_service_view,
     desired_network_view,
     desired_node_view,
     desired_service_view,
@@ -120,20 +121,28 @@ def _managed(value: Any) -> Any:
     return value
 
 
-# Values that mean "nothing set" when an object is created: not worth a line in the plan.
-_UNSET_ON_CREATE: dict[str, Any] = {"max_replicas_per_node": 0}
+def creation_changes(
+    desired: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> list[FieldChange]:
+    """What creating an object sets: every field of its desired view that says more than
+    "nothing" (empty collections, false flags, ``None``) or than ``defaults`` (the view of an
+    object that sets nothing), nested mappings field by field."""
+    changes: list[FieldChange] = []
 
+    def walk(view: Mapping[str, Any], default: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in view.items():
+            if key in default and _identical(value, default[key]):
+                continue
+            inner = default.get(key)
+            # Structures (deploy, its policies) are walked; maps of the user's (environment,
+            # labels, ports) are one field, as their default is empty.
+            if isinstance(value, Mapping) and isinstance(inner, Mapping) and inner:
+                walk(value, inner, (*path, key))
+            elif value is not False and value not in (None, {}, [], ""):
+                changes.append(FieldChange((*path, key), None, _managed(value)))
 
-def creation_changes(desired: Mapping[str, Any]) -> list[FieldChange]:
-    """What creating an object sets: every managed field of its desired view that says more
-    than "nothing" (empty collections, false flags and "no limit" are left out)."""
-    return [
-        FieldChange((key,), None, _managed(value))
-        for key, value in desired.items()
-        if value is not False
-        and value not in (None, {}, [], "")
-        and not (key in _UNSET_ON_CREATE and value == _UNSET_ON_CREATE[key])
-    ]
+    walk(desired, defaults or {}, ())
+    return changes
 
 
 def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -186,6 +195,9 @@ def _compare_owned(
     desired: Mapping[str, Any],
     current_view: Mapping[str, Any] | None,
     name_taken: bool,
+    *,
+    ignore: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> ObjectDiff:
     """One declared object against its owned counterpart (create, update or unchanged), or a
     collision when an object of that name exists without the stack's ownership label."""
@@ -193,24 +205,28 @@ def _compare_owned(
         if name_taken:
             detail = f"{kind} {name} exists and is not owned by stack {stack}"
             return ObjectDiff(kind, key, name, "collision", detail=detail)
-        return ObjectDiff(kind, key, name, "create", tuple(creation_changes(desired)))
-    changes = compare_views(align(desired, current_view), desired)
+        return ObjectDiff(kind, key, name, "create", tuple(creation_changes(desired, defaults)))
+    aligned = align(desired, current_view, ignore=ignore, none_unmanaged=kind != "service")
+    changes = compare_views(aligned, desired)
     return ObjectDiff(kind, key, name, "update" if changes else "unchanged", tuple(changes))
 
 
 def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+    """The networks the stack uses (as stack deploy: those its services join), and owned
+    networks it no longer uses."""
     result: list[ObjectDiff] = []
-    owned = observed.owned_networks()
-    for key, network in spec.networks.items():
+    used: set[str] = set()
+    for key, network in spec.stack_networks().items():
+        name = spec.network_name(key)
+        used.add(name)
+        current = observed.network_named(name)
         if network.external:
-            name = network.name or key
-            if observed.network_named(name) is None:
+            if current is None:
                 result.append(
                     ObjectDiff("network", key, name, "missing", detail="external network not found")
                 )
             continue
-        name = object_name(spec.stack, key)
-        current = owned.get(key)
+        owned = current is not None and current.owned and current.stack == spec.stack
         result.append(
             _compare_owned(
                 "network",
@@ -218,14 +234,14 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                 name,
                 spec.stack,
                 desired_network_view(network),
-                current.view if current else None,
-                observed.network_named(name) is not None,
+                current.view if owned and current is not None else None,
+                current is not None,
             )
         )
     result.extend(
-        ObjectDiff("network", key, current.name, "remove")
-        for key, current in owned.items()
-        if key not in spec.networks
+        ObjectDiff("network", spec_key(spec.stack, current.name), current.name, "remove")
+        for current in observed.networks
+        if current.owned and current.stack == spec.stack and current.name not in used
     )
     return result
 
@@ -233,7 +249,8 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
 def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     owned = observed.owned_services()
-    for key in spec.services:
+    defaults = default_service_view(spec.stack)
+    for key, service in spec.services.items():
         name = object_name(spec.stack, key)
         current = owned.get(key)
         result.append(
@@ -245,6 +262,8 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                 desired_service_view(spec, key),
                 current.view if current else None,
                 observed.service_named(name) is not None,
+                ignore=service.x_converge.ignore,
+                defaults=defaults,
             )
         )
     result.extend(

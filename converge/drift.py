@@ -55,8 +55,8 @@ class DriftFinding:
     Attributes:
         address: the spec's address of the object: ``service.web``, ``node.worker3``.
         name: the object's name in the swarm: ``shop_web``, ``worker3``.
-        field: the field that differs (``replicas``, ``env.FOO``), ``state`` or ``tasks`` for
-            health, or None when the whole object is concerned.
+        field: the field that differs (``deploy.replicas``, ``environment.FOO``), ``state``
+            or ``tasks`` for health, or None when the whole object is concerned.
         before: sync only: the swarm's value (None: absent there).
         after: sync only: the spec's value (None: absent there).
         action: sync only: what ``converge apply`` would do (create, update, scale, replace,
@@ -259,7 +259,7 @@ def _health_findings(
         address = f"service.{key}"
         if not item.exists:
             # Reported by sync too; it is also a service that does not run.
-            if declared.mode == "global" or declared.replicas != 0:
+            if declared.deploy.is_global or declared.deploy.replicas != 0:
                 name = object_name(spec.stack, key)
                 message = f"service {name} does not exist in the swarm: nothing runs"
                 findings.append(DriftFinding("health", address, name, "tasks", message))
@@ -326,7 +326,7 @@ def _service_statuses(
 
 
 def _declared_replicas(loaded: LoadedSpec, key: str) -> int:
-    declared = loaded.spec.services[key]
-    if declared.mode == "global":
+    deploy = loaded.spec.services[key].deploy
+    if deploy.is_global:
         return 0
-    return 1 if declared.replicas is None else declared.replicas
+    return 1 if deploy.replicas is None else deploy.replicas

@@ -338,7 +338,7 @@ def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
 
 def _execute_network(run: _Run, action: Action) -> None:
     spec, engine = run.spec, run.engine
-    name = object_name(spec.stack, action.key)
+    name = spec.network_name(action.key)
     if action.kind == "create":
         engine.create_network(name, network_create_body(spec, action.key))
     elif action.kind == "remove":

@@ -1,8 +1,12 @@
-"""Spec files -> ``LoadedSpec``: YAML with source positions, interpolation, merging, validation.
+"""Compose files -> ``LoadedSpec``: YAML with source positions, interpolation, merging, checks.
 
 Every problem is reported as ``file:line:column: field.path: message`` and all problems of a
-load are raised together in one ``SpecError``. Several files merge in order, later files
-winning, as compose overrides do: mappings merge key by key, anything else is replaced.
+load are raised together in one ``SpecError``. What compose and docker stack deploy do between
+reading a file and using it happens here: variables (``${VAR}`` forms, a ``.env`` file beside
+the first file or ``--env-file``), several files merged by compose's rules
+(``converge.merge``), each service's ``env_file`` and bare ``environment`` entries resolved, a
+warning for each key swarm ignores, and the stack's name taken from the command line or the
+files (which must agree).
 """
 
 from __future__ import annotations
@@ -15,14 +19,25 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from converge.checks import check_spec
+from converge.envfiles import EnvFileError, parse_dotenv, parse_env_file
 from converge.errors import SpecError, SpecProblem
-from converge.spec import NAME_PATTERN, STACK_PATTERN, Spec
+from converge.merge import Override, Reset, merge_documents, relocate, strip_markers
+from converge.spec import (
+    IGNORED_SERVICE_KEYS,
+    NAME_PATTERN,
+    STACK_PATTERN,
+    ConvergeSpec,
+    DeploySpec,
+    ServiceSpec,
+    Spec,
+)
 
 __all__ = [
     "MAX_SPEC_BYTES",
@@ -101,9 +116,25 @@ def _mark(file: str, node: yaml.Node) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader plus compose's merge tags ``!reset`` and ``!override``."""
+
+
+def _construct_override(loader: yaml.SafeLoader, node: yaml.Node) -> Override:
+    if isinstance(node, yaml.MappingNode):
+        return Override(loader.construct_mapping(node, deep=True))
+    if isinstance(node, yaml.SequenceNode):
+        return Override(loader.construct_sequence(node, deep=True))
+    return Override(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+_ComposeLoader.add_constructor("!override", _construct_override)
+_ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+
 def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document | None:
     try:
-        loader = yaml.SafeLoader(text)  # refuses control characters right away
+        loader = _ComposeLoader(text)  # refuses control characters right away
     except yaml.reader.ReaderError as error:
         before = text[: error.position]
         line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
@@ -127,7 +158,7 @@ def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document 
                     file,
                     *_line_column(root),
                     "",
-                    "a spec is a mapping of sections (version, stack, services, ...), "
+                    "a compose file is a mapping of sections (services, networks, ...), "
                     f"got {_kind_of(data)}",
                 )
             )
@@ -321,6 +352,8 @@ def _interpolate(
     warnings: list[str],
 ) -> None:
     def walk(value: Any, path: FieldPath) -> Any:
+        if isinstance(value, Override):
+            return Override(walk(value.value, path))
         if isinstance(value, dict):
             return {key: walk(item, (*path, key)) for key, item in value.items()}
         if isinstance(value, list):
@@ -344,37 +377,6 @@ def _interpolate(
         return result
 
     document.data = walk(document.data, ())
-
-
-# ---------------------------------------------------------------------------------------------
-# Merging several files
-
-
-def _merge(
-    base: _Document,
-    override: _Document,
-) -> _Document:
-    replaced: list[FieldPath] = []
-
-    def merge(left: Any, right: Any, path: FieldPath) -> Any:
-        if isinstance(left, dict) and isinstance(right, dict):
-            merged = dict(left)
-            for key, value in right.items():
-                merged[key] = merge(left[key], value, (*path, key)) if key in left else value
-            return merged
-        replaced.append(path)
-        return right
-
-    data = merge(base.data, override.data, ())
-
-    def survives(path: FieldPath) -> bool:
-        return not any(path[: len(prefix)] == prefix for prefix in replaced)
-
-    positions = {path: pos for path, pos in base.positions.items() if survives(path)}
-    positions.update(override.positions)
-    interpolated = {path: used for path, used in base.interpolated.items() if survives(path)}
-    interpolated.update(override.interpolated)
-    return _Document(data, positions, interpolated)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +444,11 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key a file uses for them (the alias, where there is one)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
 def _model_at(path: FieldPath) -> type[BaseModel] | None:
     """The spec model that validates the mapping at ``path``, if any."""
     current: Any = Spec
@@ -450,9 +457,10 @@ def _model_at(path: FieldPath) -> type[BaseModel] | None:
         current = _unwrap(current)
         part = remaining.pop(0)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            if not isinstance(part, str) or part not in current.model_fields:
+            fields = _fields_by_key(current)
+            if not isinstance(part, str) or part not in fields:
                 return None
-            current = current.model_fields[part].annotation
+            current = fields[part].annotation
         elif typing.get_origin(current) is dict:
             current = typing.get_args(current)[1]
         elif typing.get_origin(current) is tuple:
@@ -472,17 +480,28 @@ def _message(error: Mapping[str, Any], path: FieldPath) -> str:
         unknown = str(path[-1])
         text = f"unknown field {unknown!r}"
         if model is not None:
-            close = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
+            known = [key for key in _fields_by_key(model) if key not in IGNORED_SERVICE_KEYS]
+            candidates = known
+            if model is ServiceSpec:
+                # Swarm's settings live under deploy in compose: replicas -> deploy.replicas.
+                candidates = [*known, *(f"deploy.{key}" for key in _fields_by_key(DeploySpec))]
+                candidates += list(_FORMER_NAMES)
+            elif model is Spec:
+                # converge's own settings live under x-converge: stack -> x-converge.stack.
+                candidates = [
+                    *known,
+                    *(f"x-converge.{key}" for key in _fields_by_key(ConvergeSpec)),
+                ]
+            nested = [item for item in candidates if item.rpartition(".")[2] == unknown]
+            close = nested or difflib.get_close_matches(unknown, candidates, n=1, cutoff=0.6)
             if close:
-                text += f"; did you mean {close[0]!r}?"
-            else:
-                text += "; expected one of " + ", ".join(model.model_fields)
+                text += f"; did you mean {_FORMER_NAMES.get(close[0], close[0])!r}?"
+            elif len(known) <= 12:
+                text += "; expected one of " + ", ".join(known)
         return text
     if kind == "missing":
         return "required field is missing"
     given = error.get("input")
-    if kind == "literal_error" and path == ("version",):
-        return f"converge knows spec version 1 only, got {given!r}"
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern")
         if pattern in _PATTERN_MEANING:
@@ -498,6 +517,14 @@ def _message(error: Mapping[str, Any], path: FieldPath) -> str:
         message = message.replace("Input should be ", "expected ", 1)
     return message + _given(given)
 
+
+# converge's own former field names, for users coming from them.
+_FORMER_NAMES = {
+    "env": "environment",
+    "mounts": "volumes",
+    "workdir": "working_dir",
+    "container_labels": "labels",
+}
 
 _PLAIN_MESSAGES = {
     "int_parsing": "expected a whole number",
@@ -578,6 +605,232 @@ def _problems_from_validation(
 
 
 # ---------------------------------------------------------------------------------------------
+# What compose and docker stack deploy do between reading and validating
+
+
+def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
+    """Keys swarm ignores, named with their place, as stack deploy's "Ignoring unsupported
+    options" (but never an error, so that files shared with ``docker compose up`` work)."""
+    warnings: list[str] = []
+    services = document.data.get("services")
+    if not isinstance(services, dict):
+        return warnings
+
+    def warn(path: FieldPath, message: str) -> None:
+        where = _position_of(document.positions, file, path)
+        warnings.append(f"{where.file}:{where.line}: {path_text(path)}: {message}")
+
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            continue
+        for key in service:
+            if key in IGNORED_SERVICE_KEYS:
+                hint = _IGNORED_HINTS.get(key, "")
+                warn(("services", name, key), f"ignored by swarm{hint}")
+        for index, port in enumerate(_as_list(service.get("ports"))):
+            if isinstance(port, str) and port.count(":") >= 2:
+                warn(
+                    ("services", name, "ports", index),
+                    "the host IP is ignored: a swarm service listens on every address",
+                )
+            elif isinstance(port, dict) and port.get("host_ip") is not None:
+                warn(("services", name, "ports", index, "host_ip"), "ignored by swarm")
+        for index, volume in enumerate(_as_list(service.get("volumes"))):
+            tmpfs = volume.get("tmpfs") if isinstance(volume, dict) else None
+            if isinstance(tmpfs, dict) and tmpfs.get("mode") is not None:
+                warn(
+                    ("services", name, "volumes", index, "tmpfs", "mode"),
+                    "ignored, as by docker stack deploy (the tmpfs mode is not sent)",
+                )
+        networks = service.get("networks")
+        if isinstance(networks, dict):
+            for network, options in networks.items():
+                for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
+                    if isinstance(options, dict) and key in options:
+                        warn(("services", name, "networks", network, key), "ignored by swarm")
+    return warnings
+
+
+_IGNORED_HINTS = {
+    "restart": "",
+    "tmpfs": " (docker stack deploy drops it; use a volumes entry of type tmpfs)",
+    "depends_on": " (docker stack deploy starts services in no particular order)",
+    "container_name": " (a swarm names the containers of a service's tasks itself)",
+    "build": " (build and push the image first)",
+    "cpus": " (use deploy.resources.limits.cpus)",
+    "mem_limit": " (use deploy.resources.limits.memory)",
+    "pids_limit": " (use deploy.resources.limits.pids)",
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _resolve_environment(
+    document: _Document,
+    file: str,
+    working_dir: Path,
+    environ: Mapping[str, str],
+    problems: list[SpecProblem],
+    digest: Any,
+) -> set[FieldPath]:
+    """Each service's ``env_file`` entries, then its ``environment``, into one mapping, as
+    docker stack deploy does: an entry without a value, or with an empty one, takes the
+    variable's value when it is set. Returns the paths whose values came from a file or from
+    the environment (sensitive)."""
+    sensitive: set[FieldPath] = set()
+    services = document.data.get("services")
+    if not isinstance(services, dict):
+        return sensitive
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            continue
+        env_files = service.get("env_file")
+        environment = service.get("environment")
+        if env_files is None and not _has_open_entries(environment):
+            continue
+        merged: dict[str, str | None] = {}
+        from_outside: set[str] = set()
+        for index, entry in enumerate(_env_file_entries(env_files)):
+            path, required = entry
+            where: FieldPath = ("services", name, "env_file", index)
+            if isinstance(env_files, str):
+                where = ("services", name, "env_file")
+            source = Path(os.path.expanduser(path))
+            if not source.is_absolute():
+                source = working_dir / source
+            try:
+                text = source.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                if not required and isinstance(error, FileNotFoundError):
+                    continue
+                reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+                problems.append(
+                    _problem(document.positions, file, where, f"cannot read {path!r}: {reason}")
+                )
+                continue
+            digest.update(text.encode())
+            try:
+                lines = parse_env_file(text, environ)
+            except EnvFileError as error:
+                problems.append(
+                    SpecProblem(str(source), error.line, None, path_text(where), str(error))
+                )
+                continue
+            for line in lines:
+                key, _, value = line.partition("=")
+                merged[key] = _from_environment(key, value, environ, from_outside)
+                from_outside.add(key)
+        explicit = _environment_mapping(environment)
+        if explicit is None:
+            continue  # malformed: validation reports it
+        for key, value in explicit.items():
+            merged[key] = _from_environment(key, value, environ, from_outside)
+        service["environment"] = merged
+        if isinstance(environment, list):
+            # The list became a mapping: its items' positions and variables follow their keys.
+            base: FieldPath = ("services", name, "environment")
+            moved = {
+                (*base, index): (*base, str(item).partition("=")[0])
+                for index, item in enumerate(environment)
+            }
+            document.positions.update(
+                {
+                    moved[path]: position
+                    for path, position in document.positions.items()
+                    if path in moved
+                }
+            )
+            document.interpolated = {
+                moved.get(path, path): used for path, used in document.interpolated.items()
+            }
+        sensitive.update(("services", name, "environment", key) for key in from_outside)
+    return sensitive
+
+
+def _has_open_entries(environment: Any) -> bool:
+    """Whether ``environment`` has an entry that takes its value from the environment."""
+    mapping = _environment_mapping(environment)
+    return mapping is not None and any(value in (None, "") for value in mapping.values())
+
+
+def _environment_mapping(environment: Any) -> dict[str, Any] | None:
+    if environment is None:
+        return {}
+    if isinstance(environment, dict):
+        return dict(environment)
+    if isinstance(environment, list) and all(isinstance(item, str) for item in environment):
+        result: dict[str, Any] = {}
+        for item in environment:
+            key, has_value, value = item.partition("=")
+            if key in result or not key:
+                return None  # a duplicate or an empty name: validation reports it
+            result[key] = value if has_value else None
+        return result
+    return None
+
+
+def _from_environment(
+    key: str, value: Any, environ: Mapping[str, str], from_outside: set[str]
+) -> Any:
+    if value in (None, "") and key in environ:
+        from_outside.add(key)
+        return environ[key]
+    from_outside.discard(key)
+    return value
+
+
+def _env_file_entries(value: Any) -> list[tuple[str, bool]]:
+    if isinstance(value, str):
+        return [(value, True)]
+    entries: list[tuple[str, bool]] = []
+    for item in _as_list(value):
+        if isinstance(item, str):
+            entries.append((item, True))
+        elif isinstance(item, dict) and isinstance(item.get("path"), str):
+            entries.append((item["path"], item.get("required", True) is not False))
+    return entries
+
+
+def _read_dotenv(
+    path: Path, problems: list[SpecProblem], digest: Any, must_exist: bool
+) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if must_exist:
+            problems.append(SpecProblem(str(path), None, None, "", "cannot read the file"))
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        problems.append(SpecProblem(str(path), None, None, "", f"cannot read the file: {reason}"))
+        return {}
+    digest.update(text.encode())
+    try:
+        return parse_dotenv(text)
+    except EnvFileError as error:
+        problems.append(SpecProblem(str(path), error.line, None, "", str(error)))
+        return {}
+
+
+def _stack_names(document: _Document, file: str) -> list[tuple[str, str, Position]]:
+    """The stack names a file gives: (where, name, position) for x-converge.stack and name."""
+    found: list[tuple[str, str, Position]] = []
+    extension = document.data.get("x-converge")
+    if isinstance(extension, dict) and isinstance(extension.get("stack"), str):
+        path: FieldPath = ("x-converge", "stack")
+        found.append(
+            ("x-converge.stack", extension["stack"], _position_of(document.positions, file, path))
+        )
+    if isinstance(document.data.get("name"), str):
+        found.append(
+            ("name", document.data["name"], _position_of(document.positions, file, ("name",)))
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # The public entry points
 
 
@@ -598,10 +851,10 @@ def _sensitive(
     sensitive: set[FieldPath] = set()
     for raw_path, variables in interpolated.items():
         path = raw_path
-        in_env = len(path) >= 4 and path[0] == "services" and path[2] == "env"
+        in_env = len(path) >= 4 and path[0] == "services" and path[2] == "environment"
         if in_env and isinstance(path[3], int):
             # The list form KEY=VALUE became a map: the entry's key is its text before "=".
-            item = data["services"][path[1]]["env"][path[3]]
+            item = data["services"][path[1]]["environment"][path[3]]
             path = (*path[:3], str(item).partition("=")[0])
         if in_env or any(_SECRET_NAME.search(name) for name in variables):
             sensitive.add(path)
@@ -609,24 +862,42 @@ def _sensitive(
 
 
 def load_spec_text(
-    text: str, file: str = "<spec>", environ: Mapping[str, str] | None = None
+    text: str,
+    file: str = "<spec>",
+    environ: Mapping[str, str] | None = None,
+    *,
+    stack: str | None = None,
+    require_stack: bool = True,
 ) -> LoadedSpec:
-    """Load a spec from text; ``file`` names it in error messages.
+    """Load a compose file from text; ``file`` names it in error messages. Relative paths are
+    relative to the current directory; no ``.env`` file is read.
 
     Raises:
         SpecError: with every problem found.
     """
-    return _load([(file, text)], environ)
+    return _load(
+        [(file, text)], environ, stack=stack, require_stack=require_stack, working_dir=Path.cwd()
+    )
 
 
 def load_spec(
-    paths: Sequence[str | os.PathLike[str]], environ: Mapping[str, str] | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    environ: Mapping[str, str] | None = None,
+    *,
+    stack: str | None = None,
+    env_files: Sequence[str | os.PathLike[str]] | None = None,
+    require_stack: bool = True,
 ) -> LoadedSpec:
-    """Load, interpolate, merge (later files win) and validate spec files.
+    """Load, interpolate, merge (by compose's rules) and validate compose files.
 
     Args:
-        paths: one or more YAML files.
+        paths: one or more compose files (``-c base.yml -c prod.yml``).
         environ: variables for ``${VAR}`` interpolation (default: the process environment).
+        stack: the stack's name from the command line (``STACK``); otherwise the files'
+            ``x-converge.stack`` or top-level ``name``.
+        env_files: variable files (``--env-file``); default: ``.env`` beside the first file,
+            if there is one. The environment wins over them, as in compose.
+        require_stack: refuse a spec that names no stack (``validate`` does not need one).
 
     Raises:
         SpecError: with every problem found, each located by file, line and field.
@@ -653,7 +924,20 @@ def load_spec(
             problems.append(SpecProblem(name, None, None, "", f"cannot read the file: {reason}"))
     if problems:
         raise SpecError(problems)
-    return _load(sources, environ)
+    working_dir = Path(os.fspath(paths[0])).resolve().parent
+    if env_files is None:
+        variable_files, must_exist = [working_dir / ".env"], False
+    else:
+        variable_files, must_exist = [Path(os.fspath(item)) for item in env_files], True
+    return _load(
+        sources,
+        environ,
+        stack=stack,
+        require_stack=require_stack,
+        working_dir=working_dir,
+        variable_files=variable_files,
+        variable_files_required=must_exist,
+    )
 
 
 def _too_large(file: str, several: bool) -> SpecProblem:
@@ -668,28 +952,62 @@ def _too_large(file: str, several: bool) -> SpecProblem:
     )
 
 
-def _load(sources: Sequence[tuple[str, str]], environ: Mapping[str, str] | None) -> LoadedSpec:
-    environment = os.environ if environ is None else environ
+def _load(
+    sources: Sequence[tuple[str, str]],
+    environ: Mapping[str, str] | None,
+    *,
+    stack: str | None,
+    require_stack: bool,
+    working_dir: Path,
+    variable_files: Sequence[Path] = (),
+    variable_files_required: bool = False,
+) -> LoadedSpec:
+    process = os.environ if environ is None else environ
     if sum(len(text.encode()) for _, text in sources) > MAX_SPEC_BYTES:
         raise SpecError([_too_large(sources[-1][0], len(sources) > 1)])
     problems: list[SpecProblem] = []
     warnings: list[str] = []
-    merged: _Document | None = None
     digest = hashlib.sha256()
-    for file, text in sources:
+    for _file, text in sources:
         digest.update(text.encode())
+    from_files: dict[str, str] = {}
+    for variable_file in variable_files:
+        from_files.update(_read_dotenv(variable_file, problems, digest, variable_files_required))
+    environment: Mapping[str, str] = {**from_files, **process}
+    merged: _Document | None = None
+    names: list[tuple[str, str, Position]] = []
+    first_file = sources[0][0] if sources else "<spec>"
+    sensitive: set[FieldPath] = set()
+    for file, text in sources:
         document = _parse_yaml(file, text, problems)
         if document is None:
             continue
         _interpolate(file, document, environment, problems, warnings)
+        warnings.extend(_ignored_key_warnings(document, file))
+        names.extend(_stack_names(document, file))
         merged = document if merged is None else _merge(merged, document)
-    last_file = sources[-1][0] if sources else "<spec>"
     if problems:
         raise SpecError(problems)
     assert merged is not None
-    data = {key: value for key, value in merged.data.items() if not str(key).startswith("x-")}
+    merged.data = strip_markers(merged.data)
+    _check_stack_names(names, stack, problems)
+    warnings.extend(_stack_warning(names, stack))
+    sensitive |= _resolve_environment(
+        merged, first_file, working_dir, environment, problems, digest
+    )
+    if problems:
+        raise SpecError(_in_file_order(problems))
+    data = dict(merged.data)
+    if stack is not None:
+        extension = data.get("x-converge")
+        data["x-converge"] = {**(extension if isinstance(extension, dict) else {}), "stack": stack}
+    last_file = sources[-1][0] if sources else "<spec>"
+    context = {
+        "working_dir": str(working_dir),
+        "home": environment.get("HOME"),
+    }
     try:
-        spec = Spec.model_validate(data)
+        spec = Spec.model_validate(data, context=context)
     except ValidationError as error:
         raise SpecError(
             _in_file_order(_problems_from_validation(error, merged, last_file))
@@ -698,12 +1016,78 @@ def _load(sources: Sequence[tuple[str, str]], environ: Mapping[str, str] | None)
         _problem(merged.positions, last_file, path, message, merged.data)
         for path, message in check_spec(spec)
     ]
+    if require_stack and not spec.stack:
+        semantic.append(
+            SpecProblem(
+                first_file,
+                1,
+                1,
+                "",
+                "no stack name: give STACK on the command line, or x-converge.stack or name "
+                "in the file",
+            )
+        )
     if semantic:
         raise SpecError(_in_file_order(semantic))
     return LoadedSpec(
         spec=spec,
         files=tuple(file for file, _ in sources),
-        sensitive_paths=frozenset(_sensitive(merged.data, merged.interpolated)),
+        sensitive_paths=frozenset(_sensitive(merged.data, merged.interpolated) | sensitive),
         warnings=tuple(warnings),
         digest=digest.hexdigest(),
     )
+
+
+def _check_stack_names(
+    names: Sequence[tuple[str, str, Position]], stack: str | None, problems: list[SpecProblem]
+) -> None:
+    """Files that name different stacks are an error, not a merge into the last one (a
+    top-level ``name``, compose's project name, gives way to ``x-converge.stack``). The
+    command line's STACK wins over both, as with docker stack deploy (see ``_stack_warning``)."""
+    named = {name for where, name, _ in names if where == "x-converge.stack"}
+    project = {name for where, name, _ in names if where == "name"}
+    for where, name, position in names:
+        others = named if where == "x-converge.stack" else (named or project)
+        conflict = next((other for other in sorted(others) if other != name), None)
+        if conflict is not None and not (where == "name" and named):
+            problems.append(
+                SpecProblem(
+                    position.file,
+                    position.line,
+                    position.column,
+                    where,
+                    f"the files name different stacks: {name!r} here, {conflict!r} elsewhere",
+                )
+            )
+
+
+def _stack_warning(names: Sequence[tuple[str, str, Position]], stack: str | None) -> list[str]:
+    """The command line's STACK deploys a file under another name than ``x-converge.stack``
+    says: allowed (a test or staging copy of a stack), and said."""
+    return [
+        f"{position.file}:{position.line}: {where}: the file names stack {name!r}; "
+        f"deploying it as stack {stack!r}, as the command line says"
+        for where, name, position in names
+        if stack is not None and where == "x-converge.stack" and name != stack
+    ]
+
+
+def _merge(base: _Document, override: _Document) -> _Document:
+    result = merge_documents(base.data, override.data)
+
+    def survives(path: FieldPath) -> bool:
+        return not any(path[: len(prefix)] == prefix for prefix in result.dropped)
+
+    moved_positions = {
+        relocate(path, result.base_relocations): pos for path, pos in base.positions.items()
+    }
+    moved_interpolated = {
+        relocate(path, result.base_relocations): used for path, used in base.interpolated.items()
+    }
+    positions = {path: pos for path, pos in moved_positions.items() if survives(path)}
+    for path, pos in override.positions.items():
+        positions[relocate(path, result.relocations)] = pos
+    interpolated = {path: used for path, used in moved_interpolated.items() if survives(path)}
+    for path, used in override.interpolated.items():
+        interpolated[relocate(path, result.relocations)] = used
+    return _Document(result.data, positions, interpolated)

@@ -60,7 +60,11 @@ SENSITIVE_NAME_WORDS: tuple[str, ...] = (
 SENSITIVE_NAMES_VARIABLE = "CONVERGE_SENSITIVE_NAMES"
 
 # The spec's section that holds each kind of object, where its sensitive paths start.
-_SECTIONS = {"node": "nodes", "network": "networks", "service": "services"}
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "node": ("x-converge", "nodes"),
+    "network": ("networks",),
+    "service": ("services",),
+}
 
 # scheme://user:password@ : the password part.
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+@")
@@ -106,7 +110,7 @@ def secret_texts(loaded: LoadedSpec | None) -> frozenset[str]:
         texts.update(_texts(value))
     words = sensitive_name_words()
     for service in data.get("services", {}).values():
-        for name, value in (service.get("env") or {}).items():
+        for name, value in (service.get("environment") or {}).items():
             if sensitive_name(name, words):
                 texts.update(_texts(value, _MIN_NAMED_SECRET_TEXT))
     return frozenset(texts)
@@ -130,7 +134,7 @@ def plan_secret_texts(plan: Plan | None, loaded: LoadedSpec | None = None) -> fr
                     elif (
                         loaded is not None
                         and section is not None
-                        and loaded.is_sensitive((section, action.key, *path))
+                        and loaded.is_sensitive((*section, action.key, *path))
                     ):
                         texts.update(_texts(value))
     return frozenset(texts)
@@ -144,7 +148,7 @@ def _leaves(path: tuple[str, ...], value: Any) -> list[tuple[tuple[str, ...], An
 
 
 def _named_secret(path: tuple[str, ...], words: Iterable[str]) -> bool:
-    return len(path) == 2 and path[0] == "env" and sensitive_name(path[1], words)
+    return len(path) == 2 and path[0] == "environment" and sensitive_name(path[1], words)
 
 
 def _texts(value: Any, shortest: int = _MIN_SECRET_TEXT) -> set[str]:
@@ -188,16 +192,19 @@ class Masker:
     def _value(self, action: Action, path: tuple[str, ...], value: Any) -> Any:
         if value is None:
             return value
-        if action.object_kind == "service" and path[:1] == ("env",):
+        if action.object_kind == "service" and path[:1] == ("environment",):
             if _named_secret(path, self._words):
                 return MASK
             if len(path) == 1 and isinstance(value, dict):
-                return {key: self.value(action, ("env", key), item) for key, item in value.items()}
+                return {
+                    key: self.value(action, ("environment", key), item)
+                    for key, item in value.items()
+                }
         loaded = self._loaded
         section = _SECTIONS.get(action.object_kind)
         if loaded is None or section is None:
             return MASK if _shows_secret(value, self._secrets) else value
-        full: FieldPath = (section, action.key, *path)
+        full: FieldPath = (*section, action.key, *path)
         if loaded.is_sensitive(full):
             return MASK
         if isinstance(value, dict):

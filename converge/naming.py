@@ -2,8 +2,10 @@
 
 As docker/cli's ``convert.Namespace``: a stack's objects are named ``<stack>_<key>`` and carry
 ``com.docker.stack.namespace=<stack>``, so ``docker stack ls/services/ps`` see them. converge
-adds ``io.converge.managed-by``. Only objects carrying the stack label of the stack at hand are
-ever changed or removed; every ownership test in converge asks this module.
+adds no label of its own to swarm objects, so that a stack converge deployed and one
+``docker stack deploy`` deployed are the same stack, and either tool can take over from the
+other. Only objects carrying the stack label of the stack at hand are ever changed or removed;
+every ownership test in converge asks this module.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ __all__ = [
     "STACK_LABEL",
     "is_internal_label",
     "lock_name",
-    "made_by_stack_deploy",
     "object_name",
     "owned_by",
     "owner_of",
@@ -33,7 +34,9 @@ STACK_LABEL = "com.docker.stack.namespace"
 STACK_IMAGE_LABEL = "com.docker.stack.image"
 """The image as the user wrote it, before the engine pins a digest (as docker stack deploy)."""
 CONVERGE_MANAGED_LABEL = "io.converge.managed-by"
+"""Put on swarm objects by converge before it wrote compose files; hidden, never written."""
 CONVERGE_IMAGE_LABEL = "io.converge.image"
+"""The image as written, on the load-balancer container (not a swarm object)."""
 LB_LABEL = "io.converge.loadbalancer"
 """Marks the stack's load-balancer container; the value is its key in the spec."""
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
@@ -58,8 +61,8 @@ def lock_name(stack: str) -> str:
 
 
 def ownership_labels(stack: str) -> dict[str, str]:
-    """Labels that mark an object as owned by converge's stack ``stack``."""
-    return {STACK_LABEL: stack, CONVERGE_MANAGED_LABEL: "converge"}
+    """Labels that mark an object as owned by stack ``stack`` (docker stack deploy's)."""
+    return {STACK_LABEL: stack}
 
 
 def owner_of(labels: Mapping[str, str] | None) -> str | None:
@@ -70,13 +73,6 @@ def owner_of(labels: Mapping[str, str] | None) -> str | None:
 def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
     """Whether an object with these labels belongs to ``stack`` (and so may be changed)."""
     return owner_of(labels) == stack
-
-
-def made_by_stack_deploy(labels: Mapping[str, str] | None) -> bool:
-    """Whether an object of a stack was made by ``docker stack deploy`` rather than converge:
-    it carries the stack label but not converge's own. converge treats it as the stack's (as
-    ``docker stack rm`` would), and says so before removing it."""
-    return owner_of(labels) is not None and CONVERGE_MANAGED_LABEL not in (labels or {})
 
 
 def is_internal_label(name: str) -> bool:

@@ -1,43 +1,44 @@
-"""Canonical forms for both sides of a diff, in the spec's vocabulary.
+"""Canonical forms for both sides of a diff, in the compose file's vocabulary.
 
-A *view* is a plain JSON-like dict describing one object the way the spec does. The desired
-view comes from the spec, the observed view from what the engine reports; after ``align`` the
-two compare equal exactly when nothing the spec manages differs. Each quirk of the engine is one
-rule here, with its own unit test:
+A *view* is a plain JSON-like dict describing one object with compose's field names, so a
+change reads ``deploy.replicas: 5 -> 3`` and a field path is the one ``x-converge.ignore`` and
+masking use. A service's view is made by ONE function from an Engine API ServiceSpec: the
+observed side from what the engine reports, the desired side from the ServiceSpec that
+``docker stack deploy`` would send for the file (``converge.engine_spec``). So a field the file
+leaves unset compares as the engine's default on both sides, and the two views are equal
+exactly when the service is what stack deploy of the file would make. Each quirk of the engine
+is one rule here, with its own unit test:
 
-- engine-filled defaults (update/rollback config, restart policy, endpoint mode, protocol tcp,
-  publish mode ingress, empty resources and placement) read as their documented values;
-- ``replicas`` unset means 1; a value the spec leaves unset (``None``) is not managed;
+- an absent field reads as the engine's default (update/rollback config, restart policy, stop
+  grace period, endpoint mode, protocol tcp, publish mode ingress, isolation, replicas 1);
 - images: ``docker.io/library/`` dropped, ``:latest`` added, ``@sha256:`` digests dropped unless
   the spec pins one;
-- network ids become the spec's names, and the alias converge adds (the service's key) is hidden;
+- network ids become names, and the alias stack deploy adds (the service's key) is hidden;
 - the stack prefix of volume and network names is removed; ownership labels are hidden;
-- order-insensitive lists (env, ports, mounts, constraints, networks) become sorted maps or lists;
-- constraints take one spelling (``node.labels.type == mvc``);
+- order-insensitive lists (env, ports, mounts, constraints, networks, capabilities) become
+  sorted maps or lists; constraints take one spelling (``node.labels.type == mvc``);
 - durations, sizes and CPUs are compared in engine units (ns, bytes, nano-CPUs).
+
+Nodes and networks keep the older rule that a desired value of ``None`` is not managed (a
+node's role or labels, a network's address pool when the file gives none).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from converge.engine_spec import service_engine_spec
 from converge.naming import is_internal_label, spec_key
-from converge.spec import (
-    CONSTRAINT_PATTERN,
-    NetworkSpec,
-    NodeSpec,
-    ServiceSpec,
-    Spec,
-)
+from converge.spec import CONSTRAINT_PATTERN, NetworkSpec, NodeSpec, Spec
 
 __all__ = [
     "DEFAULT_RESTART_POLICY",
     "DEFAULT_UPDATE_CONFIG",
-    "POLICY_ENGINE_FIELDS",
     "align",
     "canonical_constraint",
     "canonical_image",
+    "default_service_view",
     "desired_network_view",
     "desired_node_view",
     "desired_service_view",
@@ -45,6 +46,7 @@ __all__ = [
     "observed_node_view",
     "observed_service_view",
     "port_key",
+    "service_view",
 ]
 
 View = dict[str, Any]
@@ -67,20 +69,7 @@ DEFAULT_RESTART_POLICY: View = {
     "max_attempts": 0,
     "window": 0,
 }
-
-# Fields whose value is a struct of independently managed sub-fields: a sub-field the spec
-# leaves unset is not compared. Maps (env, labels, ports ...) are managed as a whole.
-STRUCT_FIELDS = frozenset(
-    {
-        "update_config",
-        "rollback_config",
-        "restart_policy",
-        "resources",
-        "limits",
-        "reservations",
-        "healthcheck",
-    }
-)
+DEFAULT_STOP_GRACE_PERIOD = 10 * SECOND
 
 
 def canonical_image(image: str, keep_digest: bool = True) -> str:
@@ -126,187 +115,178 @@ def _without_none(values: Mapping[str, Any]) -> View:
 
 
 def desired_service_view(spec: Spec, key: str) -> View:
-    """The view of ``spec.services[key]``; ``None`` marks what the spec does not manage."""
-    service = spec.services[key]
-    return {
-        "image": canonical_image(service.image),
-        "entrypoint": list(service.entrypoint) if service.entrypoint is not None else None,
-        "command": list(service.command) if service.command is not None else None,
-        "mode": service.mode,
-        "replicas": (1 if service.replicas is None else service.replicas)
-        if service.mode == "replicated"
-        else None,
-        "constraints": sorted(service.placement.constraints),
-        "preferences": [preference.spread for preference in service.placement.preferences],
-        "max_replicas_per_node": service.placement.max_replicas_per_node or 0,
-        "ports": {
-            port_key(port.published, port.target, port.protocol): port.mode
-            for port in service.ports
-        },
-        "mounts": {mount.target: _desired_mount(spec, mount) for mount in service.mounts},
-        "env": dict(sorted(service.env.items())),
-        "networks": dict(
-            sorted(
-                # converge always adds the key as an alias and the observed side hides it: so here.
-                (
-                    _attached_network(spec, name),
-                    {"aliases": sorted(alias for alias in attachment.aliases if alias != key)},
-                )
-                for name, attachment in service.networks.items()
-            )
-        ),
-        "labels": dict(sorted(service.labels.items())),
-        "container_labels": dict(sorted(service.container_labels.items())),
-        "endpoint_mode": service.endpoint_mode,
-        "update_config": _struct(service.update_config),
-        "rollback_config": _struct(service.rollback_config),
-        "restart_policy": _struct(service.restart_policy),
-        "resources": _desired_resources(service),
-        "healthcheck": _desired_healthcheck(service),
-        "stop_grace_period": service.stop_grace_period,
-        "stop_signal": service.stop_signal,
-        "user": service.user,
-        "workdir": service.workdir,
-        "hostname": service.hostname,
-        "init": service.init,
-        "read_only": service.read_only,
-    }
-
-
-def _attached_network(spec: Spec, name: str) -> str:
-    """How the observed side names an attached network: an external one by its real name."""
-    network = spec.networks.get(name)
-    if network is not None and network.external:
-        return spec_key(spec.stack, network.name or name)
-    return name
-
-
-def _struct(model: Any) -> View | None:
-    return None if model is None else dict(model.model_dump())
-
-
-def _desired_resources(service: ServiceSpec) -> View | None:
-    if service.resources is None:
-        return None
-    return {
-        "limits": _struct(service.resources.limits),
-        "reservations": _struct(service.resources.reservations),
-    }
-
-
-def _desired_healthcheck(service: ServiceSpec) -> View | None:
-    check = service.healthcheck
-    if check is None:
-        return None
-    if check.disable:
-        return {"test": ["NONE"], **dict.fromkeys(_HEALTHCHECK_TIMINGS)}
-    return {
-        "test": list(check.test) if check.test else None,
-        "interval": check.interval,
-        "timeout": check.timeout,
-        "retries": check.retries,
-        "start_period": check.start_period,
-    }
-
-
-def _desired_mount(spec: Spec, mount: Any) -> View:
-    view: View = {"type": mount.type, "source": mount.source, "read_only": mount.read_only}
-    if mount.type == "bind" and mount.bind is not None and mount.bind.propagation:
-        view["propagation"] = mount.bind.propagation
-    if mount.type == "volume":
-        view["nocopy"] = bool(mount.volume and mount.volume.nocopy)
-    if mount.type == "tmpfs" and mount.tmpfs is not None:
-        view.update(_without_none({"size": mount.tmpfs.size, "mode": mount.tmpfs.mode}))
-    return view
+    """The view of what ``docker stack deploy`` of the file would make of ``services[key]``."""
+    return service_view(service_engine_spec(spec, key), spec.stack, {})
 
 
 def observed_service_view(
     engine_spec: Mapping[str, Any], stack: str, network_names: Mapping[str, str]
 ) -> View:
-    """The view of a service the engine reports, in the spec's vocabulary.
+    """The view of a service the engine reports (see ``service_view``)."""
+    return service_view(engine_spec, stack, network_names)
+
+
+def default_service_view(stack: str = "stack") -> View:
+    """The view of a service that sets nothing: what every unset field compares as."""
+    return service_view({"Name": f"{stack}_service"}, stack, {})
+
+
+def service_view(
+    engine_spec: Mapping[str, Any], stack: str, network_names: Mapping[str, str]
+) -> View:
+    """An Engine API ServiceSpec in compose's vocabulary, absent fields read as defaults.
 
     Args:
-        engine_spec: the service's ``Spec`` as the Engine API returns it.
+        engine_spec: a ServiceSpec, as the Engine API returns or takes it.
         stack: the stack it belongs to (to strip name prefixes).
-        network_names: network id -> name, from the same observation.
+        network_names: network id -> name, from the same observation (a name not found there
+            is taken as a name).
     """
     task = engine_spec.get("TaskTemplate") or {}
     container = task.get("ContainerSpec") or {}
-    placement = task.get("Placement") or {}
-    endpoint = engine_spec.get("EndpointSpec") or {}
-    mode = engine_spec.get("Mode") or {}
+    dns = container.get("DNSConfig") or {}
     key = spec_key(stack, engine_spec.get("Name", ""))
-    replicated = "Global" not in mode
     return {
         "image": canonical_image(container.get("Image", "")),
-        "entrypoint": container.get("Command"),
-        "command": container.get("Args"),
-        "mode": "replicated" if replicated else "global",
-        "replicas": ((mode.get("Replicated") or {}).get("Replicas", 1)) if replicated else None,
-        "constraints": sorted(
-            canonical_constraint(text) for text in placement.get("Constraints") or []
-        ),
-        "preferences": [
-            (preference.get("Spread") or {}).get("SpreadDescriptor", "")
-            for preference in placement.get("Preferences") or []
-        ],
-        "max_replicas_per_node": placement.get("MaxReplicas", 0),
-        "ports": {
-            port_key(
-                port.get("PublishedPort"), port["TargetPort"], port.get("Protocol") or "tcp"
-            ): port.get("PublishMode") or "ingress"
-            for port in endpoint.get("Ports") or []
+        "command": list(container.get("Args") or []),
+        "entrypoint": list(container.get("Command") or []),
+        "environment": _environment(container.get("Env")),
+        "labels": _user_labels(container.get("Labels")),
+        "hostname": container.get("Hostname") or "",
+        "user": container.get("User") or "",
+        "working_dir": container.get("Dir") or "",
+        "init": container.get("Init"),
+        "read_only": bool(container.get("ReadOnly")),
+        "tty": bool(container.get("TTY")),
+        "stdin_open": bool(container.get("OpenStdin")),
+        "stop_grace_period": container.get("StopGracePeriod", DEFAULT_STOP_GRACE_PERIOD),
+        "stop_signal": container.get("StopSignal") or "",
+        "healthcheck": _healthcheck(container.get("Healthcheck")),
+        "dns": list(dns.get("Nameservers") or []),
+        "dns_search": list(dns.get("Search") or []),
+        "dns_opt": list(dns.get("Options") or []),
+        "extra_hosts": _extra_hosts(container.get("Hosts")),
+        "cap_add": sorted(container.get("CapabilityAdd") or []),
+        "cap_drop": sorted(container.get("CapabilityDrop") or []),
+        "sysctls": dict(sorted((container.get("Sysctls") or {}).items())),
+        "ulimits": {
+            item.get("Name", ""): {"soft": item.get("Soft", 0), "hard": item.get("Hard", 0)}
+            for item in sorted(container.get("Ulimits") or [], key=lambda item: item.get("Name"))
         },
-        "mounts": {
-            mount["Target"]: _observed_mount(mount, stack)
-            for mount in container.get("Mounts") or []
+        "logging": _logging(task.get("LogDriver")),
+        "isolation": container.get("Isolation") or "default",
+        "credential_spec": _credential_spec(container.get("Privileges")),
+        "ports": _ports(engine_spec.get("EndpointSpec")),
+        "volumes": {
+            mount.get("Target", ""): _mount(mount, stack) for mount in container.get("Mounts") or []
         },
-        "env": dict(
-            sorted(
-                (item.partition("=")[0], item.partition("=")[2])
-                for item in container.get("Env") or []
-            )
-        ),
-        "networks": _observed_networks(task, engine_spec, key, network_names, stack),
-        "labels": _user_labels(engine_spec.get("Labels")),
-        "container_labels": _user_labels(container.get("Labels")),
-        "endpoint_mode": endpoint.get("Mode") or "vip",
-        "update_config": _observed_policy(engine_spec.get("UpdateConfig"), DEFAULT_UPDATE_CONFIG),
-        "rollback_config": _observed_policy(
-            engine_spec.get("RollbackConfig"), DEFAULT_ROLLBACK_CONFIG
-        ),
-        "restart_policy": _observed_restart(task.get("RestartPolicy")),
-        "resources": _observed_resources(task.get("Resources")),
-        "healthcheck": _observed_healthcheck(container.get("Healthcheck")),
-        "stop_grace_period": container.get("StopGracePeriod", 10 * SECOND),
-        "stop_signal": container.get("StopSignal", ""),
-        "user": container.get("User", ""),
-        "workdir": container.get("Dir", ""),
-        "hostname": container.get("Hostname", ""),
-        "init": bool(container.get("Init", False)),
-        "read_only": bool(container.get("ReadOnly", False)),
+        "networks": _networks(task, engine_spec, key, network_names, stack),
+        "secrets": _file_references(container.get("Secrets"), "SecretName", stack),
+        "configs": _file_references(container.get("Configs"), "ConfigName", stack),
+        "deploy": _deploy(engine_spec, task),
     }
 
 
-def _observed_mount(mount: Mapping[str, Any], stack: str) -> View:
-    kind = mount.get("Type", "volume")
+def _environment(entries: Iterable[str] | None) -> dict[str, str | None]:
+    result: dict[str, str | None] = {}
+    for entry in entries or []:
+        name, has_value, value = entry.partition("=")
+        result[name] = value if has_value else None
+    return dict(sorted(result.items()))
+
+
+def _healthcheck(check: Mapping[str, Any] | None) -> View | None:
+    if check is None:
+        return None
+    return {
+        "test": list(check.get("Test") or []),
+        "interval": check.get("Interval", 0),
+        "timeout": check.get("Timeout", 0),
+        "retries": check.get("Retries", 0),
+        "start_period": check.get("StartPeriod", 0),
+        "start_interval": check.get("StartInterval", 0),
+    }
+
+
+def _extra_hosts(hosts: Iterable[str] | None) -> list[str]:
+    """swarmkit's ``IP host [host...]`` back to compose's ``host:ip``, in order."""
+    result: list[str] = []
+    for entry in hosts or []:
+        ip, *names = entry.split()
+        result.extend(f"{name}:{ip}" for name in names)
+    return result
+
+
+def _logging(driver: Mapping[str, Any] | None) -> View | None:
+    if driver is None:
+        return None
+    return {
+        "driver": driver.get("Name") or "",
+        "options": dict(sorted((driver.get("Options") or {}).items())),
+    }
+
+
+def _credential_spec(privileges: Mapping[str, Any] | None) -> View | None:
+    credential = (privileges or {}).get("CredentialSpec")
+    if not credential:
+        return None
+    return _without_none(
+        {
+            "config": credential.get("Config") or None,
+            "file": credential.get("File") or None,
+            "registry": credential.get("Registry") or None,
+        }
+    )
+
+
+def _ports(endpoint: Mapping[str, Any] | None) -> dict[str, str]:
+    ports = (endpoint or {}).get("Ports") or []
+    return dict(
+        sorted(
+            (
+                port_key(
+                    port.get("PublishedPort"),
+                    port.get("TargetPort", 0),
+                    port.get("Protocol") or "tcp",
+                ),
+                port.get("PublishMode") or "ingress",
+            )
+            for port in ports
+        )
+    )
+
+
+def _mount(mount: Mapping[str, Any], stack: str) -> View:
+    kind = mount.get("Type") or "volume"
     source = mount.get("Source") or None
     if kind == "volume" and source:
         source = spec_key(stack, source)
     view: View = {"type": kind, "source": source, "read_only": bool(mount.get("ReadOnly"))}
+    if mount.get("Consistency") not in (None, "", "default"):
+        view["consistency"] = mount["Consistency"]
     if kind == "bind":
         propagation = (mount.get("BindOptions") or {}).get("Propagation")
         if propagation:
             view["propagation"] = propagation
     if kind == "volume":
-        view["nocopy"] = bool((mount.get("VolumeOptions") or {}).get("NoCopy"))
+        options = mount.get("VolumeOptions") or {}
+        view["nocopy"] = bool(options.get("NoCopy"))
+        labels = _user_labels(options.get("Labels"))
+        if labels:
+            view["labels"] = labels
+        driver = options.get("DriverConfig")
+        if driver:
+            view["driver"] = driver.get("Name") or ""
+            view["driver_opts"] = dict(sorted((driver.get("Options") or {}).items()))
     if kind == "tmpfs":
         options = mount.get("TmpfsOptions") or {}
-        view.update(_without_none({"size": options.get("SizeBytes"), "mode": options.get("Mode")}))
+        view.update(
+            _without_none({"size": options.get("SizeBytes") or None, "mode": options.get("Mode")})
+        )
     return view
 
 
-def _observed_networks(
+def _networks(
     task: Mapping[str, Any],
     engine_spec: Mapping[str, Any],
     key: str,
@@ -319,11 +299,29 @@ def _observed_networks(
         target = attachment.get("Target", "")
         name = spec_key(stack, network_names.get(target, target))
         aliases = sorted(alias for alias in attachment.get("Aliases") or [] if alias != key)
-        networks[name] = {"aliases": aliases}
+        view: View = {"aliases": aliases}
+        if attachment.get("DriverOpts"):
+            view["driver_opts"] = dict(sorted(attachment["DriverOpts"].items()))
+        networks[name] = view
     return dict(sorted(networks.items()))
 
 
-POLICY_ENGINE_FIELDS = {
+def _file_references(
+    references: Iterable[Mapping[str, Any]] | None, name_field: str, stack: str
+) -> View:
+    result: View = {}
+    for reference in references or []:
+        target = reference.get("File") or {}
+        result[target.get("Name") or reference.get(name_field, "")] = {
+            "source": spec_key(stack, reference.get(name_field, "")),
+            "uid": target.get("UID", "0"),
+            "gid": target.get("GID", "0"),
+            "mode": target.get("Mode", 0o444),
+        }
+    return dict(sorted(result.items()))
+
+
+_POLICY_ENGINE_FIELDS = {
     "parallelism": "Parallelism",
     "delay": "Delay",
     "failure_action": "FailureAction",
@@ -333,12 +331,48 @@ POLICY_ENGINE_FIELDS = {
 }
 
 
-def _observed_policy(config: Mapping[str, Any] | None, defaults: View) -> View:
+def _deploy(engine_spec: Mapping[str, Any], task: Mapping[str, Any]) -> View:
+    mode = engine_spec.get("Mode") or {}
+    placement = task.get("Placement") or {}
+    endpoint = engine_spec.get("EndpointSpec") or {}
+    if "Global" in mode:
+        kind, replicas = "global", None
+    elif "GlobalJob" in mode:
+        kind, replicas = "global-job", None
+    elif "ReplicatedJob" in mode:
+        kind = "replicated-job"
+        replicas = (mode.get("ReplicatedJob") or {}).get("TotalCompletions", 1)
+    else:
+        kind = "replicated"
+        replicas = (mode.get("Replicated") or {}).get("Replicas", 1)
+    return {
+        "mode": kind,
+        "replicas": replicas,
+        "labels": _user_labels(engine_spec.get("Labels")),
+        "endpoint_mode": endpoint.get("Mode") or "vip",
+        "update_config": _policy(engine_spec.get("UpdateConfig"), DEFAULT_UPDATE_CONFIG),
+        "rollback_config": _policy(engine_spec.get("RollbackConfig"), DEFAULT_ROLLBACK_CONFIG),
+        "restart_policy": _restart(task.get("RestartPolicy")),
+        "resources": _resources(task.get("Resources")),
+        "placement": {
+            "constraints": sorted(
+                canonical_constraint(text) for text in placement.get("Constraints") or []
+            ),
+            "preferences": [
+                (preference.get("Spread") or {}).get("SpreadDescriptor", "")
+                for preference in placement.get("Preferences") or []
+            ],
+            "max_replicas_per_node": placement.get("MaxReplicas", 0),
+        },
+    }
+
+
+def _policy(config: Mapping[str, Any] | None, defaults: View) -> View:
     if config is None:
         return dict(defaults)
     # Present but with zero values omitted (Go's omitempty): absent means zero, not default.
     view: View = {
-        field: config.get(engine_field, 0) for field, engine_field in POLICY_ENGINE_FIELDS.items()
+        field: config.get(engine_field, 0) for field, engine_field in _POLICY_ENGINE_FIELDS.items()
     }
     view["max_failure_ratio"] = float(view["max_failure_ratio"])
     view["failure_action"] = config.get("FailureAction") or "pause"
@@ -346,7 +380,7 @@ def _observed_policy(config: Mapping[str, Any] | None, defaults: View) -> View:
     return view
 
 
-def _observed_restart(policy: Mapping[str, Any] | None) -> View:
+def _restart(policy: Mapping[str, Any] | None) -> View:
     if policy is None:
         return dict(DEFAULT_RESTART_POLICY)
     return {
@@ -357,32 +391,25 @@ def _observed_restart(policy: Mapping[str, Any] | None) -> View:
     }
 
 
-def _observed_resources(resources: Mapping[str, Any] | None) -> View:
-    def side(values: Mapping[str, Any] | None) -> View:
-        values = values or {}
-        return {
-            "cpus": values.get("NanoCPUs") or None,
-            "memory": values.get("MemoryBytes") or None,
-        }
-
+def _resources(resources: Mapping[str, Any] | None) -> View:
     resources = resources or {}
+    limits = resources.get("Limits") or {}
+    reservations = resources.get("Reservations") or {}
     return {
-        "limits": side(resources.get("Limits")),
-        "reservations": side(resources.get("Reservations")),
-    }
-
-
-_HEALTHCHECK_TIMINGS = ("interval", "timeout", "retries", "start_period")
-
-
-def _observed_healthcheck(check: Mapping[str, Any] | None) -> View:
-    check = check or {}
-    return {
-        "test": check.get("Test") or [],
-        "interval": check.get("Interval", 0),
-        "timeout": check.get("Timeout", 0),
-        "retries": check.get("Retries", 0),
-        "start_period": check.get("StartPeriod", 0),
+        "limits": {
+            "cpus": limits.get("NanoCPUs") or None,
+            "memory": limits.get("MemoryBytes") or None,
+            "pids": limits.get("Pids") or None,
+        },
+        "reservations": {
+            "cpus": reservations.get("NanoCPUs") or None,
+            "memory": reservations.get("MemoryBytes") or None,
+            "generic_resources": sorted(
+                f"{spec.get('Kind')}={spec.get('Value')}"
+                for item in reservations.get("GenericResources") or []
+                if (spec := item.get("DiscreteResourceSpec"))
+            ),
+        },
     }
 
 
@@ -408,15 +435,24 @@ def observed_node_view(node: Mapping[str, Any]) -> View:
 
 
 def desired_network_view(network: NetworkSpec) -> View:
+    """A network's view; ``ipam`` is not managed when the file gives none (the engine picks
+    the address pool then)."""
+    ipam = network.ipam
     return {
-        "driver": network.driver,
+        "driver": network.driver or "overlay",
+        "driver_opts": dict(sorted(network.driver_opts.items())),
         "attachable": network.attachable,
         "internal": network.internal,
-        "encrypted": network.encrypted,
-        "driver_opts": dict(sorted(network.driver_opts.items())),
         "labels": dict(sorted(network.labels.items())),
-        "subnet": network.subnet,
-        "gateway": network.gateway,
+        "ipam": None
+        if ipam is None
+        else {
+            "driver": ipam.driver or "default",
+            "config": [
+                {"subnet": pool.subnet, **({"gateway": pool.gateway} if pool.gateway else {})}
+                for pool in ipam.config
+            ],
+        },
     }
 
 
@@ -424,21 +460,25 @@ _ENGINE_NETWORK_OPTIONS = ("com.docker.network.driver.overlay.vxlanid_list",)
 
 
 def observed_network_view(network: Mapping[str, Any]) -> View:
+    """The view of a network the engine reports (``align`` hides the address pools and
+    gateways the engine picked where the file gives none)."""
     options = dict(network.get("Options") or {})
-    encrypted = "encrypted" in options
-    options.pop("encrypted", None)
     for option in _ENGINE_NETWORK_OPTIONS:
         options.pop(option, None)
-    ipam = ((network.get("IPAM") or {}).get("Config") or [{}])[0] or {}
+    ipam = network.get("IPAM") or {}
     return {
         "driver": network.get("Driver", ""),
+        "driver_opts": dict(sorted(options.items())),
         "attachable": bool(network.get("Attachable")),
         "internal": bool(network.get("Internal")),
-        "encrypted": encrypted,
-        "driver_opts": dict(sorted(options.items())),
         "labels": _user_labels(network.get("Labels")),
-        "subnet": ipam.get("Subnet"),
-        "gateway": ipam.get("Gateway"),
+        "ipam": {
+            "driver": ipam.get("Driver") or "default",
+            "config": [
+                _without_none({"subnet": pool.get("Subnet"), "gateway": pool.get("Gateway")})
+                for pool in ipam.get("Config") or []
+            ],
+        },
     }
 
 
@@ -446,22 +486,61 @@ def observed_network_view(network: Mapping[str, Any]) -> View:
 # Aligning the two sides
 
 
-def align(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> View:
+def align(
+    desired: Mapping[str, Any],
+    observed: Mapping[str, Any],
+    *,
+    ignore: Iterable[str] = (),
+    none_unmanaged: bool = True,
+) -> View:
     """The observed view reduced to what the desired view manages.
 
-    A field whose desired value is ``None`` is not managed: it becomes ``None`` on the observed
-    side too. Struct fields are aligned field by field. Images keep their digest only when the
-    spec pins one.
+    Images keep their digest only when the spec pins one. Paths in ``ignore`` (dotted, as in
+    ``x-converge.ignore``) take the desired value: another tool owns them. With
+    ``none_unmanaged`` (nodes, networks, the load balancer), a desired value of ``None`` is
+    not managed and becomes ``None`` on the observed side too.
     """
-    # A shallow copy: fields are replaced, never changed in place (struct fields recurse into
-    # new dicts), so the observed view is left intact without a deep copy per service.
+    # A shallow copy: fields are replaced, never changed in place, so the observed view is
+    # left intact without a deep copy per service.
     aligned = dict(observed)
     for field, wanted in desired.items():
-        if wanted is None:
+        if wanted is None and none_unmanaged:
             aligned[field] = None
-        elif field in STRUCT_FIELDS and isinstance(wanted, dict):
-            current = aligned.get(field)
-            aligned[field] = align(wanted, current) if isinstance(current, dict) else current
         elif field == "image" and isinstance(wanted, str) and "@" not in wanted:
             aligned[field] = canonical_image(str(aligned.get(field) or ""), keep_digest=False)
+        elif field == "ipam" and isinstance(wanted, dict) and isinstance(aligned.get(field), dict):
+            aligned[field] = _align_ipam(wanted, aligned[field])
+    for path in ignore:
+        _set_path(aligned, tuple(path.split(".")), _get_path(desired, tuple(path.split("."))))
     return aligned
+
+
+def _align_ipam(wanted: View, current: View) -> View:
+    """Gateways the file does not give are the engine's choice, not a difference."""
+    if not wanted.get("config"):
+        return {**current, "config": []}
+    gateways = {pool.get("subnet") for pool in wanted.get("config", []) if "gateway" in pool}
+    return {
+        **current,
+        "config": [
+            pool if pool.get("subnet") in gateways else _without_none({**pool, "gateway": None})
+            for pool in current.get("config", [])
+        ],
+    }
+
+
+def _get_path(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = view
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _set_path(view: View, path: tuple[str, ...], value: Any) -> None:
+    """Set ``view`` at ``path``, copying each dict on the way (views are shared)."""
+    if len(path) == 1:
+        view[path[0]] = value
+        return
+    child = dict(view.get(path[0]) or {})
+    _set_path(child, path[1:], value)
+    view[path[0]] = child

@@ -15,7 +15,7 @@ from typing import Any
 
 from converge.engine import Engine
 from converge.lb.container import observe_loadbalancer
-from converge.naming import made_by_stack_deploy, owner_of
+from converge.naming import owner_of
 from converge.normalize import (
     observed_network_view,
     observed_node_view,
@@ -114,7 +114,6 @@ def _network(network: Mapping[str, Any]) -> ObservedNetwork:
         owned=stack is not None,
         stack=stack,
         view=observed_network_view(network),
-        made_by_stack_deploy=made_by_stack_deploy(network.get("Labels")),
     )
 
 
@@ -138,7 +137,6 @@ def _service(
         update_state=update.get("State"),
         update_message=update.get("Message"),
         update_started=update.get("StartedAt", ""),
-        made_by_stack_deploy=made_by_stack_deploy(spec.get("Labels")),
     )
 
 

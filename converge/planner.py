@@ -22,13 +22,13 @@ from converge.lb.config import (
 )
 from converge.naming import object_name, spec_key
 from converge.spec import Spec
-from converge.state import ObservedNetwork, ObservedService, ObservedState
+from converge.state import ObservedState
 from converge.targeting import target_plan
 
 __all__ = ["PlanOptions", "PortCollision", "plan", "port_collisions"]
 
-# Changes the engine cannot make in place.
-_SERVICE_REPLACE_FIELDS = frozenset({"mode"})
+# Changes the engine cannot make in place (a service's mode: replicated, global, jobs).
+_SERVICE_REPLACE_FIELDS = frozenset({"deploy.mode"})
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ def plan(
         removals = _destroy_actions(observed)
         return Plan(
             stack=difference.stack,
-            actions=tuple(_noting_stack_deploy(observed, removals)),
-            findings=tuple(_stack_deploy_findings(observed, removals)),
+            actions=tuple(removals),
             versions=_versions(spec, observed, destroy=True),
             spec_digest=spec_digest,
             spec_files=spec_files,
@@ -77,16 +76,11 @@ def plan(
         elif item.status == "collision":
             findings.append(PlanFinding("error", item.address, item.detail, "collision", item.name))
         elif item.status == "remove" and not options.prune:
-            made_by = (
-                f" (created by {_STACK_DEPLOY})"
-                if _made_by_stack_deploy(observed, item.kind, item.key)
-                else ""
-            )
             findings.append(
                 PlanFinding(
                     "warning",
                     item.address,
-                    f"{item.name}{made_by} is owned by stack {difference.stack} but no longer "
+                    f"{item.name} is owned by stack {difference.stack} but no longer "
                     "in the spec; --prune removes it",
                     "not_in_spec",
                     item.name,
@@ -105,8 +99,6 @@ def plan(
         PlanFinding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
     )
-    findings.extend(_stack_deploy_findings(observed, actions))
-    actions = _noting_stack_deploy(observed, actions)
     findings.extend(_placement_findings(spec, observed))
     findings.extend(_port_findings(spec, observed))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
@@ -154,50 +146,6 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
     return (
         services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
     )
-
-
-_STACK_DEPLOY = "docker stack deploy"
-
-
-def _made_by_stack_deploy(observed: ObservedState, kind: str, key: str) -> bool:
-    found: ObservedService | ObservedNetwork | None = None
-    if kind == "service":
-        found = observed.owned_services().get(key)
-    elif kind == "network":
-        found = observed.owned_networks().get(key)
-    return found is not None and found.made_by_stack_deploy
-
-
-def _removes_stack_deploy_object(observed: ObservedState, action: Action) -> bool:
-    return action.kind == "remove" and _made_by_stack_deploy(
-        observed, action.object_kind, action.key
-    )
-
-
-def _noting_stack_deploy(observed: ObservedState, actions: list[Action]) -> list[Action]:
-    """Removals of objects ``docker stack deploy`` made say so in their reason."""
-    return [
-        replace(action, reason=f"{action.reason} (created by {_STACK_DEPLOY}, not by converge)")
-        if _removes_stack_deploy_object(observed, action)
-        else action
-        for action in actions
-    ]
-
-
-def _stack_deploy_findings(observed: ObservedState, actions: list[Action]) -> list[PlanFinding]:
-    """A warning per object ``docker stack deploy`` made that the plan removes: it carries the
-    stack's label, so it is the stack's, but nobody should lose it by surprise."""
-    return [
-        PlanFinding(
-            "warning",
-            action.address,
-            f"{action.name} was created by {_STACK_DEPLOY} (it has the stack's label but not "
-            f"converge's); this plan removes it",
-            name=action.name,
-        )
-        for action in actions
-        if _removes_stack_deploy_object(observed, action)
-    ]
 
 
 def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dict[str, int]:
@@ -263,7 +211,7 @@ def _base_action(
 
 
 def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
-    current = observed.owned_networks().get(item.key)
+    current = observed.network_named(item.name)
     base = _base_action(item, Phase.NETWORKS, current.id if current else None, None)
     if item.status == "create":
         return [replace(base, kind="create", reason="not in the swarm yet")]
@@ -307,12 +255,12 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
         ]
     if item.status != "update":
         return []
-    fields = {change.path[0] for change in item.changes}
+    fields = {change.field for change in item.changes}
     forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
     if forced:
-        reason = "the engine cannot switch a service between replicated and global"
+        reason = "the engine cannot change a service's mode (replicated, global, job)"
         return [replace(base, kind="replace", reason=reason, forced_by=forced)]
-    if fields == {"replicas"}:
+    if fields == {"deploy.replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
 
@@ -361,13 +309,14 @@ def _rebalance_actions(spec: Spec, observed: ObservedState, planned: list[Action
     result: list[Action] = []
     for key, service in observed.owned_services().items():
         declared = spec.services.get(key)
-        if key in touched or declared is None or declared.mode != "replicated":
+        if key in touched or declared is None or declared.deploy.mode != "replicated":
             continue
         eligible = [
             node.hostname
             for node in facts.values()
             if all(
-                evaluate_constraint(c, node) is not False for c in declared.placement.constraints
+                evaluate_constraint(c, node) is not False
+                for c in declared.deploy.placement.constraints
             )
         ]
         if len(eligible) < 2:
@@ -428,9 +377,9 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding
     every_ready = _resulting_nodes(spec, observed, active_only=False)
     findings: list[PlanFinding] = []
     for key, service in spec.services.items():
-        if service.mode == "replicated" and service.replicas == 0:
+        if not service.deploy.is_global and service.deploy.replicas == 0:
             continue
-        constraints = service.placement.constraints
+        constraints = service.deploy.placement.constraints
 
         def runnable(node: NodeFacts, constraints: tuple[str, ...] = constraints) -> bool:
             return all(evaluate_constraint(c, node) is not False for c in constraints)
@@ -484,11 +433,11 @@ def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
         for port in service.published_ports
     }
     return [
-        PortCollision(key, port.published, port.protocol, owner)
+        PortCollision(key, port.published, port.effective_protocol, owner)
         for key, service in spec.services.items()
         for port in service.ports
         if port.published is not None
-        and (owner := taken.get((port.published, port.protocol))) is not None
+        and (owner := taken.get((port.published, port.effective_protocol))) is not None
     ]
 
 

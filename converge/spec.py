@@ -1,12 +1,21 @@
-"""The desired-state models: what a spec file declares, as frozen Pydantic values.
+"""The desired-state models: a compose file, as ``docker stack deploy -c`` reads it.
 
-Short forms that users write (``"3000:80"``, ``productdata:/var/lib/mysql:ro``, ``K=V`` lists,
-``10s``, ``512M``) are turned into one canonical long form while validating, so the rest of
-converge only ever sees that form. Fields left unset (``None``) are not managed by converge.
+The models mirror the compose specification with compose's own field names. Every short form a
+compose file may use (``"3000:80"``, ``data:/var/lib/mysql:ro``, ``K=V`` lists, ``10s``,
+``512M``, a command as one string) is turned into one canonical long form while validating, so
+the rest of converge only ever sees that form. A field the file leaves unset means what
+``docker stack deploy`` would send for it: the engine's default (see ``converge.engine_spec``).
+
+converge's own additions live in compose extension fields, so the same file still deploys with
+``docker stack deploy``: a top-level ``x-converge`` (stack name, nodes, load balancer) and a
+service-level ``x-converge`` (``ignore``: fields another tool owns). Keys compose knows but swarm
+ignores (``build``, ``container_name``, ``depends_on`` ...) are accepted and reported as warnings
+by the loader (``IGNORED_SERVICE_KEYS``); other ``x-`` keys are allowed everywhere, as in compose.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from collections.abc import Callable
@@ -29,7 +38,11 @@ from converge.units import format_duration, parse_cpus, parse_duration, parse_me
 
 __all__ = [
     "CONSTRAINT_PATTERN",
+    "IGNORABLE_FIELDS",
+    "IGNORED_SERVICE_KEYS",
     "Constraint",
+    "ConvergeSpec",
+    "DeploySpec",
     "HealthcheckSpec",
     "LoadBalancerBackend",
     "LoadBalancerFrontend",
@@ -51,11 +64,27 @@ __all__ = [
     "parse_constraint",
 ]
 
+DEFAULT_NETWORK = "default"
+"""The network of services that name none: ``<stack>_default``, as docker stack deploy."""
+
 
 class Model(BaseModel):
-    """Base of every spec model: immutable, and unknown keys are errors."""
+    """Base of every spec model: immutable, unknown keys are errors, ``x-`` keys are allowed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: object) -> object:
+        """Compose allows ``x-`` keys in every mapping it defines, for anchors and tools."""
+        if not isinstance(data, dict):
+            return data
+        ours = {field.alias for field in cls.model_fields.values() if field.alias}
+        return {
+            key: value
+            for key, value in data.items()
+            if not (isinstance(key, str) and key.startswith("x-") and key not in ours)
+        }
 
 
 def _schema(json_schema: dict[str, Any]) -> WithJsonSchema:
@@ -71,7 +100,7 @@ _DURATION_SCHEMA = {
 }
 _MEMORY_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"(?i)^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$"},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]?|[bB])?\s*$"},
         {"type": "integer", "minimum": 0},
     ],
     "description": "A size in bytes, or with a binary unit: 64M, 1G, 512MiB.",
@@ -84,7 +113,7 @@ _CPUS_SCHEMA = {
     "description": "A number of CPUs, for example 0.5.",
 }
 
-# Python-mode dumps keep engine units (ns, nano-CPUs) for comparing with the engine; JSON dumps
+# Python-mode dumps keep engine units (ns, nano-CPUs) for building Engine API bodies; JSON dumps
 # write what a user would, so that a spec dumped to JSON validates back to the same spec.
 Duration = Annotated[
     int,
@@ -125,20 +154,22 @@ TextValue = Annotated[str, BeforeValidator(_scalar_to_text), _schema(_TEXT_VALUE
 Labels = dict[str, TextValue]
 
 
-def _key_value_list_to_map(what: str) -> Callable[[object], object]:
+def _list_to_map(what: str, allow_bare: bool) -> Callable[[object], object]:
+    """Compose's ``[K=V, ...]`` form of a mapping; a bare ``K`` means null (env) or ""."""
+
     def convert(value: object) -> object:
         if not isinstance(value, list):
             return value
-        result: dict[str, str] = {}
+        result: dict[str, str | None] = {}
         for item in value:
-            if not isinstance(item, str) or "=" not in item:
+            if not isinstance(item, str):
                 raise ValueError(f"each {what} entry in list form must be KEY=VALUE, got {item!r}")
-            key, _, text = item.partition("=")
+            key, has_value, text = item.partition("=")
             if not key:
                 raise ValueError(f"{what} entry {item!r} has an empty name")
             if key in result:
                 raise ValueError(f"{what} {key!r} is given twice")
-            result[key] = text
+            result[key] = text if has_value else (None if allow_bare else "")
         return result
 
     return convert
@@ -147,18 +178,60 @@ def _key_value_list_to_map(what: str) -> Callable[[object], object]:
 _KEY_VALUE_SCHEMA = {
     "anyOf": [
         {"type": "object", "additionalProperties": _TEXT_VALUE_SCHEMA},
-        {"type": "array", "items": {"type": "string", "pattern": "^[^=]+=.*$"}},
+        {"type": "array", "items": {"type": "string"}},
+    ]
+}
+_ENV_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        },
+        {"type": "array", "items": {"type": "string"}},
     ]
 }
 EnvMap = Annotated[
-    dict[str, TextValue],
-    BeforeValidator(_key_value_list_to_map("env")),
-    _schema(_KEY_VALUE_SCHEMA),
+    dict[str, TextValue | None],
+    BeforeValidator(_list_to_map("environment", allow_bare=True)),
+    _schema(_ENV_SCHEMA),
 ]
+"""``environment``: a value of ``None`` (``- NAME`` or ``NAME:``) sends the bare name."""
 LabelMap = Annotated[
     dict[str, TextValue],
-    BeforeValidator(_key_value_list_to_map("label")),
+    BeforeValidator(_list_to_map("label", allow_bare=False)),
     _schema(_KEY_VALUE_SCHEMA),
+]
+
+
+class EnvFileSpec(Model):
+    """An ``env_file`` entry, long form."""
+
+    path: str = Field(min_length=1, description="The file, relative to the first file's directory.")
+    required: bool = Field(default=True, description="A missing file is an error.")
+
+
+def _env_files(value: object) -> object:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [{"path": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+EnvFiles = Annotated[
+    tuple[EnvFileSpec, ...],
+    BeforeValidator(_env_files),
+    _schema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {"anyOf": [{"type": "string"}, {"x-converge-ref": "EnvFileSpec"}]},
+                },
+            ]
+        }
+    ),
 ]
 
 
@@ -174,6 +247,18 @@ def _split_command(value: object) -> object:
 CommandLine = Annotated[
     tuple[str, ...],
     BeforeValidator(_split_command),
+    _schema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+"""``command``/``entrypoint``: a string is split as a POSIX shell would (compose uses shlex)."""
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+StringList = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_one_or_many),
     _schema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
 ]
 
@@ -204,23 +289,16 @@ NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 ObjectName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-
-def _changed_fields(model: BaseModel) -> set[str]:
-    """The fields of ``model`` set to something other than their default."""
-    fields = type(model).model_fields
-    return {
-        name
-        for name in model.model_fields_set
-        if getattr(model, name) != fields[name].get_default(call_default_factory=True)
-    }
+IgnoredValue = Annotated[Any, _schema({"description": "Accepted and ignored, as by swarm."})]
+"""A compose key that swarm ignores: accepted as is; the loader warns where it is used."""
 
 
 # ---------------------------------------------------------------------------------------------
-# Nodes
+# Nodes (x-converge.nodes)
 
 
 class NodeSpec(Model):
-    """A swarm node, keyed by its hostname in ``Spec.nodes``."""
+    """A swarm node, keyed by its hostname in ``x-converge.nodes``."""
 
     role: Literal["manager", "worker"] | None = Field(
         default=None, description="manager or worker; unset means not managed."
@@ -238,62 +316,165 @@ class NodeSpec(Model):
 # Networks and volumes
 
 
-class NetworkSpec(Model):
-    """A network; overlay unless said otherwise. ``external`` ones are only referenced."""
-
-    external: bool = Field(default=False, description="Exists already; converge never changes it.")
-    name: str | None = Field(
-        default=None, description="Real name of an external network (default: the key)."
+class IpamPool(Model):
+    subnet: Subnet
+    gateway: IPAddress | None = Field(
+        default=None,
+        description="Not sent by docker stack deploy, which refuses it; converge does.",
     )
-    driver: str = "overlay"
-    attachable: bool = False
-    internal: bool = False
-    encrypted: bool = False
-    driver_opts: dict[str, TextValue] = Field(default_factory=dict)
-    labels: LabelMap = Field(default_factory=dict)
-    subnet: Subnet | None = None
-    gateway: IPAddress | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> NetworkSpec:
-        if self.external:
-            # Settings left at their defaults are fine: a full dump of the spec has them all.
-            managed = _changed_fields(self) - {"external", "name"}
-            if managed:
-                raise ValueError(
-                    "an external network takes only 'name'; remove " + ", ".join(sorted(managed))
-                )
-        elif self.name is not None:
-            raise ValueError("'name' is only for external networks")
-        return self
 
     @field_validator("gateway")
     @classmethod
     def _gateway_in_subnet(cls, gateway: str | None, info: ValidationInfo) -> str | None:
-        # A field validator (not the model's) so that the error points at 'gateway'.
         if gateway is None or "subnet" not in info.data:
             return gateway
         subnet = info.data["subnet"]
-        if subnet is None:
-            raise ValueError("a gateway needs a subnet")
         if ip_address(gateway) not in ip_network(subnet):
             raise ValueError(f"gateway {gateway} is not inside subnet {subnet}")
         return gateway
 
 
+class IpamSpec(Model):
+    driver: str | None = None
+    config: tuple[IpamPool, ...] = ()
+
+
+def _external(value: object) -> object:
+    """``external: {name: x}`` is compose's old spelling of ``external: true`` + ``name: x``."""
+    if isinstance(value, dict):
+        return True
+    return value
+
+
+_EXTERNAL_SCHEMA = _schema(
+    {"anyOf": [{"type": "boolean"}, {"type": "object", "properties": {"name": {"type": "string"}}}]}
+)
+External = Annotated[bool, BeforeValidator(_external), _EXTERNAL_SCHEMA]
+
+
+def _external_name(data: object) -> object:
+    if not isinstance(data, dict) or not isinstance(data.get("external"), dict):
+        return data
+    old = data["external"].get("name")
+    if old is not None:
+        if data.get("name") not in (None, old):
+            raise ValueError("external.name and name conflict; only use name")
+        data = {**data, "name": old}
+    return data
+
+
+def _changed_fields(model: BaseModel) -> set[str]:
+    """The fields of ``model`` set to something other than their default."""
+    fields = type(model).model_fields
+    return {
+        name
+        for name in model.model_fields_set
+        if getattr(model, name) != fields[name].get_default(call_default_factory=True)
+    }
+
+
+class NetworkSpec(Model):
+    """A network (overlay unless ``driver`` says otherwise), named ``<stack>_<key>`` unless
+    ``name`` is set; an ``external`` one exists already and is only referenced."""
+
+    external: External = Field(default=False, description="Exists already; never changed.")
+    name: str | None = Field(default=None, description="The network's real name.")
+    driver: str | None = Field(default=None, description="overlay when unset.")
+    driver_opts: dict[str, TextValue] = Field(
+        default_factory=dict, description='Driver options; "encrypted" encrypts an overlay.'
+    )
+    attachable: bool = False
+    internal: bool = False
+    labels: LabelMap = Field(default_factory=dict)
+    ipam: IpamSpec | None = None
+    enable_ipv6: IgnoredValue = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_external_name(cls, data: object) -> object:
+        return _external_name(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworkSpec:
+        if self.external:
+            managed = _changed_fields(self) - {"external", "name"}
+            if managed:
+                raise ValueError(
+                    "an external network takes only 'name'; remove " + ", ".join(sorted(managed))
+                )
+        return self
+
+    @property
+    def encrypted(self) -> bool:
+        return "encrypted" in self.driver_opts
+
+
 class VolumeSpec(Model):
     """A named volume, created on each node where a task mounts it."""
 
-    external: bool = Field(default=False, description="Exists already; converge never changes it.")
-    driver: str = "local"
-    driver_opts: dict[str, TextValue] = Field(default_factory=dict)
+    external: External = Field(default=False, description="Exists already; never changed.")
+    name: str | None = Field(default=None, description="The volume's real name.")
+    driver: str | None = None
+    driver_opts: dict[str, TextValue] | None = None
     labels: LabelMap = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_external_name(cls, data: object) -> object:
+        return _external_name(data)
 
     @model_validator(mode="after")
     def _check(self) -> VolumeSpec:
-        if self.external and _changed_fields(self) - {"external"}:
-            raise ValueError("an external volume takes no other settings")
+        if self.external and _changed_fields(self) - {"external", "name"}:
+            raise ValueError("an external volume takes only 'name'")
         return self
+
+
+class FileObjectSpec(Model):
+    """A top-level secret or config. Validated; not applied yet (the secrets issue)."""
+
+    file: str | None = None
+    environment: str | None = None
+    content: str | None = None
+    external: External = False
+    name: str | None = None
+    labels: LabelMap = Field(default_factory=dict)
+    driver: str | None = None
+    driver_opts: dict[str, TextValue] = Field(default_factory=dict)
+    template_driver: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_external_name(cls, data: object) -> object:
+        return _external_name(data)
+
+
+class FileReference(Model):
+    """A service's use of a secret or config (long form; the short form is the source)."""
+
+    source: str = Field(min_length=1)
+    target: str | None = None
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = Field(default=None, ge=0, le=0o7777)
+
+
+def _file_references(value: object) -> object:
+    if isinstance(value, list):
+        return [{"source": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+FileReferences = Annotated[
+    tuple[FileReference, ...],
+    BeforeValidator(_file_references),
+    _schema(
+        {
+            "type": "array",
+            "items": {"anyOf": [{"type": "string"}, {"x-converge-ref": "FileReference"}]},
+        }
+    ),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,21 +482,44 @@ class VolumeSpec(Model):
 
 
 class PortSpec(Model):
-    """A published port, long form."""
+    """A published port, long form. Fields left unset are the engine's defaults (tcp,
+    ingress); the short form sets protocol and mode, as docker stack deploy does."""
 
     target: Port = Field(description="The port inside the container.")
     published: Port | None = Field(
-        default=None, description="The port on the swarm's nodes (unset: the engine picks one)."
+        default=None, description="The port on the swarm's nodes (unset: not published)."
     )
-    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
-    mode: Literal["ingress", "host"] = Field(
-        default="ingress", description="ingress (routing mesh) or host (the task's node only)."
+    protocol: Literal["tcp", "udp", "sctp"] | None = None
+    mode: Literal["ingress", "host"] | None = Field(
+        default=None, description="ingress (routing mesh) or host (the task's node only)."
     )
+    host_ip: IgnoredValue = None
+    name: IgnoredValue = None
+    app_protocol: IgnoredValue = None
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _published_text(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    @property
+    def effective_protocol(self) -> str:
+        return self.protocol or "tcp"
+
+    @property
+    def effective_mode(self) -> str:
+        return self.mode or "ingress"
 
 
 _SHORT_PORT = re.compile(
-    r"^(?:(?P<published>\d+(?:-\d+)?):)?(?P<target>\d+(?:-\d+)?)(?:/(?P<protocol>tcp|udp|sctp))?$"
+    r"^(?:(?P<ip>\[[0-9a-fA-F:.]*\]|[0-9.]*):(?=[^:]*:))?"
+    r"(?:(?P<published>\d*(?:-\d+)?):)?(?P<target>\d+(?:-\d+)?)(?:/(?P<protocol>tcp|udp|sctp))?$"
 )
+
+
+_SHORT_PORT_SCHEMA = r"^(([0-9.]*|\[[0-9a-fA-F:.]*\]):)?(\d*(-\d+)?:)?\d+(-\d+)?(/(tcp|udp|sctp))?$"
 
 
 def _port_range(text: str) -> list[int]:
@@ -327,25 +531,27 @@ def _port_range(text: str) -> list[int]:
 
 
 def _expand_short_port(item: object) -> list[object]:
+    """As docker/cli's ``toServicePortConfigs``: protocol and mode always set; a published
+    range with one target publishes each port of the range to it; a host IP is ignored."""
     if isinstance(item, int) and not isinstance(item, bool):
-        return [{"target": item}]
+        item = str(item)
     if not isinstance(item, str):
         return [item]
-    text = item.strip()
-    if text.count(":") > 1:
-        raise ValueError(
-            f"port {item!r}: a host IP cannot be given in swarm mode; write PUBLISHED:TARGET"
-        )
-    match = _SHORT_PORT.fullmatch(text)
+    match = _SHORT_PORT.fullmatch(item.strip())
     if match is None:
-        raise ValueError(f"port {item!r} is not of the form [PUBLISHED:]TARGET[/PROTOCOL]")
+        raise ValueError(f"port {item!r} is not of the form [[IP:]PUBLISHED:]TARGET[/PROTOCOL]")
     targets = _port_range(match["target"])
     published = _port_range(match["published"]) if match["published"] else None
+    protocol = match["protocol"] or "tcp"
+    if published is not None and len(targets) == 1 and len(published) > 1:
+        return [
+            {"target": targets[0], "published": port, "protocol": protocol, "mode": "ingress"}
+            for port in published
+        ]
     if published is not None and len(published) != len(targets):
         raise ValueError(f"port {item!r}: the two ranges differ in length")
-    protocol = match["protocol"] or "tcp"
     return [
-        {"target": target, "protocol": protocol}
+        {"target": target, "protocol": protocol, "mode": "ingress"}
         | ({"published": published[index]} if published else {})
         for index, target in enumerate(targets)
     ]
@@ -361,7 +567,10 @@ _PORTS_SCHEMA = {
     "type": "array",
     "items": {
         "anyOf": [
-            {"type": "string", "pattern": r"^(\d+(-\d+)?:)?\d+(-\d+)?(/(tcp|udp|sctp))?$"},
+            {
+                "type": "string",
+                "pattern": _SHORT_PORT_SCHEMA,
+            },
             {"type": "integer", "minimum": 1, "maximum": 65535},
             {"x-converge-ref": "PortSpec"},
         ]
@@ -369,26 +578,32 @@ _PORTS_SCHEMA = {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Services: mounts
+# Services: volumes (mounts)
 
 
 class BindOptions(Model):
     propagation: Literal["rprivate", "private", "rshared", "shared", "rslave", "slave"] | None = (
         None
     )
+    create_host_path: IgnoredValue = None
+    selinux: IgnoredValue = None
 
 
 class VolumeOptions(Model):
     nocopy: bool = False
+    subpath: IgnoredValue = None
 
 
 class TmpfsOptions(Model):
     size: MemorySize | None = None
-    mode: int | None = Field(default=None, ge=0, le=0o7777)
+    mode: IgnoredValue = Field(default=None, description="Ignored, as by docker stack deploy.")
+
+
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
 class MountSpec(Model):
-    """A mount, long form (as in compose)."""
+    """A service volume, long form (compose's ``volumes`` entry)."""
 
     type: Literal["volume", "bind", "tmpfs"] = "volume"
     source: str | None = Field(
@@ -397,14 +612,33 @@ class MountSpec(Model):
     )
     target: str = Field(pattern=r"^/", description="The absolute path inside the container.")
     read_only: bool = False
+    consistency: str | None = None
     bind: BindOptions | None = None
     volume: VolumeOptions | None = None
     tmpfs: TmpfsOptions | None = None
 
+    @field_validator("source")
+    @classmethod
+    def _resolve_bind_source(cls, source: str | None, info: ValidationInfo) -> str | None:
+        """Relative bind sources are relative to the first file's directory; ``~`` is $HOME."""
+        if source is None or info.data.get("type") != "bind":
+            return source
+        context = info.context or {}
+        if source.startswith("~"):
+            home = context.get("home")
+            if home:
+                source = home + source[1:]
+        if not source.startswith("/"):
+            base = context.get("working_dir")
+            if base is None:
+                raise ValueError(f"a bind mount needs an absolute host path, got {source!r}")
+            source = _join_path(base, source)
+        return source
+
     @model_validator(mode="after")
     def _check(self) -> MountSpec:
-        if self.type == "bind" and not (self.source and self.source.startswith("/")):
-            raise ValueError("a bind mount needs an absolute host path as source")
+        if self.type == "bind" and not self.source:
+            raise ValueError("a bind mount needs a source")
         if self.type == "tmpfs" and self.source is not None:
             raise ValueError("a tmpfs mount takes no source")
         for option in ("bind", "volume", "tmpfs"):
@@ -413,20 +647,53 @@ class MountSpec(Model):
         return self
 
 
+def _join_path(base: str, relative: str) -> str:
+    parts: list[str] = [part for part in base.split("/") if part]
+    for part in relative.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _is_file_path(source: str) -> bool:
+    return source[0] in "./~"
+
+
 def _expand_short_mount(item: object) -> object:
+    """As docker/cli's ``ParseVolume``: ``[SOURCE:]TARGET[:OPTIONS]``, options ro, rw, nocopy
+    and a bind propagation, comma-separated (others ignored)."""
     if not isinstance(item, str):
         return item
+    if not item:
+        raise ValueError("a volume entry is empty")
     parts = item.split(":")
+    if len(parts) > 3:
+        raise ValueError(f"volume {item!r} is not of the form [SOURCE:]TARGET[:MODE]")
+    if any(not part for part in parts):
+        raise ValueError(f"volume {item!r} has an empty section between colons")
     if len(parts) == 1:
         return {"type": "volume", "target": parts[0]}
-    if len(parts) > 3:
-        raise ValueError(f"mount {item!r} is not of the form SOURCE:TARGET[:ro|rw]")
     source, target = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise ValueError(f"mount {item!r}: the mode must be ro or rw, got {mode!r}")
-    kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-    return {"type": kind, "source": source, "target": target, "read_only": mode == "ro"}
+    result: dict[str, Any] = {
+        "type": "bind" if _is_file_path(source) else "volume",
+        "source": source,
+        "target": target,
+    }
+    for option in parts[2].split(",") if len(parts) == 3 else []:
+        if option == "ro":
+            result["read_only"] = True
+        elif option == "rw":
+            result["read_only"] = False
+        elif option == "nocopy" and result["type"] == "volume":
+            result["volume"] = {"nocopy": True}
+        elif option in _PROPAGATIONS and result["type"] == "bind":
+            result["bind"] = {"propagation": option}
+    return result
 
 
 def _expand_mounts(value: object) -> object:
@@ -465,21 +732,22 @@ def parse_constraint(text: str) -> tuple[str, str, str]:
     return match["key"], match["operator"], match["value"]
 
 
-def _canonical_constraint(value: object) -> object:
+def _check_constraint(value: object) -> object:
+    """Constraints are sent as written (as docker stack deploy does); only checked here."""
     if not isinstance(value, str):
         return value
-    key, operator, text = parse_constraint(value)
+    key, _, text = parse_constraint(value)
     if key == "node.role" and text not in ("manager", "worker"):
         raise ValueError(f"constraint {value!r}: node.role is manager or worker")
-    return f"{key} {operator} {text}"
+    return value
 
 
 Constraint = Annotated[
     str,
-    BeforeValidator(_canonical_constraint),
+    BeforeValidator(_check_constraint),
     _schema({"type": "string", "pattern": CONSTRAINT_PATTERN.pattern}),
 ]
-"""A placement constraint in canonical spelling: ``node.labels.type == mvc``."""
+"""A placement constraint, as written: ``node.labels.type == mvc``."""
 
 
 class SpreadPreference(Model):
@@ -489,7 +757,7 @@ class SpreadPreference(Model):
 class PlacementSpec(Model):
     constraints: tuple[Constraint, ...] = ()
     preferences: tuple[SpreadPreference, ...] = ()
-    max_replicas_per_node: int | None = Field(default=None, ge=1)
+    max_replicas_per_node: int | None = Field(default=None, ge=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +765,8 @@ class PlacementSpec(Model):
 
 
 class UpdateConfigSpec(Model):
-    """How a rolling update proceeds (compose's ``deploy.update_config``)."""
+    """How a rolling update proceeds. Unset fields are the engine's zero values, except
+    parallelism (1), as docker stack deploy sends them."""
 
     parallelism: int | None = Field(default=None, ge=0, le=10_000)
     delay: Duration | None = None
@@ -508,7 +777,7 @@ class UpdateConfigSpec(Model):
 
 
 class RollbackConfigSpec(Model):
-    """How a rollback proceeds (compose's ``deploy.rollback_config``)."""
+    """How a rollback proceeds (as ``update_config``; a rollback cannot itself roll back)."""
 
     parallelism: int | None = Field(default=None, ge=0, le=10_000)
     delay: Duration | None = None
@@ -525,9 +794,23 @@ class RestartPolicySpec(Model):
     window: Duration | None = None
 
 
+class DiscreteResource(Model):
+    kind: str = Field(min_length=1)
+    value: int = Field(ge=0)
+
+
+class GenericResource(Model):
+    discrete_resource_spec: DiscreteResource
+
+
 class ResourceSpec(Model):
     cpus: NanoCpus | None = None
     memory: MemorySize | None = None
+    pids: int | None = Field(default=None, ge=0, description="Limits only.")
+    generic_resources: tuple[GenericResource, ...] = Field(
+        default=(), description="Reservations only."
+    )
+    devices: IgnoredValue = None
 
 
 class ResourcesSpec(Model):
@@ -537,6 +820,10 @@ class ResourcesSpec(Model):
     @model_validator(mode="after")
     def _check(self) -> ResourcesSpec:
         limits, reservations = self.limits, self.reservations
+        if limits is not None and limits.generic_resources:
+            raise ValueError("generic_resources are reservations, not limits")
+        if reservations is not None and reservations.pids is not None:
+            raise ValueError("pids is a limit, not a reservation")
         if limits is None or reservations is None:
             return self
         for field in ("cpus", "memory"):
@@ -544,6 +831,57 @@ class ResourcesSpec(Model):
             if limit is not None and reservation is not None and reservation > limit:
                 raise ValueError(f"the {field} reservation is larger than the {field} limit")
         return self
+
+
+ServiceMode = Literal["replicated", "global", "replicated-job", "global-job"]
+
+
+class DeploySpec(Model):
+    """compose's ``deploy``: how swarm runs the service."""
+
+    mode: ServiceMode = Field(
+        default="replicated",
+        description="replicated, global, replicated-job or global-job.",
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, le=10_000, description="Tasks of a replicated service (default 1)."
+    )
+    labels: LabelMap = Field(
+        default_factory=dict, description="Service labels (the service, not its containers)."
+    )
+    update_config: UpdateConfigSpec | None = None
+    rollback_config: RollbackConfigSpec | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    restart_policy: RestartPolicySpec | None = None
+    placement: PlacementSpec = Field(default_factory=PlacementSpec)
+    endpoint_mode: Literal["vip", "dnsrr"] | None = None
+
+    # Field validators (not the model's) so that errors point at the offending field; 'mode'
+    # is declared before both fields, so it is in info.data when it is valid.
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_need_replicated(cls, replicas: int | None, info: ValidationInfo) -> int | None:
+        mode = info.data.get("mode")
+        if replicas is not None and mode in ("global", "global-job"):
+            raise ValueError(f"a {mode} service runs one task per node: remove 'replicas'")
+        return replicas
+
+    @field_validator("placement")
+    @classmethod
+    def _max_per_node_needs_replicated(
+        cls, placement: PlacementSpec, info: ValidationInfo
+    ) -> PlacementSpec:
+        if placement.max_replicas_per_node and info.data.get("mode") in ("global", "global-job"):
+            raise ValueError("max_replicas_per_node is for replicated services only")
+        return placement
+
+    @property
+    def is_job(self) -> bool:
+        return self.mode.endswith("-job")
+
+    @property
+    def is_global(self) -> bool:
+        return self.mode.startswith("global")
 
 
 def _healthcheck_test(value: object) -> object:
@@ -562,6 +900,9 @@ class HealthcheckSpec(Model):
     timeout: Duration | None = None
     retries: int | None = Field(default=None, ge=0, le=1000)
     start_period: Duration | None = None
+    start_interval: Duration | None = Field(
+        default=None, description="Needs Engine API 1.44: refused (converge speaks 1.41)."
+    )
     disable: bool = False
 
     @field_validator("test")
@@ -582,6 +923,11 @@ class HealthcheckSpec(Model):
 
 class NetworkAttachment(Model):
     aliases: tuple[str, ...] = ()
+    driver_opts: dict[str, TextValue] = Field(default_factory=dict)
+    ipv4_address: IgnoredValue = None
+    ipv6_address: IgnoredValue = None
+    link_local_ips: IgnoredValue = None
+    priority: IgnoredValue = None
 
 
 def _networks_to_map(value: object) -> object:
@@ -615,46 +961,356 @@ ServiceNetworks = Annotated[
     ),
 ]
 
+
+class UlimitSpec(Model):
+    soft: int = Field(ge=-1)
+    hard: int = Field(ge=-1)
+
+
+def _ulimits(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            name: {"soft": limit, "hard": limit}
+            if isinstance(limit, int) and not isinstance(limit, bool)
+            else limit
+            for name, limit in value.items()
+        }
+    return value
+
+
+Ulimits = Annotated[
+    dict[str, UlimitSpec],
+    BeforeValidator(_ulimits),
+    _schema(
+        {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [{"type": "integer"}, {"x-converge-ref": "UlimitSpec"}]
+            },
+        }
+    ),
+]
+
+
+def _extra_hosts(value: object) -> object:
+    """``host:ip``, ``host=ip`` or a mapping: one ``host:ip`` per entry, in the file's order
+    (an IPv6 address in brackets loses them), as docker/cli's ``transformHostsList``."""
+    items: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for host, ips in value.items():
+            for ip in ips if isinstance(ips, list) else [ips]:
+                items.append((str(host), str(ip)))
+        items.sort()
+    elif isinstance(value, list):
+        for entry in value:
+            text = str(entry)
+            host, separator, ip = text.partition("=")
+            if not separator:
+                host, separator, ip = text.partition(":")
+            if not separator:
+                raise ValueError(f"extra host {text!r} is not HOST:IP")
+            items.append((host, ip))
+    else:
+        return value
+    result = []
+    for host, ip in items:
+        if len(ip) > 2 and ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        result.append(f"{host}:{ip}")
+    return result
+
+
+ExtraHosts = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_extra_hosts),
+    _schema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": "string"},
+                            {"type": "array", "items": {"type": "string"}},
+                        ]
+                    },
+                },
+            ]
+        }
+    ),
+]
+
+
+class LoggingSpec(Model):
+    driver: str | None = None
+    options: dict[str, TextValue] = Field(default_factory=dict)
+
+
+class CredentialSpecSpec(Model):
+    config: str | None = None
+    file: str | None = None
+    registry: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CredentialSpecSpec:
+        given = [name for name in ("config", "file", "registry") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"a credential spec takes one of config, file, registry; got {given}")
+        return self
+
+
+_RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+
+
+# Fields another tool may own (x-converge.ignore): paths into a service, in compose's names.
+IGNORABLE_FIELDS = (
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "labels",
+    "hostname",
+    "user",
+    "working_dir",
+    "init",
+    "read_only",
+    "tty",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "healthcheck",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "extra_hosts",
+    "cap_add",
+    "cap_drop",
+    "sysctls",
+    "ulimits",
+    "logging",
+    "isolation",
+    "credential_spec",
+    "ports",
+    "volumes",
+    "networks",
+    "deploy.replicas",
+    "deploy.labels",
+    "deploy.update_config",
+    "deploy.rollback_config",
+    "deploy.restart_policy",
+    "deploy.resources",
+    "deploy.resources.limits",
+    "deploy.resources.reservations",
+    "deploy.placement",
+    "deploy.placement.constraints",
+    "deploy.placement.preferences",
+    "deploy.placement.max_replicas_per_node",
+    "deploy.endpoint_mode",
+)
+
+
+def _check_ignore_path(value: object) -> object:
+    if isinstance(value, str) and value not in IGNORABLE_FIELDS:
+        close = difflib.get_close_matches(value, IGNORABLE_FIELDS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{value!r} is not a field converge can leave to another tool{hint}")
+    return value
+
+
+IgnorePath = Annotated[
+    str,
+    BeforeValidator(_check_ignore_path),
+    _schema({"type": "string", "enum": list(IGNORABLE_FIELDS)}),
+]
+
+
+class ServiceConvergeSpec(Model):
+    """A service's ``x-converge``: per-service policy."""
+
+    ignore: tuple[IgnorePath, ...] = Field(
+        default=(),
+        description=(
+            "Fields another tool owns (an autoscaler's deploy.replicas, an updater's image): "
+            "never shown as drift, and kept as they are in the swarm on update."
+        ),
+    )
+
+
+# Compose keys that swarm ignores: accepted, reported as warnings (docker stack deploy ignores
+# or refuses them). Values are not checked.
+IGNORED_SERVICE_KEYS = (
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cgroup",
+    "cgroup_parent",
+    "cgroupns_mode",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "depends_on",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "domainname",
+    "expose",
+    "external_links",
+    "gpus",
+    "group_add",
+    "ipc",
+    "label_file",
+    "links",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "network_mode",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "pull_policy",
+    "runtime",
+    "scale",
+    "security_opt",
+    "shm_size",
+    "storage_opt",
+    "tmpfs",
+    "userns_mode",
+    "uts",
+    "volumes_from",
+)
+
 # ---------------------------------------------------------------------------------------------
 # Services
 
 
 class ServiceSpec(Model):
-    """A swarm service, named ``<stack>_<key>`` in the swarm."""
+    """A swarm service, named ``<stack>_<key>`` in the swarm: the full desired state."""
 
     image: str = Field(min_length=1, description="The image, as you would pass it to docker run.")
-    entrypoint: CommandLine | None = Field(default=None, description="Overrides ENTRYPOINT.")
     command: CommandLine | None = Field(default=None, description="Overrides CMD (the args).")
-    mode: Literal["replicated", "global"] = "replicated"
-    replicas: int | None = Field(
-        default=None, ge=0, le=10_000, description="Tasks of a replicated service (default 1)."
+    entrypoint: CommandLine | None = Field(default=None, description="Overrides ENTRYPOINT.")
+    environment: EnvMap = Field(default_factory=dict)
+    env_file: EnvFiles | None = Field(
+        default=None,
+        description="Files of KEY=VALUE lines, read into environment (which wins over them).",
     )
-    placement: PlacementSpec = Field(default_factory=PlacementSpec)
+    labels: LabelMap = Field(
+        default_factory=dict, description="Container labels (deploy.labels label the service)."
+    )
     ports: Annotated[
         tuple[PortSpec, ...], BeforeValidator(_expand_ports), _schema(_PORTS_SCHEMA)
     ] = ()
-    mounts: Annotated[
+    volumes: Annotated[
         tuple[MountSpec, ...], BeforeValidator(_expand_mounts), _schema(_MOUNTS_SCHEMA)
     ] = ()
-    env: EnvMap = Field(default_factory=dict)
-    networks: ServiceNetworks = Field(default_factory=dict)
-    labels: LabelMap = Field(
-        default_factory=dict, description="Service labels (never put on the containers)."
+    networks: ServiceNetworks = Field(
+        default_factory=dict, description="Networks the service joins (default: <stack>_default)."
     )
-    container_labels: LabelMap = Field(default_factory=dict)
-    endpoint_mode: Literal["vip", "dnsrr"] | None = None
-    update_config: UpdateConfigSpec | None = None
-    rollback_config: RollbackConfigSpec | None = None
-    restart_policy: RestartPolicySpec | None = None
-    resources: ResourcesSpec | None = None
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
     healthcheck: HealthcheckSpec | None = None
+    restart: str | None = Field(
+        default=None,
+        pattern=_RESTART.pattern,
+        description="Used, as by docker stack deploy, only when deploy.restart_policy is unset.",
+    )
     stop_grace_period: Duration | None = None
     stop_signal: str | None = None
     user: str | None = None
-    workdir: str | None = None
+    working_dir: str | None = None
     hostname: str | None = None
     init: bool | None = None
-    read_only: bool | None = None
+    read_only: bool = False
+    tty: bool = False
+    stdin_open: bool = False
+    dns: StringList | None = None
+    dns_search: StringList | None = None
+    dns_opt: tuple[str, ...] | None = Field(
+        default=None, description="Refused by docker stack deploy; converge sends it."
+    )
+    extra_hosts: ExtraHosts = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    sysctls: LabelMap = Field(default_factory=dict)
+    ulimits: Ulimits = Field(default_factory=dict)
+    logging: LoggingSpec | None = None
+    isolation: str | None = None
+    credential_spec: CredentialSpecSpec | None = None
+    secrets: FileReferences = ()
+    configs: FileReferences = ()
+    x_converge: ServiceConvergeSpec = Field(default_factory=ServiceConvergeSpec, alias="x-converge")
+
+    # Accepted and ignored (see IGNORED_SERVICE_KEYS); declared so the schema knows them.
+    annotations: IgnoredValue = None
+    attach: IgnoredValue = None
+    blkio_config: IgnoredValue = None
+    build: IgnoredValue = None
+    cgroup: IgnoredValue = None
+    cgroup_parent: IgnoredValue = None
+    cgroupns_mode: IgnoredValue = None
+    container_name: IgnoredValue = None
+    cpu_count: IgnoredValue = None
+    cpu_percent: IgnoredValue = None
+    cpu_period: IgnoredValue = None
+    cpu_quota: IgnoredValue = None
+    cpu_rt_period: IgnoredValue = None
+    cpu_rt_runtime: IgnoredValue = None
+    cpu_shares: IgnoredValue = None
+    cpus: IgnoredValue = None
+    cpuset: IgnoredValue = None
+    depends_on: IgnoredValue = None
+    develop: IgnoredValue = None
+    device_cgroup_rules: IgnoredValue = None
+    devices: IgnoredValue = None
+    domainname: IgnoredValue = None
+    expose: IgnoredValue = None
+    external_links: IgnoredValue = None
+    gpus: IgnoredValue = None
+    group_add: IgnoredValue = None
+    ipc: IgnoredValue = None
+    label_file: IgnoredValue = None
+    links: IgnoredValue = None
+    mac_address: IgnoredValue = None
+    mem_limit: IgnoredValue = None
+    mem_reservation: IgnoredValue = None
+    mem_swappiness: IgnoredValue = None
+    memswap_limit: IgnoredValue = None
+    network_mode: IgnoredValue = None
+    oom_kill_disable: IgnoredValue = None
+    oom_score_adj: IgnoredValue = None
+    pid: IgnoredValue = None
+    pids_limit: IgnoredValue = None
+    platform: IgnoredValue = None
+    post_start: IgnoredValue = None
+    pre_stop: IgnoredValue = None
+    privileged: IgnoredValue = None
+    profiles: IgnoredValue = None
+    pull_policy: IgnoredValue = None
+    runtime: IgnoredValue = None
+    scale: IgnoredValue = None
+    security_opt: IgnoredValue = None
+    shm_size: IgnoredValue = None
+    storage_opt: IgnoredValue = None
+    tmpfs: IgnoredValue = None
+    userns_mode: IgnoredValue = None
+    uts: IgnoredValue = None
+    volumes_from: IgnoredValue = None
 
     @field_validator("ports")
     @classmethod
@@ -663,42 +1319,31 @@ class ServiceSpec(Model):
         for port in ports:
             if port.published is None:
                 continue
-            key = (port.published, port.protocol)
+            key = (port.published, port.effective_protocol)
             if key in seen:
-                raise ValueError(f"port {port.published}/{port.protocol} is published twice")
+                raise ValueError(
+                    f"port {port.published}/{port.effective_protocol} is published twice"
+                )
             seen.add(key)
         return ports
 
-    @field_validator("mounts")
+    @field_validator("volumes")
     @classmethod
     def _unique_targets(cls, mounts: tuple[MountSpec, ...]) -> tuple[MountSpec, ...]:
         targets = [mount.target for mount in mounts]
         for target in targets:
             if targets.count(target) > 1:
-                raise ValueError(f"two mounts share the target {target}")
+                raise ValueError(f"two volumes share the target {target}")
         return mounts
 
-    # Field validators (not the model's) so that errors point at the offending field; 'mode'
-    # is declared before both fields, so it is in info.data when it is valid.
-    @field_validator("replicas")
-    @classmethod
-    def _replicas_need_replicated(cls, replicas: int | None, info: ValidationInfo) -> int | None:
-        if replicas is not None and info.data.get("mode") == "global":
-            raise ValueError("a global service runs one task per node: remove 'replicas'")
-        return replicas
-
-    @field_validator("placement")
-    @classmethod
-    def _max_per_node_needs_replicated(
-        cls, placement: PlacementSpec, info: ValidationInfo
-    ) -> PlacementSpec:
-        if placement.max_replicas_per_node is not None and info.data.get("mode") == "global":
-            raise ValueError("max_replicas_per_node is for replicated services only")
-        return placement
+    @property
+    def ignored(self) -> frozenset[str]:
+        """The fields under ``x-converge.ignore``."""
+        return frozenset(self.x_converge.ignore)
 
 
 # ---------------------------------------------------------------------------------------------
-# The external load balancer
+# The external load balancer (x-converge.loadbalancer)
 
 
 # One line of HAProxy configuration: a section keyword inside it would break the layout.
@@ -783,29 +1428,108 @@ class LoadBalancerSpec(Model):
 
 
 # ---------------------------------------------------------------------------------------------
-# The whole spec
+# The whole file
 
 STACK_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+StackName = Annotated[str, Field(pattern=STACK_PATTERN)]
 
 
-class Spec(Model):
-    """A whole cluster: nodes, networks, volumes, services and the external load balancer."""
+class ConvergeSpec(Model):
+    """The top-level ``x-converge``: what converge adds to a compose file."""
 
-    version: Literal[1] = Field(description="The spec format version; always 1.")
-    stack: str = Field(
-        pattern=STACK_PATTERN,
-        description="Prefix of every object's name (<stack>_<name>), as docker stack deploy.",
+    stack: StackName | None = Field(
+        default=None,
+        description=(
+            "The stack: prefix of every object's name (<stack>_<name>). Default: the STACK "
+            "argument, or the file's top-level name."
+        ),
     )
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
-    networks: dict[ObjectName, NetworkSpec] = Field(default_factory=dict)
-    volumes: dict[ObjectName, VolumeSpec] = Field(default_factory=dict)
-    services: dict[ObjectName, ServiceSpec] = Field(default_factory=dict)
     loadbalancer: LoadBalancerSpec | None = None
 
-    @field_validator("nodes", "networks", "volumes", mode="before")
+    @field_validator("nodes", mode="before")
     @classmethod
     def _empty_entries(cls, value: object) -> object:
-        """``worker1:`` with nothing under it declares an object with every setting default."""
+        """``worker1:`` with nothing under it declares a node with every setting unmanaged."""
         if isinstance(value, dict):
             return {name: ({} if node is None else node) for name, node in value.items()}
         return value
+
+
+class Spec(Model):
+    """A compose file (several merged): services, networks, volumes, plus ``x-converge``."""
+
+    version: Annotated[str | None, BeforeValidator(_scalar_to_text)] = Field(
+        default=None, description="Accepted and ignored, as compose does."
+    )
+    name: StackName | None = Field(default=None, description="The project (stack) name.")
+    services: dict[ObjectName, ServiceSpec] = Field(default_factory=dict)
+    networks: dict[ObjectName, NetworkSpec] = Field(default_factory=dict)
+    volumes: dict[ObjectName, VolumeSpec] = Field(default_factory=dict)
+    secrets: dict[ObjectName, FileObjectSpec] = Field(default_factory=dict)
+    configs: dict[ObjectName, FileObjectSpec] = Field(default_factory=dict)
+    x_converge: ConvergeSpec = Field(default_factory=ConvergeSpec, alias="x-converge")
+
+    @field_validator("networks", "volumes", "secrets", "configs", mode="before")
+    @classmethod
+    def _empty_entries(cls, value: object) -> object:
+        """``productdata:`` with nothing under it declares an object with every setting
+        default."""
+        if isinstance(value, dict):
+            return {name: ({} if entry is None else entry) for name, entry in value.items()}
+        return value
+
+    @property
+    def stack(self) -> str:
+        """The stack's name ("" when neither the command line nor the file gives one)."""
+        return self.x_converge.stack or self.name or ""
+
+    @property
+    def nodes(self) -> dict[str, NodeSpec]:
+        return self.x_converge.nodes
+
+    @property
+    def loadbalancer(self) -> LoadBalancerSpec | None:
+        return self.x_converge.loadbalancer
+
+    def service_networks(self, key: str) -> dict[str, NetworkAttachment]:
+        """The networks service ``key`` joins: those it names, or the stack's default."""
+        networks = self.services[key].networks
+        return dict(networks) if networks else {DEFAULT_NETWORK: NetworkAttachment()}
+
+    def stack_networks(self) -> dict[str, NetworkSpec]:
+        """The networks the stack uses, as docker stack deploy creates them: every network a
+        service joins (``default`` included when one names none) or the load balancer uses;
+        a declared network nobody uses is not created."""
+        used: list[str] = [name for key in self.services for name in self.service_networks(key)]
+        balancer = self.loadbalancer
+        if balancer is not None:
+            for backend in balancer.backends.values():
+                if backend.method == "dns" and backend.network is not None:
+                    used.append(backend.network)
+        result: dict[str, NetworkSpec] = {}
+        for name in sorted(set(used)):
+            declared = self.networks.get(name)
+            if declared is None and name == DEFAULT_NETWORK:
+                declared = NetworkSpec()
+            if declared is not None:
+                result[name] = declared
+        return result
+
+    def network_name(self, key: str) -> str:
+        """The swarm name of network ``key``: its ``name``, or ``<stack>_<key>``."""
+        declared = self.networks.get(key)
+        if declared is not None and declared.name:
+            return declared.name
+        if declared is not None and declared.external:
+            return key
+        return f"{self.stack}_{key}"
+
+    def volume_name(self, key: str) -> str:
+        """The engine name of volume ``key``: its ``name``, or ``<stack>_<key>``."""
+        declared = self.volumes.get(key)
+        if declared is not None and declared.name:
+            return declared.name
+        if declared is not None and declared.external:
+            return key
+        return f"{self.stack}_{key}"

@@ -66,8 +66,6 @@ class ObservedNetwork:
     owned: bool
     stack: str | None
     view: Mapping[str, Any]
-    made_by_stack_deploy: bool = False
-    """The stack's label without converge's (``naming.made_by_stack_deploy``)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,6 @@ class ObservedService:
     update_state: str | None = None
     update_message: str | None = None
     update_started: str = ""
-    made_by_stack_deploy: bool = False
-    """The stack's label without converge's (``naming.made_by_stack_deploy``)."""
 
     @cached_property
     def template_digest(self) -> str:

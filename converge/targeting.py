@@ -24,7 +24,7 @@ def known_addresses(spec: Spec, observed: ObservedState) -> frozenset[str]:
     """Every address a target may name: the spec's objects and the stack's in the swarm."""
     addresses = {f"service.{key}" for key in spec.services}
     addresses |= {f"service.{key}" for key in observed.owned_services()}
-    addresses |= {f"network.{key}" for key in spec.networks}
+    addresses |= {f"network.{key}" for key in {*spec.networks, *spec.stack_networks()}}
     addresses |= {f"network.{key}" for key in observed.owned_networks()}
     addresses |= {f"node.{name}" for name in spec.nodes}
     addresses |= {f"node.{node.hostname}" for node in observed.nodes}
@@ -45,7 +45,7 @@ def needed_addresses(spec: Spec, targets: Iterable[str]) -> frozenset[str]:
     for target in list(needed):
         kind, _, key = target.partition(".")
         if kind == "service" and key in spec.services:
-            needed |= {f"network.{name}" for name in spec.services[key].networks}
+            needed |= {f"network.{name}" for name in spec.service_networks(key)}
     return frozenset(needed)
 
 

@@ -3,9 +3,10 @@
 Writes two recordings into tests/fixtures/recorded/:
 
 - ``empty.json``: the swarm before anything of ours exists (nodes and built-in networks);
-- ``fxrec.json``: after ``tests/fixtures/recorded/fxrec.yml`` was created in exactly the shape
-  ``converge apply`` uses (``network_create_body`` and ``service_engine_spec`` payloads POSTed
-  through the SDK's low-level client), with a few hand changes made the way an operator would
+- ``fxrec.json``: after the compose file ``tests/fixtures/recorded/fxrec.yml`` was created in
+  exactly the shape ``converge apply`` (and ``docker stack deploy``) uses
+  (``network_create_body`` and ``service_engine_spec`` payloads POSTed through the SDK's
+  low-level client), with a few hand changes made the way an operator would
   (``docker service update --image ...@sha256:...``, a constraint respelt ``==``), plus
   ``fxrec_hand``, an unowned service made with ``docker service create``.
 
@@ -24,6 +25,7 @@ Usage: DOCKER_HOST=unix:///var/lib/converge-lab/nodes/manager/docker.sock \
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -39,8 +41,8 @@ from converge.engine_spec import (
     network_create_body,
     service_engine_spec,
 )
+from converge.lab.layout import DEFAULT_SUBNET
 from converge.loader import load_spec
-from converge.naming import object_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
@@ -113,7 +115,13 @@ def record(client: docker.APIClient) -> dict[str, Any]:
 
 def write(name: str, recording: dict[str, Any]) -> None:
     path = RECORDED / f"{name}.json"
-    path.write_text(json.dumps(recording, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(recording, indent=1, sort_keys=True) + "\n"
+    # Node addresses as the default lab has them, whichever lab (CONVERGE_LAB_SUBNET) recorded.
+    lab = ipaddress.IPv4Network(os.environ.get("CONVERGE_LAB_SUBNET") or DEFAULT_SUBNET)
+    default = ipaddress.IPv4Network(DEFAULT_SUBNET)
+    prefix, default_prefix = (str(net.network_address).rsplit(".", 1)[0] for net in (lab, default))
+    text = text.replace(f'"{prefix}.', f'"{default_prefix}.')
+    path.write_text(text, encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size} bytes)")
 
 
@@ -144,8 +152,10 @@ def wait_until_settled(client: docker.APIClient, timeout: float = 90.0) -> None:
 def create(client: docker.APIClient) -> None:
     loaded = load_spec([SPEC_FILE], environ=ENVIRON)
     spec = loaded.spec
-    for key in spec.networks:
-        body = {"Name": object_name(spec.stack, key), **network_create_body(spec, key)}
+    for key, network in spec.stack_networks().items():
+        if network.external:
+            continue
+        body = {"Name": spec.network_name(key), **network_create_body(spec, key)}
         client._post_json(client._url("/networks/create"), data=body).raise_for_status()
     for key in spec.services:
         payload = service_engine_spec(spec, key)

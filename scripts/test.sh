@@ -1,5 +1,6 @@
 #!/bin/sh
-# The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, the unit tests on
+# The whole test suite on a fresh Debian/Ubuntu machine, as root: lint, types, the JSON Schema
+# with a JavaScript validator (ajv) on every compose file of the repository, the unit tests on
 # the lowest allowed dependencies, then the wheel is built and every test runs on the newest
 # (unit, the wheel installed into a fresh venv, and integration, on a lab swarm that this run
 # starts and removes itself).
@@ -10,6 +11,7 @@ sh scripts/setup-venv.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy converge
+sh scripts/check-schema.sh
 sh scripts/test-lowest.sh
 # The wheel a release would publish; tests/unit/test_wheel.py installs it into a fresh venv.
 CONVERGE_WHEEL="$(pwd)/$(sh scripts/build-wheel.sh)"

@@ -87,18 +87,12 @@ def haproxy_duration(nanoseconds: int) -> str:
     return f"{max(1, -(-nanoseconds // millisecond))}ms"
 
 
-def _network_name(spec: Spec, key: str) -> str:
-    declared = spec.networks.get(key)
-    if declared is not None and declared.external:
-        return declared.name or key
-    return object_name(spec.stack, key)
-
-
 def _backend_network(spec: Spec, backend: LoadBalancerBackend) -> str | None:
     if backend.network is not None:
         return backend.network
-    service = spec.services.get(backend.service)
-    return next(iter(service.networks), None) if service is not None else None
+    if backend.service not in spec.services:
+        return None
+    return next(iter(spec.service_networks(backend.service)), None)
 
 
 def dns_networks(spec: Spec) -> list[str]:
@@ -106,7 +100,7 @@ def dns_networks(spec: Spec) -> list[str]:
     if spec.loadbalancer is None:
         return []
     names = {
-        _network_name(spec, network)
+        spec.network_name(network)
         for backend in spec.loadbalancer.backends.values()
         if backend.method == "dns" and (network := _backend_network(spec, backend)) is not None
     }
@@ -157,7 +151,7 @@ def backend_servers(spec: Spec, key: str, observed: ObservedState | None) -> lis
     }
     servers = [Server(host, address, backend.port) for host, address in sorted(hosts.items())]
     declared = spec.services.get(backend.service)
-    constraints = declared.placement.constraints if declared is not None else ()
+    constraints = declared.deploy.placement.constraints if declared is not None else ()
     spare = sorted(
         (node for node in ready.values() if node.hostname not in hosts),
         key=lambda node: node.hostname,

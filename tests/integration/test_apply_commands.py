@@ -17,19 +17,21 @@ from converge.lock import acquire, read_lock
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
-    update_config: {{monitor: 1s}}
+    deploy:
+      replicas: 2
+      update_config: {{monitor: 1s}}
 {extra}
 """
 EXTRA_SERVICE = """
   worker:
     image: converge-lab/app:v1
-    update_config: {monitor: 1s}
+    deploy:
+      update_config: {monitor: 1s}
 """
 
 
@@ -45,7 +47,8 @@ def test_saved_plan_applies_once_and_is_refused_when_the_swarm_moved(
     plan_file = tmp_path / "plan.json"
     planned = converge_cli("plan", str(spec), "--out", str(plan_file))
     assert planned.returncode == 0, planned.stderr
-    assert json.loads(plan_file.read_text())["summary"] == {"add": 1, "change": 0, "destroy": 0}
+    # The service and the stack's default network it joins.
+    assert json.loads(plan_file.read_text())["summary"] == {"add": 2, "change": 0, "destroy": 0}
     applied = converge_cli("apply", str(plan_file))
     assert applied.returncode == 0, applied.stdout + applied.stderr
 

@@ -23,16 +23,17 @@ from converge.lock import read_lock
 pytestmark = pytest.mark.integration
 
 NETWORKED = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 networks:
   backend: {{}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
     networks: [backend]
-    update_config: {{monitor: 1s}}
+    deploy:
+      replicas: 2
+      update_config: {{monitor: 1s}}
 """
 
 
@@ -58,18 +59,19 @@ def test_destroy_then_apply_at_once_works_every_time(
 
 
 FLAGGED = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:{tag}
-    replicas: 2
     entrypoint: ["/init"]
     command: ["sh", "-c", "test ! -e /flags/crash || exit 3; exec httpd -f -p 80 -h /www"]
-    mounts: ["{flags}:/flags:ro"]
+    volumes: ["{flags}:/flags:ro"]
     stop_grace_period: 1s
-    update_config: {{parallelism: 1, monitor: 2s, failure_action: {failure_action}}}
-    restart_policy: {{condition: any, delay: 1s}}
+    deploy:
+      replicas: 2
+      update_config: {{parallelism: 1, monitor: 2s, failure_action: {failure_action}}}
+      restart_policy: {{condition: any, delay: 1s}}
 """
 
 
@@ -190,7 +192,7 @@ def test_concurrent_applies_wait_for_the_lock_or_fail_none_reports_an_unverified
     assert refused.returncode == 1
     assert f"stack {stack} is locked by" in refused.stderr
     assert waiting.returncode == 0, waiting.stdout + waiting.stderr
-    assert f"waiting for the lock of stack {stack}" in waiting.stdout
+    assert f"Waiting for the lock of stack {stack}" in waiting.stdout
     assert "No changes. The swarm matches the spec." in waiting.stdout
 
 
@@ -204,13 +206,14 @@ def test_more_replicas_than_nodes_for_a_host_port_fails_fast_with_the_reason(
     spec = tmp_path / "spec.yml"
     spec.write_text(
         f"""
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 7
     ports: [{{target: 80, published: 39181, mode: host}}]
+    deploy:
+      replicas: 7
 """
     )
     failed = converge_cli("apply", str(spec), "--yes", "--timeout", "300")
@@ -224,13 +227,14 @@ services:
 
 
 SLOW = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: {replicas}
-    update_config: {{monitor: {monitor}}}
+    deploy:
+      replicas: {replicas}
+      update_config: {{monitor: {monitor}}}
 """
 
 

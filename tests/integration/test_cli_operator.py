@@ -18,16 +18,18 @@ from converge.lab import Lab
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:{tag}
-    replicas: 3
-    update_config: {{parallelism: 1, delay: 2s, monitor: 1s}}
+    deploy:
+      replicas: 3
+      update_config: {{parallelism: 1, delay: 2s, monitor: 1s}}
   worker:
     image: converge-lab/app:v1
-    update_config: {{monitor: 1s}}
+    deploy:
+      update_config: {{monitor: 1s}}
 """
 
 

@@ -20,7 +20,7 @@ from waiting import node_state, wait_for
 from converge.api import check_drift, execute_plan, make_plan
 from converge.drift import DriftReport
 from converge.engine import Engine, connect
-from converge.engine_spec import service_engine_spec
+from converge.engine_spec import network_create_body, service_engine_spec
 from converge.executor import ApplyOptions
 from converge.lab import Lab
 from converge.loader import LoadedSpec, load_spec
@@ -28,35 +28,36 @@ from converge.loader import LoadedSpec, load_spec
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
-nodes:
-  worker2: {{labels: {{drift: watched}}}}
+x-converge:
+  stack: {stack}
+  nodes:
+    worker2: {{labels: {{drift: watched}}}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
-    env: {{MODE: web}}
-    update_config: {{monitor: 1s}}
+    environment: {{MODE: web}}
+    deploy:
+      replicas: 2
+      update_config: {{monitor: 1s}}
 """
 
 BROKEN_SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   broken:
     image: converge-lab/app:v1
     entrypoint: ["/nonexistent"]
   idle:
     image: converge-lab/app:v1
-    replicas: 0
+    deploy: {{replicas: 0}}
 """
 
 IDLE_SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
-  idle: {{image: converge-lab/app:v1, replicas: 0}}
+  idle: {{image: converge-lab/app:v1, deploy: {{replicas: 0}}}}
 """
 
 
@@ -124,7 +125,7 @@ def test_drift_is_clean_after_apply_and_names_each_hand_change(
     service = f"{stack}_web"
     seen: set[tuple[str, str | None]] = set()
     for command, expected in (
-        (["service", "scale", "--detach", f"{service}=3"], ("service.web", "replicas")),
+        (["service", "scale", "--detach", f"{service}=3"], ("service.web", "deploy.replicas")),
         (
             [
                 "service",
@@ -135,7 +136,7 @@ def test_drift_is_clean_after_apply_and_names_each_hand_change(
                 "--no-resolve-image",
                 service,
             ],
-            ("service.web", "env.FOO"),
+            ("service.web", "environment.FOO"),
         ),
         (["node", "update", "--label-rm", "drift", "worker2"], ("node.worker2", "labels.drift")),
     ):
@@ -150,13 +151,15 @@ def test_drift_is_clean_after_apply_and_names_each_hand_change(
         sync_count = samples[("converge_drift_findings", stack_label | {("kind", "sync")})]
         assert sync_count == len(seen)
         assert samples[("converge_service_in_sync", web)] == 0
-    scaled = next(f for f in document["findings"] if f["field"] == "replicas")
+    scaled = next(f for f in document["findings"] if f["field"] == "deploy.replicas")
     assert (scaled["before"], scaled["after"], scaled["action"]) == (3, 2, "update")
 
 
 def _create_without_waiting(loaded: LoadedSpec, engine: Engine) -> None:
-    for action in make_plan(loaded, engine).plan.actions:
-        if action.kind == "create" and action.object_kind == "service":
+    for action in make_plan(loaded, engine).plan.actions:  # networks (the default) come first
+        if action.kind == "create" and action.object_kind == "network":
+            engine.create_network(action.name, network_create_body(loaded.spec, action.key))
+        elif action.kind == "create" and action.object_kind == "service":
             engine.create_service(action.name, service_engine_spec(loaded.spec, action.key))
 
 

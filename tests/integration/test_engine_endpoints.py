@@ -37,10 +37,10 @@ pytestmark = pytest.mark.integration
 
 SSH_PORT = 2222
 SPEC = """\
-version: 1
-stack: {stack}
-nodes:
-  worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
+x-converge:
+  stack: {stack}
+  nodes:
+    worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
 """
 
 

@@ -17,21 +17,20 @@ EXAMPLE = Path(__file__).parents[2] / "specs" / "exampleapp-lab.yml"
 def test_example_spec_converges_and_reapplies_as_a_no_op(
     stack: str, converge_cli: ConvergeCli, tmp_path: Path
 ) -> None:
-    # A second file renames the stack, so the test owns what it creates (files merge in order).
-    override = tmp_path / "override.yml"
-    override.write_text(f"stack: {stack}\n")
+    # The command line names the stack, so the test owns what it creates (as docker stack
+    # deploy -c FILE STACK would; the file's own x-converge.stack gives way, with a warning).
     converge = converge_cli
-    first = converge("apply", str(EXAMPLE), str(override), "--yes", "-o", "json")
+    first = converge("apply", "-c", str(EXAMPLE), stack, "--yes", "-o", "json")
     assert first.returncode == 0, first.stdout + first.stderr
     created = json.loads(first.stdout)
     assert created["ok"]
     assert {action["outcome"] for action in created["actions"]} <= {"created", "updated"}
 
-    second = converge("apply", str(EXAMPLE), str(override), "--yes", "-o", "json")
+    second = converge("apply", "-c", str(EXAMPLE), stack, "--yes", "-o", "json")
     assert second.returncode == 0, second.stdout + second.stderr
     again = json.loads(second.stdout)
     assert again["actions"] == []
     assert again["write_calls"] == 0
 
-    planned = converge("plan", str(EXAMPLE), str(override), "--detailed-exitcode")
+    planned = converge("plan", "-c", str(EXAMPLE), stack, "--detailed-exitcode")
     assert planned.returncode == 0, planned.stdout + planned.stderr

@@ -23,17 +23,18 @@ from tests.document_schemas import assert_valid
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 networks:
   backend: {{}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
     networks: [backend]
-    env: {{GREETING: "${{GREETING}}"}}
-    update_config: {{monitor: 1s}}
+    environment: {{GREETING: "${{GREETING}}"}}
+    deploy:
+      replicas: 2
+      update_config: {{monitor: 1s}}
 """
 
 
@@ -91,7 +92,7 @@ def test_plan_apply_drift_and_status_json_fit_their_schemas(
     )
     drifted = _document(converge_cli("drift", str(spec), "-o", "json"), code=2)
     assert [(f["kind"], f["field"], f["before"], f["after"]) for f in drifted["findings"]] == [
-        ("sync", "replicas", 1, 2)
+        ("sync", "deploy.replicas", 1, 2)
     ]
     assert_valid("drift", drifted)
 

@@ -34,62 +34,65 @@ pytestmark = pytest.mark.integration
 APPLY = ApplyOptions(timeout=180, stable_for=1.0, poll_interval=0.3)
 
 DNS_SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: 80, method: dns, balance: {balance}{options}}}
+    stats: {{port: {stats_port}}}
 networks:
   backend: {{attachable: true}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 3
-    env: {{NODE: "{{{{.Node.Hostname}}}}"}}
+    environment: {{NODE: "{{{{.Node.Hostname}}}}"}}
     networks: [backend]
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: 80, method: dns, balance: {balance}{options}}}
-  stats: {{port: {stats_port}}}
+    deploy:
+      replicas: 3
 """
 
 TASKS_SPEC = """
-version: 1
-stack: {stack}
-nodes:
+x-converge:
+  stack: {stack}
+  nodes:
 {nodes}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: {service_port}, method: tasks}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: {replicas}
-    env: {{NODE: "{{{{.Node.Hostname}}}}"}}
+    environment: {{NODE: "{{{{.Node.Hostname}}}}"}}
     ports: [{{target: 80, published: {service_port}, mode: host}}]
-    update_config: {{monitor: 1s}}
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: {service_port}, method: tasks}}
+    deploy:
+      replicas: {replicas}
+      update_config: {{monitor: 1s}}
 """
 
 INGRESS_SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: {service_port}, method: ingress}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 2
     ports: ["{service_port}:80"]
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: {service_port}, method: ingress}}
+    deploy:
+      replicas: 2
 """
 
 
@@ -268,7 +271,7 @@ def test_invalid_config_fails_the_apply_and_the_old_haproxy_keeps_answering(
 
 def _tasks_spec(stack: str, replicas: int, drained: str | None = None) -> str:
     nodes = "\n".join(
-        f"  {name}: {{availability: {'drain' if name == drained else 'active'}}}"
+        f"    {name}: {{availability: {'drain' if name == drained else 'active'}}}"
         for name in ("manager", "dbhost", "worker1", "worker2", "worker3")
     )
     return TASKS_SPEC.format(
@@ -364,7 +367,7 @@ def test_a_leftover_config_check_container_is_removed(
         },
         network_mode="none",
     )
-    text = f"version: 1\nstack: {stack}\n"
+    text = f"x-converge:\n  stack: {stack}\n"
     plan = make_plan(load_spec_text(text), engine).plan
     assert [(a.address, a.kind) for a in plan.actions] == [
         ("loadbalancer.loadbalancer-check-000001", "remove")

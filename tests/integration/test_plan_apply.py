@@ -15,7 +15,7 @@ import pytest
 
 from converge.api import PlanResult, execute_plan, make_plan
 from converge.engine import Engine
-from converge.engine_spec import service_engine_spec
+from converge.engine_spec import network_create_body, service_engine_spec
 from converge.executor import ApplyOptions
 from converge.lab import Lab
 from converge.loader import LoadedSpec, load_spec_text
@@ -24,12 +24,12 @@ from converge.naming import object_name
 pytestmark = pytest.mark.integration
 
 RICH_SPEC = """
-version: 1
-stack: {stack}
-nodes:
-  worker1: {{labels: {{type: mvc}}, availability: active}}
-  worker2: {{labels: {{type: mvc}}, availability: active}}
-  worker3: {{labels: {{type: mvc}}, availability: active}}
+x-converge:
+  stack: {stack}
+  nodes:
+    worker1: {{labels: {{type: mvc}}, availability: active}}
+    worker2: {{labels: {{type: mvc}}, availability: active}}
+    worker3: {{labels: {{type: mvc}}, availability: active}}
 networks:
   front: {{attachable: true}}
 volumes:
@@ -37,89 +37,182 @@ volumes:
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 1
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
     entrypoint: ["/init"]
-    placement:
-      constraints: [node.labels.type == mvc]
-      preferences: [{{spread: node.labels.type}}]
-      max_replicas_per_node: 2
     ports: ["8081:80"]
-    mounts: ["data:/data", "/tmp:/hosttmp:ro"]
-    env: {{A: one, B: two}}
+    volumes: ["data:/data", "/tmp:/hosttmp:ro"]
+    environment: {{A: one, B: two}}
     networks: [front]
-    labels: {{tier: web}}
-    container_labels: {{role: app}}
-    update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
-                    max_failure_ratio: 0, order: stop-first}}
-    rollback_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
-                      max_failure_ratio: 0, order: stop-first}}
-    restart_policy: {{condition: any, delay: 1s, max_attempts: 0, window: 0s}}
-    resources:
-      limits: {{cpus: 0.5, memory: 64M}}
-      reservations: {{cpus: 0.1, memory: 16M}}
+    labels: {{role: app}}
     healthcheck: {{test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 3,
                   start_period: 1s}}
     stop_grace_period: 5s
     stop_signal: SIGTERM
     user: root
-    workdir: /
+    working_dir: /
     hostname: web-{{{{.Task.Slot}}}}
     init: false
     read_only: false
+    deploy:
+      replicas: 1
+      labels: {{tier: web}}
+      placement:
+        constraints: [node.labels.type == mvc]
+        preferences: [{{spread: node.labels.type}}]
+        max_replicas_per_node: 2
+      update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
+                      max_failure_ratio: 0, order: stop-first}}
+      rollback_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 1s,
+                        max_failure_ratio: 0, order: stop-first}}
+      restart_policy: {{condition: any, delay: 1s, max_attempts: 0, window: 0s}}
+      resources:
+        limits: {{cpus: "0.5", memory: 64M}}
+        reservations: {{cpus: "0.1", memory: 16M}}
+  # Sets nothing but its image: every other field is the engine's default, and managed.
+  bare:
+    image: converge-lab/app:v1
+    networks: [front]
+    deploy:
+      update_config: {{monitor: 1s}}
+  # Another tool owns its replicas and image.
+  owned:
+    image: converge-lab/app:v1
+    networks: [front]
+    deploy:
+      update_config: {{monitor: 1s}}
+    x-converge:
+      ignore: [deploy.replicas, image]
 """
 
-# (what an operator does, the docker CLI arguments, the field the plan must report)
+# (the service, what an operator does, the docker CLI arguments, the field the plan must report)
 SERVICE_MUTATIONS = [
-    ("add an env var", ["--env-add", "C=three"], "env.C"),
-    ("change an env var", ["--env-add", "A=changed"], "env.A"),
-    ("remove an env var", ["--env-rm", "B"], "env.B"),
-    ("scale", ["--replicas", "2"], "replicas"),
-    ("add a constraint", ["--constraint-add", "node.role==worker"], "constraints"),
-    ("publish a port", ["--publish-add", "3999:80"], "ports.3999:80/tcp"),
-    # --publish-rm names the target port.
-    ("unpublish a port", ["--publish-rm", "80"], "ports.8081:80/tcp"),
-    ("add a mount", ["--mount-add", "type=tmpfs,target=/scratch"], "mounts./scratch"),
-    ("remove a mount", ["--mount-rm", "/hosttmp"], "mounts./hosttmp"),
-    ("change the image", ["--image", "converge-lab/app:v2"], "image"),
-    ("limit memory", ["--limit-memory", "96M"], "resources.limits.memory"),
-    ("limit cpu", ["--limit-cpu", "0.75"], "resources.limits.cpus"),
-    ("reserve memory", ["--reserve-memory", "32M"], "resources.reservations.memory"),
-    ("reserve cpu", ["--reserve-cpu", "0.2"], "resources.reservations.cpus"),
-    ("update parallelism", ["--update-parallelism", "3"], "update_config.parallelism"),
-    ("update delay", ["--update-delay", "7s"], "update_config.delay"),
+    ("web", "add an env var", ["--env-add", "C=three"], "environment.C"),
+    ("web", "change an env var", ["--env-add", "A=changed"], "environment.A"),
+    ("web", "remove an env var", ["--env-rm", "B"], "environment.B"),
+    ("web", "scale", ["--replicas", "2"], "deploy.replicas"),
     (
+        "web",
+        "add a constraint",
+        ["--constraint-add", "node.role==worker"],
+        "deploy.placement.constraints",
+    ),
+    ("web", "publish a port", ["--publish-add", "3999:80"], "ports.3999:80/tcp"),
+    # --publish-rm names the target port.
+    ("web", "unpublish a port", ["--publish-rm", "80"], "ports.8081:80/tcp"),
+    ("web", "add a mount", ["--mount-add", "type=tmpfs,target=/scratch"], "volumes./scratch"),
+    ("web", "remove a mount", ["--mount-rm", "/hosttmp"], "volumes./hosttmp"),
+    ("web", "change the image", ["--image", "converge-lab/app:v2"], "image"),
+    ("web", "limit memory", ["--limit-memory", "96M"], "deploy.resources.limits.memory"),
+    ("web", "limit cpu", ["--limit-cpu", "0.75"], "deploy.resources.limits.cpus"),
+    (
+        "web",
+        "reserve memory",
+        ["--reserve-memory", "32M"],
+        "deploy.resources.reservations.memory",
+    ),
+    ("web", "reserve cpu", ["--reserve-cpu", "0.2"], "deploy.resources.reservations.cpus"),
+    (
+        "web",
+        "update parallelism",
+        ["--update-parallelism", "3"],
+        "deploy.update_config.parallelism",
+    ),
+    ("web", "update delay", ["--update-delay", "7s"], "deploy.update_config.delay"),
+    (
+        "web",
         "update failure action",
         ["--update-failure-action", "continue"],
-        "update_config.failure_action",
+        "deploy.update_config.failure_action",
     ),
-    ("update monitor", ["--update-monitor", "3s"], "update_config.monitor"),
-    ("update order", ["--update-order", "start-first"], "update_config.order"),
+    ("web", "update monitor", ["--update-monitor", "3s"], "deploy.update_config.monitor"),
+    ("web", "update order", ["--update-order", "start-first"], "deploy.update_config.order"),
     (
+        "web",
         "update max failure ratio",
         ["--update-max-failure-ratio", "0.5"],
-        "update_config.max_failure_ratio",
+        "deploy.update_config.max_failure_ratio",
     ),
-    ("rollback parallelism", ["--rollback-parallelism", "4"], "rollback_config.parallelism"),
-    ("rollback monitor", ["--rollback-monitor", "4s"], "rollback_config.monitor"),
-    ("restart condition", ["--restart-condition", "on-failure"], "restart_policy.condition"),
-    ("restart attempts", ["--restart-max-attempts", "5"], "restart_policy.max_attempts"),
-    ("restart delay", ["--restart-delay", "2s"], "restart_policy.delay"),
-    ("restart window", ["--restart-window", "9s"], "restart_policy.window"),
-    ("stop grace period", ["--stop-grace-period", "20s"], "stop_grace_period"),
-    ("stop signal", ["--stop-signal", "SIGINT"], "stop_signal"),
-    ("user", ["--user", "nobody"], "user"),
-    ("workdir", ["--workdir", "/tmp"], "workdir"),
-    ("hostname", ["--hostname", "other"], "hostname"),
-    ("service label", ["--label-add", "extra=1"], "labels.extra"),
-    ("container label", ["--container-label-add", "extra=1"], "container_labels.extra"),
-    ("args", ["--args", "httpd -f -p 81 -h /www"], "command"),
-    ("health interval", ["--health-interval", "9s"], "healthcheck.interval"),
-    ("health retries", ["--health-retries", "7"], "healthcheck.retries"),
-    ("init", ["--init"], "init"),
-    ("read only", ["--read-only"], "read_only"),
-    ("placement preference", ["--placement-pref-add", "spread=node.id"], "preferences"),
-    ("max replicas per node", ["--replicas-max-per-node", "1"], "max_replicas_per_node"),
+    (
+        "web",
+        "rollback parallelism",
+        ["--rollback-parallelism", "4"],
+        "deploy.rollback_config.parallelism",
+    ),
+    ("web", "rollback monitor", ["--rollback-monitor", "4s"], "deploy.rollback_config.monitor"),
+    (
+        "web",
+        "restart condition",
+        ["--restart-condition", "on-failure"],
+        "deploy.restart_policy.condition",
+    ),
+    (
+        "web",
+        "restart attempts",
+        ["--restart-max-attempts", "5"],
+        "deploy.restart_policy.max_attempts",
+    ),
+    ("web", "restart delay", ["--restart-delay", "2s"], "deploy.restart_policy.delay"),
+    ("web", "restart window", ["--restart-window", "9s"], "deploy.restart_policy.window"),
+    ("web", "stop grace period", ["--stop-grace-period", "20s"], "stop_grace_period"),
+    ("web", "stop signal", ["--stop-signal", "SIGINT"], "stop_signal"),
+    ("web", "user", ["--user", "nobody"], "user"),
+    ("web", "workdir", ["--workdir", "/tmp"], "working_dir"),
+    ("web", "hostname", ["--hostname", "other"], "hostname"),
+    ("web", "service label", ["--label-add", "extra=1"], "deploy.labels.extra"),
+    ("web", "container label", ["--container-label-add", "extra=1"], "labels.extra"),
+    ("web", "args", ["--args", "httpd -f -p 81 -h /www"], "command"),
+    ("web", "health interval", ["--health-interval", "9s"], "healthcheck.interval"),
+    ("web", "health retries", ["--health-retries", "7"], "healthcheck.retries"),
+    ("web", "init", ["--init"], "init"),
+    ("web", "read only", ["--read-only"], "read_only"),
+    (
+        "web",
+        "placement preference",
+        ["--placement-pref-add", "spread=node.id"],
+        "deploy.placement.preferences",
+    ),
+    (
+        "web",
+        "max replicas per node",
+        ["--replicas-max-per-node", "1"],
+        "deploy.placement.max_replicas_per_node",
+    ),
+    # Fields the file leaves unset are the engine's defaults, and managed all the same.
+    ("bare", "user", ["--user", "nobody"], "user"),
+    ("bare", "workdir", ["--workdir", "/tmp"], "working_dir"),
+    ("bare", "hostname", ["--hostname", "other"], "hostname"),
+    ("bare", "healthcheck", ["--health-cmd", "true", "--health-interval", "5s"], "healthcheck"),
+    ("bare", "init", ["--init"], "init"),
+    ("bare", "read only", ["--read-only"], "read_only"),
+    ("bare", "tty", ["--tty"], "tty"),
+    (
+        "bare",
+        "rollback policy",
+        ["--rollback-order", "start-first"],
+        "deploy.rollback_config.order",
+    ),
+    (
+        "bare",
+        "cpu reservation",
+        ["--reserve-cpu", "0.1"],
+        "deploy.resources.reservations.cpus",
+    ),
+    (
+        "bare",
+        "restart policy",
+        ["--restart-condition", "none"],
+        "deploy.restart_policy.condition",
+    ),
+    ("bare", "dns", ["--dns-add", "10.0.0.2"], "dns"),
+    ("bare", "dns search", ["--dns-search-add", "example.internal"], "dns_search"),
+    ("bare", "dns option", ["--dns-option-add", "ndots:2"], "dns_opt"),
+    ("bare", "cap_add", ["--cap-add", "NET_ADMIN"], "cap_add"),
+    ("bare", "cap_drop", ["--cap-drop", "CHOWN"], "cap_drop"),
+    ("bare", "ulimit", ["--ulimit-add", "nofile=1024:2048"], "ulimits.nofile"),
+    ("bare", "sysctl", ["--sysctl-add", "net.core.somaxconn=1024"], "sysctls.net.core.somaxconn"),
+    ("bare", "log driver", ["--log-driver", "json-file"], "logging"),
+    ("bare", "extra host", ["--host-add", "db.local:10.0.0.5"], "extra_hosts"),
+    ("bare", "endpoint mode", ["--endpoint-mode", "dnsrr"], "deploy.endpoint_mode"),
 ]
 
 
@@ -166,17 +259,38 @@ def test_every_hand_change_is_planned_exactly_then_restored(
 ) -> None:
     loaded = load_spec_text(RICH_SPEC.format(stack=stack), "rich.yml")
     _apply(loaded, engine)
-    service = object_name(stack, "web")
     mismatches = []
-    for what, arguments, field in SERVICE_MUTATIONS:
+    for key, what, arguments, field in SERVICE_MUTATIONS:
+        service = object_name(stack, key)
         _docker(lab, "service", "update", "--detach", "--no-resolve-image", *arguments, service)
         planned = make_plan(loaded, engine)
         fields = _changed_fields(planned)
-        if fields != {f"service.web:{field}"}:
-            mismatches.append(f"{what}: expected service.web:{field}, planned {sorted(fields)}")
+        if fields != {f"service.{key}:{field}"}:
+            mismatches.append(f"{key} {what}: expected {field}, planned {sorted(fields)}")
         _apply(loaded, engine)
         assert make_plan(loaded, engine).plan.actions == (), f"not restored after: {what}"
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_fields_another_tool_owns_are_left_alone(stack: str, engine: Engine, lab: Lab) -> None:
+    loaded = load_spec_text(RICH_SPEC.format(stack=stack), "rich.yml")
+    _apply(loaded, engine)
+    service = object_name(stack, "owned")
+    # An autoscaler scales it and an updater bumps its image: no drift, nothing to apply.
+    _docker(lab, "service", "update", "--detach", "--no-resolve-image", "--replicas", "2", service)
+    _docker(
+        lab, "service", "update", "--detach", "--no-resolve-image",
+        "--image", "converge-lab/app:v2", service,
+    )  # fmt: skip
+    assert make_plan(loaded, engine).plan.actions == ()
+    # A field the file does own is restored, and the update keeps the other tool's values.
+    _docker(lab, "service", "update", "--detach", "--no-resolve-image", "--user", "nobody", service)
+    assert _changed_fields(make_plan(loaded, engine)) == {"service.owned:user"}
+    _apply(loaded, engine)
+    observed = make_plan(loaded, engine).observed.owned_services()["owned"]
+    assert observed.view["deploy"]["replicas"] == 2
+    assert observed.view["image"] == "converge-lab/app:v2"
+    assert observed.view["user"] == ""
 
 
 def test_node_changes_are_planned_and_restored(stack: str, engine: Engine, lab: Lab) -> None:
@@ -197,12 +311,15 @@ def test_node_changes_are_planned_and_restored(stack: str, engine: Engine, lab: 
 def test_observer_calls_do_not_grow_with_services(stack: str, engine: Engine) -> None:
     def calls_for(count: int) -> int:
         services = "\n".join(
-            f"  s{index}: {{image: converge-lab/app:v1, replicas: 0}}" for index in range(count)
+            f"  s{index}: {{image: converge-lab/app:v1, deploy: {{replicas: 0}}}}"
+            for index in range(count)
         )
-        loaded = load_spec_text(f"version: 1\nstack: {stack}\nservices:\n{services}\n", "n.yml")
+        loaded = load_spec_text(f"x-converge:\n  stack: {stack}\nservices:\n{services}\n", "n.yml")
         result = make_plan(loaded, engine)
-        for action in result.plan.actions:
-            if action.kind == "create":
+        for action in result.plan.actions:  # networks come first: the default one
+            if action.kind == "create" and action.object_kind == "network":
+                engine.create_network(action.name, network_create_body(loaded.spec, action.key))
+            elif action.kind == "create":
                 engine.create_service(action.name, service_engine_spec(loaded.spec, action.key))
         return make_plan(loaded, engine).observed.api_calls
 
@@ -250,15 +367,16 @@ def test_a_network_change_replaces_it_and_reattaches_its_services(
     stack: str, engine: Engine
 ) -> None:
     spec = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 networks:
   net: {{attachable: {attachable}}}
 services:
   app:
     image: converge-lab/app:v1
     networks: [net]
-    update_config: {{monitor: 1s}}
+    deploy:
+      update_config: {{monitor: 1s}}
 """
     _apply(load_spec_text(spec.format(stack=stack, attachable="false"), "net.yml"), engine)
     changed = load_spec_text(spec.format(stack=stack, attachable="true"), "net.yml")

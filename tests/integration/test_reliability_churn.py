@@ -34,25 +34,26 @@ SETTLE = 6.0
 LONGEST_ALLOWED = 1.0
 
 SPEC = """
-version: 1
-stack: {stack}
-nodes:
+x-converge:
+  stack: {stack}
+  nodes:
 {nodes}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: {backend_port}, method: {method}}}
 networks:
   backend: {{attachable: true}}
 services:
   web:
     image: converge-lab/app:{version}
-    replicas: {replicas}
     networks: [backend]
-{ports}    update_config: {{parallelism: 1, monitor: 1s}}
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: {backend_port}, method: {method}}}
+{ports}    deploy:
+      replicas: {replicas}
+      update_config: {{parallelism: 1, monitor: 1s}}
 """
 
 PORTS = {"dns": 18200, "tasks": 18202}
@@ -61,7 +62,8 @@ SERVICE_PORT = 18203
 
 def spec(stack: str, method: str, replicas: int, version: str = "v1", drained: str = "") -> str:
     nodes = "\n".join(
-        f"  {name}: {{availability: {'drain' if name == drained else 'active'}}}" for name in NODES
+        f"    {name}: {{availability: {'drain' if name == drained else 'active'}}}"
+        for name in NODES
     )
     ports = (
         f"    ports: [{{target: 80, published: {SERVICE_PORT}, mode: host}}]\n"

@@ -27,16 +27,17 @@ from converge.lab import Lab
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 networks:
   backend: {{}}
 services:
   web:
     image: converge-lab/app:{version}
-    replicas: {replicas}
     networks: [backend]
-    update_config: {{parallelism: 1, monitor: 1s}}
+    deploy:
+      replicas: {replicas}
+      update_config: {{parallelism: 1, monitor: 1s}}
 """
 
 

@@ -24,23 +24,24 @@ pytestmark = pytest.mark.integration
 PORT = 18310
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: 80}}
 networks:
   backend: {{attachable: true}}
 services:
   web:
     image: {image}
-    replicas: 3
     networks: [backend]
-{command}    update_config: {{parallelism: 1, monitor: 2s, failure_action: {failure_action}}}
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: 80}}
+{command}    deploy:
+      replicas: 3
+      update_config: {{parallelism: 1, monitor: 2s, failure_action: {failure_action}}}
 """
 
 # What goes wrong, and the words of the engine that must reach the user.
@@ -128,13 +129,14 @@ services:
 """
 
 CONVERGE_EQUIVALENT = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: {image}
-    replicas: 2
-    update_config: {{parallelism: 1, monitor: 2s, failure_action: rollback}}
+    deploy:
+      replicas: 2
+      update_config: {{parallelism: 1, monitor: 2s, failure_action: rollback}}
 """
 
 

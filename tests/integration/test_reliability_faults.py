@@ -26,16 +26,17 @@ from converge.lab import Lab
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:{version}
-    replicas: 3
-    placement:
-      constraints: [node.role == worker]
-      max_replicas_per_node: 1
-    update_config: {{parallelism: 1, monitor: 10s, failure_action: pause}}
+    deploy:
+      replicas: 3
+      placement:
+        constraints: [node.role == worker]
+        max_replicas_per_node: 1
+      update_config: {{parallelism: 1, monitor: 10s, failure_action: pause}}
 """
 
 

@@ -32,58 +32,62 @@ pytestmark = pytest.mark.integration
 PORT = 18300
 
 SPEC_A = """
-version: 1
-stack: {stack}
-nodes:
-  manager: {{}}
-  worker1: {{labels: {{rel: "yes"}}}}
-  worker2: {{labels: {{rel: "yes"}}}}
+x-converge:
+  stack: {stack}
+  nodes:
+    manager: {{}}
+    worker1: {{labels: {{rel: "yes"}}}}
+    worker2: {{labels: {{rel: "yes"}}}}
+  loadbalancer:
+    image: converge-lab/haproxy:2.6
+    node: manager
+    frontends:
+      web: {{port: {port}, backend: web}}
+    backends:
+      web: {{service: web, port: 80, balance: roundrobin}}
 networks:
   front: {{attachable: true}}
   back: {{attachable: true}}
 services:
   web:
     image: converge-lab/app:v1
-    replicas: 3
     networks: [front, back]
-    env: {{MODE: one}}
-    update_config: {{parallelism: 1, monitor: 1s}}
+    environment: {{MODE: one}}
+    deploy:
+      replicas: 3
+      update_config: {{parallelism: 1, monitor: 1s}}
   api:
     image: converge-lab/app:v1
-    replicas: 2
     networks: [back]
-    placement: {{constraints: [node.labels.rel == yes]}}
-    update_config: {{parallelism: 1, monitor: 1s}}
+    deploy:
+      replicas: 2
+      placement: {{constraints: [node.labels.rel == yes]}}
+      update_config: {{parallelism: 1, monitor: 1s}}
   worker:
     image: converge-lab/app:v1
-    replicas: 1
     networks: [back]
-loadbalancer:
-  image: converge-lab/haproxy:2.6
-  node: manager
-  frontends:
-    web: {{port: {port}, backend: web}}
-  backends:
-    web: {{service: web, port: 80, balance: roundrobin}}
+    deploy:
+      replicas: 1
 """
 
 # Every kind of change at once: a node label, a new network, a rolling update (image and env),
 # a scale, and a load-balancer reload.
 SPEC_B = (
     SPEC_A.replace(
-        '  worker2: {{labels: {{rel: "yes"}}}}\n',
-        '  worker2: {{labels: {{rel: "yes"}}}}\n  worker3: {{labels: {{rel: "yes"}}}}\n',
+        '    worker2: {{labels: {{rel: "yes"}}}}\n',
+        '    worker2: {{labels: {{rel: "yes"}}}}\n    worker3: {{labels: {{rel: "yes"}}}}\n',
     )
     .replace("  back: {{attachable: true}}\n", "  back: {{attachable: true}}\n  extra: {{}}\n")
     .replace(
-        "    image: converge-lab/app:v1\n    replicas: 3\n    networks: [front, back]\n"
-        "    env: {{MODE: one}}",
-        "    image: converge-lab/app:v2\n    replicas: 3\n    networks: [front, back]\n"
-        "    env: {{MODE: two}}",
+        "    image: converge-lab/app:v1\n    networks: [front, back]\n"
+        "    environment: {{MODE: one}}",
+        "    image: converge-lab/app:v2\n    networks: [front, back]\n"
+        "    environment: {{MODE: two}}",
     )
-    .replace("    replicas: 2\n    networks: [back]", "    replicas: 3\n    networks: [back]")
+    .replace("      replicas: 2\n", "      replicas: 3\n")
     .replace(
-        "    replicas: 1\n    networks: [back]", "    replicas: 1\n    networks: [back, extra]"
+        "    networks: [back]\n    deploy:\n      replicas: 1",
+        "    networks: [back, extra]\n    deploy:\n      replicas: 1",
     )
     .replace("balance: roundrobin", "balance: leastconn")
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 from reliability import Cli, record
+from waiting import wait_for
 
 from converge.lab import Lab
 from converge.naming import lock_name
@@ -24,15 +25,16 @@ from converge.naming import lock_name
 pytestmark = pytest.mark.integration
 
 SPEC = """
-version: 1
-stack: {stack}
+x-converge:
+  stack: {stack}
 services:
   web:
     image: converge-lab/app:{tag}
-    replicas: 1
-    env:
+    environment:
 {env}      MODE: scan
-    update_config: {{monitor: 1s}}
+    deploy:
+      replicas: 1
+      update_config: {{monitor: 1s}}
 """
 
 OLD_URL = "postgres://app:scan-old-url-7731@db/app"
@@ -126,6 +128,19 @@ def test_no_output_path_shows_a_secret(
         code = run(f"drift -o {output}", "drift", "-o", output, "--metrics-file", metrics, full)
         assert code == 2
         scan.add(f"drift metrics ({output})", metrics.read_text(encoding="utf-8"))
+    # The hand update rolls its task (on the stack's default network, which takes a few
+    # seconds to attach): status says converged once it has.
+    wait_for(
+        lambda: (
+            (docker_client.api.inspect_service(f"{stack}_web").get("UpdateStatus") or {}).get(
+                "State"
+            )
+            == "completed"
+            or None
+        ),
+        timeout=60,
+        what="the hand update to complete",
+    )
     for output in ("text", "json"):
         assert run(f"status -o {output}", "status", "-o", output, full) == 0
 

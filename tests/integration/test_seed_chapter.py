@@ -34,37 +34,45 @@ MVC_NODES = {"worker1", "worker2", "worker3"}
 
 def chapter_spec(stack: str) -> dict[str, Any]:
     return {
-        "version": 1,
-        "stack": stack,
-        "nodes": {
-            "manager": {"role": "manager"},
-            "dbhost": {"role": "worker"},
-            **{name: {"labels": {"type": "mvc"}, "availability": "active"} for name in MVC_NODES},
+        "x-converge": {
+            "stack": stack,
+            "nodes": {
+                "manager": {"role": "manager"},
+                "dbhost": {"role": "worker"},
+                **{
+                    name: {"labels": {"type": "mvc"}, "availability": "active"}
+                    for name in MVC_NODES
+                },
+            },
         },
         "networks": {"backend": {"attachable": True}},
         "volumes": {"productdata": None},
         "services": {
             "db": {
                 "image": "converge-lab/app:v1",
-                "placement": {"constraints": ["node.hostname == dbhost"]},
-                "mounts": ["productdata:/var/lib/mysql"],
-                "env": {"MYSQL_ROOT_PASSWORD": "lab", "bind-address": "0.0.0.0"},
+                "volumes": ["productdata:/var/lib/mysql"],
+                "environment": {"MYSQL_ROOT_PASSWORD": "lab", "bind-address": "0.0.0.0"},
                 "networks": ["backend"],
-                "endpoint_mode": "dnsrr",
+                "deploy": {
+                    "endpoint_mode": "dnsrr",
+                    "placement": {"constraints": ["node.hostname == dbhost"]},
+                },
             },
             "mvc": {
                 "image": "converge-lab/app:v1",
-                "replicas": 5,
-                "placement": {"constraints": ["node.labels.type == mvc"]},
                 "ports": ["3000:80"],
-                "env": {"DBHOST": "db", "NODE": "{{.Node.Hostname}}"},
+                "environment": {"DBHOST": "db", "NODE": "{{.Node.Hostname}}"},
                 "networks": ["backend"],
-                "update_config": {
-                    "parallelism": 2,
-                    "monitor": "2s",
-                    "failure_action": "rollback",
+                "deploy": {
+                    "replicas": 5,
+                    "placement": {"constraints": ["node.labels.type == mvc"]},
+                    "update_config": {
+                        "parallelism": 2,
+                        "monitor": "2s",
+                        "failure_action": "rollback",
+                    },
+                    "rollback_config": {"parallelism": 0, "monitor": "1s"},
                 },
-                "rollback_config": {"parallelism": 0, "monitor": "1s"},
             },
         },
     }
@@ -154,16 +162,16 @@ def test_seed_chapter(chapter: Chapter, node_client: Callable[[str], docker.Dock
 
     # 3. Scale 5 -> 3 -> 5: scale actions, nothing else.
     for replicas in (3, 5):
-        chapter.edit(lambda s, r=replicas: s["services"]["mvc"].update(replicas=r))
+        chapter.edit(lambda s, r=replicas: s["services"]["mvc"]["deploy"].update(replicas=r))
         planned = chapter.converge()
         assert [a.kind for a in planned.plan.actions] == ["scale"]
         assert sum(chapter.placement("mvc").values()) == replicas
 
     # 4. Drain worker2: its tasks move away. Back to active, then rebalance spreads them again.
-    chapter.edit(lambda s: s["nodes"]["worker2"].update(availability="drain"))
+    chapter.edit(lambda s: s["x-converge"]["nodes"]["worker2"].update(availability="drain"))
     chapter.converge()
     assert "worker2" not in chapter.placement("mvc")
-    chapter.edit(lambda s: s["nodes"]["worker2"].update(availability="active"))
+    chapter.edit(lambda s: s["x-converge"]["nodes"]["worker2"].update(availability="active"))
     chapter.converge()
     rebalance = chapter.plan(rebalance=True)
     assert [(a.address, a.kind) for a in rebalance.plan.actions] == [("service.mvc", "force")]
@@ -180,17 +188,22 @@ def test_seed_chapter(chapter: Chapter, node_client: Callable[[str], docker.Dock
 
     # 6. Replicas 0, then back.
     for replicas in (0, 5):
-        chapter.edit(lambda s, r=replicas: s["services"]["mvc"].update(replicas=r))
+        chapter.edit(lambda s, r=replicas: s["services"]["mvc"]["deploy"].update(replicas=r))
         chapter.converge()
         assert sum(chapter.placement("mvc").values()) == replicas
 
     # 7. Global mode: a replace, one task per type==mvc node.
     chapter.edit(
-        lambda s: (s["services"]["mvc"].pop("replicas"), s["services"]["mvc"].update(mode="global"))
+        lambda s: (
+            s["services"]["mvc"]["deploy"].pop("replicas"),
+            s["services"]["mvc"]["deploy"].update(mode="global"),
+        )
     )
     planned = chapter.plan()
     replace = [a for a in planned.plan.actions if a.address == "service.mvc"]
-    assert [(a.kind, a.symbol, a.forced_by) for a in replace] == [("replace", "-/+", ("mode",))]
+    assert [(a.kind, a.symbol, a.forced_by) for a in replace] == [
+        ("replace", "-/+", ("deploy.mode",))
+    ]
     chapter.converge()
     assert chapter.placement("mvc") == dict.fromkeys(MVC_NODES, 1)
 

@@ -291,7 +291,7 @@ def test_an_apply_fails_when_a_service_it_did_not_touch_is_stuck(tmp_path: Path)
     assert apply(loaded, engine, ApplyRequest(apply_options=FAST)).ok
     swarm.update_in_flight("fxrec_db", ends="paused")  # a killed apply's update, left rolling
     override = tmp_path / "override.yml"
-    override.write_text("services:\n  web:\n    env:\n      CACHE_SIZE: 64\n")
+    override.write_text("services:\n  web:\n    environment:\n      CACHE_SIZE: 64\n")
     changed, _ = load_apply_input([BASE_SPEC, override], environ=ENVIRON)
     run = apply(changed, engine, ApplyRequest(apply_options=FAST))
     assert [action.address for action in run.plan.plan.actions] == ["service.web"]

@@ -61,7 +61,11 @@ def test_node_facts_from_spec() -> None:
 
 
 def _spec(**sections: Any) -> Spec:
-    return Spec.model_validate({"version": 1, "stack": "shop", **sections})
+    extension = {"stack": "shop"}
+    for key in ("nodes", "loadbalancer"):
+        if key in sections:
+            extension[key] = sections.pop(key)
+    return Spec.model_validate({"x-converge": extension, **sections})
 
 
 NODES = {
@@ -80,13 +84,18 @@ def test_a_consistent_spec_has_no_findings() -> None:
         services={
             "web": {
                 "image": "a",
-                "replicas": 2,
                 "ports": ["8080:80"],
                 "networks": ["net"],
-                "mounts": ["data:/d", "/host:/h", "/anonymous"],
-                "placement": {"constraints": ["node.labels.type == web"]},
+                "volumes": ["data:/d", "/host:/h", "/anonymous"],
+                "deploy": {
+                    "replicas": 2,
+                    "placement": {"constraints": ["node.labels.type == web"]},
+                },
             },
-            "zero": {"image": "a", "replicas": 0, "placement": {"constraints": ["node.id == x"]}},
+            "zero": {
+                "image": "a",
+                "deploy": {"replicas": 0, "placement": {"constraints": ["node.id == x"]}},
+            },
         },
         loadbalancer={
             "image": "haproxy",
@@ -99,14 +108,17 @@ def test_a_consistent_spec_has_no_findings() -> None:
 
 
 def test_placement_is_not_checked_without_declared_nodes() -> None:
-    spec = _spec(services={"web": {"image": "a", "placement": {"constraints": ["node.id == x"]}}})
+    deploy = {"placement": {"constraints": ["node.id == x"]}}
+    spec = _spec(services={"web": {"image": "a", "deploy": deploy}})
     assert check_spec(spec) == []
 
 
 def test_unknown_facts_do_not_fail_placement() -> None:
     spec = _spec(
         nodes={"manager": {}},
-        services={"web": {"image": "a", "placement": {"constraints": ["node.labels.x == y"]}}},
+        services={
+            "web": {"image": "a", "deploy": {"placement": {"constraints": ["node.labels.x == y"]}}}
+        },
     )
     assert check_spec(spec) == []
 
@@ -117,13 +129,15 @@ def test_placement_explains_the_closest_nodes() -> None:
         services={
             "db": {
                 "image": "a",
-                "placement": {"constraints": ["node.labels.type == db", "node.role == worker"]},
+                "deploy": {
+                    "placement": {"constraints": ["node.labels.type == db", "node.role == worker"]}
+                },
             }
         },
     )
     assert check_spec(spec) == [
         (
-            ("services", "db", "placement", "constraints"),
+            ("services", "db", "deploy", "placement", "constraints"),
             # The manager's labels are not managed (unknown), so only its role fails.
             "no active declared node satisfies every constraint; closest: manager fails "
             "node.role == worker; w1 fails node.labels.type == db (would match but is drained "
@@ -139,7 +153,7 @@ def test_no_active_node_at_all() -> None:
     )
     assert check_spec(spec) == [
         (
-            ("services", "web", "placement", "constraints"),
+            ("services", "web", "deploy", "placement", "constraints"),
             "no declared node is active, so no task can run",
         )
     ]
@@ -148,13 +162,13 @@ def test_no_active_node_at_all() -> None:
 def test_max_replicas_per_node_counts_matching_nodes() -> None:
     def spec(replicas: int) -> Spec:
         placement = {"constraints": ["node.role == worker"], "max_replicas_per_node": 2}
-        service = {"image": "a", "replicas": replicas, "placement": placement}
+        service = {"image": "a", "deploy": {"replicas": replicas, "placement": placement}}
         return _spec(nodes=NODES, services={"web": service})
 
     assert check_spec(spec(2)) == []
     assert check_spec(spec(3)) == [
         (
-            ("services", "web", "replicas"),
+            ("services", "web", "deploy", "replicas"),
             "3 replicas cannot fit: max_replicas_per_node is 2 and 1 node(s) can run the "
             "service (w1)",
         )
@@ -167,7 +181,7 @@ def test_references_and_ports() -> None:
         volumes={"data": {}},
         services={
             "a": {"image": "a", "ports": ["80:80", "53:53/udp"], "networks": ["backnd"]},
-            "b": {"image": "b", "ports": ["53:53", "80:8080"], "mounts": ["dta:/x"]},
+            "b": {"image": "b", "ports": ["53:53", "80:8080"], "volumes": ["dta:/x"]},
         },
     )
     assert check_spec(spec) == [
@@ -176,7 +190,7 @@ def test_references_and_ports() -> None:
             "network 'backnd' is not declared under 'networks'; did you mean 'backend'?",
         ),
         (
-            ("services", "b", "mounts", 0),
+            ("services", "b", "volumes", 0),
             "volume 'dta' is not declared under 'volumes'; did you mean 'data'?",
         ),
         (("services", "b", "ports", 1), "port 80/tcp is already published by service 'a'"),
@@ -213,7 +227,7 @@ def _balancer(**backend: Any) -> dict[str, Any]:
             {},
             [
                 (
-                    ("loadbalancer", "backends", "web", "method"),
+                    ("x-converge", "loadbalancer", "backends", "web", "method"),
                     "the tasks method needs port 8080 of service 'web' published in host mode "
                     "(ports: [{target: ..., published: ..., mode: host}])",
                 )
@@ -225,7 +239,7 @@ def _balancer(**backend: Any) -> dict[str, Any]:
             {},
             [
                 (
-                    ("loadbalancer", "backends", "web", "port"),
+                    ("x-converge", "loadbalancer", "backends", "web", "port"),
                     "service 'web' does not publish port 8080",
                 )
             ],
@@ -236,7 +250,7 @@ def _balancer(**backend: Any) -> dict[str, Any]:
             {"net": {"attachable": True}},
             [
                 (
-                    ("loadbalancer", "backends", "web", "port"),
+                    ("x-converge", "loadbalancer", "backends", "web", "port"),
                     "service 'web' listens on 80, not on port 81",
                 )
             ],
@@ -247,7 +261,7 @@ def _balancer(**backend: Any) -> dict[str, Any]:
             {"net": {"attachable": True}, "other": {"attachable": True}},
             [
                 (
-                    ("loadbalancer", "backends", "web", "network"),
+                    ("x-converge", "loadbalancer", "backends", "web", "network"),
                     "service 'web' is not attached to network 'other'",
                 )
             ],
@@ -276,15 +290,82 @@ def test_load_balancer_frontends_and_stats() -> None:
     spec = _spec(services={"web": {"image": "a", "ports": ["8080:80"]}}, loadbalancer=balancer)
     assert check_spec(spec) == [
         (
-            ("loadbalancer", "frontends", "alt", "backend"),
-            "backend 'wbe' is not declared under 'loadbalancer.backends'; did you mean 'web'?",
+            ("x-converge", "loadbalancer", "frontends", "alt", "backend"),
+            "backend 'wbe' is not declared under 'x-converge.loadbalancer.backends'; "
+            "did you mean 'web'?",
         ),
-        (("loadbalancer", "stats", "port"), "port 81 is already used by frontend 'alt'"),
+        (
+            ("x-converge", "loadbalancer", "stats", "port"),
+            "port 81 is already used by frontend 'alt'",
+        ),
     ]
 
 
 def test_only_workers() -> None:
     spec = _spec(nodes={"w1": {"role": "worker"}})
     assert check_spec(spec) == [
-        (("nodes",), "every declared node is a worker; a swarm needs a manager")
+        (("x-converge", "nodes"), "every declared node is a worker; a swarm needs a manager")
+    ]
+
+
+def test_a_service_without_networks_is_on_the_default_network() -> None:
+    spec = _spec(
+        services={"web": {"image": "a", "ports": ["8080:80"]}},
+        loadbalancer=_balancer(port=80),
+    )
+    # The dns method joins the service's network: stack deploy's default is not attachable.
+    assert check_spec(spec) == [
+        (
+            ("x-converge", "loadbalancer", "backends", "web", "network"),
+            "network 'default' must be attachable for the load balancer to join it "
+            "(attachable: true)",
+        )
+    ]
+    attachable = _spec(
+        networks={"default": {"attachable": True}},
+        services={"web": {"image": "a", "ports": ["8080:80"]}},
+        loadbalancer=_balancer(port=80),
+    )
+    assert check_spec(attachable) == []
+
+
+def test_dnsrr_refuses_ports_on_the_routing_mesh() -> None:
+    service = {
+        "image": "a",
+        "ports": ["8080:80", {"target": 81, "published": 8081, "mode": "host"}, "9000"],
+        "deploy": {"endpoint_mode": "dnsrr"},
+    }
+    assert check_spec(_spec(services={"dns": service})) == [
+        (
+            ("services", "dns", "ports", 0),
+            "port 8080 is published on the routing mesh (ingress), which endpoint_mode dnsrr "
+            "does not support: publish it with mode: host",
+        )
+    ]
+
+
+def test_secrets_and_configs_are_refused_until_converge_applies_them() -> None:
+    spec = _spec(
+        secrets={"key": {"file": "./key.pem"}},
+        services={"web": {"image": "a", "secrets": ["key"], "configs": ["missing"]}},
+    )
+    assert check_spec(spec) == [
+        (
+            ("services", "web", "configs", 0),
+            "config 'missing' is not declared under 'configs'",
+        ),
+        (("secrets",), "secrets are not supported by converge yet"),
+        (("services", "web", "secrets"), "secrets are not supported by converge yet"),
+        (("services", "web", "configs"), "configs are not supported by converge yet"),
+    ]
+
+
+def test_a_field_the_engine_api_converge_speaks_lacks_is_refused() -> None:
+    service = {"image": "a", "healthcheck": {"test": "true", "start_interval": "1s"}}
+    assert check_spec(_spec(services={"web": service})) == [
+        (
+            ("services", "web", "healthcheck", "start_interval"),
+            "start_interval needs Engine API 1.44 (Docker 25); converge speaks API 1.41, "
+            "where the engine ignores it",
+        )
     ]

@@ -55,7 +55,7 @@ def test_show_renders_a_saved_plan_as_plan_did(
     shown = run("show", str(target))
     assert shown.exit_code == 0, shown.output
     assert shown.stdout == planned.stdout
-    assert shown.stdout.rstrip().endswith("Plan: 8 to add, 0 to change, 0 to destroy.")
+    assert shown.stdout.rstrip().endswith("Plan: 9 to add, 0 to change, 0 to destroy.")
 
 
 def test_show_json_is_the_saved_document_and_markdown_its_summary(
@@ -66,7 +66,7 @@ def test_show_json_is_the_saved_document_and_markdown_its_summary(
     assert shown.exit_code == 0
     assert json.loads(shown.stdout) == json.loads(target.read_text())
     markdown = run("show", str(target), "-o", "markdown")
-    assert "**Plan: 8 to add, 0 to change, 0 to destroy.**" in markdown.stdout
+    assert "**Plan: 9 to add, 0 to change, 0 to destroy.**" in markdown.stdout
 
 
 def test_a_plan_document_reads_back_into_the_same_plan(
@@ -90,7 +90,7 @@ def test_show_of_another_versions_plan_warns_and_shows(
     assert shown.exit_code == 0
     assert shown.stderr.startswith("Warning: ")
     assert "saved by converge 0.0.1" in shown.stderr
-    assert "Plan: 8 to add" in shown.stdout
+    assert "Plan: 9 to add" in shown.stdout
 
 
 def test_show_refuses_what_is_not_a_plan(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_apply_logs_each_action_and_each_service_converged(monkeypatch: pytest.M
     assert any(line.startswith("service.web: converged in ") for line in lines)
     assert not any(line.startswith("network.backend: converged") for line in lines)
     assert " ok" not in result.stdout
-    assert lines[-1].startswith("Apply complete! 8 added, 0 changed, 0 destroyed")
+    assert lines[-1].startswith("Apply complete! 9 added, 0 changed, 0 destroyed")
     as_json = run("apply", SPEC, "--yes", "-o", "json")
     assert json.loads(as_json.stdout)["ok"] is True
 

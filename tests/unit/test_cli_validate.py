@@ -109,7 +109,7 @@ def test_merged_files_give_their_errors(case: str) -> None:
 
 
 def test_validate_checks_each_file_on_its_own_by_default() -> None:
-    good, bad = f"{GOOD}/minimal.yml", f"{BAD}/version_2.yml"
+    good, bad = f"{GOOD}/minimal.yml", f"{BAD}/missing_image.yml"
     result = CliRunner().invoke(cli.app, ["validate", good, bad])
     assert result.exit_code == 1
     assert (
@@ -131,8 +131,8 @@ def test_validate_warns_about_unset_variables(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(cli.app, ["validate", "specs/exampleapp.yml"])
     assert result.exit_code == 0
     assert result.stderr == (
-        "Warning: specs/exampleapp.yml:37: services.mysql.env.MYSQL_ROOT_PASSWORD: variable "
-        "MYSQL_ROOT_PASSWORD is not set; using an empty string\n"
+        "Warning: specs/exampleapp.yml:45: services.mysql.environment.MYSQL_ROOT_PASSWORD: "
+        "variable MYSQL_ROOT_PASSWORD is not set; using an empty string\n"
     )
 
 
@@ -149,7 +149,7 @@ def test_required_variable_message_reaches_the_user(
 def test_validate_needs_a_file() -> None:
     result = CliRunner().invoke(cli.app, ["validate"])
     assert result.exit_code == 1  # a usage error: 2 means "changes" or "drift"
-    assert "Error: Missing argument 'FILES...'" in result.stderr
+    assert "no compose file given (-c docker-stack.yml)" in result.stderr
 
 
 def test_main_validates_a_good_spec(
@@ -164,3 +164,39 @@ def test_schema_prints_the_json_schema() -> None:
     result = CliRunner().invoke(cli.app, ["schema"])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == spec_json_schema()
+
+
+def test_compose_files_come_with_c_and_the_stack_as_an_argument(tmp_path: Path) -> None:
+    compose = tmp_path / "docker-stack.yml"
+    compose.write_text("services:\n  web:\n    image: nginx\n", encoding="utf-8")
+    override = tmp_path / "override.yml"
+    override.write_text("services:\n  web:\n    deploy: {replicas: 2}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli.app, ["validate", "--merge", "-c", str(compose), "-c", str(override), "shop"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        f"{compose} + {override}: valid (stack shop: 0 nodes, 1 network, 0 volumes, 1 service)\n"
+    )
+    # Without a stack, a file that names none is still valid on its own (validate needs none).
+    result = CliRunner().invoke(cli.app, ["validate", str(compose)])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_two_stacks_or_no_file_are_usage_errors(tmp_path: Path) -> None:
+    compose = tmp_path / "docker-stack.yml"
+    compose.write_text("services: {}\n", encoding="utf-8")
+    # Usage errors exit 1 (2 means "changes" or "drift").
+    assert CliRunner().invoke(cli.app, ["validate", "-c", str(compose), "a", "b"]).exit_code == 1
+    assert CliRunner().invoke(cli.app, ["validate", "shop"]).exit_code == 1
+
+
+def test_an_env_file_supplies_variables(tmp_path: Path) -> None:
+    compose = tmp_path / "docker-stack.yml"
+    compose.write_text("services:\n  web:\n    image: 'nginx:${TAG:?}'\n", encoding="utf-8")
+    variables = tmp_path / "prod.env"
+    variables.write_text("TAG=1.25\n", encoding="utf-8")
+    result = CliRunner().invoke(cli.app, ["validate", str(compose)])
+    assert result.exit_code == 1
+    result = CliRunner().invoke(cli.app, ["validate", str(compose), "--env-file", str(variables)])
+    assert result.exit_code == 0, result.stderr

@@ -61,10 +61,19 @@ def test_creation_lists_only_what_is_set() -> None:
     assert changes == [FieldChange(("image",), None, "x:1"), FieldChange(("labels",), None, {})]
 
 
+def test_creation_leaves_out_what_equals_the_default() -> None:
+    defaults = {"user": "", "deploy": {"replicas": 1, "mode": "replicated"}, "env": {}}
+    desired = {"user": "", "deploy": {"replicas": 3, "mode": "replicated"}, "env": {"A": "1"}}
+    assert creation_changes(desired, defaults) == [
+        FieldChange(("deploy", "replicas"), None, 3),
+        FieldChange(("env",), None, {"A": "1"}),
+    ]
+
+
 def test_statuses_against_the_recorded_swarm() -> None:
     spec = load_spec_text(
-        "version: 1\nstack: fxrec\n"
-        "nodes:\n  manager: {role: manager}\n  ghost: {role: worker}\n"
+        "x-converge:\n  stack: fxrec\n"
+        "  nodes:\n    manager: {role: manager}\n    ghost: {role: worker}\n"
         "networks:\n  backend: {attachable: true}\n  new: {}\n"
         "  outside: {external: true, name: nowhere}\n"
         "services:\n"
@@ -79,6 +88,7 @@ def test_statuses_against_the_recorded_swarm() -> None:
         "node.manager": "unchanged",
         "node.ghost": "missing",
         "network.backend": "unchanged",
+        "network.default": "unchanged",
         "network.new": "create",
         "network.outside": "missing",
         "network.monitoring": "remove",
@@ -93,15 +103,37 @@ def test_statuses_against_the_recorded_swarm() -> None:
     }
     web = result.of("service", "web")
     assert web is not None
-    # Maps and lists are managed whole (left out means empty); unset structs are not managed.
+    # The file is the full desired state: everything web no longer sets goes back to default.
     assert [change.field for change in web.changes] == [
-        "constraints",
-        "container_labels.logging",
-        "env",
+        "deploy.labels.tier",
+        "deploy.placement.constraints",
+        "deploy.placement.preferences",
+        "deploy.replicas",
+        "deploy.resources.limits.cpus",
+        "deploy.resources.limits.memory",
+        "deploy.resources.reservations.memory",
+        "deploy.restart_policy.condition",
+        "deploy.restart_policy.max_attempts",
+        "deploy.update_config.delay",
+        "deploy.update_config.monitor",
+        "deploy.update_config.order",
+        "deploy.update_config.parallelism",
+        "environment",
+        "healthcheck",
         "image",
-        "labels.tier",
+        "labels.logging",
         "networks.backend.aliases",
         "ports.39080:80/tcp",
-        "preferences",
-        "replicas",
+    ]
+
+
+def test_a_declared_network_nobody_uses_is_not_created() -> None:
+    spec = load_spec_text(
+        "x-converge:\n  stack: fxrec\nnetworks:\n  spare: {}\n"
+        "services:\n  web: {image: converge-lab/app:v1}\n",
+        environ={},
+    ).spec
+    result = diff(spec, recorded("empty"))
+    assert [(item.address, item.status) for item in result.objects if item.kind == "network"] == [
+        ("network.default", "create")
     ]

@@ -122,11 +122,11 @@ def test_saved_plans_fit_the_plan_schema(tmp_path: Path) -> None:
 
 def test_error_documents_fit_the_error_schema(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("version: 1\nstack: shop\nservices:\n  web: {image: app:1, replicas: -1}\n")
+    bad.write_text("name: shop\nservices:\n  web:\n    image: app:1\n    deploy: {replicas: -1}\n")
     with pytest.raises(SpecError) as raised:
         load_apply_input([bad])
     spec_error = json.loads(error_json(raised.value))
-    assert spec_error["error"]["problems"][0]["line"] == 4
+    assert spec_error["error"]["problems"][0]["line"] == 5
     assert_valid("error", spec_error)
     assert_valid("error", json.loads(error_json(LockError("stack shop is locked by x"))))
     loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)

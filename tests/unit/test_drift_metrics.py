@@ -139,7 +139,7 @@ def _git(directory: Path, *arguments: str) -> None:
 
 def test_git_revision_of_a_spec_in_a_work_tree(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yml"
-    spec.write_text("version: 1\n")
+    spec.write_text("name: shop\n")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", "spec.yml")
     _git(tmp_path, "commit", "-qm", "spec")
@@ -152,13 +152,13 @@ def test_git_revision_of_a_spec_in_a_work_tree(tmp_path: Path) -> None:
         env=_WITHOUT_GIT_VARIABLES,
     ).stdout.strip()
     assert git_revision([spec]) == (head, False)
-    spec.write_text("version: 2\n")
+    spec.write_text("name: blog\n")
     assert git_revision([spec]) == (head, True)
 
 
 def test_git_revision_outside_a_work_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = tmp_path / "spec.yml"
-    spec.write_text("version: 1\n")
+    spec.write_text("name: shop\n")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_revision([spec]) == (None, None)
     assert git_revision([]) == (None, None)
@@ -168,7 +168,7 @@ def test_drift_cli_error_exits_1_and_writes_failure_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = tmp_path / "spec.yml"
-    spec.write_text("version: 1\nstack: shop\n")
+    spec.write_text("x-converge:\n  stack: shop\n")
     metrics = tmp_path / "drift.prom"
     arguments = ["drift", str(spec), "-H", "tcp://unreachable.invalid:2375"]
 

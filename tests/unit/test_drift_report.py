@@ -90,6 +90,12 @@ def found(report: DriftReport) -> set[tuple[str, str, str | None]]:
     return {(finding.kind, finding.address, finding.field) for finding in report.findings}
 
 
+def with_nodes(nodes: str) -> str:
+    """The base spec declaring ``nodes`` (YAML lines indented for x-converge.nodes)."""
+    head = "x-converge:\n  stack: fxrec\n"
+    return BASE_SPEC.replace(head, head + "  nodes:\n" + nodes)
+
+
 def edited(old: str, new: str) -> str:
     assert old in BASE_SPEC
     return BASE_SPEC.replace(old, new)
@@ -128,13 +134,15 @@ def _label_removed(engine: Engine) -> None:
 
 
 SYNC_CASES = [
-    pytest.param(_scale_web, BASE_SPEC, ("service.web", "replicas", 2, 3, "scale"), id="scale"),
     pytest.param(
-        _env_added, BASE_SPEC, ("service.web", "env.FOO", "bar", None, "update"), id="env"
+        _scale_web, BASE_SPEC, ("service.web", "deploy.replicas", 2, 3, "scale"), id="scale"
+    ),
+    pytest.param(
+        _env_added, BASE_SPEC, ("service.web", "environment.FOO", "bar", None, "update"), id="env"
     ),
     pytest.param(
         _label_removed,
-        BASE_SPEC + "nodes:\n  dbhost: {}\n  worker2: {labels: {type: mvc}}\n",
+        with_nodes("    dbhost: {}\n    worker2: {labels: {type: mvc}}\n"),
         ("node.worker2", "labels.type", None, "mvc", "update"),
         id="node-label",
     ),
@@ -162,7 +170,9 @@ def test_a_hand_change_is_exactly_one_sync_finding(
 def test_a_service_left_out_of_the_spec_is_drift() -> None:
     spec_text = re.sub(r"\n  agent:\n(    .*\n)+", "\n", BASE_SPEC)
     report = check(spec_text=spec_text)
-    [finding] = report.sync_findings
+    # The monitoring network only agent used goes too: a stack has the networks it uses.
+    network, finding = report.sync_findings
+    assert (network.address, network.action) == ("network.monitoring", "remove")
     assert (finding.address, finding.action) == ("service.agent", "remove")
     assert "owned by stack fxrec but not in the spec" in finding.message
     assert [status.in_sync for status in report.services if status.key == "agent"] == [False]
@@ -196,7 +206,7 @@ def test_secrets_are_masked_in_every_format() -> None:
     new_secret = "n3w-Secret-Value"
     report = check(secret=new_secret)
     [finding] = report.sync_findings
-    assert finding.field == "env.DB_PASSWORD"
+    assert finding.field == "environment.DB_PASSWORD"
     assert (finding.before, finding.after) == ("(sensitive)", "(sensitive)")
     for text in (report_json(report), report_text(report), report_markdown(report)):
         assert SECRET not in text
@@ -302,7 +312,7 @@ def test_a_stale_down_record_beside_a_ready_node_is_ignored() -> None:
 
 
 def test_a_declared_node_missing_from_the_swarm() -> None:
-    report = check(spec_text=BASE_SPEC + "nodes:\n  dbhost: {}\n  worker9: {labels: {type: mvc}}\n")
+    report = check(spec_text=with_nodes("    dbhost: {}\n    worker9: {labels: {type: mvc}}\n"))
     assert found(report) == {("health", "node.worker9", None)}
     assert report.in_sync
     assert any("worker9" in note for note in report.notes)
@@ -360,8 +370,8 @@ def test_json_document_identifies_the_check_and_each_finding() -> None:
         "kind": "sync",
         "address": "service.web",
         "name": "fxrec_web",
-        "field": "replicas",
-        "message": "replicas: 2 in the swarm, 3 in the spec",
+        "field": "deploy.replicas",
+        "message": "deploy.replicas: 2 in the swarm, 3 in the spec",
         "before": 2,
         "after": 3,
         "action": "scale",
@@ -376,11 +386,12 @@ def test_text_and_markdown_lead_with_the_status() -> None:
     )
     drifted = check(_env_added)
     text = re.sub(r"(?<!\\)\[/?[a-z ]+\]", "", report_text(drifted))
-    assert "~ service.web: env.FOO: bar in the swarm, (none) in the spec" in text
+    assert "~ service.web: environment.FOO: bar in the swarm, (none) in the spec" in text
     assert "Drift: 1 difference in 1 object." in text
     markdown = report_markdown(drifted).splitlines()
     assert markdown[0] == "### converge drift for stack `fxrec`"
     assert markdown[2] == ":warning: **Drift: 1 difference in 1 object.**"
     assert (
-        "| `service.web` | `env.FOO` | env.FOO: bar in the swarm, (none) in the spec |" in markdown
+        "| `service.web` | `environment.FOO` | environment.FOO: bar in the swarm, (none) in the "
+        "spec |" in markdown
     )

@@ -151,6 +151,7 @@ def test_a_failed_network_create_skips_the_services_phase() -> None:
     done = outcomes(result)
     assert sorted(done[address] for address in done if address.startswith("network.")) == [
         "created",
+        "created",
         "failed",
     ]
     services = {address: done[address] for address in done if address.startswith("service.")}
@@ -162,7 +163,7 @@ def test_a_failed_network_create_skips_the_services_phase() -> None:
         if outcome.outcome == "skipped"
     )
     assert swarm.services() == []
-    assert result.write_calls == 2
+    assert result.write_calls == 3
 
 
 # ---------------------------------------------------------------------------------------------

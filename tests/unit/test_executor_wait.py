@@ -57,7 +57,7 @@ class FakeClient:
 
 def wait(update: dict[str, Any]) -> float:
     engine = Engine(FakeClient(update), "fake")  # type: ignore[arg-type]
-    spec = Spec.model_validate({"version": 1, "stack": "s"})
+    spec = Spec.model_validate({"x-converge": {"stack": "s"}})
     run = _Run(
         spec=spec,
         engine=engine,

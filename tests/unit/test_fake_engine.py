@@ -33,7 +33,7 @@ def live_tasks(swarm: FakeSwarm, service_id: str) -> list[dict[str, Any]]:
 def test_a_recording_is_observed_as_recorded() -> None:
     recording = load_recording("fxrec")
     swarm = FakeSwarm(recording)
-    observed = observe(cast(Engine, swarm), Spec.model_validate({"version": 1, "stack": "fxrec"}))
+    observed = observe(cast(Engine, swarm), Spec.model_validate({"x-converge": {"stack": "fxrec"}}))
     expected = state_from_engine_json(
         "fxrec",
         "manager",

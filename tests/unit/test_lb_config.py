@@ -41,23 +41,23 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "haproxy"
 
 SPEC = """
-version: 1
-stack: shop
+x-converge:
+  stack: shop
+  loadbalancer:
+    image: haproxy:2.8
+    node: manager
+    frontends:
+      http: {{port: 80, backend: web}}
+    backends:
+      web: {{service: web, port: {port}, method: {method}}}
 networks:
   backend: {{attachable: true}}
 services:
   web:
     image: app:1
-    replicas: 3
     networks: [backend]
     ports: [{{target: 80, published: 8080, mode: {mode}}}]
-loadbalancer:
-  image: haproxy:2.8
-  node: manager
-  frontends:
-    http: {{port: 80, backend: web}}
-  backends:
-    web: {{service: web, port: {port}, method: {method}}}
+    deploy: {{replicas: 3}}
 """
 
 
@@ -194,8 +194,8 @@ def test_a_tasks_backend_without_tasks_says_so() -> None:
 def test_tasks_backups_are_the_active_nodes_the_service_may_run_on() -> None:
     spec = load_spec_text(
         SPEC.format(method="tasks", mode="host", port=8080).replace(
-            "    networks: [backend]\n",
-            "    networks: [backend]\n    placement: {constraints: [node.labels.web == yes]}\n",
+            "    deploy: {replicas: 3}\n",
+            "    deploy: {replicas: 3, placement: {constraints: [node.labels.web == yes]}}\n",
         ),
         environ={},
     ).spec
@@ -230,7 +230,7 @@ def test_changes_are_retried_elsewhere_and_dead_servers_leave_at_once() -> None:
         assert f"\n{line}\n" in config, line
     tcp = load_spec_text(
         SPEC.format(method="dns", mode="host", port=80).replace(
-            "  backends:", "  mode: tcp\n  backends:"
+            "    backends:", "    mode: tcp\n    backends:"
         ),
         environ={},
     ).spec
@@ -249,12 +249,12 @@ def test_rendering_is_deterministic() -> None:
 
 def test_options_timeouts_stats_and_tcp_mode() -> None:
     text = SPEC.format(method="tasks", mode="host", port=8080).replace(
-        "    web: {service: web, port: 8080, method: tasks}",
-        "    web: {service: web, port: 8080, method: tasks, check: false, balance: leastconn,\n"
-        "          options: ['option tcp-check']}\n"
-        "  mode: tcp\n"
-        "  timeouts: {connect: 1500ms, client: 1m, server: 2s}\n"
-        "  stats: {port: 8404, uri: /haproxy}",
+        "      web: {service: web, port: 8080, method: tasks}",
+        "      web: {service: web, port: 8080, method: tasks, check: false, balance: leastconn,\n"
+        "            options: ['option tcp-check']}\n"
+        "    mode: tcp\n"
+        "    timeouts: {connect: 1500ms, client: 1m, server: 2s}\n"
+        "    stats: {port: 8404, uri: /haproxy}",
     )
     spec = load_spec_text(text, environ={}).spec
     config = render_config(spec, state(task("worker1")))
@@ -388,7 +388,9 @@ def test_placement_change_in_the_plan_makes_the_tasks_backend_follow() -> None:
     observed = state(task("worker1"), task("worker2"), loadbalancer_engine="manager")
     observed = replace(observed, loadbalancers=(lb(spec, observed),))
     difference = lb_diff(spec, observed)
-    scale = ObjectDiff("service", "web", "shop_web", "update", (FieldChange(("replicas",), 3, 1),))
+    scale = ObjectDiff(
+        "service", "web", "shop_web", "update", (FieldChange(("deploy", "replicas"), 3, 1),)
+    )
     moved = Diff(difference.stack, (scale, *difference.objects))
     result = plan(spec, moved, observed)
     action = result.actions[-1]
@@ -406,7 +408,9 @@ def test_placement_change_in_the_plan_makes_the_tasks_backend_follow() -> None:
 def test_prune_collision_and_engine_findings() -> None:
     spec = spec_for("dns")
     observed = state(loadbalancer_engine="manager")
-    no_lb = spec.model_copy(update={"loadbalancer": None})
+    no_lb = spec.model_copy(
+        update={"x_converge": spec.x_converge.model_copy(update={"loadbalancer": None})}
+    )
     leftover = replace(observed, loadbalancers=(lb(spec, observed),))
     warned = plan(no_lb, diff(no_lb, leftover), leftover)
     assert [f.address for f in warned.findings] == ["loadbalancer.loadbalancer"]

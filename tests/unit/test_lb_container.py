@@ -18,17 +18,17 @@ from converge.loader import load_spec_text
 from converge.state import ObservedLoadBalancer, ObservedState
 
 SPEC = """
-version: 1
-stack: shop
+x-converge:
+  stack: shop
+  loadbalancer:
+    image: haproxy:2.8
+    node: manager
+    frontends: {http: {port: 80, backend: web}}
+    backends: {web: {service: web, port: 80}}
 networks:
   backend: {attachable: true}
 services:
   web: {image: app:1, networks: [backend]}
-loadbalancer:
-  image: haproxy:2.8
-  node: manager
-  frontends: {http: {port: 80, backend: web}}
-  backends: {web: {service: web, port: 80}}
 """
 INVALID = "[ALERT]    (7) : config : parsing [x.cfg:3] : unknown keyword 'nope' in 'backend'\n"
 

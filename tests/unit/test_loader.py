@@ -10,7 +10,7 @@ import pytest
 from converge.errors import SpecError, SpecProblem
 from converge.loader import LoadedSpec, load_spec, load_spec_text, path_text
 
-HEADER = "version: 1\nstack: shop\n"
+HEADER = "x-converge:\n  stack: shop\n"
 
 
 def _load(body: str, environ: Mapping[str, str] | None = None) -> LoadedSpec:
@@ -96,7 +96,7 @@ def test_interpolation_in_a_list_item_is_located_at_the_item() -> None:
 
 
 def test_keys_and_non_strings_are_not_interpolated() -> None:
-    body = "services:\n  web:\n    image: app\n    labels: {'${TAG}': '${TAG}'}\n    replicas: 2\n"
+    body = "services:\n  web:\n    image: app\n    labels: {'${TAG}': '${TAG}'}\n    init: true\n"
     assert _load(body, ENV).spec.services["web"].labels == {"${TAG}": "1.2"}
 
 
@@ -114,25 +114,27 @@ def test_interpolation_uses_the_process_environment_by_default(
 
 def test_env_values_from_the_environment_are_sensitive() -> None:
     body = (
-        "services:\n  db:\n    image: 'mysql:${TAG}'\n    env:\n"
+        "services:\n  db:\n    image: 'mysql:${TAG}'\n    environment:\n"
         "      PASSWORD: ${ROOT_PW}\n      PLAIN: literal\n      MIXED: pre-${TAG}\n"
     )
     loaded = _load(body, {"ROOT_PW": "hunter2", "TAG": "8"})
     assert loaded.sensitive_paths == {
-        ("services", "db", "env", "PASSWORD"),
-        ("services", "db", "env", "MIXED"),
+        ("services", "db", "environment", "PASSWORD"),
+        ("services", "db", "environment", "MIXED"),
     }
-    assert loaded.is_sensitive(("services", "db", "env", "PASSWORD"))
-    assert not loaded.is_sensitive(("services", "db", "env", "PLAIN"))
-    assert not loaded.is_sensitive(("services", "db", "env"))
+    assert loaded.is_sensitive(("services", "db", "environment", "PASSWORD"))
+    assert not loaded.is_sensitive(("services", "db", "environment", "PLAIN"))
+    assert not loaded.is_sensitive(("services", "db", "environment"))
     assert not loaded.is_sensitive(("services", "db", "image"))
 
 
 def test_env_list_form_is_sensitive_by_key() -> None:
-    body = "services:\n  db:\n    image: mysql\n    env:\n      - A=1\n      - PW=${ROOT_PW}\n"
+    body = (
+        "services:\n  db:\n    image: mysql\n    environment:\n      - A=1\n      - PW=${ROOT_PW}\n"
+    )
     loaded = _load(body, {"ROOT_PW": "hunter2"})
-    assert loaded.spec.services["db"].env == {"A": "1", "PW": "hunter2"}
-    assert loaded.sensitive_paths == {("services", "db", "env", "PW")}
+    assert loaded.spec.services["db"].environment == {"A": "1", "PW": "hunter2"}
+    assert loaded.sensitive_paths == {("services", "db", "environment", "PW")}
 
 
 @pytest.mark.parametrize(
@@ -158,19 +160,23 @@ def test_other_values_are_sensitive_when_the_variable_looks_secret(
 
 
 def test_secret_values_are_masked_in_errors() -> None:
-    body = "services:\n  web:\n    image: app\n    replicas: ${DB_PASSWORD}\n"
+    body = "services:\n  web:\n    image: app\n    deploy:\n      replicas: ${DB_PASSWORD}\n"
     message = _error(body, {"DB_PASSWORD": "hunter2"})
     assert "hunter2" not in message
-    assert message == "spec.yml:6:5: services.web.replicas: expected a whole number, got '***'"
+    assert message == (
+        "spec.yml:7:7: services.web.deploy.replicas: expected a whole number, got '***'"
+    )
 
 
 def test_a_secret_overridden_by_a_literal_is_no_longer_sensitive(tmp_path: Path) -> None:
     base = tmp_path / "base.yml"
-    base.write_text(HEADER + "services:\n  db:\n    image: x\n    env: {PW: '${PW}', A: '${PW}'}\n")
+    base.write_text(
+        HEADER + "services:\n  db:\n    image: x\n    environment: {PW: '${PW}', A: '${PW}'}\n"
+    )
     override = tmp_path / "override.yml"
-    override.write_text("services:\n  db:\n    env: {PW: literal}\n")
+    override.write_text("services:\n  db:\n    environment: {PW: literal}\n")
     loaded = load_spec([base, override], environ={"PW": "secret"})
-    assert loaded.sensitive_paths == {("services", "db", "env", "A")}
+    assert loaded.sensitive_paths == {("services", "db", "environment", "A")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,31 +189,100 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_later_files_win_mappings_merge_lists_replace(tmp_path: Path) -> None:
+def test_files_merge_by_the_compose_rules(tmp_path: Path) -> None:
     base = _write(
         tmp_path,
         "base.yml",
         HEADER
         + "networks: {a: {}, b: {}}\n"
-        + "services:\n  web:\n    image: app:1\n    replicas: 2\n"
-        + "    env: {A: '1', B: '2'}\n    networks: [a, b]\n"
-        + "    placement: {constraints: [node.role == worker], max_replicas_per_node: 3}\n",
+        + "services:\n  web:\n    image: app:1\n    command: [serve, --debug]\n"
+        + "    environment: {A: '1', B: '2'}\n    networks: [a]\n    dns: [10.0.0.1]\n"
+        + "    ports: ['8080:80', '9000:9000']\n    volumes: ['/data', '/logs']\n"
+        + "    deploy:\n      replicas: 2\n      labels: [team=web]\n"
+        + "      placement: {constraints: [node.role == worker], max_replicas_per_node: 3}\n",
     )
     override = _write(
         tmp_path,
         "prod.yml",
-        "services:\n  web:\n    replicas: 5\n    env: {B: '20', C: '30'}\n    networks: [b]\n"
-        "    placement: {constraints: [node.role == manager]}\n",
+        "services:\n  web:\n    command: [serve]\n    environment: [B=20, C=30]\n"
+        "    networks: {b: {aliases: [www]}}\n    dns: 10.0.0.2\n"
+        "    ports: [{target: 80, published: 8080, protocol: tcp, mode: host}]\n"
+        "    volumes: [{type: tmpfs, target: /logs}]\n"
+        "    deploy:\n      replicas: 5\n      labels: {tier: front}\n"
+        "      placement: {constraints: [node.labels.ssd == true]}\n",
     )
     spec = load_spec([base, override], environ={}).spec
     web = spec.services["web"]
     assert web.image == "app:1"
-    assert web.replicas == 5
-    assert web.env == {"A": "1", "B": "20", "C": "30"}
-    assert list(web.networks) == ["b"]
-    assert web.placement.constraints == ("node.role == manager",)
-    assert web.placement.max_replicas_per_node == 3
+    assert web.command == ("serve",)  # replaced, not appended
+    assert web.deploy.replicas == 5
+    assert web.environment == {"A": "1", "B": "20", "C": "30"}  # list merged into mapping
+    assert list(web.networks) == ["a", "b"]
+    assert web.networks["b"].aliases == ("www",)
+    assert web.dns == ("10.0.0.1", "10.0.0.2")  # sequences are appended
+    assert [(port.published, port.mode) for port in web.ports] == [
+        (8080, "host"),
+        (9000, "ingress"),
+    ]
+    assert [(mount.target, mount.type) for mount in web.volumes] == [
+        ("/data", "volume"),
+        ("/logs", "tmpfs"),
+    ]
+    assert web.deploy.labels == {"team": "web", "tier": "front"}
+    assert web.deploy.placement.constraints == ("node.role == worker", "node.labels.ssd == true")
+    assert web.deploy.placement.max_replicas_per_node == 3
     assert set(spec.networks) == {"a", "b"}
+
+
+def test_override_and_reset_tags(tmp_path: Path) -> None:
+    base = _write(
+        tmp_path,
+        "base.yml",
+        HEADER
+        + "services:\n  web:\n    image: app\n    dns: [10.0.0.1]\n    hostname: web\n"
+        + "    deploy:\n      placement: {constraints: [node.role == worker]}\n",
+    )
+    override = _write(
+        tmp_path,
+        "prod.yml",
+        "services:\n  web:\n    dns: !override [10.0.0.2]\n    hostname: !reset null\n"
+        "    deploy:\n      placement:\n        constraints: !override [node.role == manager]\n",
+    )
+    web = load_spec([base, override], environ={}).spec.services["web"]
+    assert web.dns == ("10.0.0.2",)
+    assert web.hostname is None
+    assert web.deploy.placement.constraints == ("node.role == manager",)
+
+
+def test_files_that_name_different_stacks_are_an_error(tmp_path: Path) -> None:
+    one = _write(tmp_path, "one.yml", HEADER + "services:\n  web: {image: a}\n")
+    two = _write(tmp_path, "two.yml", "x-converge:\n  stack: blog\n")
+    with pytest.raises(SpecError, match="the files name different stacks: 'blog' here"):
+        load_spec([one, two], environ={})
+    # A compose project name that differs from x-converge.stack gives way to it.
+    named = _write(tmp_path, "named.yml", "name: project\n")
+    assert load_spec([one, named], environ={}).spec.stack == "shop"
+
+
+def test_the_stack_comes_from_the_command_line_or_the_files(tmp_path: Path) -> None:
+    plain = _write(tmp_path, "plain.yml", "services:\n  web: {image: a}\n")
+    with pytest.raises(SpecError, match="no stack name: give STACK on the command line"):
+        load_spec([plain], environ={})
+    assert load_spec([plain], environ={}, stack="shop").spec.stack == "shop"
+    assert load_spec([plain], environ={}, require_stack=False).spec.stack == ""
+    named = _write(tmp_path, "named.yml", "name: project\nservices:\n  web: {image: a}\n")
+    assert load_spec([named], environ={}).spec.stack == "project"
+    # docker stack deploy -c F STACK: the command line wins over compose's project name ...
+    assert load_spec([named], environ={}, stack="shop").spec.stack == "shop"
+    # ... and over converge's own x-converge.stack, with a warning (a copy of a stack).
+    ours = _write(tmp_path, "ours.yml", HEADER)
+    copied = load_spec([ours], environ={}, stack="blog")
+    assert copied.spec.stack == "blog"
+    assert copied.warnings == (
+        f"{ours}:2: x-converge.stack: the file names stack 'shop'; deploying it as stack "
+        "'blog', as the command line says",
+    )
+    assert load_spec([ours], environ={}, stack="shop").warnings == ()
 
 
 def test_merge_order_matters(tmp_path: Path) -> None:
@@ -217,26 +292,32 @@ def test_merge_order_matters(tmp_path: Path) -> None:
     assert load_spec([two, one], environ={}).spec.services["web"].image == "one"
 
 
-def test_a_scalar_may_replace_a_mapping_and_back(tmp_path: Path) -> None:
+def test_an_empty_entry_in_an_override_keeps_the_base(tmp_path: Path) -> None:
     base = _write(tmp_path, "base.yml", HEADER + "volumes:\n  data: {driver: local}\n")
     override = _write(tmp_path, "override.yml", "volumes:\n  data:\n")
-    assert load_spec([base, override], environ={}).spec.volumes["data"].driver == "local"
+    assert load_spec([base, override], environ={}).spec.volumes["data"].driver is None
 
 
 def test_errors_point_into_the_file_that_gave_the_value(tmp_path: Path) -> None:
     base = _write(tmp_path, "base.yml", HEADER + "services:\n  web:\n    image: app\n")
-    override = _write(tmp_path, "prod.yml", "services:\n  web:\n    replicas: many\n")
+    override = _write(
+        tmp_path, "prod.yml", "services:\n  web:\n    deploy:\n      replicas: many\n"
+    )
     with pytest.raises(SpecError) as caught:
         load_spec([base, override], environ={})
     assert caught.value.problems == (
         SpecProblem(
-            str(override), 3, 5, "services.web.replicas", "expected a whole number, got 'many'"
+            str(override),
+            4,
+            7,
+            "services.web.deploy.replicas",
+            "expected a whole number, got 'many'",
         ),
     )
 
 
 def test_problems_of_every_file_are_reported_together(tmp_path: Path) -> None:
-    one = _write(tmp_path, "one.yml", "version: 1\nstack: [\n")
+    one = _write(tmp_path, "one.yml", "x-converge:\n  stack: [\n")
     two = _write(tmp_path, "two.yml", "- a list\n")
     with pytest.raises(SpecError) as caught:
         load_spec([one, two], environ={})
@@ -273,53 +354,150 @@ def test_no_file_and_unreadable_files(tmp_path: Path) -> None:
 # Parsing details
 
 
-def test_x_keys_are_ignored_only_at_the_top() -> None:
+def test_x_keys_are_ignored_in_every_compose_mapping() -> None:
     assert _load("x-anything: {whatever: [1, 2]}\n").spec.services == {}
-    assert _error("services:\n  x-web:\n    image: app\n    x-note: hi\n") == (
-        "spec.yml:6:5: services.x-web.x-note: unknown field 'x-note'; expected one of "
-        "image, entrypoint, command, mode, replicas, placement, ports, mounts, env, networks, "
-        "labels, container_labels, endpoint_mode, update_config, rollback_config, "
-        "restart_policy, resources, healthcheck, stop_grace_period, stop_signal, user, "
-        "workdir, hostname, init, read_only"
+    spec = _load("services:\n  x-web:\n    image: app\n    x-note: hi\n").spec
+    assert spec.services["x-web"].image == "app"
+    assert _error("services:\n  web:\n    image: app\n    colour: blue\n") == (
+        "spec.yml:6:5: services.web.colour: unknown field 'colour'"
+    )
+
+
+def test_keys_swarm_ignores_are_warnings_with_their_place() -> None:
+    body = (
+        "services:\n  web:\n    image: app\n    build: .\n    container_name: web\n"
+        "    depends_on: [db]\n    ports: ['127.0.0.1:80:80']\n"
+        "    volumes: [{type: tmpfs, target: /t, tmpfs: {mode: 01777}}]\n"
+    )
+    loaded = _load(body)
+    assert loaded.warnings == (
+        "spec.yml:6: services.web.build: ignored by swarm (build and push the image first)",
+        "spec.yml:7: services.web.container_name: ignored by swarm (a swarm names the "
+        "containers of a service's tasks itself)",
+        "spec.yml:8: services.web.depends_on: ignored by swarm (docker stack deploy starts "
+        "services in no particular order)",
+        "spec.yml:9: services.web.ports[0]: the host IP is ignored: a swarm service listens on "
+        "every address",
+        "spec.yml:10: services.web.volumes[0].tmpfs.mode: ignored, as by docker stack deploy "
+        "(the tmpfs mode is not sent)",
+    )
+
+
+def test_did_you_mean_knows_compose_and_converge_names() -> None:
+    body = "replicas: 2\nservices:\n  web:\n    image: app\n    env: {A: 1}\n    replicas: 2\n"
+    assert _error(body).splitlines() == [
+        "spec.yml:3:1: replicas: unknown field 'replicas'; expected one of version, name, "
+        "services, networks, volumes, secrets, configs, x-converge",
+        "spec.yml:7:5: services.web.env: unknown field 'env'; did you mean 'environment'?",
+        "spec.yml:8:5: services.web.replicas: unknown field 'replicas'; did you mean "
+        "'deploy.replicas'?",
+    ]
+    assert _error("nodes: {}\n") == (
+        "spec.yml:3:1: nodes: unknown field 'nodes'; did you mean 'x-converge.nodes'?"
     )
 
 
 def test_yaml_merge_keys_are_not_duplicates() -> None:
-    body = "x-d: &d {image: app, replicas: 2}\nservices:\n  web:\n    <<: *d\n    replicas: 3\n"
-    assert _load(body).spec.services["web"].replicas == 3
+    body = "x-d: &d {image: app, init: true}\nservices:\n  web:\n    <<: *d\n    init: false\n"
+    assert _load(body).spec.services["web"].init is False
 
 
 def test_empty_entries_declare_defaults() -> None:
-    spec = _load("nodes:\n  manager:\nnetworks:\n  net:\nvolumes:\n  data:\n").spec
+    spec = _load("networks:\n  net:\nvolumes:\n  data:\n").spec
+    assert spec.networks["net"].driver is None
+    assert spec.volumes["data"].driver is None
+    spec = load_spec_text("x-converge:\n  stack: shop\n  nodes:\n    manager:\n", "s.yml", {}).spec
     assert spec.nodes["manager"].role is None
-    assert spec.networks["net"].driver == "overlay"
-    assert spec.volumes["data"].driver == "local"
 
 
 def test_all_problems_are_reported_in_file_order() -> None:
     body = (
-        "services:\n  b:\n    image: app\n    replicas: x\n"
-        "  a:\n    image: app\n    mode: nope\n    replicas: y\n"
+        "services:\n  b:\n    image: app\n    deploy: {replicas: x}\n"
+        "  a:\n    image: app\n    deploy:\n      mode: nope\n      replicas: y\n"
     )
     assert _error(body).splitlines() == [
-        "spec.yml:6:5: services.b.replicas: expected a whole number, got 'x'",
-        "spec.yml:9:5: services.a.mode: expected 'replicated' or 'global', got 'nope'",
-        "spec.yml:10:5: services.a.replicas: expected a whole number, got 'y'",
+        "spec.yml:6:14: services.b.deploy.replicas: expected a whole number, got 'x'",
+        "spec.yml:10:7: services.a.deploy.mode: expected 'replicated', 'global', "
+        "'replicated-job' or 'global-job', got 'nope'",
+        "spec.yml:11:7: services.a.deploy.replicas: expected a whole number, got 'y'",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Variable files and environments, as compose and docker stack deploy read them
+
+
+def test_a_dot_env_file_beside_the_first_file_supplies_variables(tmp_path: Path) -> None:
+    _write(tmp_path, ".env", "# comment\nTAG=1.2\nexport REG='my.registry'\nQ=\"a b\"\n")
+    spec_file = _write(
+        tmp_path, "stack.yml", HEADER + "services:\n  web: {image: '${REG}/x:${TAG}'}\n"
+    )
+    loaded = load_spec([spec_file], environ={})
+    assert loaded.spec.services["web"].image == "my.registry/x:1.2"
+    # The environment wins over the file, as in compose.
+    assert load_spec([spec_file], environ={"TAG": "9"}).spec.services["web"].image == (
+        "my.registry/x:9"
+    )
+    # --env-file replaces .env.
+    other = _write(tmp_path, "prod.env", "TAG=3\nREG=prod\n")
+    assert load_spec([spec_file], environ={}, env_files=[other]).spec.services["web"].image == (
+        "prod/x:3"
+    )
+    with pytest.raises(SpecError, match="cannot read the file"):
+        load_spec([spec_file], environ={}, env_files=[tmp_path / "missing.env"])
+
+
+def test_env_file_and_bare_environment_entries(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "web.env",
+        "# docker's format: taken as written\nA=1\nQUOTED='x'\nFROM_SHELL\nGONE\n",
+    )
+    spec_file = _write(
+        tmp_path,
+        "stack.yml",
+        HEADER
+        + "services:\n  web:\n    image: app\n    env_file: web.env\n"
+        + "    environment: [A=2, BARE, EMPTY=, KEPT=k]\n",
+    )
+    environ = {"FROM_SHELL": "shell", "BARE": "bare", "EMPTY": "filled"}
+    loaded = load_spec([spec_file], environ=environ)
+    # environment wins over env_file; a bare or empty entry takes the variable when it is set.
+    assert loaded.spec.services["web"].environment == {
+        "A": "2",
+        "QUOTED": "'x'",
+        "FROM_SHELL": "shell",
+        "BARE": "bare",
+        "EMPTY": "filled",
+        "KEPT": "k",
+    }
+    path = ("services", "web", "environment")
+    assert loaded.is_sensitive((*path, "QUOTED"))
+    assert loaded.is_sensitive((*path, "BARE"))
+    assert not loaded.is_sensitive((*path, "KEPT"))
+    assert not loaded.is_sensitive((*path, "A"))
+    # Unset, a bare entry stays bare: docker sends the name alone.
+    unset = load_spec([spec_file], environ={})
+    assert unset.spec.services["web"].environment["BARE"] is None
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "spec.yml:1:1: version: required field is missing"),
+        (
+            "",
+            "spec.yml:1:1: no stack name: give STACK on the command line, or x-converge.stack "
+            "or name in the file",
+        ),
         (
             "'just text'",
-            "spec.yml:1:1: a spec is a mapping of sections (version, stack, "
-            "services, ...), got a string",
+            "spec.yml:1:1: a compose file is a mapping of sections (services, networks, "
+            "...), got a string",
         ),
         (
             "42",
-            "spec.yml:1:1: a spec is a mapping of sections (version, stack, services, ...), got 42",
+            "spec.yml:1:1: a compose file is a mapping of sections (services, networks, "
+            "...), got 42",
         ),
         (
             "a: 1\n---\nb: 2\n",

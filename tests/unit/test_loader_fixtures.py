@@ -142,53 +142,61 @@ def test_short_forms_equal_their_long_forms() -> None:
         (7000, 8000, "tcp"),
         (7001, 8001, "tcp"),
     ]
-    assert [(mount.type, mount.source, mount.read_only) for mount in web.mounts] == [
+    assert [(mount.type, mount.source, mount.read_only) for mount in web.volumes] == [
         ("volume", "data", False),
         ("volume", "data", True),
         ("bind", "/etc/localtime", True),
         ("volume", None, False),
     ]
-    assert web.env == {"MODE": "production", "GREETING": "hello=world", "EMPTY": ""}
+    assert web.environment == {"MODE": "production", "GREETING": "hello=world", "EMPTY": ""}
     assert web.command == ("nginx", "-g", "daemon off;")
-    assert web.placement.constraints == ("node.labels.type == web", "node.role != manager")
+    assert web.deploy.placement.constraints == ("node.labels.type==web", "node.role != manager")
+    assert web.extra_hosts == ("cache.local:10.0.0.6", "db.local:10.0.0.5")
+    assert web.ulimits["nproc"].soft == web.ulimits["nproc"].hard == 512
+    assert web.dns == ("10.0.0.2",)
     assert web.healthcheck is not None
     assert web.healthcheck.test == ("CMD-SHELL", "curl -f http://localhost/ || exit 1")
     assert web.healthcheck.interval == 90_000_000_000
     assert web.healthcheck.timeout == 500_000_000
     assert web.stop_grace_period == 10_000_000_000
-    assert web.resources is not None
-    assert web.resources.limits is not None
-    assert web.resources.limits.cpus == 500_000_000
-    assert web.resources.limits.memory == 2 * 1024**3
+    limits = web.deploy.resources.limits
+    assert limits is not None
+    assert limits.cpus == 500_000_000
+    assert limits.memory == 2 * 1024**3
     assert short.nodes["worker1"].labels == {"type": "web", "ssd": "true", "rack": "3"}
 
 
 def test_anchors_and_yaml_merge_keys() -> None:
     loaded = load_spec([GOOD / "anchors.yml"], environ={"TAG": "2.0"})
     api, worker = loaded.spec.services["api"], loaded.spec.services["worker"]
+    assert loaded.spec.stack == "anchors"
     assert api.image == worker.image == "example/app:2.0"
-    assert api.restart_policy == worker.restart_policy
-    assert api.restart_policy is not None
-    assert api.restart_policy.max_attempts == 3
-    assert api.update_config is not None
-    assert worker.update_config is not None
-    assert api.update_config.parallelism == 1
-    assert worker.update_config.parallelism == 3
-    assert worker.update_config.delay == api.update_config.delay == 10_000_000_000
+    assert api.deploy.restart_policy == worker.deploy.restart_policy
+    assert api.deploy.restart_policy is not None
+    assert api.deploy.restart_policy.max_attempts == 3
+    assert api.deploy.update_config is not None
+    assert worker.deploy.update_config is not None
+    assert api.deploy.update_config.parallelism == 1
+    assert worker.deploy.update_config.parallelism == 3
+    assert worker.deploy.update_config.delay == api.deploy.update_config.delay == 10_000_000_000
     assert list(api.networks) == ["backend"]
     assert load_spec([GOOD / "anchors.yml"], environ={}).spec.services["api"].image == (
         "example/app:latest"
     )
 
 
-def test_override_merges_mappings_and_replaces_lists() -> None:
+def test_override_merges_by_the_compose_rules() -> None:
     loaded = load_spec(GOOD_OVERRIDE, environ={"WEB_TAG": "1.2.3"})
     web = loaded.spec.services["web"]
     assert web.image == "example/web:1.2.3"
-    assert web.replicas == 6
-    assert [(port.published, port.target) for port in web.ports] == [(80, 80)]
-    assert web.env == {"MODE": "production", "LOG_LEVEL": "debug"}
-    assert web.placement.constraints == ("node.labels.type == web",)
+    assert web.deploy.replicas == 6
+    # ports are unique by their key: a new published port is added.
+    assert [(port.published, port.target) for port in web.ports] == [(8080, 80), (80, 80)]
+    # a list-form environment merges into the mapping one.
+    assert web.environment == {"MODE": "production", "LOG_LEVEL": "debug"}
+    # sequences are appended, unless !override says otherwise.
+    assert web.dns == ("10.0.0.2", "10.0.0.3")
+    assert web.deploy.placement.constraints == ("node.labels.type == web",)
     assert list(web.networks) == ["backend"]
     assert set(loaded.spec.services) == {"web", "cache"}
     assert loaded.files == tuple(str(file) for file in GOOD_OVERRIDE)
@@ -198,15 +206,19 @@ def test_full_spec_sets_what_it_says() -> None:
     spec = load_spec([GOOD / "full.yml"], environ={}).spec
     assert spec.networks["proxy"].external
     assert spec.networks["proxy"].name == "traefik_public"
-    assert spec.networks["backend"].gateway == "10.20.0.1"
+    ipam = spec.networks["backend"].ipam
+    assert ipam is not None
+    assert ipam.config[0].gateway == "10.20.0.1"
+    assert spec.networks["backend"].encrypted
     db = spec.services["db"]
-    assert db.env == {"POSTGRES_PASSWORD": "changeme", "POSTGRES_USER": "shop"}
-    assert db.mounts[1].tmpfs is not None
-    assert db.mounts[1].tmpfs.mode == 0o1777
-    assert db.mounts[1].tmpfs.size == 64 * 1024**2
+    assert db.environment == {"POSTGRES_PASSWORD": "changeme", "POSTGRES_USER": "shop"}
+    assert db.volumes[1].tmpfs is not None
+    assert db.volumes[1].tmpfs.size == 64 * 1024**2
     assert db.networks["backend"].aliases == ("database", "pg")
     assert db.networks["isolated"].aliases == ()
-    assert spec.services["agent"].mode == "global"
+    assert spec.services["agent"].deploy.mode == "global"
+    assert spec.services["migrate"].deploy.mode == "replicated-job"
+    assert spec.services["web"].x_converge.ignore == ("deploy.replicas",)
     assert spec.loadbalancer is not None
     assert spec.loadbalancer.timeouts.client == 60_000_000_000
     assert spec.loadbalancer.stats is not None

@@ -58,8 +58,8 @@ def _load_or_spec_error(text: str) -> None:
 YAMLISH = st.sampled_from(
     [
         *":-[]{},#&*!|>'\"%@`?$ \t\n",
-        "version: 1\n",
-        "stack: s\n",
+        "version: '3.8'\n",
+        "x-converge:\n  stack: s\n",
         "services:\n",
         "  web:\n",
         "    image: x\n",

@@ -1,9 +1,10 @@
 """The normalisation rules of ``converge.normalize``, one test (or a few) per rule.
 
-Each test builds the desired view from a small spec and the observed view from the ServiceSpec
-JSON the engine reports, aligns them, and asserts they compare equal, or differ in exactly the
-field the test expects. The engine JSON is written the way the lab's Engine 20.10 returns it
-(see ``tests/fixtures/recorded/``): fields omitted when zero, ids where names were sent.
+Each test builds the desired view from a small compose file and the observed view from the
+ServiceSpec JSON the engine reports, aligns them, and asserts they compare equal, or differ in
+exactly the field the test expects. The engine JSON is written the way the lab's Engine 20.10
+returns it (see ``tests/fixtures/recorded/``): fields omitted when zero, ids where names were
+sent.
 """
 
 from __future__ import annotations
@@ -14,36 +15,52 @@ from typing import Any
 import pytest
 
 from converge.diff import compare_views
+from converge.engine_spec import service_engine_spec
 from converge.loader import load_spec_text
 from converge.normalize import (
     align,
     canonical_constraint,
     canonical_image,
+    default_service_view,
     desired_network_view,
     desired_node_view,
     desired_service_view,
     observed_network_view,
     observed_node_view,
     observed_service_view,
+    service_view,
 )
 
 STACK = "app"
 BACKEND_ID = "yalsegug5gw94pv9iklqzyb1x"
-NETWORK_NAMES = {BACKEND_ID: "app_backend"}
+DEFAULT_ID = "q1c57o8m4rj4em0vnnxtcwy5m"
+NETWORK_NAMES = {BACKEND_ID: "app_backend", DEFAULT_ID: "app_default"}
 
 
 def spec_of(services_yaml: str, extra: str = "") -> Any:
-    text = f"version: 1\nstack: {STACK}\n{extra}\nservices:\n{services_yaml}"
+    text = f"x-converge:\n  stack: {STACK}\n{extra}\nservices:\n{services_yaml}"
     return load_spec_text(text, environ={}).spec
 
 
 def minimal_engine_spec(**container: Any) -> dict[str, Any]:
-    """What the engine reports for a bare service named app_web (image only, 1 replica)."""
+    """What the engine reports for a bare service app_web (image only) on app_default."""
     return {
         "Name": "app_web",
-        "Labels": {"com.docker.stack.namespace": STACK, "io.converge.managed-by": "converge"},
+        "Labels": {
+            "com.docker.stack.namespace": STACK,
+            "com.docker.stack.image": "converge-lab/app:v1",
+        },
         "TaskTemplate": {
-            "ContainerSpec": {"Image": "converge-lab/app:v1", "Isolation": "default", **container},
+            "ContainerSpec": {
+                "Image": "converge-lab/app:v1",
+                "Labels": {"com.docker.stack.namespace": STACK},
+                "Privileges": {"CredentialSpec": None, "SELinuxContext": None},
+                "Isolation": "default",
+                **container,
+            },
+            "Resources": {},
+            "Placement": {},
+            "Networks": [{"Target": DEFAULT_ID, "Aliases": ["web"]}],
             "ForceUpdate": 0,
             "Runtime": "container",
         },
@@ -55,10 +72,13 @@ def minimal_engine_spec(**container: Any) -> dict[str, Any]:
 def changed(
     service_yaml: str, engine: dict[str, Any], extra: str = "", key: str = "web"
 ) -> list[str]:
-    """The fields that differ once both sides are normalised and aligned."""
-    desired = desired_service_view(spec_of(service_yaml, extra), key)
+    """The fields that differ once both sides are normalised and aligned (as the diff does)."""
+    spec = spec_of(service_yaml, extra)
+    desired = desired_service_view(spec, key)
     observed = observed_service_view(engine, STACK, NETWORK_NAMES)
-    return [change.field for change in compare_views(align(desired, observed), desired)]
+    ignore = spec.services[key].x_converge.ignore
+    aligned = align(desired, observed, ignore=ignore, none_unmanaged=False)
+    return [change.field for change in compare_views(aligned, desired)]
 
 
 WEB = "  web:\n    image: converge-lab/app:v1\n"
@@ -75,24 +95,44 @@ def with_(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return result
 
 
+# --- one function for both sides ---------------------------------------------------------
+
+
+def test_the_desired_view_is_the_view_of_what_stack_deploy_would_send() -> None:
+    spec = spec_of(WEB + "    deploy: {replicas: 3}\n")
+    assert desired_service_view(spec, "web") == service_view(
+        service_engine_spec(spec, "web"), STACK, {}
+    )
+
+
+def test_a_bare_service_is_what_the_engine_reports_for_it() -> None:
+    assert changed(WEB, minimal_engine_spec()) == []
+    # The engine's defaults are what a service that sets nothing compares as.
+    assert observed_service_view(minimal_engine_spec(), STACK, NETWORK_NAMES) | {
+        "image": "",
+        "networks": {},
+    } == default_service_view(STACK) | {"image": "", "networks": {}}
+
+
 # --- engine-filled defaults ------------------------------------------------------------------
 
 
 def test_engine_defaults_equal_their_documented_values() -> None:
     spec = (
-        WEB + "    endpoint_mode: vip\n"
-        "    ports: [{target: 80, published: 8080}]\n"
-        "    update_config: {parallelism: 1, delay: 0s, failure_action: pause, monitor: 5s,"
-        " max_failure_ratio: 0, order: stop-first}\n"
-        "    rollback_config: {parallelism: 1, delay: 0s, failure_action: pause, monitor: 5s,"
-        " max_failure_ratio: 0, order: stop-first}\n"
-        "    restart_policy: {condition: any, delay: 5s, max_attempts: 0, window: 0s}\n"
+        WEB + "    ports: [{target: 80, published: 8080}]\n"
         "    stop_grace_period: 10s\n"
-        "    init: false\n"
         "    read_only: false\n"
+        "    isolation: default\n"
+        "    deploy:\n"
+        "      endpoint_mode: vip\n"
+        "      update_config: {parallelism: 1, delay: 0s, failure_action: pause, monitor: 5s,"
+        " max_failure_ratio: 0, order: stop-first}\n"
+        "      rollback_config: {parallelism: 1, delay: 0s, failure_action: pause, monitor: 5s,"
+        " max_failure_ratio: 0, order: stop-first}\n"
+        "      restart_policy: {condition: any, delay: 5s, max_attempts: 0, window: 0s}\n"
     )
-    # No UpdateConfig, RollbackConfig, RestartPolicy, Resources or Placement; a port without
-    # its protocol and publish mode.
+    # No UpdateConfig, RollbackConfig, RestartPolicy or StopGracePeriod; a port without its
+    # protocol and publish mode.
     engine = with_(
         minimal_engine_spec(), "EndpointSpec.Ports", [{"TargetPort": 80, "PublishedPort": 8080}]
     )
@@ -106,26 +146,31 @@ def test_a_present_policy_omits_its_zero_values() -> None:
         "UpdateConfig",
         {"FailureAction": "pause", "Monitor": 5_000_000_000, "Order": "stop-first"},
     )
-    spec = WEB + "    update_config: {parallelism: 0, delay: 0s, max_failure_ratio: 0}\n"
+    spec = WEB + "    deploy:\n      update_config: {parallelism: 0, monitor: 5s}\n"
     assert changed(spec, engine) == []
-    assert changed(WEB + "    update_config: {parallelism: 1}\n", engine) == [
-        "update_config.parallelism"
+    assert changed(WEB + "    deploy:\n      update_config: {monitor: 5s}\n", engine) == [
+        "deploy.update_config.parallelism"
     ]
+
+
+def test_an_update_config_without_monitor_monitors_nothing() -> None:
+    # As docker stack deploy sends it: an update_config given without monitor is Monitor 0,
+    # not the engine's 5s default (which only applies when there is no update_config at all).
+    engine = with_(minimal_engine_spec(), "UpdateConfig", {"Parallelism": 2})
+    assert changed(WEB + "    deploy:\n      update_config: {parallelism: 2}\n", engine) == []
 
 
 def test_empty_resources_and_placement_are_nothing() -> None:
     engine = minimal_engine_spec()
     engine["TaskTemplate"]["Resources"] = {"Limits": {}, "Reservations": {}}
     engine["TaskTemplate"]["Placement"] = {}
-    spec = WEB + "    placement: {constraints: []}\n"
+    spec = WEB + "    deploy:\n      placement: {constraints: []}\n"
     assert changed(spec, engine) == []
-    desired = desired_service_view(spec_of(WEB), "web")
     observed = observed_service_view(engine, STACK, {})
-    assert observed["resources"] == {
-        "limits": {"cpus": None, "memory": None},
-        "reservations": {"cpus": None, "memory": None},
+    assert observed["deploy"]["resources"] == {
+        "limits": {"cpus": None, "memory": None, "pids": None},
+        "reservations": {"cpus": None, "memory": None, "generic_resources": []},
     }
-    assert observed["constraints"] == desired["constraints"] == []
 
 
 def test_force_update_counter_and_engine_only_fields_are_not_compared() -> None:
@@ -134,42 +179,108 @@ def test_force_update_counter_and_engine_only_fields_are_not_compared() -> None:
     assert changed(WEB, engine) == []
 
 
-# --- replicas and unmanaged fields -----------------------------------------------------------
+# --- the file is the full desired state -------------------------------------------------------
 
 
 def test_replicas_unset_means_one() -> None:
     assert changed(WEB, minimal_engine_spec()) == []
     engine = with_(minimal_engine_spec(), "Mode.Replicated.Replicas", 2)
-    assert changed(WEB, engine) == ["replicas"]
+    assert changed(WEB, engine) == ["deploy.replicas"]
 
 
 def test_a_global_service_has_no_replica_count() -> None:
     engine = with_(minimal_engine_spec(), "Mode", {"Global": {}})
-    assert changed(WEB + "    mode: global\n", engine) == []
-    assert changed(WEB, engine) == ["mode", "replicas"]
+    assert changed(WEB + "    deploy: {mode: global}\n", engine) == []
+    assert changed(WEB, engine) == ["deploy.mode", "deploy.replicas"]
 
 
-def test_fields_the_spec_leaves_unset_are_not_managed() -> None:
+def test_jobs() -> None:
+    engine = with_(
+        minimal_engine_spec(),
+        "Mode",
+        {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}},
+    )
+    assert changed(WEB + "    deploy: {mode: replicated-job, replicas: 3}\n", engine) == []
+    assert changed(WEB + "    deploy: {mode: replicated-job}\n", engine) == ["deploy.replicas"]
+    engine = with_(minimal_engine_spec(), "Mode", {"GlobalJob": {}})
+    assert changed(WEB + "    deploy: {mode: global-job}\n", engine) == []
+
+
+def test_fields_the_file_leaves_unset_mean_the_engine_default() -> None:
+    # A hand change to a field the file does not mention is drift: apply restores it.
     engine = minimal_engine_spec(
         User="nobody", Dir="/srv", Hostname="h", StopSignal="SIGINT", StopGracePeriod=1, Init=True
     )
     engine["UpdateConfig"] = {"Parallelism": 4, "Order": "start-first"}
     engine["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
-    engine["TaskTemplate"]["Resources"] = {"Limits": {"MemoryBytes": 1 << 20}}
+    engine["TaskTemplate"]["Resources"] = {"Reservations": {"NanoCPUs": 10**8}}
+    engine["TaskTemplate"]["Placement"] = {"MaxReplicas": 2}
     engine["EndpointSpec"]["Mode"] = "dnsrr"
-    assert changed(WEB, engine) == []
-
-
-def test_struct_sub_fields_left_unset_are_not_managed() -> None:
-    engine = with_(
-        minimal_engine_spec(),
-        "UpdateConfig",
-        {"Parallelism": 2, "Delay": 10**9, "Order": "start-first"},
-    )
-    assert changed(WEB + "    update_config: {parallelism: 2}\n", engine) == []
-    assert changed(WEB + "    update_config: {order: stop-first}\n", engine) == [
-        "update_config.order"
+    assert changed(WEB, engine) == [
+        "deploy.endpoint_mode",
+        "deploy.placement.max_replicas_per_node",
+        "deploy.resources.reservations.cpus",
+        "deploy.restart_policy.condition",
+        "deploy.update_config.monitor",
+        "deploy.update_config.order",
+        "deploy.update_config.parallelism",
+        "hostname",
+        "init",
+        "stop_grace_period",
+        "stop_signal",
+        "user",
+        "working_dir",
     ]
+
+
+@pytest.mark.parametrize(
+    ("container", "field"),
+    [
+        ({"Healthcheck": {"Test": ["CMD", "true"]}}, "healthcheck"),
+        ({"ReadOnly": True}, "read_only"),
+        ({"TTY": True}, "tty"),
+        ({"OpenStdin": True}, "stdin_open"),
+        ({"DNSConfig": {"Nameservers": ["1.1.1.1"]}}, "dns"),
+        ({"DNSConfig": {"Search": ["x"]}}, "dns_search"),
+        ({"DNSConfig": {"Options": ["ndots:1"]}}, "dns_opt"),
+        ({"CapabilityAdd": ["CAP_NET_ADMIN"]}, "cap_add"),
+        ({"CapabilityDrop": ["CAP_CHOWN"]}, "cap_drop"),
+        ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}]}, "ulimits.nofile"),
+        ({"Sysctls": {"net.core.somaxconn": "1"}}, "sysctls.net.core.somaxconn"),
+        ({"Hosts": ["10.0.0.1 db"]}, "extra_hosts"),
+        ({"Isolation": "process"}, "isolation"),
+        ({"Env": ["A=1"]}, "environment.A"),
+        ({"Labels": {"a": "b"}}, "labels.a"),
+        ({"Args": ["x"]}, "command"),
+        ({"Command": ["x"]}, "entrypoint"),
+    ],
+)
+def test_a_hand_change_to_any_container_field_is_drift(
+    container: dict[str, Any], field: str
+) -> None:
+    assert changed(WEB, minimal_engine_spec(**container)) == [field]
+
+
+def test_a_hand_added_log_driver_or_secret_is_drift() -> None:
+    engine = with_(minimal_engine_spec(), "TaskTemplate.LogDriver", {"Name": "syslog"})
+    assert changed(WEB, engine) == ["logging"]
+    secret = {
+        "SecretName": "app_key",
+        "SecretID": "x",
+        "File": {"Name": "key", "UID": "0", "GID": "0", "Mode": 292},
+    }
+    engine = minimal_engine_spec(Secrets=[secret])
+    assert changed(WEB, engine) == ["secrets.key"]
+
+
+def test_fields_under_x_converge_ignore_are_left_to_their_owner() -> None:
+    engine = with_(minimal_engine_spec(Image="converge-lab/app:v9"), "Mode.Replicated.Replicas", 7)
+    owned = WEB + "    x-converge:\n      ignore: [image, deploy.replicas]\n"
+    assert changed(owned, engine) == []
+    assert changed(WEB, engine) == ["deploy.replicas", "image"]
+    nested = WEB + "    x-converge:\n      ignore: [deploy.resources.limits]\n"
+    engine = with_(minimal_engine_spec(), "TaskTemplate.Resources", {"Limits": {"NanoCPUs": 10**9}})
+    assert changed(nested, engine) == []
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -218,9 +329,14 @@ def test_canonical_image() -> None:
 NETWORKS = "networks:\n  backend: {}\n"
 
 
+def _on_backend(aliases: list[str]) -> dict[str, Any]:
+    return with_(
+        minimal_engine_spec(), "TaskTemplate.Networks", [{"Target": BACKEND_ID, "Aliases": aliases}]
+    )
+
+
 def test_network_ids_become_names_and_the_key_alias_is_hidden() -> None:
-    engine = minimal_engine_spec()
-    engine["TaskTemplate"]["Networks"] = [{"Target": BACKEND_ID, "Aliases": ["web", "frontend"]}]
+    engine = _on_backend(["frontend", "web"])
     spec = WEB + "    networks:\n      backend: {aliases: [frontend]}\n"
     assert changed(spec, engine, NETWORKS) == []
     assert changed(WEB + "    networks: [backend]\n", engine, NETWORKS) == [
@@ -228,16 +344,20 @@ def test_network_ids_become_names_and_the_key_alias_is_hidden() -> None:
     ]
 
 
+def test_a_service_that_names_no_network_is_on_the_stack_default() -> None:
+    engine = _on_backend(["web"])
+    assert changed(WEB, engine, NETWORKS) == ["networks"]
+
+
 def test_networks_in_the_deprecated_service_level_field_are_read() -> None:
     engine = minimal_engine_spec()
+    del engine["TaskTemplate"]["Networks"]
     engine["Networks"] = [{"Target": BACKEND_ID, "Aliases": ["web"]}]
     assert changed(WEB + "    networks: [backend]\n", engine, NETWORKS) == []
 
 
 def test_an_alias_equal_to_the_key_does_not_show_as_a_change() -> None:
-    # converge adds the key as an alias itself; a spec that also lists it must still converge.
-    engine = minimal_engine_spec()
-    engine["TaskTemplate"]["Networks"] = [{"Target": BACKEND_ID, "Aliases": ["web", "web"]}]
+    engine = _on_backend(["web", "web"])
     spec = WEB + "    networks:\n      backend: {aliases: [web]}\n"
     assert changed(spec, engine, NETWORKS) == []
 
@@ -256,17 +376,19 @@ def test_the_stack_prefix_of_volume_names_is_removed() -> None:
             }
         ]
     )
-    assert changed(WEB + "    mounts: [data:/data]\n", engine, "volumes:\n  data: {}\n") == []
+    assert changed(WEB + "    volumes: [data:/data]\n", engine, "volumes:\n  data: {}\n") == []
+    # A changed volume driver changes the service's mount, as stack deploy would send it.
+    assert changed(
+        WEB + "    volumes: [data:/data]\n", engine, "volumes:\n  data: {driver: nfs}\n"
+    ) == ["volumes./data.driver", "volumes./data.driver_opts"]
 
 
 def test_ownership_labels_are_hidden() -> None:
     engine = minimal_engine_spec(Labels={"com.docker.stack.namespace": STACK, "role": "x"})
-    engine["Labels"].update(
-        {"com.docker.stack.image": "converge-lab/app:v1", "io.converge.image": "x", "tier": "a"}
-    )
-    spec = WEB + "    labels: {tier: a}\n    container_labels: {role: x}\n"
+    engine["Labels"].update({"io.converge.managed-by": "converge", "tier": "a"})
+    spec = WEB + "    labels: {role: x}\n    deploy:\n      labels: {tier: a}\n"
     assert changed(spec, engine) == []
-    assert changed(WEB, engine) == ["container_labels.role", "labels.tier"]
+    assert changed(WEB, engine) == ["deploy.labels.tier", "labels.role"]
 
 
 # --- order-insensitive lists ----------------------------------------------------------------
@@ -279,6 +401,7 @@ def test_env_ports_mounts_constraints_and_networks_ignore_order() -> None:
             {"Type": "tmpfs", "Target": "/tmp"},
             {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": True},
         ],
+        CapabilityAdd=["CAP_SYS_TIME", "CAP_NET_ADMIN"],
     )
     engine["TaskTemplate"]["Placement"] = {
         "Constraints": ["node.role == worker", "node.hostname != dbhost"]
@@ -292,16 +415,18 @@ def test_env_ports_mounts_constraints_and_networks_ignore_order() -> None:
         {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"},
     ]
     spec = (
-        WEB + "    env: {A: 1, B: 2}\n"
-        "    mounts: [/srv:/srv:ro, {type: tmpfs, target: /tmp}]\n"
-        "    placement: {constraints: [node.hostname != dbhost, node.role == worker]}\n"
+        WEB + "    environment: {A: 1, B: 2}\n"
+        "    volumes: [/srv:/srv:ro, {type: tmpfs, target: /tmp}]\n"
         "    ports: ['8080:80', '5353:53/udp']\n"
         "    networks: [backend, front]\n"
+        "    cap_add: [net_admin, sys_time]\n"
+        "    deploy:\n"
+        "      placement: {constraints: [node.hostname != dbhost, node.role == worker]}\n"
     )
     names = {**NETWORK_NAMES, "frontid": "app_front"}
     desired = desired_service_view(spec_of(spec, "networks:\n  backend: {}\n  front: {}\n"), "web")
     observed = observed_service_view(engine, STACK, names)
-    assert compare_views(align(desired, observed), desired) == []
+    assert compare_views(align(desired, observed, none_unmanaged=False), desired) == []
 
 
 # --- constraint spelling ---------------------------------------------------------------------
@@ -314,7 +439,7 @@ def test_env_ports_mounts_constraints_and_networks_ignore_order() -> None:
 def test_constraint_spelling(spelling: str) -> None:
     assert canonical_constraint(spelling) == "node.labels.type == mvc"
     engine = with_(minimal_engine_spec(), "TaskTemplate.Placement", {"Constraints": [spelling]})
-    spec = WEB + "    placement: {constraints: ['node.labels.type==mvc']}\n"
+    spec = WEB + "    deploy:\n      placement: {constraints: ['node.labels.type==mvc']}\n"
     assert changed(spec, engine) == []
 
 
@@ -334,11 +459,14 @@ def test_durations_sizes_and_cpus_compare_in_engine_units() -> None:
     spec = (
         WEB + "    stop_grace_period: 1m30s\n"
         "    healthcheck: {test: [CMD, 'true'], interval: 1500ms}\n"
-        "    mounts: [{type: tmpfs, target: /t, tmpfs: {size: 64M}}]\n"
-        "    resources: {limits: {cpus: 0.5, memory: 1G}, reservations: {memory: 256M}}\n"
+        "    volumes: [{type: tmpfs, target: /t, tmpfs: {size: 64M}}]\n"
+        "    deploy:\n"
+        "      resources: {limits: {cpus: 0.5, memory: 1G}, reservations: {memory: 256M}}\n"
     )
     assert changed(spec, engine) == []
-    assert changed(spec.replace("cpus: 0.5", "cpus: 0.25"), engine) == ["resources.limits.cpus"]
+    assert changed(spec.replace("cpus: 0.5", "cpus: 0.25"), engine) == [
+        "deploy.resources.limits.cpus"
+    ]
 
 
 # --- nodes and networks -----------------------------------------------------------------------
@@ -347,34 +475,60 @@ def test_durations_sizes_and_cpus_compare_in_engine_units() -> None:
 def test_node_view_manages_only_what_the_spec_sets() -> None:
     node = {"Spec": {"Role": "worker", "Availability": "active", "Labels": {"type": "mvc"}}}
     spec = load_spec_text(
-        "version: 1\nstack: app\nnodes:\n  manager: {role: manager}\n  w1: {role: worker}\n",
+        "x-converge:\n  stack: app\n  nodes:\n    manager: {role: manager}\n"
+        "    w1: {role: worker}\n",
         environ={},
     ).spec
     desired = desired_node_view(spec.nodes["w1"])
     assert compare_views(align(desired, observed_node_view(node)), desired) == []
 
 
-def test_network_view_hides_engine_options_and_ownership_labels() -> None:
-    network = {
+def _backend_network(**fields: Any) -> dict[str, Any]:
+    return {
         "Name": "app_backend",
         "Driver": "overlay",
         "Attachable": True,
         "Labels": {"com.docker.stack.namespace": STACK, "io.converge.managed-by": "converge"},
         "Options": {"com.docker.network.driver.overlay.vxlanid_list": "4097", "encrypted": ""},
         "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]},
+        **fields,
     }
+
+
+def _network_changes(network_yaml: str, network: dict[str, Any]) -> list[str]:
     spec = load_spec_text(
-        "version: 1\nstack: app\nnetworks:\n  backend: {attachable: true, encrypted: true}\n",
-        environ={},
+        f"x-converge:\n  stack: app\nnetworks:\n  backend: {network_yaml}\n", environ={}
     ).spec
     desired = desired_network_view(spec.networks["backend"])
-    assert compare_views(align(desired, observed_network_view(network)), desired) == []
+    return [
+        change.field
+        for change in compare_views(align(desired, observed_network_view(network)), desired)
+    ]
+
+
+def test_network_view_hides_engine_options_and_ownership_labels() -> None:
+    network = _backend_network()
+    assert _network_changes("{attachable: true, driver_opts: {encrypted: ''}}", network) == []
+
+
+def test_a_network_address_pool_is_compared_only_when_the_file_gives_one() -> None:
+    network = _backend_network()
+    options = "attachable: true, driver_opts: {encrypted: ''}"
+    # The engine picked the gateway: not a difference; a subnet the file gives is.
+    assert (
+        _network_changes(f"{{{options}, ipam: {{config: [{{subnet: 10.9.0.0/24}}]}}}}", network)
+        == []
+    )
+    assert _network_changes(
+        f"{{{options}, ipam: {{config: [{{subnet: 10.8.0.0/24}}]}}}}", network
+    ) == ["ipam.config"]
 
 
 def test_an_external_network_is_known_by_its_real_name() -> None:
     engine = minimal_engine_spec()
     engine["TaskTemplate"]["Networks"] = [{"Target": "extid", "Aliases": ["web"]}]
     extra = "networks:\n  shared: {external: true, name: outside_net}\n"
-    desired = desired_service_view(spec_of(WEB + "    networks: [shared]\n", extra), "web")
+    spec = spec_of(WEB + "    networks: [shared]\n", extra)
+    desired = desired_service_view(spec, "web")
     observed = observed_service_view(engine, STACK, {"extid": "outside_net"})
-    assert compare_views(align(desired, observed), desired) == []
+    assert compare_views(align(desired, observed, none_unmanaged=False), desired) == []

@@ -18,17 +18,17 @@ from converge.spec import Spec
 from converge.state import ObservedState
 
 WITH_LB = """
-version: 1
-stack: shop
+x-converge:
+  stack: shop
+  loadbalancer:
+    image: haproxy:2.8
+    node: manager
+    frontends: {http: {port: 80, backend: web}}
+    backends: {web: {service: web, port: 80, method: dns}}
 networks:
   backend: {attachable: true}
 services:
   web: {image: app:1, networks: [backend]}
-loadbalancer:
-  image: haproxy:2.8
-  node: manager
-  frontends: {http: {port: 80, backend: web}}
-  backends: {web: {service: web, port: 80, method: dns}}
 """
 CONFIG = "global\n"
 STACK = {"com.docker.stack.namespace": "shop"}
@@ -105,7 +105,7 @@ class FakeEngine:
         return buffer.getvalue()
 
 
-def spec(text: str = "version: 1\nstack: shop\n") -> Spec:
+def spec(text: str = "x-converge:\n  stack: shop\n") -> Spec:
     return load_spec_text(text, environ={}).spec
 
 

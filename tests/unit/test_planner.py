@@ -254,28 +254,11 @@ def test_an_update_in_flight_or_completed_is_left_alone() -> None:
         assert not plan(loaded.spec, diff(loaded.spec, observed), observed).actions, state
 
 
-def test_removing_what_docker_stack_deploy_made_says_so_also_on_destroy() -> None:
-    case = PLANS / "stack_deploy_objects_prune"
-    loaded = load_case_spec(case)
-    observed = observed_state("fxrec", json.loads((case / "observed.json").read_text()))
-    pruned = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(prune=True))
-    assert {action.address: action.reason for action in pruned.actions} == {
-        "service.agent": "owned but no longer in the spec "
-        "(created by docker stack deploy, not by converge)",
-        "network.monitoring": "owned but no longer in the spec "
-        "(created by docker stack deploy, not by converge)",
-    }
-    destroyed = plan(loaded.spec, diff(loaded.spec, observed), observed, PlanOptions(destroy=True))
-    marked = {
-        action.address for action in destroyed.actions if "docker stack deploy" in action.reason
-    }
-    assert marked == {"service.agent", "network.monitoring"}
-    assert {finding.address for finding in destroyed.findings} == marked
-    assert all(f.message.endswith("this plan removes it") for f in destroyed.findings)
-
-
 def test_a_saved_plan_records_only_the_nodes_the_spec_manages() -> None:
-    text = BASE_SPEC.read_text() + "\nnodes:\n  dbhost: {role: worker}\n  worker2: {}\n"
+    text = BASE_SPEC.read_text().replace(
+        "  stack: fxrec\n",
+        "  stack: fxrec\n  nodes:\n    dbhost: {role: worker}\n    worker2: {}\n",
+    )
     loaded = load_spec_text(text, "two-nodes.yml", environ=ENVIRON)
     observed = observed_state("fxrec", {"recorded": "fxrec"})
     versions = plan(loaded.spec, diff(loaded.spec, observed), observed).versions
@@ -284,7 +267,7 @@ def test_a_saved_plan_records_only_the_nodes_the_spec_manages() -> None:
     assert {address for address in versions if address.startswith("service.")} == {
         f"service.{key}" for key in observed.owned_services()
     }
-    without_nodes = load_case_spec(PLANS / "stack_deploy_objects_prune")
+    without_nodes = load_case_spec(PLANS / "service_left_out_prune")
     assert not without_nodes.spec.nodes
     versions = plan(without_nodes.spec, diff(without_nodes.spec, observed), observed).versions
     assert not [address for address in versions if address.startswith("node.")]

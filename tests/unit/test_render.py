@@ -93,8 +93,9 @@ def test_a_plan_with_errors_never_reads_as_no_changes() -> None:
 
 
 def test_text_of_a_plan_with_changes() -> None:
-    spec = edited("    replicas: 3\n", "    replicas: 5\n").replace(
-        "  labelled:\n", "  extra:\n    image: converge-lab/app:v2\n\n  labelled:\n"
+    spec = edited("      replicas: 3\n", "      replicas: 5\n").replace(
+        "  labelled:\n",
+        "  extra:\n    image: converge-lab/app:v2\n    networks: [more]\n\n  labelled:\n",
     )
     spec = spec.replace(
         "  backend:\n    attachable: true\n", "  backend:\n    attachable: true\n  more: {}\n"
@@ -103,7 +104,7 @@ def test_text_of_a_plan_with_changes() -> None:
     text = plain(plan_text(result, loaded))
     assert text.splitlines()[-1] == "Plan: 2 to add, 1 to change, 0 to destroy."
     assert "~ service fxrec_web" in text
-    assert "replicas: 3 -> 5" in text
+    assert "deploy.replicas: 3 -> 5" in text
     assert "+ service fxrec_extra" in text
     assert "+ network fxrec_more" in text
     # Networks are created before the services that may use them.
@@ -129,7 +130,7 @@ def test_text_shows_findings_before_the_summary() -> None:
 
 
 def test_json_is_versioned_and_complete() -> None:
-    result, loaded = planned(edited("    replicas: 3\n", "    replicas: 5\n"))
+    result, loaded = planned(edited("      replicas: 3\n", "      replicas: 5\n"))
     document = json.loads(plan_json(result, loaded))
     assert next(iter(document)) == "format_version"
     assert document["format_version"] == PLAN_FORMAT_VERSION
@@ -140,9 +141,14 @@ def test_json_is_versioned_and_complete() -> None:
     assert action["kind"] == "scale"
     assert action["phase"] == "services"
     assert action["symbol"] == "~"
-    assert action["description"] == "~ service fxrec_web: replicas 3 -> 5"
+    assert action["description"] == "~ service fxrec_web: deploy.replicas 3 -> 5"
     assert action["changes"] == [
-        {"field": "replicas", "path": ["replicas"], "before": 3, "after": 5}
+        {
+            "field": "deploy.replicas",
+            "path": ["deploy", "replicas"],
+            "before": 3,
+            "after": 5,
+        }
     ]
     assert action["observed"]["version"] == document["versions"]["service.web"]
 
@@ -159,14 +165,14 @@ def test_json_of_an_empty_plan() -> None:
 
 
 def test_markdown_puts_the_summary_first_and_details_per_object() -> None:
-    spec = edited("    replicas: 3\n", "    replicas: 5\n").replace(
+    spec = edited("      replicas: 3\n", "      replicas: 5\n").replace(
         "      MODE: web\n", "      MODE: web2\n"
     )
     result, loaded = planned(spec, "empty")
     markdown = plan_markdown(result, loaded)
     lines = markdown.splitlines()
     assert lines[0].startswith("### converge plan for stack `fxrec`")
-    assert lines[2] == "**Plan: 8 to add, 0 to change, 0 to destroy.**"
+    assert lines[2] == "**Plan: 9 to add, 0 to change, 0 to destroy.**"
     assert markdown.count("<details>") == len(result.actions)
     assert markdown.count("</details>") == len(result.actions)
     assert "<details><summary><code>+ service.web</code>" in markdown
@@ -176,7 +182,7 @@ def test_markdown_puts_the_summary_first_and_details_per_object() -> None:
 def test_markdown_shows_before_and_after_in_a_diff_block() -> None:
     result, loaded = planned(edited("      MODE: web\n", "      MODE: web2\n"))
     markdown = plan_markdown(result, loaded)
-    assert "```diff\n- env.MODE: web\n+ env.MODE: web2\n```" in markdown
+    assert "```diff\n- environment.MODE: web\n+ environment.MODE: web2\n```" in markdown
 
 
 def test_markdown_without_changes() -> None:
@@ -194,7 +200,7 @@ def test_a_changed_secret_is_masked_on_both_sides(
 ) -> None:
     result, loaded = planned(BASE_SPEC, secret=NEW_SECRET)  # the engine holds OLD_SECRET
     [action] = result.actions
-    assert [change.field for change in action.changes] == ["env.DB_PASSWORD"]
+    assert [change.field for change in action.changes] == ["environment.DB_PASSWORD"]
     output = render(result, loaded)
     for secret in SECRETS:
         assert secret not in output
@@ -225,12 +231,12 @@ def test_secrets_outside_env_never_show(render: Callable[[Plan, LoadedSpec], str
             "    labels: {pw: '${DB_PASSWORD}'}\n",
         )
         .replace(
-            "      constraints: [node.labels.type == mvc]\n",
-            "      constraints: ['node.labels.token == ${DB_PASSWORD}']\n",
+            "        constraints: [node.labels.type == mvc]\n",
+            "        constraints: ['node.labels.token == ${DB_PASSWORD}']\n",
         )
         .replace(
-            "  labelled:\n    image: converge-lab/app:v1\n    replicas: 0\n",
-            "  labelled:\n    image: converge-lab/app:v1\n    replicas: 1\n",
+            "  labelled:\n    image: converge-lab/app:v1\n    deploy:\n      replicas: 0\n",
+            "  labelled:\n    image: converge-lab/app:v1\n    deploy:\n      replicas: 1\n",
         )
     )
     result, loaded = planned(spec, secret=NEW_SECRET)

@@ -28,7 +28,7 @@ WEB = Action(
     "web",
     "shop_web",
     "only the replica count differs",
-    (FieldChange(("replicas",), 3, 5),),
+    (FieldChange(("deploy", "replicas"), 3, 5),),
 )
 OLD = Action(Phase.PRUNE_SERVICES, "remove", "service", "old", "shop_old", "not in the spec")
 PLAN = Plan("shop", (NETWORK, WEB, OLD))
@@ -63,7 +63,7 @@ def test_the_document_has_every_planned_action_and_skips_the_unreported() -> Non
             {
                 "address": "service.web",
                 "kind": "scale",
-                "description": "~ service shop_web: replicas 3 -> 5",
+                "description": "~ service shop_web: deploy.replicas 3 -> 5",
                 "outcome": "failed",
                 "message": "no suitable node",
             },
@@ -139,7 +139,7 @@ def test_the_document_shows_no_secret_old_or_new() -> None:
     text = apply_json(result, planned, loaded)
     assert new not in text
     assert "s3cret-fixture-password" not in text  # the swarm's, before
-    assert "env.DB_PASSWORD (sensitive) -> (sensitive)" in text
+    assert "environment.DB_PASSWORD (sensitive) -> (sensitive)" in text
 
 
 def test_progress_names_what_changes_never_its_values() -> None:

@@ -92,7 +92,11 @@ def test_the_scenario_really_rotates_drops_and_meets_a_hand_set_token() -> None:
     changed = {
         (action.key, change.field) for action in planned.actions for change in action.changes
     }
-    assert {("db", "env.DB_URL"), ("db", "env.DB_PASSWORD"), ("web", "env.API_TOKEN")} <= changed
+    assert {
+        ("db", "environment.DB_URL"),
+        ("db", "environment.DB_PASSWORD"),
+        ("web", "environment.API_TOKEN"),
+    } <= changed
 
 
 def test_plans_in_every_format_show_no_secret() -> None:

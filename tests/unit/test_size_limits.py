@@ -14,14 +14,14 @@ from converge.cli import app
 from converge.errors import SpecError
 from converge.loader import MAX_SPEC_BYTES, load_spec
 
-SPEC = """version: 1
-stack: big
+SPEC = """x-converge:
+  stack: big
 services:
   small:
     image: app:v1
   web:
     image: app:v1
-    env:
+    environment:
       BLOB: "{blob}"
 """
 
@@ -50,8 +50,8 @@ def test_a_spec_file_above_the_limit_is_refused_before_parsing_in_bounded_memory
     spec = tmp_path / "huge.yml"
     size = 6 * MAX_SPEC_BYTES
     with spec.open("w") as handle:  # not even YAML past the first line: it is never parsed
-        handle.write("version: 1\n")
-        handle.write("[" * (size - 11))
+        handle.write("name: big\n")
+        handle.write("[" * (size - 10))
     tracemalloc.start()
     try:
         with pytest.raises(SpecError) as raised:
@@ -67,7 +67,7 @@ def test_a_spec_file_above_the_limit_is_refused_before_parsing_in_bounded_memory
 
 def test_several_files_count_together(tmp_path: Path) -> None:
     first, second = tmp_path / "a.yml", tmp_path / "b.yml"
-    first.write_text("# " + "x" * (MAX_SPEC_BYTES // 2 + 10) + "\nversion: 1\nstack: s\n")
+    first.write_text("# " + "x" * (MAX_SPEC_BYTES // 2 + 10) + "\nname: s\n")
     second.write_text("# " + "x" * (MAX_SPEC_BYTES // 2 + 10) + "\n")
     with pytest.raises(SpecError, match="the spec files are larger than 8 MiB"):
         load_spec([first, second])

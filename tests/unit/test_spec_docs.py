@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from converge import spec as spec_models
-from converge.docgen import render_spec_reference
+from converge.docgen import _is_ignored, render_spec_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "spec.md"
@@ -36,7 +36,11 @@ def test_every_model_and_field_is_documented() -> None:
     for model in _spec_models():
         assert f"### {model.__name__}\n" in text
         section = text.split(f"### {model.__name__}\n", 1)[1].split("\n### ", 1)[0]
-        for name in model.model_fields:
+        for field_name, field in model.model_fields.items():
+            name = field.alias or field_name
+            if _is_ignored(field):
+                assert f"`{name}`" in section.split("Accepted and ignored, as by swarm:")[1]
+                continue
             row = re.search(rf"^\| `{name}` \|(.*)\|$", section, re.MULTILINE)
             assert row, f"{model.__name__}.{name} is missing"
             kind, default, description = (cell.strip() for cell in row[1].split(" | "))
@@ -53,16 +57,37 @@ def test_types_are_in_user_terms() -> None:
         "cpus": "number of CPUs",
         "constraints": "list of constraint",
         "ports": "list of ports",
-        "mounts": "list of mounts",
+        "volumes": "list of volumes",
         "command": "command",
         "replicas": "integer (>= 0, <= 10000)",
         "stack": "stack name",
         "target": "absolute path",
+        "extra_hosts": "list of `HOST:IP`, or mapping of host to IP",
     }
     for name, kind in rows.items():
         assert f"| `{name}` | {kind} |" in text, name
     assert "| `connect` | duration | `500ms` |" in text
-    assert "| `mode` | `replicated` or `global` | `replicated` |" in text
+    assert (
+        "| `mode` | `replicated`, `global`, `replicated-job` or `global-job` | `replicated` |"
+        in text
+    )
+
+
+def test_the_compose_sections_are_there() -> None:
+    text = render_spec_reference()
+    for heading in (
+        "## What a file means",
+        "## What converge adds: x-converge",
+        "## Keys swarm ignores",
+        "## Differences from docker stack deploy",
+        "## Environment files",
+    ):
+        assert f"\n{heading}\n" in text
+    for key in ("build", "container_name", "depends_on", "links", "network_mode"):
+        assert f"`{key}`" in text.split("## Keys swarm ignores")[1].split("\n## ")[0]
+    differences = text.split("## Differences from docker stack deploy")[1].split("\n## ")[0]
+    for topic in (".env", "--env-file", "depends_on", "dns_opt", "Secrets", "--prune"):
+        assert topic in differences
 
 
 def test_every_link_has_a_heading() -> None:

@@ -35,14 +35,18 @@ def test_a_service_brings_the_networks_it_attaches_to() -> None:
     assert addresses(planned("empty_swarm", "service.db")) == ["network.backend", "service.db"]
 
 
-def test_a_service_without_networks_comes_alone() -> None:
-    assert addresses(planned("empty_swarm", "service.pinned")) == ["service.pinned"]
+def test_a_service_without_networks_comes_with_the_stack_default() -> None:
+    assert addresses(planned("empty_swarm", "service.pinned")) == [
+        "network.default",
+        "service.pinned",
+    ]
 
 
 def test_targets_add_up_and_keep_the_plans_order() -> None:
     result = planned("empty_swarm", "service.web", "service.pinned", "network.monitoring")
     assert addresses(result) == [
         "network.backend",
+        "network.default",
         "network.monitoring",
         "service.pinned",
         "service.web",

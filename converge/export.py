@@ -1,0 +1,411 @@
+"""A running stack -> a compose file that means exactly it (pure).
+
+The inverse of ``converge.engine_spec``: each service's Engine API spec written back in compose's
+long forms, with what equals the engine's default left out, so that ``converge plan`` of the
+exported file against the same swarm is empty. Networks and named volumes come from what the
+services use; ``x-converge.nodes`` holds the node labels the services' constraints rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from converge.errors import ConvergeError
+from converge.naming import STACK_IMAGE_LABEL, is_internal_label, spec_key
+from converge.normalize import (
+    DEFAULT_RESTART_POLICY,
+    DEFAULT_UPDATE_CONFIG,
+    canonical_image,
+    service_view,
+)
+from converge.spec import CONSTRAINT_PATTERN
+from converge.state import ObservedState
+from converge.units import format_cpus, format_duration, format_memory
+
+__all__ = ["export_compose"]
+
+Json = dict[str, Any]
+_ENGINE_NETWORK_OPTIONS = ("com.docker.network.driver.overlay.vxlanid_list",)
+
+
+def export_compose(observed: ObservedState) -> Json:
+    """The compose document of ``observed.stack``'s services, networks and volumes.
+
+    Raises:
+        ConvergeError: a service uses something converge cannot write yet (secrets, configs).
+    """
+    stack = observed.stack
+    network_names = {network.id: network.name for network in observed.networks}
+    services: Json = {}
+    volumes: Json = {}
+    used_networks: set[str] = set()
+    for key, service in sorted(observed.owned_services().items()):
+        document, service_volumes, service_networks = _service(
+            service.raw_spec, stack, key, network_names
+        )
+        services[key] = document
+        volumes.update(service_volumes)
+        used_networks.update(service_networks)
+    result: Json = {"x-converge": {"stack": stack}}
+    nodes = _nodes(observed, services)
+    if nodes:
+        result["x-converge"]["nodes"] = nodes
+    networks = _networks(observed, used_networks)
+    if networks:
+        result["networks"] = networks
+    if volumes:
+        result["volumes"] = dict(sorted(volumes.items()))
+    result["services"] = services
+    return result
+
+
+def _user_labels(labels: Mapping[str, str] | None) -> Json:
+    return {
+        name: value for name, value in sorted((labels or {}).items()) if not is_internal_label(name)
+    }
+
+
+def _duration(value: int) -> str:
+    return format_duration(int(value))
+
+
+def _service(
+    spec: Mapping[str, Any], stack: str, key: str, network_names: Mapping[str, str]
+) -> tuple[Json, Json, set[str]]:
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    name = spec.get("Name", key)
+    if container.get("Secrets") or container.get("Configs"):
+        raise ConvergeError(
+            f"service {name} uses swarm secrets or configs, which converge does not support yet"
+        )
+    document: Json = {"image": _image(spec, container)}
+    for field, engine in (("entrypoint", "Command"), ("command", "Args")):
+        if container.get(engine):
+            document[field] = list(container[engine])
+    environment = {
+        entry.partition("=")[0]: entry.partition("=")[2] if "=" in entry else None
+        for entry in container.get("Env") or []
+    }
+    if environment:
+        document["environment"] = environment
+    labels = _user_labels(container.get("Labels"))
+    if labels:
+        document["labels"] = labels
+    for field, engine in (
+        ("hostname", "Hostname"),
+        ("user", "User"),
+        ("working_dir", "Dir"),
+        ("stop_signal", "StopSignal"),
+    ):
+        if container.get(engine):
+            document[field] = container[engine]
+    if container.get("Init") is not None:
+        document["init"] = bool(container["Init"])
+    for field, engine in (("read_only", "ReadOnly"), ("tty", "TTY"), ("stdin_open", "OpenStdin")):
+        if container.get(engine):
+            document[field] = True
+    if container.get("StopGracePeriod") is not None:
+        document["stop_grace_period"] = _duration(container["StopGracePeriod"])
+    healthcheck = _healthcheck(container.get("Healthcheck"))
+    if healthcheck is not None:
+        document["healthcheck"] = healthcheck
+    if container.get("Hosts"):
+        document["extra_hosts"] = service_view(spec, stack, {})["extra_hosts"]
+    dns = container.get("DNSConfig")
+    if dns is not None:
+        for field, engine in (
+            ("dns", "Nameservers"),
+            ("dns_search", "Search"),
+            ("dns_opt", "Options"),
+        ):
+            if dns.get(engine):
+                document[field] = list(dns[engine])
+    for field, engine in (("cap_add", "CapabilityAdd"), ("cap_drop", "CapabilityDrop")):
+        if container.get(engine):
+            document[field] = list(container[engine])
+    if container.get("Sysctls"):
+        document["sysctls"] = dict(container["Sysctls"])
+    if container.get("Ulimits"):
+        document["ulimits"] = {
+            item["Name"]: {"soft": item.get("Soft", 0), "hard": item.get("Hard", 0)}
+            for item in container["Ulimits"]
+        }
+    if task.get("LogDriver") is not None:
+        driver = task["LogDriver"]
+        logging: Json = {"driver": driver.get("Name", "")}
+        if driver.get("Options"):
+            logging["options"] = dict(driver["Options"])
+        document["logging"] = logging
+    if container.get("Isolation") not in (None, "", "default"):
+        document["isolation"] = container["Isolation"]
+    credential = (container.get("Privileges") or {}).get("CredentialSpec")
+    if credential:
+        document["credential_spec"] = {
+            field.lower(): value for field, value in credential.items() if value
+        }
+    ports = [_port(port) for port in (spec.get("EndpointSpec") or {}).get("Ports") or []]
+    if ports:
+        document["ports"] = ports
+    mounts, volumes = _mounts(container.get("Mounts") or [], stack)
+    if mounts:
+        document["volumes"] = mounts
+    networks = _attachments(task, spec, key, network_names, stack)
+    document["networks"] = networks
+    deploy = _deploy(spec, task)
+    if deploy:
+        document["deploy"] = deploy
+    return document, volumes, set(networks)
+
+
+def _image(spec: Mapping[str, Any], container: Mapping[str, Any]) -> str:
+    """The image as written (stack deploy's label), unless the running one is another."""
+    written = (spec.get("Labels") or {}).get(STACK_IMAGE_LABEL)
+    running = str(container.get("Image", ""))
+    if written and canonical_image(written) == canonical_image(running, keep_digest=False):
+        return str(written)
+    return running
+
+
+def _healthcheck(check: Mapping[str, Any] | None) -> Json | None:
+    if check is None:
+        return None
+    if list(check.get("Test") or []) == ["NONE"]:
+        return {"disable": True}
+    result: Json = {}
+    if check.get("Test"):
+        result["test"] = list(check["Test"])
+    for field, engine in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start_period", "StartPeriod"),
+    ):
+        if check.get(engine):
+            result[field] = _duration(check[engine])
+    if check.get("Retries"):
+        result["retries"] = check["Retries"]
+    return result
+
+
+def _port(port: Mapping[str, Any]) -> Json:
+    result: Json = {"target": port.get("TargetPort")}
+    if port.get("PublishedPort"):
+        result["published"] = port["PublishedPort"]
+    if port.get("Protocol"):
+        result["protocol"] = port["Protocol"]
+    if port.get("PublishMode"):
+        result["mode"] = port["PublishMode"]
+    return result
+
+
+def _mounts(mounts: Iterable[Mapping[str, Any]], stack: str) -> tuple[list[Json], Json]:
+    written: list[Json] = []
+    volumes: Json = {}
+    for mount in mounts:
+        kind = mount.get("Type") or "volume"
+        result: Json = {"type": kind}
+        if mount.get("Source"):
+            result["source"] = mount["Source"]
+        result["target"] = mount.get("Target")
+        if mount.get("ReadOnly"):
+            result["read_only"] = True
+        if mount.get("Consistency") not in (None, "", "default"):
+            result["consistency"] = mount["Consistency"]
+        if kind == "volume" and mount.get("Source"):
+            key = spec_key(stack, mount["Source"])
+            result["source"] = key
+            options = mount.get("VolumeOptions") or {}
+            if options.get("NoCopy"):
+                result["volume"] = {"nocopy": True}
+            volumes[key] = _volume(key, mount["Source"], stack, options)
+        elif kind == "bind" and (mount.get("BindOptions") or {}).get("Propagation"):
+            result["bind"] = {"propagation": mount["BindOptions"]["Propagation"]}
+        elif kind == "tmpfs" and (mount.get("TmpfsOptions") or {}).get("SizeBytes"):
+            result["tmpfs"] = {"size": mount["TmpfsOptions"]["SizeBytes"]}
+        written.append(result)
+    return written, volumes
+
+
+def _volume(key: str, name: str, stack: str, options: Mapping[str, Any]) -> Json:
+    if (
+        "Labels" not in options
+        or (options.get("Labels") or {}).get("com.docker.stack.namespace") != stack
+    ):
+        # No stack labels on the mount: a volume the stack does not create (external).
+        return {"external": True, **({"name": name} if name != key else {})}
+    volume: Json = {}
+    if name != f"{stack}_{key}":
+        volume["name"] = name
+    labels = _user_labels(options.get("Labels"))
+    if labels:
+        volume["labels"] = labels
+    driver = options.get("DriverConfig")
+    if driver is not None:
+        if driver.get("Name"):
+            volume["driver"] = driver["Name"]
+        volume["driver_opts"] = dict(driver.get("Options") or {})
+    return volume
+
+
+def _attachments(
+    task: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    key: str,
+    network_names: Mapping[str, str],
+    stack: str,
+) -> Json:
+    result: Json = {}
+    for attachment in task.get("Networks") or spec.get("Networks") or []:
+        target = attachment.get("Target", "")
+        name = spec_key(stack, network_names.get(target, target))
+        options: Json = {}
+        aliases = [alias for alias in attachment.get("Aliases") or [] if alias != key]
+        if aliases:
+            options["aliases"] = aliases
+        if attachment.get("DriverOpts"):
+            options["driver_opts"] = dict(attachment["DriverOpts"])
+        result[name] = options or None
+    return result
+
+
+def _deploy(spec: Mapping[str, Any], task: Mapping[str, Any]) -> Json:
+    view = service_view(spec, "", {})["deploy"]
+    deploy: Json = {}
+    if view["mode"] != "replicated":
+        deploy["mode"] = view["mode"]
+    if view["replicas"] is not None and (view["replicas"] != 1 or view["mode"] != "replicated"):
+        deploy["replicas"] = view["replicas"]
+    if view["labels"]:
+        deploy["labels"] = view["labels"]
+    if view["endpoint_mode"] != "vip":
+        deploy["endpoint_mode"] = view["endpoint_mode"]
+    for field, engine, defaults in (
+        ("update_config", "UpdateConfig", DEFAULT_UPDATE_CONFIG),
+        ("rollback_config", "RollbackConfig", DEFAULT_UPDATE_CONFIG),
+    ):
+        if spec.get(engine) is not None and view[field] != defaults:
+            deploy[field] = _policy(view[field])
+    if task.get("RestartPolicy") is not None and view["restart_policy"] != DEFAULT_RESTART_POLICY:
+        policy = view["restart_policy"]
+        deploy["restart_policy"] = {
+            "condition": policy["condition"],
+            "delay": _duration(policy["delay"]),
+            "max_attempts": policy["max_attempts"],
+            "window": _duration(policy["window"]),
+        }
+    resources = _resources(view["resources"])
+    if resources:
+        deploy["resources"] = resources
+    placement = _placement(task.get("Placement") or {})
+    if placement:
+        deploy["placement"] = placement
+    return deploy
+
+
+def _policy(view: Mapping[str, Any]) -> Json:
+    """Every field written: a present policy with a field unset means zero, not the default."""
+    return {
+        "parallelism": view["parallelism"],
+        "delay": _duration(view["delay"]),
+        "failure_action": view["failure_action"],
+        "monitor": _duration(view["monitor"]),
+        "max_failure_ratio": view["max_failure_ratio"],
+        "order": view["order"],
+    }
+
+
+def _resources(view: Mapping[str, Any]) -> Json:
+    result: Json = {}
+    for side in ("limits", "reservations"):
+        values = view[side]
+        written: Json = {}
+        if values.get("cpus"):
+            written["cpus"] = format_cpus(values["cpus"])
+        if values.get("memory"):
+            written["memory"] = format_memory(values["memory"])
+        if values.get("pids"):
+            written["pids"] = values["pids"]
+        if values.get("generic_resources"):
+            written["generic_resources"] = [
+                {"discrete_resource_spec": {"kind": kind, "value": int(value)}}
+                for kind, _, value in (item.partition("=") for item in values["generic_resources"])
+            ]
+        if written:
+            result[side] = written
+    return result
+
+
+def _placement(placement: Mapping[str, Any]) -> Json:
+    result: Json = {}
+    if placement.get("Constraints"):
+        result["constraints"] = list(placement["Constraints"])
+    if placement.get("Preferences"):
+        result["preferences"] = [
+            {"spread": (item.get("Spread") or {}).get("SpreadDescriptor", "")}
+            for item in placement["Preferences"]
+        ]
+    if placement.get("MaxReplicas"):
+        result["max_replicas_per_node"] = placement["MaxReplicas"]
+    return result
+
+
+def _networks(observed: ObservedState, used: set[str]) -> Json:
+    """The stack's networks the services use (``default`` only when it is not plain)."""
+    result: Json = {}
+    stack = observed.stack
+    for name in sorted(used):
+        network = observed.network_named(f"{stack}_{name}") or observed.network_named(name)
+        if network is None:
+            continue
+        if not (network.owned and network.stack == stack):
+            result[name] = {
+                "external": True,
+                **({"name": network.name} if network.name != name else {}),
+            }
+            continue
+        view = network.view
+        written: Json = {}
+        if network.name != f"{stack}_{name}":
+            written["name"] = network.name
+        if view.get("driver") not in (None, "", "overlay"):
+            written["driver"] = view["driver"]
+        options = {
+            key: value
+            for key, value in (view.get("driver_opts") or {}).items()
+            if key not in _ENGINE_NETWORK_OPTIONS
+        }
+        if options:
+            written["driver_opts"] = options
+        for flag in ("attachable", "internal"):
+            if view.get(flag):
+                written[flag] = True
+        if view.get("labels"):
+            written["labels"] = dict(view["labels"])
+        if written or name != "default":
+            result[name] = written or None
+    return result
+
+
+def _nodes(observed: ObservedState, services: Mapping[str, Any]) -> Json:
+    """Every node of the swarm (the placement check knows the nodes a file declares), with its
+    labels where it carries one the services' constraints name: all of them, as a node's
+    labels, once given, are managed whole. Other nodes are declared with nothing managed."""
+    names: set[str] = set()
+    for document in services.values():
+        constraints = ((document.get("deploy") or {}).get("placement") or {}).get(
+            "constraints"
+        ) or []
+        for constraint in constraints:
+            match = CONSTRAINT_PATTERN.fullmatch(constraint)
+            if match is not None and match["key"].startswith("node.labels."):
+                names.add(match["key"].removeprefix("node.labels."))
+    if not names:
+        return {}
+    result: Json = {}
+    for node in sorted(observed.nodes, key=lambda item: item.hostname):
+        if names & set(node.labels):
+            result[node.hostname] = {"labels": dict(sorted(node.labels.items()))}
+        else:
+            result[node.hostname] = None
+    return result
