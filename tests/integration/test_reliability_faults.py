@@ -50,11 +50,6 @@ def _new_task_node(client: docker.DockerClient, service: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=False,  # on main it fails only when the swarm has not re-placed the task yet
-    reason="issue 15 item 1: once the node is back, a no-op apply exits 0 without checking "
-    "health while the swarm still re-places a task (2 of 3 running)",
-)
 @pytest.mark.parametrize("fault", ["node loss", "link cut"] if FULL else ["node loss"])
 def test_a_fault_mid_apply_then_the_next_apply_recovers(
     lab: Lab,
