@@ -110,9 +110,11 @@ def test_a_failing_update_exits_1_naming_the_errors_and_old_replicas_keep_servin
 def test_a_failed_apply_run_again_still_fails(
     lab: Lab, stack: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
+    # Paused, the service already has the spec's image: a plan finds nothing to change.
+    # (Rolled back, it has the old one: the plan updates it again, and that fails again.)
     cli = Cli(lab, tmp_path)
-    assert cli.run("apply", "--yes", cli.write("good.yml", spec(stack, "rollback"))).returncode == 0
-    broken = cli.write("bad.yml", spec(stack, "rollback", "missing image"))
+    assert cli.run("apply", "--yes", cli.write("good.yml", spec(stack, "pause"))).returncode == 0
+    broken = cli.write("bad.yml", spec(stack, "pause", "missing image"))
     assert cli.run("apply", "--yes", "--timeout", "120", broken).returncode == 1
     again = cli.run("apply", "--yes", "--timeout", "120", broken)
     assert again.returncode == 1, again.stdout + again.stderr
