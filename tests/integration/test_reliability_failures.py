@@ -1,7 +1,7 @@
 """Failing updates: converge exits 1 naming the service and its current task errors, while the
-old replicas keep serving through the load balancer (HTTP counted); and the same bad update
-side by side with ``docker stack deploy``, which exits 0 after the swarm rolled it back
-(docker/cli#6752).
+old replicas keep serving through the load balancer (HTTP counted); and the same compose file
+and the same bad update side by side with ``docker stack deploy``, which exits 0 after the
+swarm rolled it back (docker/cli#6752).
 """
 
 from __future__ import annotations
@@ -130,17 +130,6 @@ services:
       update_config: {{parallelism: 1, monitor: 2s, failure_action: rollback}}
 """
 
-CONVERGE_EQUIVALENT = """
-x-converge:
-  stack: {stack}
-services:
-  web:
-    image: {image}
-    deploy:
-      replicas: 2
-      update_config: {{parallelism: 1, monitor: 2s, failure_action: rollback}}
-"""
-
 
 def _docker_cli() -> str | None:
     """A docker CLI whose ``stack deploy`` can wait (``--detach=false``: CLI 26 and later)."""
@@ -196,14 +185,11 @@ def test_side_by_side_docker_stack_deploy_exits_0_after_a_rollback_converge_exit
     finally:
         remove_stack(lab, docker_client, theirs)
 
-    good = cli.write(
-        "good.yml", CONVERGE_EQUIVALENT.format(stack=stack, image="converge-lab/app:v1")
-    )
-    assert cli.run("apply", "--yes", good).returncode == 0
-    bad = cli.write(
-        "bad.yml", CONVERGE_EQUIVALENT.format(stack=stack, image="converge-lab/app:missing")
-    )
-    converge_bad = cli.run("apply", "--yes", "--timeout", "120", bad)
+    # The very same compose file, given to converge instead.
+    compose.write_text(COMPOSE.format(image="converge-lab/app:v1"), encoding="utf-8")
+    assert cli.run("apply", "--yes", "-c", compose, stack).returncode == 0
+    compose.write_text(COMPOSE.format(image="converge-lab/app:missing"), encoding="utf-8")
+    converge_bad = cli.run("apply", "--yes", "--timeout", "120", "-c", compose, stack)
     converge_state = docker_client.services.get(f"{stack}_web").attrs["UpdateStatus"]["State"]
     record(
         "side-by-side",

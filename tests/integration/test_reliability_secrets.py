@@ -6,7 +6,8 @@ applied, someone adds ``API_TOKEN`` by hand with ``docker service update --env-a
 drops ``DB_URL``, and an apply fails on an image whose tag comes from a secret variable. Every
 output along the way (plan text, JSON and Markdown; the saved plan; apply progress, result and
 errors, text and JSON; drift text, JSON, Markdown and metrics; status text and JSON; the lock
-object's labels while an apply holds it) is scanned: zero occurrences of any value.
+object's labels while an apply holds it; the debug log of every command, on with
+``CONVERGE_LOG=debug``) is scanned: zero occurrences of any value.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Scan:
 def test_no_output_path_shows_a_secret(
     lab: Lab, stack: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    cli = Cli(lab, tmp_path)
+    cli = Cli(lab, tmp_path, {"CONVERGE_LOG": "debug"})
     scan = Scan()
     full = cli.write("spec.yml", spec(stack))
 
@@ -167,3 +168,4 @@ def test_no_output_path_shows_a_secret(
     # The scan saw the masked values where they were meant to be.
     assert "(sensitive)" in scan.outputs["plan -o text (stdout)"]
     assert "(sensitive)" in scan.outputs["plan -o text (hand-set) (stdout)"]
+    assert "Debug: " in scan.outputs["apply (rotation) (stderr)"]
