@@ -28,7 +28,7 @@ __all__ = [
 
 PLAN_FORMAT_VERSION = "1.0"
 
-ActionKind = Literal["create", "update", "scale", "replace", "remove", "force"]
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
 ObjectKind = Literal["node", "network", "service", "loadbalancer"]
@@ -38,6 +38,7 @@ _SYMBOLS: dict[str, str] = {
     "update": "~",
     "scale": "~",
     "force": "~",
+    "adopt": "~",
     "replace": "-/+",
     "remove": "-",
 }
@@ -89,6 +90,11 @@ class Action:
             return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
+        if self.kind == "adopt":
+            adopt = f"{head}: adopt (add the stack's ownership label)"
+            if not self.changes:
+                return adopt
+            return f"{adopt}, then " + ", ".join(change.field for change in self.changes)
         if len(self.changes) == 1:
             change = self.changes[0]
             return (
@@ -133,7 +139,9 @@ class Plan:
     def counts(self) -> dict[str, int]:
         """Terraform's summary: how many objects are added, changed and destroyed."""
         add = sum(action.kind in ("create", "replace") for action in self.actions)
-        change = sum(action.kind in ("update", "scale", "force") for action in self.actions)
+        change = sum(
+            action.kind in ("update", "scale", "force", "adopt") for action in self.actions
+        )
         destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
         return {"add": add, "change": change, "destroy": destroy}
 
