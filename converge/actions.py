@@ -15,6 +15,7 @@ from converge.diff import FieldChange
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
+    "ADOPT_NOTE",
     "PLAN_FORMAT_VERSION",
     "Action",
     "ActionKind",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 PLAN_FORMAT_VERSION = "1.0"
+ADOPT_NOTE = "adopt (add the stack's ownership label)"
+"""What an ``adopt`` action does before any change it lists."""
 
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
@@ -91,7 +94,7 @@ class Action:
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
         if self.kind == "adopt":
-            adopt = f"{head}: adopt (add the stack's ownership label)"
+            adopt = f"{head}: {ADOPT_NOTE}"
             if not self.changes:
                 return adopt
             return f"{adopt}, then " + ", ".join(change.field for change in self.changes)

@@ -28,6 +28,7 @@ from converge.loader import load_spec, load_spec_text
 from converge.naming import STACK_LABEL
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
+from converge.render import plan_text
 from converge.spec import Spec
 
 UPDATE = "POST /services/{id}/update"
@@ -338,6 +339,7 @@ def test_adopt_writes_only_the_service_labels_and_restarts_no_task() -> None:
         "~ service fxrec_solo: adopt (add the stack's ownership label)"
     ]
     assert planned.versions["service.solo"] == before["Version"]["Index"]
+    assert "~ service fxrec_solo: adopt (add the stack's ownership label)" in plan_text(planned)
     writes = swarm.write_count
     observed = observe(cast(Engine, swarm), spec)
     only_solo = replace(planned, actions=tuple(solo))
