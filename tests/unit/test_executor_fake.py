@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 from fake_engine import FakeClock, FakeSwarm
+from rich.text import Text
 from test_planner import ENVIRON, PLANS, RECORDED, load_recording, patched_recording
 
 from converge.actions import Plan
@@ -339,7 +340,8 @@ def test_adopt_writes_only_the_service_labels_and_restarts_no_task() -> None:
         "~ service fxrec_solo: adopt (add the stack's ownership label)"
     ]
     assert planned.versions["service.solo"] == before["Version"]["Index"]
-    assert "~ service fxrec_solo: adopt (add the stack's ownership label)" in plan_text(planned)
+    shown = Text.from_markup(plan_text(planned)).plain
+    assert "~ service fxrec_solo: adopt (add the stack's ownership label)" in shown
     writes = swarm.write_count
     observed = observe(cast(Engine, swarm), spec)
     only_solo = replace(planned, actions=tuple(solo))
