@@ -15,6 +15,7 @@ from converge.diff import FieldChange
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
+    "ADOPT_NOTE",
     "PLAN_FORMAT_VERSION",
     "Action",
     "ActionKind",
@@ -27,8 +28,10 @@ __all__ = [
 ]
 
 PLAN_FORMAT_VERSION = "1.0"
+ADOPT_NOTE = "adopt (add the stack's ownership label)"
+"""What an ``adopt`` action does before any change it lists."""
 
-ActionKind = Literal["create", "update", "scale", "replace", "remove", "force"]
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
 ObjectKind = Literal["node", "network", "service", "loadbalancer"]
@@ -38,6 +41,7 @@ _SYMBOLS: dict[str, str] = {
     "update": "~",
     "scale": "~",
     "force": "~",
+    "adopt": "~",
     "replace": "-/+",
     "remove": "-",
 }
@@ -89,6 +93,11 @@ class Action:
             return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
+        if self.kind == "adopt":
+            adopt = f"{head}: {ADOPT_NOTE}"
+            if not self.changes:
+                return adopt
+            return f"{adopt}, then " + ", ".join(change.field for change in self.changes)
         if len(self.changes) == 1:
             change = self.changes[0]
             return (
@@ -133,7 +142,9 @@ class Plan:
     def counts(self) -> dict[str, int]:
         """Terraform's summary: how many objects are added, changed and destroyed."""
         add = sum(action.kind in ("create", "replace") for action in self.actions)
-        change = sum(action.kind in ("update", "scale", "force") for action in self.actions)
+        change = sum(
+            action.kind in ("update", "scale", "force", "adopt") for action in self.actions
+        )
         destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
         return {"add": add, "change": change, "destroy": destroy}
 

@@ -128,6 +128,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
     document["options"] = {
         "prune": result.options.prune,
         "rebalance": result.options.rebalance,
+        "adopt": result.options.adopt,
         "targets": list(result.options.targets),
     }
     document["spec_files"] = [
@@ -311,6 +312,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         prune=bool(options.get("prune", False)),
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
+        adopt=bool(options.get("adopt", False)),
     )
 
 

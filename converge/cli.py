@@ -378,6 +378,14 @@ PruneOption = Annotated[
 RebalanceOption = Annotated[
     bool, typer.Option("--rebalance", help="Redeploy services whose tasks sit unevenly.")
 ]
+AdoptOption = Annotated[
+    bool,
+    typer.Option(
+        "--adopt",
+        help="Take over the spec's services made outside any stack (docker service create): "
+        "add the stack's ownership label, restarting no task.",
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -550,6 +558,7 @@ def plan(
     ] = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
+    adopt: AdoptOption = False,
     target: TargetOption = None,
     host: HostOption = None,
     context: ContextOption = None,
@@ -560,7 +569,9 @@ def plan(
     from converge.api import make_plan, save_plan
 
     as_json = output is PlanFormat.json
-    options = PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ()))
+    options = PlanOptions(
+        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+    )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
         with _connect(host, context) as engine:
@@ -660,8 +671,8 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance and --target were fixed when the plan was saved; "
-                    "do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
+                    "saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -739,6 +750,7 @@ def apply(
     yes: YesOption = False,
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
+    adopt: AdoptOption = False,
     target: TargetOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -753,7 +765,9 @@ def apply(
     _run_apply(
         _arguments(files, compose, env_file),
         yes=yes,
-        plan_options=PlanOptions(prune=prune, rebalance=rebalance, targets=tuple(target or ())),
+        plan_options=PlanOptions(
+            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        ),
         timeout=timeout,
         lock_timeout=lock_timeout,
         concurrency=concurrency,

@@ -8,7 +8,7 @@ unset field is never reported and engine defaults never show as changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from converge.lb.config import container_name, desired_view
@@ -26,7 +26,9 @@ from converge.state import ObservedState
 __all__ = ["Diff", "FieldChange", "ObjectDiff", "compare_views", "creation_changes", "diff"]
 
 ObjectKind = Literal["node", "network", "service", "loadbalancer"]
-DiffStatus = Literal["create", "update", "remove", "unchanged", "missing", "collision"]
+DiffStatus = Literal["create", "update", "remove", "unchanged", "missing", "collision", "unowned"]
+"""``unowned``: a service of that name exists outside any stack (``docker service create``);
+its changes are those apply makes once it adopted it (``--adopt``)."""
 
 
 @dataclass(frozen=True)
@@ -253,19 +255,23 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     for key, service in spec.services.items():
         name = object_name(spec.stack, key)
         current = owned.get(key)
-        result.append(
-            _compare_owned(
-                "service",
-                key,
-                name,
-                spec.stack,
-                desired_service_view(spec, key),
-                current.view if current else None,
-                observed.service_named(name) is not None,
-                ignore=service.x_converge.ignore,
-                defaults=defaults,
-            )
+        taken = observed.service_named(name)
+        unowned = current is None and taken is not None and not taken.owned
+        compared = _compare_owned(
+            "service",
+            key,
+            name,
+            spec.stack,
+            desired_service_view(spec, key),
+            taken.view if unowned and taken is not None else current.view if current else None,
+            taken is not None,
+            ignore=service.x_converge.ignore,
+            defaults=defaults,
         )
+        if unowned:
+            detail = f"service {name} exists and is not owned by stack {spec.stack}"
+            compared = replace(compared, status="unowned", detail=detail)
+        result.append(compared)
     result.extend(
         ObjectDiff("service", key, current.name, "remove")
         for key, current in owned.items()

@@ -514,6 +514,10 @@ Where converge goes further, or stops short:
   whose image the engine pinned to a digest does not show as changed.
 - Secrets and configs (top-level and service references) are validated, but refused: they come
   with their own issue, and a stack is not deployed without them.
+- A service of the file that exists outside any stack (made with `docker service create`) is
+  a collision unless `--adopt` is given: then converge adds the stack's label to it (no task
+  restarts) and converges it like any other (docs/apply.md). docker stack deploy looks only
+  at labelled services, so the engine refuses its creation of a second service of that name.
 - `depends_on` is ignored by both, for now; ordering comes with the jobs issue.
 - A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it

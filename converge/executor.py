@@ -31,7 +31,7 @@ from converge.errors import (
 )
 from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
 from converge.lb.container import execute_loadbalancer
-from converge.naming import object_name
+from converge.naming import object_name, ownership_labels
 from converge.observe import observe
 from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
 from converge.spec import Spec
@@ -53,6 +53,7 @@ Outcome = Literal[
     "replaced",
     "removed",
     "redeployed",
+    "adopted",
     "unchanged",
     "failed",
     "skipped",
@@ -64,6 +65,7 @@ _DONE_OUTCOME: dict[str, Outcome] = {
     "replace": "replaced",
     "remove": "removed",
     "force": "redeployed",
+    "adopt": "adopted",
 }
 _UNPLACEABLE_GRACE = 5.0
 
@@ -296,6 +298,13 @@ def _execute(run: _Run, action: Action) -> None:
                 lambda: all(item["ID"] != service_id for item in engine.services()),
                 f"service {action.name} to be gone",
             )
+        elif action.kind == "adopt":
+            _with_retries(run, f"service {name}", lambda state: _adopt_service(run, state, action))
+            if action.changes:
+                run.refresh()
+                _with_retries(
+                    run, f"service {name}", lambda state: _update_service(run, state, action)
+                )
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
@@ -333,6 +342,26 @@ def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
     payload = service_engine_spec(
         run.spec, action.key, base=current.raw_spec, force_update=action.kind == "force"
     )
+    run.engine.update_service(action.name, current.id, current.version, payload)
+
+
+def _adopt_service(run: _Run, state: ObservedState, action: Action) -> None:
+    """Add the stack's ownership label to the service's own labels, nothing else.
+
+    The container labels stay as they are: they belong to the task template, and changing it
+    would replace every task. The rest of the spec is sent back as observed.
+    """
+    current = state.service_named(action.name)
+    if current is None or current.id != action.observed_id:
+        raise _ActionFailedError(f"service {action.name} disappeared while applying")
+    if current.owned:
+        if current.stack == run.spec.stack:
+            return  # adopted already: a retry after our own write went through
+        raise _ActionFailedError(
+            f"service {action.name} was taken by stack {current.stack} while applying"
+        )
+    payload = dict(current.raw_spec)
+    payload["Labels"] = {**(payload.get("Labels") or {}), **ownership_labels(run.spec.stack)}
     run.engine.update_service(action.name, current.id, current.version, payload)
 
 

@@ -39,6 +39,8 @@ class PlanOptions:
     """Remove every object of the stack instead of converging it (``converge destroy``)."""
     targets: tuple[str, ...] = ()
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
+    adopt: bool = False
+    """Take over the spec's services that exist outside any stack (``--adopt``)."""
 
 
 def plan(
@@ -75,6 +77,11 @@ def plan(
             )
         elif item.status == "collision":
             findings.append(PlanFinding("error", item.address, item.detail, "collision", item.name))
+        elif item.status == "unowned" and options.adopt:
+            actions.append(_adopt_action(item, observed))
+        elif item.status == "unowned":
+            message = f"{item.detail}; --adopt takes it over"
+            findings.append(PlanFinding("error", item.address, message, "collision", item.name))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 PlanFinding(
@@ -100,13 +107,23 @@ def plan(
         for address, message in loadbalancer_findings(spec, observed)
     )
     findings.extend(_placement_findings(spec, observed))
-    findings.extend(_port_findings(spec, observed))
+    adopted = frozenset(action.name for action in actions if action.kind == "adopt")
+    findings.extend(_port_findings(spec, observed, adopted))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
+    versions = _versions(spec, observed)
+    # A saved plan that adopts is stale when the service it would take over moved.
+    versions.update(
+        {
+            action.address: action.observed_version
+            for action in actions
+            if action.kind == "adopt" and action.observed_version is not None
+        }
+    )
     result = Plan(
         stack=difference.stack,
         actions=tuple(actions),
         findings=tuple(findings),
-        versions=_versions(spec, observed),
+        versions=versions,
         spec_digest=spec_digest,
         spec_files=spec_files,
     )
@@ -263,6 +280,25 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     if fields == {"deploy.replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
+
+
+def _adopt_action(item: ObjectDiff, observed: ObservedState) -> Action:
+    """Take over a service made outside any stack: add the stack's ownership label to the
+    service's labels alone (a metadata update: the task template, so every task, stays), then
+    converge what differs (``item.changes``) as an update of the now owned service would."""
+    current = observed.service_named(item.name)
+    assert current is not None
+    return Action(
+        Phase.SERVICES,
+        "adopt",
+        "service",
+        item.key,
+        item.name,
+        "made outside any stack; --adopt takes it over",
+        item.changes,
+        observed_id=current.id,
+        observed_version=current.version,
+    )
 
 
 _STUCK_UPDATES = {
@@ -424,12 +460,15 @@ class PortCollision:
         )
 
 
-def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
-    """Ports of the spec's services already published by services this stack does not own."""
+def port_collisions(
+    spec: Spec, observed: ObservedState, adopted: frozenset[str] = frozenset()
+) -> list[PortCollision]:
+    """Ports of the spec's services already published by services this stack does not own
+    (and will not own once the plan adopted the services named in ``adopted``)."""
     taken = {
         port: service.name
         for service in observed.services
-        if not (service.owned and service.stack == spec.stack)
+        if not (service.owned and service.stack == spec.stack) and service.name not in adopted
         for port in service.published_ports
     }
     return [
@@ -441,7 +480,9 @@ def port_collisions(spec: Spec, observed: ObservedState) -> list[PortCollision]:
     ]
 
 
-def _port_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
+def _port_findings(
+    spec: Spec, observed: ObservedState, adopted: frozenset[str]
+) -> list[PlanFinding]:
     return [
         PlanFinding(
             "error",
@@ -451,7 +492,7 @@ def _port_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
             object_name(spec.stack, collision.key),
             f"ports.{collision.published}/{collision.protocol}",
         )
-        for collision in port_collisions(spec, observed)
+        for collision in port_collisions(spec, observed, adopted)
     ]
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from rich.markup import escape
 
-from converge.actions import PLAN_FORMAT_VERSION, Action, Phase, Plan, PlanFinding, format_value
+from converge.actions import (
+    ADOPT_NOTE,
+    PLAN_FORMAT_VERSION,
+    Action,
+    Phase,
+    Plan,
+    PlanFinding,
+    format_value,
+)
 from converge.diff import FieldChange
 from converge.errors import PlanError
 from converge.loader import LoadedSpec
@@ -82,9 +90,10 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         forced = ""
         if action.forced_by:
             forced = f" [dim]({escape('forced by ' + ', '.join(action.forced_by))})[/dim]"
+        adopting = f": {escape(ADOPT_NOTE)}" if action.kind == "adopt" else ""
         lines.append(
             f"  [{style}]{action.symbol}[/{style}] {action.object_kind} "
-            f"[bold]{escape(action.name)}[/bold]{forced}"
+            f"[bold]{escape(action.name)}[/bold]{adopting}{forced}"
         )
         for change in action.changes:
             shown = masker.change(action, change)

@@ -39,6 +39,7 @@ _STARTING = {
     "replace": "replacing",
     "remove": "removing",
     "force": "redeploying",
+    "adopt": "adopting",
 }
 
 

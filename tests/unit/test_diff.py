@@ -94,7 +94,7 @@ def test_statuses_against_the_recorded_swarm() -> None:
         "network.monitoring": "remove",
         "service.web": "update",
         "service.fresh": "create",
-        "service.hand": "collision",
+        "service.hand": "unowned",
         "service.agent": "remove",
         "service.db": "remove",
         "service.labelled": "remove",

@@ -7,23 +7,29 @@ timeout; and for every recorded plan fixture, "apply the plan, plan again: no ac
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
 from fake_engine import FakeClock, FakeSwarm
+from rich.text import Text
 from test_planner import ENVIRON, PLANS, RECORDED, load_recording, patched_recording
 
 from converge.actions import Plan
 from converge.diff import diff
 from converge.engine import Engine
+from converge.engine_spec import service_engine_spec
 from converge.errors import EngineError
 from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
-from converge.loader import load_spec
+from converge.loader import load_spec, load_spec_text
+from converge.naming import STACK_LABEL
 from converge.observe import observe
 from converge.planner import PlanOptions, plan
+from converge.render import plan_text
 from converge.spec import Spec
 
 UPDATE = "POST /services/{id}/update"
@@ -278,3 +284,121 @@ def test_a_network_held_by_a_service_of_no_stack_times_out() -> None:
     assert 30.0 <= clock.now < 30.6
     # The stack's own service was detached, and the network it wants is still there to retry.
     assert plan_on(spec, swarm).actions
+
+
+# ---------------------------------------------------------------------------------------------
+# --adopt: a service made outside any stack is taken over by a metadata-only update
+
+_HANDMADE = """
+x-converge:
+  stack: fxrec
+services:
+  solo:
+    image: converge-lab/app:v1
+    deploy:
+      replicas: 2
+"""
+
+
+def _handmade_swarm() -> tuple[Spec, FakeSwarm]:
+    """fxrec's recording plus ``fxrec_solo``, made as stack deploy would make it but without
+    any ownership label (as ``docker service create`` makes it)."""
+    spec = load_spec_text(_HANDMADE, environ=ENVIRON).spec
+    swarm = FakeSwarm.recorded("fxrec")
+    body = service_engine_spec(spec, "solo")
+    body["Labels"] = {k: v for k, v in body["Labels"].items() if k != STACK_LABEL}
+    container = body["TaskTemplate"]["ContainerSpec"]
+    container["Labels"] = {k: v for k, v in container["Labels"].items() if k != STACK_LABEL}
+    swarm.create_service("fxrec_solo", body)
+    return spec, swarm
+
+
+def _stored(swarm: FakeSwarm, name: str) -> dict[str, Any]:
+    return next(item for item in swarm.services() if item["Spec"]["Name"] == name)
+
+
+def test_without_adopt_a_handmade_service_is_a_collision_naming_the_option() -> None:
+    spec, swarm = _handmade_swarm()
+    planned = plan_on(spec, swarm)
+    assert [action.description for action in planned.actions if action.key == "solo"] == []
+    assert [(f.code, f.message) for f in planned.errors if f.address == "service.solo"] == [
+        (
+            "collision",
+            "service fxrec_solo exists and is not owned by stack fxrec; --adopt takes it over",
+        )
+    ]
+
+
+def test_adopt_writes_only_the_service_labels_and_restarts_no_task() -> None:
+    spec, swarm = _handmade_swarm()
+    before = copy.deepcopy(_stored(swarm, "fxrec_solo"))
+    tasks_before = sorted(t["ID"] for t in swarm.tasks() if t["ServiceID"] == before["ID"])
+    assert len(tasks_before) == 2
+    planned = plan_on(spec, swarm, PlanOptions(adopt=True))
+    solo = [action for action in planned.actions if action.key == "solo"]
+    assert [action.description for action in solo] == [
+        "~ service fxrec_solo: adopt (add the stack's ownership label)"
+    ]
+    assert planned.versions["service.solo"] == before["Version"]["Index"]
+    shown = Text.from_markup(plan_text(planned)).plain
+    assert "~ service fxrec_solo: adopt (add the stack's ownership label)" in shown
+    writes = swarm.write_count
+    observed = observe(cast(Engine, swarm), spec)
+    only_solo = replace(planned, actions=tuple(solo))
+    result = apply_plan(
+        only_solo, spec, cast(Engine, swarm), observed, options=ApplyOptions(clock=FakeClock())
+    )
+    assert result.ok, result.error
+    assert outcomes(result) == {"service.solo": "adopted"}
+    assert swarm.write_count - writes == 1
+    after = _stored(swarm, "fxrec_solo")
+    assert after["Spec"]["Labels"] == {**before["Spec"]["Labels"], STACK_LABEL: "fxrec"}
+    assert {k: v for k, v in after["Spec"].items() if k != "Labels"} == {
+        k: v for k, v in before["Spec"].items() if k != "Labels"
+    }
+    assert after["Spec"]["TaskTemplate"] == before["Spec"]["TaskTemplate"]
+    assert sorted(t["ID"] for t in swarm.tasks() if t["ServiceID"] == after["ID"]) == tasks_before
+    again = plan_on(spec, swarm, PlanOptions(adopt=True))
+    assert [action.description for action in again.actions if action.key == "solo"] == []
+    assert not [finding for finding in again.errors if finding.address == "service.solo"]
+
+
+def test_adopt_then_converges_what_differs_in_the_same_apply() -> None:
+    swarm, clock = case_swarm("adopt_unowned"), FakeClock()
+    hand = _stored(swarm, "fxrec_hand")
+    writes: list[dict[str, Any]] = []
+    update = swarm.update_service
+
+    def recording(name: str, service_id: str, version: int, spec: Any) -> list[str]:
+        writes.append(copy.deepcopy(spec))
+        return update(name, service_id, version, spec)
+
+    swarm.update_service = recording  # type: ignore[method-assign]
+    spec, result = apply_case("adopt_unowned", swarm, clock)
+    assert result.ok, result.error
+    assert outcomes(result) == {"service.hand": "adopted"}
+    # First the label alone, on the spec as observed; then the update, on the owned service.
+    assert len(writes) == 2
+    assert writes[0] == {**hand["Spec"], "Labels": {**hand["Spec"]["Labels"], STACK_LABEL: "fxrec"}}
+    assert writes[1]["TaskTemplate"]["ContainerSpec"]["Image"] == "converge-lab/app:v2"
+    assert not plan_on(spec, swarm).actions
+
+
+def test_adopt_fails_cleanly_when_another_stack_took_the_service_meanwhile() -> None:
+    spec, swarm = _handmade_swarm()
+    planned = plan_on(spec, swarm, PlanOptions(adopt=True))
+    solo = tuple(action for action in planned.actions if action.key == "solo")
+    observed = observe(cast(Engine, swarm), spec)
+    stored = _stored(swarm, "fxrec_solo")
+    taken = {**stored["Spec"], "Labels": {**stored["Spec"]["Labels"], STACK_LABEL: "other"}}
+    swarm.update_service("fxrec_solo", stored["ID"], stored["Version"]["Index"], taken)
+    result = apply_plan(
+        replace(planned, actions=solo),
+        spec,
+        cast(Engine, swarm),
+        observed,
+        options=ApplyOptions(clock=FakeClock()),
+    )
+    assert outcomes(result) == {"service.solo": "failed"}
+    assert result.error == "service fxrec_solo was taken by stack other while applying"
+    assert _stored(swarm, "fxrec_solo")["Spec"]["Labels"][STACK_LABEL] == "other"

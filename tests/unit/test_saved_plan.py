@@ -75,7 +75,12 @@ def test_a_saved_plan_records_version_options_and_each_spec_file(tmp_path: Path)
     target = _saved(tmp_path, PlanOptions(prune=True, targets=("service.db",)))
     document = read_saved_plan(target)
     assert document["converge_version"] == converge_version()
-    assert document["options"] == {"prune": True, "rebalance": False, "targets": ["service.db"]}
+    assert document["options"] == {
+        "prune": True,
+        "rebalance": False,
+        "adopt": False,
+        "targets": ["service.db"],
+    }
     spec = tmp_path / "spec" / "stack.yml"
     assert document["spec_files"] == [
         {
