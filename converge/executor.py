@@ -134,6 +134,26 @@ class _Run:
     outcomes: list[ActionOutcome] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
+    @classmethod
+    def start(
+        cls,
+        spec: Spec,
+        engine: Engine,
+        observed: ObservedState,
+        events: ApplyEvents | None,
+        options: ApplyOptions | None,
+    ) -> _Run:
+        """A run whose overall deadline starts now."""
+        options = options or ApplyOptions()
+        return cls(
+            spec=spec,
+            engine=engine,
+            options=options,
+            events=events or ApplyEvents(),
+            deadline=options.clock.monotonic() + options.timeout,
+            observed=observed,
+        )
+
     def refresh(self) -> ObservedState:
         self.observed = observe(self.engine, self.spec)
         return self.observed
@@ -152,15 +172,7 @@ def apply_plan(
     Never raises for a failed action: the result lists every action with its outcome
     (later ones ``skipped``) and ``error`` says what failed.
     """
-    options = options or ApplyOptions()
-    run = _Run(
-        spec=spec,
-        engine=engine,
-        options=options,
-        events=events or ApplyEvents(),
-        deadline=options.clock.monotonic() + options.timeout,
-        observed=observed,
-    )
+    run = _Run.start(spec, engine, observed, events, options)
     writes_before = engine.write_count
     phases = sorted({action.phase for action in plan.actions})
     error: str | None = None
@@ -188,23 +200,16 @@ def verify_converged(
     events: ApplyEvents | None = None,
     options: ApplyOptions | None = None,
 ) -> ApplyResult:
-    """For an apply with nothing to change: wait, writing nothing, until the spec's services
-    have converged, and report the state they are in.
+    """Wait, writing nothing, until the spec's services have converged, and report the state
+    they are in: for an apply with nothing to change, and after an apply's actions for the
+    services they did not touch.
 
     An update in flight (a concurrent or killed apply's) is waited for; a paused or rolled-back
     update, whenever it happened, tasks that keep failing or cannot be placed fail, as in
     ``apply_plan``. A service that runs as wanted and never failed with its current spec is
     accepted at once; one whose current spec failed before must hold for its monitor window.
     """
-    options = options or ApplyOptions()
-    run = _Run(
-        spec=spec,
-        engine=engine,
-        options=options,
-        events=events or ApplyEvents(),
-        deadline=options.clock.monotonic() + options.timeout,
-        observed=observed,
-    )
+    run = _Run.start(spec, engine, observed, events, options)
     writes_before = engine.write_count
     keys = [key for key in spec.services if key in observed.owned_services()]
     error = _wait_for_services(run, keys, verify_only=True) if keys else None
