@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build converge's wheel into dist/ (replacing any earlier one) as a release would, and print its
-# path. Called by test.sh; tests/unit/test_wheel.py installs the wheel into a fresh venv.
+# path. Called by test.sh; tests/integration/test_wheel.py installs the wheel into a fresh venv.
 set -eu
 cd "$(dirname "$0")/.."
 rm -rf dist build

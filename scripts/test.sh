@@ -13,7 +13,7 @@ sh scripts/setup-venv.sh
 .venv/bin/mypy converge
 sh scripts/check-schema.sh
 sh scripts/test-lowest.sh
-# The wheel a release would publish; tests/unit/test_wheel.py installs it into a fresh venv.
+# The wheel a release would publish; tests/integration/test_wheel.py installs it into a fresh venv.
 CONVERGE_WHEEL="$(pwd)/$(sh scripts/build-wheel.sh)"
 export CONVERGE_WHEEL
 status=0

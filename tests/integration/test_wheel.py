@@ -18,7 +18,8 @@ import pytest
 
 import converge
 
-pytestmark = pytest.mark.wheel
+# Slow (a fresh venv): with the integration tests, out of the quick unit run; needs no lab.
+pytestmark = [pytest.mark.integration, pytest.mark.wheel]
 
 ROOT = Path(__file__).resolve().parents[2]
 _TIMEOUT = 300
