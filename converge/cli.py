@@ -1033,5 +1033,6 @@ def main() -> None:
         typer.echo(str(error), err=True)
         sys.exit(1)
     except ConvergeError as error:
-        typer.echo(f"Error: {error}", err=True)
+        # No spec is at hand here: mask by rule (URL passwords) what an engine error may carry.
+        typer.echo(f"Error: {Masker(None).text(str(error))}", err=True)
         sys.exit(1)

@@ -57,7 +57,7 @@ def error_json(error: ConvergeError) -> str:
     """The error document of an expected error, as indented JSON."""
     kind = next((name for cls, name in _KINDS if isinstance(error, cls)), "error")
     problems: list[dict[str, Any]] = []
-    message = str(error)
+    message = Masker(None).text(str(error))
     if isinstance(error, SpecError):
         problems = [
             {

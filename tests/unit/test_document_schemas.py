@@ -31,7 +31,7 @@ from converge.api import (
     stack_status,
 )
 from converge.engine import Engine
-from converge.errors import LockError, SpecError
+from converge.errors import EngineError, LockError, SpecError
 from converge.executor import ApplyOptions
 from converge.render import apply_document, plan_document, status_document
 from converge.render.errors import error_json, plan_errors_json
@@ -134,3 +134,10 @@ def test_error_documents_fit_the_error_schema(tmp_path: Path) -> None:
     collision = PlanFinding("error", "service.web", "port 80 is taken by other_web")
     plan = replace(blocked.plan, findings=(*blocked.plan.findings, collision))
     assert_valid("error", json.loads(plan_errors_json(plan, loaded)))
+
+
+def test_an_error_document_masks_a_password_the_engine_error_carries() -> None:
+    error = EngineError("failed to create service s_web: pull postgres://app:pw-0451@db/x denied")
+    document = json.loads(error_json(error))
+    assert "pw-0451" not in json.dumps(document)
+    assert_valid("error", document)
