@@ -22,7 +22,7 @@ from converge import cli
 from converge.api import ApplyRequest, apply, load_apply_input, make_plan, save_plan
 from converge.errors import EngineError, EngineUnavailableError
 from converge.executor import ApplyOptions
-from converge.version import converge_version
+from converge.version import DISTRIBUTION, converge_version
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(BASE_SPEC)
@@ -75,7 +75,7 @@ def test_version_prints_converge_and_the_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout == f"converge {converge_version()}\n"
-    assert converge_version() == metadata.version("converge")
+    assert converge_version() == metadata.version(DISTRIBUTION)
 
 
 # -- help ----------------------------------------------------------------------------------------
