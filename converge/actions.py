@@ -34,7 +34,7 @@ ADOPT_NOTE = "adopt (add the stack's ownership label)"
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
-ObjectKind = Literal["node", "network", "service", "loadbalancer"]
+ObjectKind = Literal["node", "network", "service", "loadbalancer", "secret", "config"]
 
 _SYMBOLS: dict[str, str] = {
     "create": "+",
@@ -53,11 +53,15 @@ class Phase(IntEnum):
     NODES = 1
     NETWORKS = 2
     VOLUMES = 3
-    SERVICES = 4
-    DRAINS = 5
-    PRUNE_SERVICES = 6
-    PRUNE_NETWORKS = 7
-    LOADBALANCER = 8
+    FILES = 4
+    """Secrets and configs: created (new versions too) before the services that use them."""
+    SERVICES = 5
+    DRAINS = 6
+    PRUNE_SERVICES = 7
+    PRUNE_FILES = 8
+    """Old versions of secrets and configs, once the services moved to the new ones."""
+    PRUNE_NETWORKS = 9
+    LOADBALANCER = 10
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,10 @@ class Action:
 
     @property
     def description(self) -> str:
-        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``."""
+        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``; for a secret or config its
+        key and what happens: ``+ secret db_password: new version ...; 2 services roll``."""
+        if self.object_kind in ("secret", "config"):
+            return f"{self.symbol} {self.object_kind} {self.key}: {self.reason}"
         head = f"{self.symbol} {self.object_kind} {self.name}"
         if self.kind == "create":
             return f"{head}: create"

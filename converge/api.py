@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
 from converge.errors import PlanError
+from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
+from converge.sources import with_sources
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -71,8 +73,23 @@ class PlanResult:
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
-    """A hash of the spec after interpolation: a saved plan is bound to exactly this spec."""
-    return hashlib.sha256(loaded.spec.model_dump_json().encode()).hexdigest()
+    """A digest of the spec after interpolation and of its secrets' and configs' contents (hex,
+    64 digits): a saved plan is bound to exactly these.
+
+    Never a plain hash: the spec holds values from secret variables, and a plain sha256 in a
+    saved plan or a drift report would confirm a guessed value cheaply. It is scrypt, slow on
+    purpose, salted with the stack's name (``converge.fileobjects.slow_digest``), so the same
+    spec gives the same digest in plan and drift documents.
+    """
+    return slow_digest(_spec_material(loaded), f"converge-spec:{loaded.spec.stack}".encode())
+
+
+def _spec_material(loaded: LoadedSpec) -> bytes:
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    for (kind, key), data in sorted((loaded.contents or {}).items()):
+        material.update(f"\0{kind}\0{key}\0{len(data)}\0".encode())
+        material.update(data)
+    return material.digest()
 
 
 def make_plan(
@@ -80,18 +97,20 @@ def make_plan(
     engine: Engine,
     options: PlanOptions = PlanOptions(),
 ) -> PlanResult:
-    """Load (unless given loaded), observe, diff and plan.
+    """Load (unless given loaded), read the secrets' and configs' sources, observe, diff and
+    plan.
 
     Raises:
         SpecError: the spec is invalid.
+        SourceError: a secret's or config's source cannot be read (nothing is written).
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
     from converge.observe import observe
 
-    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    loaded = with_sources(spec if isinstance(spec, LoadedSpec) else load_spec(spec))
     observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed)
+    difference = diff(loaded.spec, observed, loaded.contents, options.rotate)
     result = plan(
         loaded.spec,
         difference,
@@ -130,6 +149,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
         "targets": list(result.options.targets),
+        "rotate": list(result.options.rotate),
     }
     document["spec_files"] = [
         {
@@ -165,7 +185,16 @@ def execute_plan(
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
-    return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
+    return apply_plan(
+        result.plan,
+        result.loaded.spec,
+        engine,
+        result.observed,
+        events,
+        options,
+        contents=result.loaded.contents,
+        rotate=result.options.rotate,
+    )
 
 
 ApplyStatus = Literal["no_changes", "plan_errors", "cancelled", "applied", "failed"]
@@ -313,6 +342,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        rotate=tuple(options.get("rotate") or ()),
     )
 
 

@@ -90,8 +90,8 @@ class ServiceStatus:
 class SpecIdentity:
     """Which spec was checked: its files, its digest and its git commit.
 
-    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, the sha256 of the spec after
-    interpolation, the same value a plan document shows.
+    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, a salted scrypt digest of
+    the spec after interpolation and of its secrets' contents, the same value a plan document shows.
     """
 
     files: tuple[str, ...]

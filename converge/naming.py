@@ -15,11 +15,13 @@ from collections.abc import Mapping
 __all__ = [
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "FINGERPRINT_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "VERSION_OF_LABEL",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -42,6 +44,10 @@ LB_LABEL = "io.converge.loadbalancer"
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
 """Marks a throwaway container that validates a load-balancer config before it is used."""
 LOCK_LABEL_PREFIX = "io.converge.lock."
+VERSION_OF_LABEL = "io.converge.version-of"
+"""On a secret or config converge created: the spec key it is a version of."""
+FINGERPRINT_LABEL = "io.converge.fingerprint"
+"""On a secret converge created: a salted scrypt hash of its data (``converge.fileobjects``)."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 

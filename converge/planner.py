@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 
 from converge.actions import Action, ObjectKind, Phase, Plan, PlanFinding, Severity
 from converge.checks import NodeFacts, evaluate_constraint
-from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.diff import OLD_VERSION, Diff, FieldChange, ObjectDiff
 from converge.lb.config import (
     REPLACE_FIELDS,
     follows_placement,
     loadbalancer_findings,
     server_names,
 )
-from converge.naming import object_name, spec_key
+from converge.naming import VERSION_OF_LABEL, lock_name, object_name, owned_by, spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
 from converge.targeting import target_plan
@@ -41,6 +41,9 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    rotate: tuple[str, ...] = ()
+    """Secrets to give a new version although their current one cannot be verified (made
+    without converge's fingerprint): ``--rotate KEY``."""
 
 
 def plan(
@@ -82,6 +85,10 @@ def plan(
         elif item.status == "unowned":
             message = f"{item.detail}; --adopt takes it over"
             findings.append(PlanFinding("error", item.address, message, "collision", item.name))
+        elif item.status == "unverifiable":
+            findings.append(PlanFinding("warning", item.address, item.detail, "", item.name))
+        elif item.status == "remove" and item.detail == OLD_VERSION:
+            actions.append(_file_object_action(spec, item, observed))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 PlanFinding(
@@ -96,7 +103,7 @@ def plan(
         elif item.kind == "loadbalancer":
             continue  # planned last: its backends may follow the other actions
         else:
-            actions.extend(_actions_for(item, observed))
+            actions.extend(_actions_for(item, observed, spec))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
@@ -160,8 +167,27 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
+    files = [
+        Action(
+            Phase.PRUNE_FILES,
+            "remove",
+            "secret" if entry.kind == "secret" else "config",
+            entry.labels.get(VERSION_OF_LABEL) or spec_key(observed.stack, entry.name),
+            entry.name,
+            f"remove {entry.name}",
+            observed_id=entry.id,
+        )
+        for entry in sorted(
+            (*observed.secrets, *observed.configs), key=lambda entry: (entry.kind, entry.name)
+        )
+        if owned_by(entry.labels, observed.stack) and entry.name != lock_name(observed.stack)
+    ]
     return (
-        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+        services
+        + _loadbalancer_removals(observed, reason)
+        + _check_removals(observed)
+        + files
+        + networks
     )
 
 
@@ -178,7 +204,9 @@ def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dic
     return versions
 
 
-def _actions_for(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+def _actions_for(item: ObjectDiff, observed: ObservedState, spec: Spec) -> list[Action]:
+    if item.kind in ("secret", "config"):
+        return [_file_object_action(spec, item, observed)] if item.status != "unchanged" else []
     if item.kind == "node":
         return _node_actions(item, observed)
     if item.kind == "network":
@@ -207,6 +235,39 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
             observed_version=node.version,
         )
     ]
+
+
+def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -> Action:
+    """A secret's or config's create, new version (``rotate``) or removal."""
+    kind: ObjectKind = "secret" if item.kind == "secret" else "config"
+    if item.status in ("create", "rotate"):
+        owned = observed.owned_services()
+        rolling = [
+            key
+            for key, service in spec.services.items()
+            if key in owned and any(ref.source == item.key for ref in getattr(service, f"{kind}s"))
+        ]
+        reason = f"create {item.name}"
+        if item.status == "rotate":
+            roll = f"{len(rolling)} service{'' if len(rolling) == 1 else 's'} roll"
+            reason = f"new version {item.name}; {roll}"
+        return Action(Phase.FILES, "create", kind, item.key, item.name, reason)
+    objects = observed.secrets if kind == "secret" else observed.configs
+    found = next((entry for entry in objects if entry.name == item.name), None)
+    reason = (
+        f"remove old version {item.name}"
+        if item.detail == OLD_VERSION
+        else f"remove {item.name} (owned, no longer in the spec)"
+    )
+    return Action(
+        Phase.PRUNE_FILES,
+        "remove",
+        kind,
+        item.key,
+        item.name,
+        reason,
+        observed_id=found.id if found else None,
+    )
 
 
 def _base_action(
