@@ -88,9 +88,10 @@ class Action:
     @property
     def description(self) -> str:
         """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``; for a secret or config its
-        key and what happens: ``+ secret db_password: new version ...; 2 services roll``."""
+        key, its swarm name and what happens:
+        ``+ secret db_password (shop_db_password_1c2d3e4f5a): new version; 2 services roll``."""
         if self.object_kind in ("secret", "config"):
-            return f"{self.symbol} {self.object_kind} {self.key}: {self.reason}"
+            return f"{self.symbol} {self.object_kind} {self.key} ({self.name}): {self.reason}"
         head = f"{self.symbol} {self.object_kind} {self.name}"
         if self.kind == "create":
             return f"{head}: create"

@@ -108,7 +108,9 @@ def make_plan(
     from converge.lock import holder_state, read_lock
     from converge.observe import observe
 
-    loaded = with_sources(spec if isinstance(spec, LoadedSpec) else load_spec(spec))
+    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    if not options.destroy:  # a destroy needs no secret's value
+        loaded = with_sources(loaded)
     observed = observe(engine, loaded.spec)
     difference = diff(loaded.spec, observed, loaded.contents, options.rotate)
     result = plan(

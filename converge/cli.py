@@ -53,6 +53,7 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
+from converge.sources import with_sources
 from converge.units import parse_duration
 from converge.version import converge_version
 
@@ -386,6 +387,15 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+RotateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rotate",
+        metavar="SECRET",
+        help="Give this secret a new version although its current one cannot be verified "
+        "(made without converge's fingerprint); repeatable.",
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -559,6 +569,7 @@ def plan(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
     host: HostOption = None,
     context: ContextOption = None,
@@ -570,10 +581,16 @@ def plan(
 
     as_json = output is PlanFormat.json
     options = PlanOptions(
-        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        prune=prune,
+        rebalance=rebalance,
+        targets=tuple(target or ()),
+        adopt=adopt,
+        rotate=tuple(rotate or ()),
     )
     with _json_errors(as_json):
-        loaded = _load(_arguments(files, compose, env_file))
+        # The secrets' sources are read first: a failing one stops here, and every output
+        # masks their values.
+        loaded = with_sources(_load(_arguments(files, compose, env_file)))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
@@ -666,12 +683,15 @@ def _run_apply(
     messages = _console(stderr=True) if as_json else console
     with _json_errors(as_json):
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
+        if not plan_options.destroy:  # a destroy needs no secret's value
+            loaded = with_sources(loaded)
         if saved is not None:
             if plan_options.destroy:
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
+                    "--prune, --rebalance, --adopt, --rotate and --target were fixed when the "
+                    "plan was "
                     "saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
@@ -751,6 +771,7 @@ def apply(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -766,7 +787,11 @@ def apply(
         _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(
-            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+            prune=prune,
+            rebalance=rebalance,
+            targets=tuple(target or ()),
+            adopt=adopt,
+            rotate=tuple(rotate or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -956,6 +981,7 @@ def drift(
     try:
         loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
+        loaded = with_sources(loaded)
         with _connect(host, context) as engine:
             report = check_drift(loaded, engine)
     except ConvergeError:

@@ -174,7 +174,7 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
             "secret" if entry.kind == "secret" else "config",
             entry.labels.get(VERSION_OF_LABEL) or spec_key(observed.stack, entry.name),
             entry.name,
-            f"remove {entry.name}",
+            "remove (destroying the stack)",
             observed_id=entry.id,
         )
         for entry in sorted(
@@ -247,17 +247,17 @@ def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -
             for key, service in spec.services.items()
             if key in owned and any(ref.source == item.key for ref in getattr(service, f"{kind}s"))
         ]
-        reason = f"create {item.name}"
+        reason = "create"
         if item.status == "rotate":
             roll = f"{len(rolling)} service{'' if len(rolling) == 1 else 's'} roll"
-            reason = f"new version {item.name}; {roll}"
+            reason = f"new version; {roll}"
         return Action(Phase.FILES, "create", kind, item.key, item.name, reason)
     objects = observed.secrets if kind == "secret" else observed.configs
     found = next((entry for entry in objects if entry.name == item.name), None)
     reason = (
-        f"remove old version {item.name}"
+        "remove an old version no service uses"
         if item.detail == OLD_VERSION
-        else f"remove {item.name} (owned, no longer in the spec)"
+        else "remove (owned, no longer in the spec)"
     )
     return Action(
         Phase.PRUNE_FILES,

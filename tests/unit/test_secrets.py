@@ -130,9 +130,9 @@ def test_first_apply_creates_them_under_stack_deploys_names_and_then_plans_nothi
     planned = make_plan(loaded, engine)
     files = [a for a in planned.plan.actions if a.object_kind in ("secret", "config")]
     assert [action.description for action in files] == [
-        "+ config site: create sec_site",
-        "+ secret api_key: create sec_api_key",
-        "+ secret db_password: create sec_db_password",
+        "+ config site (sec_site): create",
+        "+ secret api_key (sec_api_key): create",
+        "+ secret db_password (sec_db_password): create",
     ]
     _apply(loaded, engine)
     secrets = _secrets(engine)
@@ -164,7 +164,7 @@ def test_a_changed_secret_gets_a_new_version_the_services_roll_and_old_ones_go(
     planned = make_plan(rotated, engine)
     second = version_name(rotated.spec, "secret", "db_password", b"second-password-5521\n")
     descriptions = [action.description for action in planned.plan.actions]
-    assert f"+ secret db_password: new version {second}; 2 services roll" in descriptions
+    assert f"+ secret db_password ({second}): new version; 2 services roll" in descriptions
     assert {action.key for action in planned.plan.actions if action.kind == "update"} == {
         "api",
         "worker",
@@ -181,7 +181,9 @@ def test_a_changed_secret_gets_a_new_version_the_services_roll_and_old_ones_go(
     third = version_name(third_spec.spec, "secret", "db_password", b"third-password-6632\n")
     planned = make_plan(third_spec, engine)
     removals = [action.description for action in planned.plan.actions if action.kind == "remove"]
-    assert removals == ["- secret db_password: remove old version sec_db_password"]
+    assert removals == [
+        "- secret db_password (sec_db_password): remove an old version no service uses"
+    ]
     _apply(third_spec, engine)
     names = set(_secrets(engine))
     assert {second, third} <= names
