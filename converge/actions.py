@@ -174,6 +174,8 @@ def format_value(path: tuple[str, ...], value: Any) -> str:
             return format_memory(value)
         if leaf == "cpus":
             return format_cpus(value)
+        if leaf == "mode":  # a secret's or config's file mode
+            return f"0{value:o}"
     if isinstance(value, str):
         return value if value else '""'
     if isinstance(value, bool):

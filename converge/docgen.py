@@ -515,8 +515,14 @@ Where converge goes further, or stops short:
   stack were written.
 - Image digests are never looked up in a registry (as `--resolve-image never`): a service
   whose image the engine pinned to a digest does not show as changed.
-- Secrets and configs (top-level and service references) are validated, but refused: they come
-  with their own issue, and a stack is not deployed without them.
+- Secrets and configs are named, labelled and referenced as docker stack deploy does (first
+  version `<stack>_<name>` or `name`; target the key, uid and gid `0`, mode `0444` unless given),
+  plus two labels of converge's (`io.converge.version-of` and, on secrets, a salted scrypt
+  `io.converge.fingerprint`). Where stack deploy fails on changed content (swarm secrets are
+  immutable), converge creates a new version, rolls the services onto it and removes old
+  versions beyond `x-converge.keep` (docs/secrets.md). `environment` and `content` sources and
+  converge's `x-converge.age` and `x-converge.command` are read by converge; secret drivers
+  (plugins) are refused.
 - A service of the file that exists outside any stack (made with `docker service create`) is
   a collision unless `--adopt` is given: then converge adds the stack's label to it (no task
   restarts) and converges it like any other (docs/apply.md). docker stack deploy looks only
