@@ -291,3 +291,29 @@ def test_no_output_shows_a_secret_value_and_the_digest_is_no_plain_hash(tmp_path
 
     plain = hashlib.sha256(planned.loaded.spec.model_dump_json().encode()).hexdigest()
     assert planned.plan.spec_digest == resolved_spec_hash(planned.loaded) != plain
+
+
+def test_a_targeted_service_brings_its_new_versions_but_no_removal(tmp_path: Path) -> None:
+    _, engine = _swarm()
+    path = _write(tmp_path, keep=0)
+    _apply(_load(path), engine)
+    _write(tmp_path, "targeted-password-1212", keep=0)
+    planned = make_plan(_load(path), engine, PlanOptions(targets=("service.worker",)))
+    assert [(action.address, action.kind) for action in planned.plan.actions] == [
+        ("secret.db_password", "create"),
+        ("service.worker", "update"),
+    ]
+
+
+def test_a_saved_plan_is_refused_when_a_secret_changed_since(tmp_path: Path) -> None:
+    from converge.api import check_saved_plan, read_saved_plan
+    from converge.errors import PlanError
+
+    _, engine = _swarm()
+    path = _write(tmp_path)
+    _apply(_load(path), engine)
+    _write(tmp_path, "planned-password-3434")
+    save_plan(make_plan(_load(path), engine), tmp_path / "plan.json")
+    _write(tmp_path, "changed-after-planning-5656")
+    with pytest.raises(PlanError, match=r"the spec .* changed since the plan was made"):
+        check_saved_plan(read_saved_plan(tmp_path / "plan.json"), make_plan(_load(path), engine))
