@@ -21,6 +21,7 @@ to rotate it (``--rotate KEY``).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -85,9 +86,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=64)
 def slow_digest(data: bytes, salt: bytes) -> str:
     """scrypt of ``data`` with ``salt``, as 64 hex digits: a digest that confirms no guess of a
-    secret it covers cheaply."""
+    secret it covers cheaply (computed once per process for the same input: an apply plans
+    more than once)."""
     return _scrypt(data, salt).hex()
 
 
@@ -100,6 +103,13 @@ def fingerprint(data: bytes, salt: bytes | None = None) -> str:
 
 def fingerprint_matches(label: str, data: bytes) -> bool:
     """Whether a fingerprint label was made from ``data`` (False for one of another form)."""
+    return _fingerprint_matches(label, data)
+
+
+# A plan, and each service write of an apply, resolve the versions again: each (label, value)
+# pair is hashed once per process, not once per call.
+@functools.lru_cache(maxsize=256)
+def _fingerprint_matches(label: str, data: bytes) -> bool:
     parts = label.split("$")
     if len(parts) != 6 or parts[0] != "scrypt":
         return False
@@ -263,14 +273,15 @@ def resolve_versions(
                     kind, key, matching[0].name, "unchanged", matching[0].id
                 )
                 continue
-            unverifiable = [
-                item
-                for item in versions
-                if kind == "secret" and FINGERPRINT_LABEL not in item.labels
-            ]
-            if unverifiable and key not in rotate:
-                chosen = unverifiable[0]
-                result[kind, key] = FileVersion(kind, key, chosen.name, "unverifiable", chosen.id)
+            # Only the version in use decides: an unverifiable old one kept for rollback does not.
+            current = versions[0] if versions else None
+            if (
+                current is not None
+                and kind == "secret"
+                and FINGERPRINT_LABEL not in current.labels
+                and key not in rotate
+            ):
+                result[kind, key] = FileVersion(kind, key, current.name, "unverifiable", current.id)
                 continue
             if not versions:
                 result[kind, key] = FileVersion(

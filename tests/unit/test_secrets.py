@@ -317,3 +317,26 @@ def test_a_saved_plan_is_refused_when_a_secret_changed_since(tmp_path: Path) -> 
     _write(tmp_path, "changed-after-planning-5656")
     with pytest.raises(PlanError, match=r"the spec .* changed since the plan was made"):
         check_saved_plan(read_saved_plan(tmp_path / "plan.json"), make_plan(_load(path), engine))
+
+
+def test_after_rotating_a_stack_deploy_secret_a_change_rotates_again(tmp_path: Path) -> None:
+    # The unverifiable first version stays as the kept one: it must not stop the next rotation
+    # nor be picked again.
+    _, engine = _swarm()
+    engine.create_secret("sec_db_password", b"by-hand", {STACK_LABEL: STACK})
+    path = _write(tmp_path)
+    _apply(_load(path), engine, rotate=("db_password",))
+    _write(tmp_path, "after-rotation-7878")
+    loaded = _load(path)
+    planned = make_plan(loaded, engine)
+    actions = [item for item in planned.plan.actions if item.address == "secret.db_password"]
+    assert [(item.kind, item.name, item.reason) for item in actions] == [
+        (
+            "create",
+            version_name(loaded.spec, "secret", "db_password", b"after-rotation-7878\n"),
+            "new version; 2 services roll",
+        ),
+        ("remove", "sec_db_password", "remove an old version no service uses"),
+    ]
+    _apply(loaded, engine)
+    assert not make_plan(loaded, engine).plan.has_changes
