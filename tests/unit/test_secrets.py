@@ -340,3 +340,24 @@ def test_after_rotating_a_stack_deploy_secret_a_change_rotates_again(tmp_path: P
     ]
     _apply(loaded, engine)
     assert not make_plan(loaded, engine).plan.has_changes
+
+
+def test_an_age_source_is_decrypted_and_a_wrong_identity_names_the_secret(tmp_path: Path) -> None:
+    import pyrage
+
+    from converge.sources import read_sources
+
+    identity, wrong = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    (tmp_path / "token.age").write_bytes(pyrage.encrypt(b"age-token-9191", [identity.to_public()]))
+    (tmp_path / "id.txt").write_text(f"# created: now\n{identity}\n")
+    (tmp_path / "wrong.txt").write_text(f"{wrong}\n")
+    path = _write(tmp_path)
+    age = "    x-converge:\n      age: {{file: ./token.age, identity: ./{}}}\n"
+    path.write_text(path.read_text().replace("    file: ./db_password.txt\n", age.format("id.txt")))
+    assert read_sources(_load(path))["secret", "db_password"] == b"age-token-9191"
+    path.write_text(path.read_text().replace("./id.txt", "./wrong.txt"))
+    with pytest.raises(SourceError, match=r"^secret db_password: cannot decrypt .*token\.age"):
+        read_sources(_load(path))
+    path.write_text(path.read_text().replace("./wrong.txt", "./missing.txt"))
+    with pytest.raises(SourceError, match=r"^secret db_password: cannot read the identity file"):
+        read_sources(_load(path))
