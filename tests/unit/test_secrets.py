@@ -361,3 +361,19 @@ def test_an_age_source_is_decrypted_and_a_wrong_identity_names_the_secret(tmp_pa
     path.write_text(path.read_text().replace("./wrong.txt", "./missing.txt"))
     with pytest.raises(SourceError, match=r"^secret db_password: cannot read the identity file"):
         read_sources(_load(path))
+
+
+def test_drift_names_a_changed_secret_without_its_value(tmp_path: Path) -> None:
+    from converge.api import check_drift
+
+    _, engine = _swarm()
+    path = _write(tmp_path, keep=0)
+    _apply(_load(path), engine)
+    _write(tmp_path, "drifted-password-2323", keep=0)
+    report = check_drift(_load(path), engine)
+    messages = [item.message for item in report.sync_findings if item.address.startswith("secret")]
+    assert messages == [
+        "secret db_password: the spec's content differs from the version the services use",
+        "sec_db_password is an old version of secret db_password beyond those kept",
+    ]
+    assert report.exit_code() == 2
