@@ -377,3 +377,13 @@ def test_drift_names_a_changed_secret_without_its_value(tmp_path: Path) -> None:
         "sec_db_password is an old version of secret db_password beyond those kept",
     ]
     assert report.exit_code() == 2
+
+
+def test_a_secrets_content_is_scrubbed_from_any_text(tmp_path: Path) -> None:
+    from converge.masking import Masker
+    from converge.sources import with_sources
+
+    loaded = with_sources(_load(_write(tmp_path)))
+    text = f"engine said: bad value {PASSWORD} and fake-api-key-0001"
+    assert Masker(loaded).text(text) == "engine said: bad value (sensitive) and (sensitive)"
+    assert Masker(_load(_write(tmp_path))).text(text) == text  # nothing read, nothing known
