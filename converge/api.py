@@ -130,6 +130,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
         "targets": list(result.options.targets),
+        "rerun": list(result.options.rerun),
     }
     document["spec_files"] = [
         {
@@ -313,6 +314,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        rerun=tuple(options.get("rerun") or ()),
     )
 
 

@@ -87,6 +87,9 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for action in plan.actions:
         style = _STYLE[action.symbol]
         lines.append(f"  [dim]# {escape(f'{action.address}: {action.reason}')}[/dim]")
+        if action.waits_for and plan.waves:
+            after = f"wave {action.wave}, after {', '.join(action.waits_for)}"
+            lines.append(f"  [dim]# {escape(after)}[/dim]")
         forced = ""
         if action.forced_by:
             forced = f" [dim]({escape('forced by ' + ', '.join(action.forced_by))})[/dim]"
@@ -113,6 +116,10 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
                     f"{format_value(shown.path, shown.after)}"
                 )
             lines.append(f"      [{change_style}]{symbol}[/{change_style}] {escape(text)}")
+        lines.append("")
+    order = waves_lines(plan)
+    if order:
+        lines.extend(escape(line) for line in order)
         lines.append("")
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
@@ -160,6 +167,8 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "description": masker.text(masker.action(action).description),
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
+                "wave": action.wave,
+                "waits_for": list(action.waits_for),
                 "changes": [_change_json(masker, action, change) for change in action.changes],
                 "observed": {"id": action.observed_id, "version": action.observed_version},
             }
@@ -201,6 +210,8 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
                 forced_by=tuple(item["forced_by"]),
                 observed_id=item["observed"]["id"],
                 observed_version=item["observed"]["version"],
+                wave=int(item.get("wave", 0)),
+                waits_for=tuple(item.get("waits_for", ())),
             )
             for item in document["actions"]
         )
@@ -220,6 +231,35 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
         raise PlanError(f"not a plan document: missing or malformed {error}") from None
 
 
+def waves_lines(plan: Plan) -> list[str]:
+    """The services phase's order, one line per wave, when ``depends_on`` orders it::
+
+        Services in 3 waves (depends_on), each once the one before reached its condition:
+          wave 1: db
+          wave 2: seed (after db (healthy))
+          wave 3: web (after seed (completed successfully))
+
+    Nothing when no action of the plan waits for another service.
+    """
+    services = [action for action in plan.actions if action.wave]
+    if not any(action.waits_for for action in services):
+        return []
+    count = plan.waves
+    lines = [
+        f"Services in {count} wave{'' if count == 1 else 's'} (depends_on), each once the "
+        "one before reached its condition:"
+    ]
+    for wave in range(1, count + 1):
+        members = [
+            action.key + (f" (after {', '.join(action.waits_for)})" if action.waits_for else "")
+            for action in services
+            if action.wave == wave
+        ]
+        if members:
+            lines.append(f"  wave {wave}: " + "; ".join(members))
+    return lines
+
+
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     """``plan_document`` as indented JSON."""
     return json.dumps(plan_document(plan, loaded), indent=2, default=str)
@@ -236,6 +276,12 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for finding in warnings:
         lines.append(f"> :warning: **Warning** `{finding.address}`: {masker.text(finding.message)}")
     if errors or warnings:
+        lines.append("")
+    order = waves_lines(plan)
+    if order:
+        lines.append(order[0])
+        lines.append("")
+        lines.extend(f"- {markdown_cell(line.strip())}" for line in order[1:])
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")

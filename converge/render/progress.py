@@ -55,6 +55,10 @@ def format_elapsed(seconds: float) -> str:
 
 def _service_state(item: ServiceHealth) -> str:
     """``2/3 running, 1/3 updated (updating)``: updated tasks show while an update moves."""
+    if item.job:
+        return f"{item.completed}/{item.desired} completed" + (
+            f", {item.running} running" if item.running else ""
+        )
     text = f"{item.running}/{item.desired} running"
     if item.updated != item.running or item.update_state in ("updating", "rollback_started"):
         text += f", {item.updated}/{item.desired} updated"
