@@ -156,6 +156,9 @@ class ProgressReporter:
             if outcome.outcome == "failed":
                 message = escape(self.masker.text(outcome.message))
                 self._print(f"{address}: [red]failed[/red] after {took}: {message}")
+            elif outcome.outcome == "skipped":
+                message = escape(self.masker.text(outcome.message))
+                self._print(f"{address}: [yellow]skipped[/yellow]: {message}")
             else:
                 self._print(f"{address}: [green]{outcome.outcome}[/green] in {took}")
 
