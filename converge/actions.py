@@ -140,6 +140,11 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
+    graph_changes: tuple[str, ...] = ()
+    """How the services' ``depends_on`` differs from the graph the last apply recorded, one
+    line each (``converge.ordering.graph_changes``)."""
+    graph_recorded: bool = True
+    """Whether an earlier apply recorded a graph (False: ``graph_changes`` lists a new one)."""
 
     @property
     def has_changes(self) -> bool:

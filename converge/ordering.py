@@ -14,9 +14,12 @@ from converge.spec import DependencySpec, Spec
 
 __all__ = [
     "CONDITION_WORDS",
+    "Graph",
     "dangling_dependencies",
     "dependency_cycle",
     "depths",
+    "graph_changes",
+    "graph_of",
     "waits_for",
 ]
 
@@ -82,6 +85,41 @@ def depths(spec: Spec) -> dict[str, int]:
     for key in edges:
         depth(key)
     return result
+
+
+Graph = dict[str, dict[str, str]]
+"""``{service: {dependency: condition}}`` for the services that depend on something."""
+
+
+def graph_of(spec: Spec) -> Graph:
+    """The spec's dependency graph, as an apply records it (``converge.api``)."""
+    return {
+        key: {name: entry.condition for name, entry in sorted(service.depends_on.items())}
+        for key, service in sorted(spec.services.items())
+        if service.depends_on
+    }
+
+
+def graph_changes(before: Graph | None, after: Graph) -> tuple[str, ...]:
+    """How the graph ``after`` differs from the one the last apply recorded, one line per
+    change (``web: now waits for seed (completed successfully)``). None: no apply recorded a
+    graph; a graph is then new only if it has an edge."""
+    if before is None:
+        before = {}
+    lines: list[str] = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key, {}), after.get(key, {})
+        for name in sorted(set(old) | set(new)):
+            if name not in old:
+                lines.append(f"{key}: now waits for {name} ({CONDITION_WORDS[new[name]]})")
+            elif name not in new:
+                lines.append(f"{key}: no longer waits for {name}")
+            elif old[name] != new[name]:
+                lines.append(
+                    f"{key}: waits for {name} {CONDITION_WORDS[new[name]]} "
+                    f"(was {CONDITION_WORDS[old[name]]})"
+                )
+    return tuple(lines)
 
 
 def waits_for(spec: Spec, key: str) -> tuple[str, ...]:

@@ -121,6 +121,10 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     if order:
         lines.extend(escape(line) for line in order)
         lines.append("")
+    if plan.graph_changes:
+        lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
+        lines.extend(f"  {escape(line)}" for line in plan.graph_changes)
+        lines.append("")
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
@@ -183,6 +187,8 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             for finding in plan.findings
         ],
         "versions": dict(sorted(plan.versions.items())),
+        "graph_changes": list(plan.graph_changes),
+        "graph_recorded": plan.graph_recorded,
     }
 
 
@@ -226,9 +232,15 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
             versions=dict(document.get("versions") or {}),
             spec_digest=(document.get("spec") or {}).get("digest", ""),
             spec_files=tuple((document.get("spec") or {}).get("files", ())),
+            graph_changes=tuple(document.get("graph_changes") or ()),
+            graph_recorded=bool(document.get("graph_recorded", True)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise PlanError(f"not a plan document: missing or malformed {error}") from None
+
+
+GRAPH_CHANGED = "The dependency graph (depends_on) changed since the last apply:"
+GRAPH_NEW = "The dependency graph (depends_on) is new: no earlier apply recorded one:"
 
 
 def waves_lines(plan: Plan) -> list[str]:
@@ -282,6 +294,11 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append(order[0])
         lines.append("")
         lines.extend(f"- {markdown_cell(line.strip())}" for line in order[1:])
+        lines.append("")
+    if plan.graph_changes:
+        lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
+        lines.append("")
+        lines.extend(f"- {markdown_cell(line)}" for line in plan.graph_changes)
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")

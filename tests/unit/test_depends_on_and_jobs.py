@@ -263,3 +263,49 @@ def test_drift_calls_a_completed_job_healthy_and_a_failed_one_not() -> None:
     (message,) = [f.message for f in failed.findings if f.address == "service.seed"]
     assert message.startswith("job: 0/1 tasks completed; task on ")
     assert message.endswith(" exited with code 2")
+
+
+def test_graph_changes_name_each_edge_that_came_went_or_changed() -> None:
+    from converge.ordering import graph_changes
+
+    before = {"seed": {"db": "service_healthy"}, "web": {"seed": "service_started"}}
+    after = {"web": {"seed": "service_completed_successfully", "cache": "service_started"}}
+    assert graph_changes(before, after) == (
+        "seed: no longer waits for db",
+        "web: now waits for cache (started)",
+        "web: waits for seed completed successfully (was started)",
+    )
+    assert graph_changes(after, after) == ()
+
+
+def test_apply_records_the_graph_and_the_next_plan_says_when_it_changed() -> None:
+    from converge.api import ApplyRequest, apply, make_plan
+    from converge.naming import graph_record_name
+
+    fake, document = swarm(), three_tiers()
+    engine = cast(Engine, fake)
+    request = ApplyRequest(apply_options=ApplyOptions(clock=FakeClock(), stable_for=0.0))
+
+    def loaded() -> Any:
+        text = yaml.safe_dump(document, sort_keys=False)
+        return load_spec_text(text, "stack.yml", require_stack=False)
+
+    first = make_plan(loaded(), engine).plan
+    assert not first.graph_recorded
+    assert "seed: now waits for db (healthy)" in first.graph_changes
+    assert apply(loaded(), engine, request).ok
+    assert [c["Spec"]["Name"] for c in fake.configs()] == [graph_record_name(STACK)]
+    assert make_plan(loaded(), engine).plan.graph_changes == ()
+    document["services"]["seed"]["depends_on"]["db"]["condition"] = "service_started"
+    changed = make_plan(loaded(), engine).plan
+    assert (changed.actions, changed.graph_changes) == (
+        (),
+        ("seed: waits for db started (was healthy)",),
+    )
+    assert "changed since the last apply:\n  seed: waits for db started" in plan_text(changed)
+    writes = fake.write_count
+    run = apply(loaded(), engine, request)
+    assert run.ok
+    # The lock taken and released, the record replaced (removed, created): no service write.
+    assert fake.write_count - writes == 4
+    assert make_plan(loaded(), engine).plan.graph_changes == ()
