@@ -521,7 +521,8 @@ Where converge goes further, or stops short:
 - `depends_on` is honoured: apply creates and updates services in waves, each service once
   what it depends on reached its condition (`service_started`, `service_healthy`,
   `service_completed_successfully`); a cycle or an unknown name is an error when the file is
-  loaded. docker stack deploy ignores `depends_on` and starts every service at once.
+  loaded. docker stack deploy ignores `depends_on` and starts every service at once (see
+  [apply.md](apply.md#order-and-jobs-depends_on-and-swarm-jobs)).
 - Jobs (`deploy.mode: replicated-job` or `global-job`) are waited for until every task
   completed, a failed task fails the apply (with its exit code and last log lines), and a
   re-apply of an unchanged job does not run it again (`--rerun JOB` does); docker stack deploy

@@ -116,7 +116,8 @@ def test_migration_pattern_order_reruns_and_a_failing_job(
     assert db_task["Status"]["Timestamp"] <= seed_task["CreatedAt"]
     assert seed_task["Status"]["Timestamp"] < min(task["CreatedAt"] for task in web_tasks)
 
-    # 2. Unchanged: no write, the job does not run again.
+    # 2. Unchanged: no write, the job does not run again; the graph was recorded.
+    assert make_plan(load_spec_text(spec(stack)), engine).plan.graph_changes == ()
     again = apply(engine, spec(stack))
     assert again.ok, again.error
     assert again.write_calls == 0
