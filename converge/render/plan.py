@@ -251,12 +251,12 @@ def waves_lines(plan: Plan) -> list[str]:
           wave 2: seed (after db (healthy))
           wave 3: web (after seed (completed successfully))
 
-    Nothing when no action of the plan waits for another service.
+    Nothing for a plan of one wave.
     """
     services = [action for action in plan.actions if action.wave]
-    if not any(action.waits_for for action in services):
-        return []
     count = plan.waves
+    if count < 2:
+        return []  # each action's own lines say what it waits for
     lines = [
         f"Services in {count} wave{'' if count == 1 else 's'} (depends_on), each once the "
         "one before reached its condition:"
