@@ -258,6 +258,9 @@ class FakeSwarm:
     @_serialised
     def task_logs(self, task_id: str, tail: int) -> str:
         self.calls["GET /tasks/{id}/logs"] += 1
+        fault = self._faults.pop("task_logs", None)
+        if fault is not None:
+            raise fault[0](f"failed to read the logs of task {task_id}: {fault[1]}")
         self._find(self._tasks, "ID", task_id, f"read the logs of task {task_id}")
         return "".join(self._logs.get(task_id, "").splitlines(keepends=True)[-tail:])
 

@@ -309,3 +309,45 @@ def test_apply_records_the_graph_and_the_next_plan_says_when_it_changed() -> Non
     # The lock taken and released, the record replaced (removed, created): no service write.
     assert fake.write_count - writes == 4
     assert make_plan(loaded(), engine).plan.graph_changes == ()
+
+
+def test_a_secret_a_failed_job_logged_is_masked_in_the_error() -> None:
+    from converge.masking import Masker
+
+    document = three_tiers()
+    document["services"]["seed"]["environment"] = {"DB_PASSWORD": "${DB_PASSWORD}"}
+    text = yaml.safe_dump(document, sort_keys=False)
+    loaded = load_spec_text(
+        text, "stack.yml", environ={"DB_PASSWORD": "hunter2-lab"}, require_stack=False
+    )
+    fake = swarm()
+    fake.fail_job(f"{STACK}_seed", 1, "connecting as root with hunter2-lab\n")
+    result = apply(loaded.spec, fake)
+    assert result.error is not None
+    assert "hunter2-lab" in result.error
+    shown = Masker(loaded).text(result.error)
+    assert "hunter2-lab" not in shown
+    assert "connecting as root with (sensitive)" in shown
+
+
+def test_logs_the_log_driver_does_not_allow_reading_are_said_so() -> None:
+    fake = swarm()
+    fake.fail_job(f"{STACK}_seed", 3, "never shown\n")
+    explanation = "configured logging driver does not support reading"
+    fake.fail_next("task_logs", explanation=explanation)
+    result = apply(load(three_tiers()), fake)
+    assert result.error is not None
+    assert "exited with code 3; its logs cannot be read through the engine (failed to read " in (
+        result.error
+    )
+    assert explanation in result.error
+    assert "never shown" not in result.error
+
+
+def test_the_engine_log_stream_is_demultiplexed() -> None:
+    from converge.engine import _demultiplex
+
+    framed = b"\x01\0\0\0\0\0\0\x08seeding\n\x02\0\0\0\0\0\0\x07failed\n"
+    assert _demultiplex(framed) == b"seeding\nfailed\n"
+    assert _demultiplex(b"tty output\n") == b"tty output\n"
+    assert _demultiplex(b"") == b""
