@@ -685,6 +685,12 @@ def _failure_text(run: _Run, item: ServiceHealth) -> str:
     except EngineError as error:
         return f"{text}; its logs cannot be read through the engine ({error})"
     if not lines:
+        service = run.observed.owned_services().get(item.key)
+        template = (service.raw_spec.get("TaskTemplate") or {}) if service else {}
+        driver = (template.get("LogDriver") or {}).get("Name")
+        if driver == "none":
+            # The engine answers an empty log rather than an error for this driver.
+            return f"{text}; its logs cannot be read: its log driver is none"
         return f"{text}; it logged nothing"
     shown = "\n".join(f"    {line}" for line in lines[-JOB_LOG_LINES:])
     return f"{text}; its last log lines:\n{shown}"

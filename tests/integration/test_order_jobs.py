@@ -20,7 +20,8 @@ import docker
 import pytest
 from waiting import wait_for
 
-from converge.api import execute_plan, make_plan
+from converge.api import ApplyRequest, make_plan
+from converge.api import apply as apply_stack
 from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
 from converge.lab import Lab
@@ -79,9 +80,12 @@ def spec(stack: str, *, command: str = SEED_OK, round: int = 1, version: str = "
 
 
 def apply(engine: Engine, text: str, **options: Any) -> ApplyResult:
-    planned = make_plan(load_spec_text(text), engine, PlanOptions(**options))
-    assert not planned.plan.errors, planned.plan.errors
-    return execute_plan(planned, engine, options=APPLY)
+    """``converge apply`` (the use case: under the lock, recording the graph)."""
+    request = ApplyRequest(plan_options=PlanOptions(**options), apply_options=APPLY)
+    run = apply_stack(load_spec_text(text), engine, request)
+    assert run.status in ("applied", "no_changes", "failed"), run.status
+    assert run.result is not None
+    return run.result
 
 
 def tasks(client: docker.DockerClient, service: str) -> list[dict[str, Any]]:
@@ -191,3 +195,23 @@ services:
     assert again.ok, again.error
     assert again.write_calls == 0
     assert len(completed(docker_client, f"{stack}_warm")) == len(workers)
+
+
+def test_a_failed_job_whose_log_driver_keeps_no_logs_says_so(engine: Engine, stack: str) -> None:
+    text = f"""
+x-converge: {{stack: {stack}}}
+services:
+  quiet:
+    image: converge-lab/busybox:1.35.0
+    command: [sh, -c, "echo never kept; exit 4"]
+    logging: {{driver: none}}
+    deploy:
+      mode: replicated-job
+      restart_policy: {{condition: none}}
+"""
+    result = apply(engine, text)
+    assert result.error is not None
+    assert f"job {stack}_quiet: task on " in result.error
+    assert result.error.endswith(
+        "exited with code 4; its logs cannot be read: its log driver is none"
+    )
