@@ -611,6 +611,8 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
                 "in_spec": key in spec.services,
                 "running": health.running,
                 "desired": health.desired,
+                "job": health.job,
+                "completed": health.completed,
                 "update_state": health.update_state,
                 "converged": health.converged,
                 "failure": health.failure,

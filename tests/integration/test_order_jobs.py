@@ -20,7 +20,7 @@ import docker
 import pytest
 from waiting import wait_for
 
-from converge.api import ApplyRequest, make_plan
+from converge.api import ApplyRequest, check_drift, make_plan, stack_status
 from converge.api import apply as apply_stack
 from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
@@ -120,8 +120,15 @@ def test_migration_pattern_order_reruns_and_a_failing_job(
     assert db_task["Status"]["Timestamp"] <= seed_task["CreatedAt"]
     assert seed_task["Status"]["Timestamp"] < min(task["CreatedAt"] for task in web_tasks)
 
+    # Status and drift count the completed job as healthy.
+    loaded = load_spec_text(spec(stack))
+    status = {item["key"]: item for item in stack_status(loaded.spec, engine)["services"]}
+    assert (status["seed"]["job"], status["seed"]["completed"]) == (True, 1)
+    assert status["seed"]["converged"]
+    assert check_drift(loaded, engine).findings == ()
+
     # 2. Unchanged: no write, the job does not run again; the graph was recorded.
-    assert make_plan(load_spec_text(spec(stack)), engine).plan.graph_changes == ()
+    assert make_plan(loaded, engine).plan.graph_changes == ()
     again = apply(engine, spec(stack))
     assert again.ok, again.error
     assert again.write_calls == 0
@@ -215,3 +222,31 @@ services:
     assert result.error.endswith(
         "exited with code 4; its logs cannot be read: its log driver is none"
     )
+
+
+def test_a_cycle_and_a_dangling_dependency_are_refused_before_the_swarm_is_read(
+    lab: Lab, stack: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "stack.yml"
+    environment = {**os.environ, "DOCKER_HOST": lab.docker_host(), "NO_COLOR": "1"}
+    cases = {
+        "    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n": (
+            "stack.yml:4:18: services.a.depends_on.b: depends_on makes a cycle: a -> b -> a"
+        ),
+        "    depends_on: [db]\n": (
+            "stack.yml:4:18: services.a.depends_on.db: service 'db' is not a service of this stack"
+        ),
+    }
+    for tail, message in cases.items():
+        path.write_text(f"services:\n  a:\n    image: x\n{tail}", encoding="utf-8")
+        run = subprocess.run(
+            [sys.executable, "-m", "converge", "plan", "-c", str(path), stack],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert message in run.stderr
+        assert "Traceback" not in run.stderr
