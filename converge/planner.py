@@ -143,6 +143,8 @@ def plan(
     )
     if options.targets:
         result = target_plan(result, options.targets, spec, observed)
+        # Waves count only depths that still have an action.
+        result = replace(result, actions=tuple(_in_waves(spec, list(result.actions))))
     return result
 
 
