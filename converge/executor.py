@@ -1,7 +1,10 @@
 """Plan -> ApplyResult: version-checked writes, bounded retries, and waiting for convergence.
 
 Phases run in order; the actions of one phase run concurrently (bounded), and a phase starts
-only when the one before succeeded and the services it touched converged. Every write sends the
+only when the one before succeeded and the services it touched converged. The services phase
+runs in waves (``depends_on``): a service is written once what it depends on reached its
+condition, and skipped when that failed. A job has converged when its current run completed;
+a failed job's error carries its last log lines. Every write sends the
 version observed and a complete spec built on the observed one. "update out of sequence" means
 observe again and retry that object, a bounded number of times. The executor prints nothing: it
 reports through ``ApplyEvents`` callbacks.
