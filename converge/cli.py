@@ -396,6 +396,16 @@ RotateOption = Annotated[
         "(made without converge's fingerprint); repeatable.",
     ),
 ]
+RerunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rerun",
+        metavar="JOB",
+        help="Run this job again although its spec did not change (a job runs on creation "
+        "and when its spec changes); repeatable.",
+        show_default=False,
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -571,6 +581,7 @@ def plan(
     adopt: AdoptOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -586,6 +597,7 @@ def plan(
         targets=tuple(target or ()),
         adopt=adopt,
         rotate=tuple(rotate or ()),
+        rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
         # The secrets' sources are read first: a failing one stops here, and every output
@@ -690,9 +702,8 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --rotate and --target were fixed when the "
-                    "plan was "
-                    "saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --rotate, --target and --rerun were fixed "
+                    "when the plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -773,6 +784,7 @@ def apply(
     adopt: AdoptOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -792,6 +804,7 @@ def apply(
             targets=tuple(target or ()),
             adopt=adopt,
             rotate=tuple(rotate or ()),
+            rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,

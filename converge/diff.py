@@ -22,7 +22,7 @@ from converge.fileobjects import (
     versions_of,
 )
 from converge.lb.config import container_name, desired_view
-from converge.naming import VERSION_OF_LABEL, lock_name, object_name, owned_by, spec_key
+from converge.naming import VERSION_OF_LABEL, is_converge_record, object_name, owned_by, spec_key
 from converge.normalize import (
     align,
     default_service_view,
@@ -350,7 +350,7 @@ def _diff_file_objects(
         for entry in observed_objects:
             if entry.id in known or not owned_by(entry.labels, spec.stack):
                 continue
-            if entry.name == lock_name(spec.stack):
+            if is_converge_record(entry.name, spec.stack):
                 continue
             key = entry.labels.get(VERSION_OF_LABEL) or spec_key(spec.stack, entry.name)
             result.append(ObjectDiff(kind, key, entry.name, "remove"))

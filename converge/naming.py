@@ -16,12 +16,15 @@ __all__ = [
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
     "FINGERPRINT_LABEL",
+    "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
     "VERSION_OF_LABEL",
+    "graph_record_name",
+    "is_converge_record",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -61,6 +64,17 @@ def spec_key(stack: str, name: str) -> str:
     return name.removeprefix(f"{stack}_")
 
 
+GRAPH_LABEL = "io.converge.graph"
+"""On a stack's graph record: the ``depends_on`` graph its last apply converged, as JSON."""
+
+
+def graph_record_name(stack: str) -> str:
+    """The name of the config object that records ``stack``'s last applied dependency graph
+    (converge's only object of its own besides the lock; labelled with the stack, so
+    ``docker stack rm`` removes it too)."""
+    return f"converge-graph-{stack}"
+
+
 def lock_name(stack: str) -> str:
     """The name of the config object that is ``stack``'s apply lock."""
     return f"converge-lock-{stack}"
@@ -84,3 +98,9 @@ def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
 def is_internal_label(name: str) -> bool:
     """Labels converge and docker stack use for ownership: never shown as user labels."""
     return name.startswith(_INTERNAL_LABEL_PREFIXES)
+
+
+def is_converge_record(name: str, stack: str) -> bool:
+    """Whether a config of ``stack`` is one of converge's own records (the lock, the graph
+    record), never one of the spec's configs."""
+    return name in (lock_name(stack), graph_record_name(stack))

@@ -387,3 +387,17 @@ def test_a_secrets_content_is_scrubbed_from_any_text(tmp_path: Path) -> None:
     text = f"engine said: bad value {PASSWORD} and fake-api-key-0001"
     assert Masker(loaded).text(text) == "engine said: bad value (sensitive) and (sensitive)"
     assert Masker(_load(_write(tmp_path))).text(text) == text  # nothing read, nothing known
+
+
+def test_converges_own_records_are_never_taken_for_the_stacks_configs(tmp_path: Path) -> None:
+    from converge.naming import graph_record_name, lock_name
+
+    _, engine = _swarm()
+    for name in (lock_name(STACK), graph_record_name(STACK)):
+        engine.create_config(name, b"record", {STACK_LABEL: STACK})
+    loaded = _load(_write(tmp_path))
+    planned = make_plan(loaded, engine, PlanOptions(prune=True))
+    assert [a.name for a in planned.plan.actions if a.object_kind == "config"] == ["sec_site"]
+    assert not [f for f in planned.plan.findings if f.address.startswith("config.")]
+    destroyed = make_plan(loaded, engine, PlanOptions(destroy=True))
+    assert not [a for a in destroyed.plan.actions if a.object_kind == "config"]
