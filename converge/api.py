@@ -10,16 +10,18 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
 from converge.errors import PlanError
 from converge.files import atomic_write
 from converge.health import service_health
+from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
@@ -68,6 +70,8 @@ class PlanResult:
     plan: Plan
     options: PlanOptions = field(default_factory=PlanOptions)
     """What the plan was asked for: a saved plan keeps it, for apply to plan the same way."""
+    warnings: tuple[str, ...] = ()
+    """For the operator, not part of the plan: tags no registry resolved to a digest."""
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
@@ -91,7 +95,14 @@ def make_plan(
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed)
+    registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
+    images: dict[str, str] = {}
+    warnings: tuple[str, ...] = ()
+    if not options.destroy:
+        images, warnings = _resolve_images(
+            engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
+        )
+    difference = diff(loaded.spec, observed, images)
     result = plan(
         loaded.spec,
         difference,
@@ -100,11 +111,54 @@ def make_plan(
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
     )
+    result = replace(result, images=images, registry_auth=registry_auth)
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
-    return PlanResult(loaded, observed, result, options)
+    return PlanResult(loaded, observed, result, options, warnings)
+
+
+def _resolve_mode(spec: Spec, options: PlanOptions) -> ResolveMode:
+    mode = options.resolve_image or spec.x_converge.resolve_image or "always"
+    if mode not in RESOLVE_MODES:
+        raise PlanError(f"--resolve-image must be one of {', '.join(RESOLVE_MODES)}, not {mode!r}")
+    return cast(ResolveMode, mode)
+
+
+def _resolve_images(
+    engine: Engine, spec: Spec, observed: ObservedState, mode: ResolveMode, registry_auth: bool
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Ask the registries (through the engine) for the digest of each tag to resolve.
+
+    A tag no registry gives a digest for is used as written, with a warning, as
+    ``docker stack deploy`` does: images built on the nodes themselves are in no registry.
+
+    Returns:
+        The image to send per service key, and one warning per tag left unresolved.
+    """
+    from converge.errors import EngineError, EngineUnavailableError
+
+    def lookup(image: str) -> tuple[str, str | None, str]:
+        try:
+            auth = engine.registry_auth(image) if registry_auth else None
+            return image, engine.image_digest(image, auth), ""
+        except EngineUnavailableError:
+            raise
+        except EngineError as error:
+            return image, None, str(error)
+
+    tags = images_to_resolve(spec, observed, mode)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(tags)))) as pool:
+        answers = list(pool.map(lookup, tags))
+    digests = {image: digest for image, digest, _ in answers if digest is not None}
+    warnings = tuple(
+        f"image {image} could not be resolved to a digest ({reason}); each node uses the "
+        "tag as it finds it, so nodes may run different content"
+        for image, digest, reason in answers
+        if digest is None
+    )
+    return service_images(spec, observed, digests), warnings
 
 
 def _with_findings(result: Plan, *findings: PlanFinding) -> Plan:
@@ -131,6 +185,10 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "adopt": result.options.adopt,
         "targets": list(result.options.targets),
     }
+    if result.options.resolve_image is not None:
+        document["options"]["resolve_image"] = result.options.resolve_image
+    if result.options.with_registry_auth:
+        document["options"]["with_registry_auth"] = True
     document["spec_files"] = [
         {
             "path": str(Path(file).absolute()),
@@ -313,6 +371,8 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        resolve_image=options.get("resolve_image") or None,
+        with_registry_auth=bool(options.get("with_registry_auth", False)),
     )
 
 
@@ -585,8 +645,19 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
     return {"stack": spec.stack, "services": services, "missing": missing, "lock": lock}
 
 
-def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
+def check_drift(
+    loaded: LoadedSpec,
+    engine: Engine,
+    *,
+    resolve_image: str = "never",
+    with_registry_auth: bool = False,
+) -> DriftReport:
     """Observe and plan (read-only: no write call), then report sync and health findings.
+
+    Args:
+        resolve_image: ``never`` compares tags only; ``always`` also asks each image's
+            registry, so a tag re-pushed since the deploy is reported (opt-in: it costs a
+            registry request per image).
 
     Raises:
         EngineError: the engine is unreachable or not a swarm manager.
@@ -595,7 +666,8 @@ def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
 
     checked_at = datetime.now(UTC)
     started = time.monotonic()
-    result = make_plan(loaded, engine)
+    options = PlanOptions(resolve_image=resolve_image, with_registry_auth=with_registry_auth)
+    result = make_plan(loaded, engine, options)
     commit, dirty = git_revision(loaded.files)
     return drift_report(
         loaded,

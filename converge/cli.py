@@ -386,6 +386,32 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+
+
+class ResolveImage(StrEnum):
+    always = "always"
+    changed = "changed"
+    never = "never"
+
+
+ResolveImageOption = Annotated[
+    ResolveImage | None,
+    typer.Option(
+        "--resolve-image",
+        help="Pin each tag to the digest its registry gives: always (the default, or the "
+        "spec's x-converge.resolve_image), changed (new services and changed images only), "
+        "never; as docker stack deploy.",
+        show_default=False,
+    ),
+]
+WithRegistryAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-registry-auth",
+        help="Send the docker client's registry credentials (docker login) with every "
+        "service create and update, so that nodes can pull private images.",
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -560,6 +586,8 @@ def plan(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -570,13 +598,20 @@ def plan(
 
     as_json = output is PlanFormat.json
     options = PlanOptions(
-        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        prune=prune,
+        rebalance=rebalance,
+        targets=tuple(target or ()),
+        adopt=adopt,
+        resolve_image=resolve_image.value if resolve_image else None,
+        with_registry_auth=with_registry_auth,
     )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
+    for warning in result.warnings:
+        _warn(warning)
     if as_json and result.plan.errors:
         typer.echo(plan_errors_json(result.plan, loaded))
     elif as_json:
@@ -671,8 +706,9 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
-                    "saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --target, --resolve-image and "
+                    "--with-registry-auth were fixed when the plan was saved; do not give "
+                    "them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -680,6 +716,8 @@ def _run_apply(
         _warn_targeting(plan_options.targets)
 
         def show(planned: PlanResult) -> None:
+            for warning in planned.warnings:
+                _warn(warning)
             if not as_json:
                 console.print(plan_text(planned.plan, loaded))
 
@@ -752,6 +790,8 @@ def apply(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -766,7 +806,12 @@ def apply(
         _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(
-            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+            prune=prune,
+            rebalance=rebalance,
+            targets=tuple(target or ()),
+            adopt=adopt,
+            resolve_image=resolve_image.value if resolve_image else None,
+            with_registry_auth=with_registry_auth,
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -938,6 +983,15 @@ def drift(
         FailOnOption,
         typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
     ] = FailOnOption.any,
+    resolve_image: Annotated[
+        ResolveImage,
+        typer.Option(
+            "--resolve-image",
+            help="always: also report tags re-pushed since they were deployed (asks each "
+            "image's registry); never (the default) compares the tags only.",
+        ),
+    ] = ResolveImage.never,
+    with_registry_auth: WithRegistryAuthOption = False,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -957,7 +1011,12 @@ def drift(
         loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
         with _connect(host, context) as engine:
-            report = check_drift(loaded, engine)
+            report = check_drift(
+                loaded,
+                engine,
+                resolve_image=resolve_image.value,
+                with_registry_auth=with_registry_auth,
+            )
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()

@@ -154,12 +154,17 @@ def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-def diff(spec: Spec, observed: ObservedState) -> Diff:
-    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out."""
+def diff(spec: Spec, observed: ObservedState, images: Mapping[str, str] | None = None) -> Diff:
+    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out.
+
+    Args:
+        images: the image to send per service key, where a tag was pinned to its digest
+            (``converge.images.service_images``); others compare as written.
+    """
     objects: list[ObjectDiff] = []
     objects.extend(_diff_nodes(spec, observed))
     objects.extend(_diff_networks(spec, observed))
-    objects.extend(_diff_services(spec, observed))
+    objects.extend(_diff_services(spec, observed, images or {}))
     objects.extend(_diff_loadbalancer(spec, observed))
     return Diff(stack=spec.stack, objects=tuple(objects))
 
@@ -248,7 +253,9 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     return result
 
 
-def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+def _diff_services(
+    spec: Spec, observed: ObservedState, images: Mapping[str, str]
+) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     owned = observed.owned_services()
     defaults = default_service_view(spec.stack)
@@ -262,7 +269,7 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
             key,
             name,
             spec.stack,
-            desired_service_view(spec, key),
+            desired_service_view(spec, key, images.get(key)),
             taken.view if unowned and taken is not None else current.view if current else None,
             taken is not None,
             ignore=service.x_converge.ignore,

@@ -16,7 +16,8 @@ compose                              Engine API ServiceSpec
 key                                  ``Name`` = ``<stack>_<key>``
 deploy.labels                        ``Labels`` + ``com.docker.stack.namespace=<stack>``
                                      + ``com.docker.stack.image=<image as written>``
-image                                ``ContainerSpec.Image`` (as written; no digest lookup)
+image                                ``ContainerSpec.Image``: as written, or pinned to the
+                                     digest its registry gives (``converge.images``)
 entrypoint / command                 ``ContainerSpec.Command`` / ``Args``; a string is split
                                      as a POSIX shell does (shlex)
 environment (+ env_file)             ``ContainerSpec.Env``: ``K=V``, a bare ``K`` for a null
@@ -158,7 +159,11 @@ IGNORED_ENGINE_PATHS: dict[str, tuple[EnginePath, ...]] = {
 
 
 def service_engine_spec(
-    spec: Spec, key: str, base: Mapping[str, Any] | None = None, force_update: bool = False
+    spec: Spec,
+    key: str,
+    base: Mapping[str, Any] | None = None,
+    force_update: bool = False,
+    image: str | None = None,
 ) -> Json:
     """The Engine API ServiceSpec that ``docker stack deploy`` would send for a service.
 
@@ -168,6 +173,8 @@ def service_engine_spec(
         base: the observed ServiceSpec to update, or ``None`` to create: its ``ForceUpdate``
             counter and the fields under ``x-converge.ignore`` are kept.
         force_update: increment ``ForceUpdate`` so every task is replaced (rebalancing).
+        image: the ``ContainerSpec.Image`` to send, when not the image as written (a tag
+            pinned to its digest, ``converge.images``); the label keeps the image as written.
     """
     service = spec.services[key]
     stack = spec.stack
@@ -180,7 +187,7 @@ def service_engine_spec(
             STACK_IMAGE_LABEL: service.image,
         },
         "TaskTemplate": {
-            "ContainerSpec": _container_spec(spec, key, service),
+            "ContainerSpec": _container_spec(spec, key, service, image or service.image),
             "Resources": _resources(service),
             "Placement": _placement(service),
             "Networks": _networks(spec, key),
@@ -213,9 +220,9 @@ def service_engine_spec(
     return result
 
 
-def _container_spec(spec: Spec, key: str, service: ServiceSpec) -> Json:
+def _container_spec(spec: Spec, key: str, service: ServiceSpec, image: str) -> Json:
     container: Json = {
-        "Image": service.image,
+        "Image": image,
         "Labels": {**dict(service.labels), **ownership_labels(spec.stack)},
         "Privileges": {"CredentialSpec": _credential_spec(service), "SELinuxContext": None},
     }

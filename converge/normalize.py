@@ -114,9 +114,10 @@ def _without_none(values: Mapping[str, Any]) -> View:
 # Services
 
 
-def desired_service_view(spec: Spec, key: str) -> View:
-    """The view of what ``docker stack deploy`` of the file would make of ``services[key]``."""
-    return service_view(service_engine_spec(spec, key), spec.stack, {})
+def desired_service_view(spec: Spec, key: str, image: str | None = None) -> View:
+    """The view of what ``docker stack deploy`` of the file would make of ``services[key]``
+    (``image``: the image to send, when a tag was pinned to its digest)."""
+    return service_view(service_engine_spec(spec, key, image=image), spec.stack, {})
 
 
 def observed_service_view(

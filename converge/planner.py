@@ -41,6 +41,11 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    resolve_image: str | None = None
+    """``always``, ``changed`` or ``never`` (``--resolve-image``, ``converge.images``); None:
+    the spec's ``x-converge.resolve_image``, else ``always``."""
+    with_registry_auth: bool = False
+    """Send registry credentials (``--with-registry-auth``; the spec can turn it on too)."""
 
 
 def plan(
