@@ -174,6 +174,10 @@ class FakeSwarm:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
         self._outcomes[service] = ("failed", error)
 
+    def reject_tasks(self, service: str, error: str) -> None:
+        """New tasks of ``service`` are rejected before they start (an image no node has)."""
+        self._outcomes[service] = ("rejected", error)
+
     def stall_tasks(self, service: str) -> None:
         """New tasks of ``service`` never get past ``preparing`` (an image that never pulls)."""
         self._outcomes[service] = ("preparing", "")
@@ -583,7 +587,7 @@ class FakeSwarm:
             "ServiceID": service["ID"],
             "NodeID": "" if state == "pending" and _replicated(service) else node_id,
             "Spec": spec,
-            "DesiredState": "shutdown" if state == "failed" else "running",
+            "DesiredState": "shutdown" if state in ("failed", "rejected") else "running",
             "Status": {
                 "State": state,
                 "Message": {"pending": "pending task scheduling"}.get(state, "started"),
