@@ -252,7 +252,10 @@ class Engine:
             url = self._client._url("/distribution/{0}/json", image)
             response = self._client._get(url, headers=_auth(registry_auth))
             result = self._client._result(response, json=True)
-            return str(result["Descriptor"]["Digest"])
+            digest = (result.get("Descriptor") or {}).get("digest")
+        if not digest:
+            raise EngineError(f"failed to resolve image {image}: the engine gave no digest")
+        return str(digest)
 
     def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
         """Create a service from a complete Engine API ServiceSpec; returns its id.
