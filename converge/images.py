@@ -75,18 +75,21 @@ def short_digest(digest: str) -> str:
 
 
 def _runs_as_written(observed: ObservedState, key: str, image: str) -> str | None:
-    """The image the service runs, when its image as written is ``image`` (else None)."""
+    """The image the service runs when it is ``image`` as written, pinned or not (else None).
+
+    Both the label and the image itself must say so: ``docker service update --image`` by
+    hand changes the image and leaves the label, and that is a change to undo.
+    """
     current = observed.owned_services().get(key)
     if current is None or (current.raw_spec.get("Labels") or {}).get(STACK_IMAGE_LABEL) != image:
         return None
-    return (
-        str(
-            ((current.raw_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get(
-                "Image", ""
-            )
-        )
-        or None
-    )
+    container = (current.raw_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    running = str(container.get("Image") or "")
+    if canonical_image(without_digest(running), keep_digest=False) != canonical_image(
+        without_digest(image), keep_digest=False
+    ):
+        return None
+    return running
 
 
 def images_to_resolve(spec: Spec, observed: ObservedState, mode: ResolveMode) -> list[str]:

@@ -214,3 +214,24 @@ def test_a_rejected_private_image_names_the_registry_and_the_hint() -> None:
         "credentials: if it is private, run `docker login 10.222.0.1:5000` and apply with "
         "--with-registry-auth"
     ) in error
+
+
+def test_an_image_changed_by_hand_is_planned_back_whatever_the_mode() -> None:
+    loaded = _loaded()
+    swarm, engine = _swarm()
+    swarm.registry = {"converge-lab/app:v1": OLD}
+    assert apply(loaded, engine, ApplyRequest(apply_options=FAST)).ok
+    # docker service update --image: the image changes, the stack's image label does not.
+    service = next(s for s in swarm._services if s["Spec"]["Name"] == "fxrec_db")
+    service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = f"converge-lab/app:v2@{NEW}"
+    for mode in ("always", "changed", "never"):
+        result = make_plan(loaded, engine, PlanOptions(resolve_image=mode))
+        [action] = result.plan.actions
+        [change] = action.changes
+        # Unpinned on the spec's side (never), digests are not compared.
+        before, after = (
+            ("converge-lab/app:v2", "converge-lab/app:v1")
+            if mode == "never"
+            else (f"converge-lab/app:v2@{NEW}", f"converge-lab/app:v1@{OLD}")
+        )
+        assert (change.field, change.before, change.after) == ("image", before, after), mode
