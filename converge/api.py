@@ -149,8 +149,11 @@ def _resolve_images(
             return image, None, str(error)
 
     tags = images_to_resolve(spec, observed, mode)
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(tags)))) as pool:
-        answers = list(pool.map(lookup, tags))
+    answers: list[tuple[str, str | None, str]] = []
+    if tags:
+        # Each lookup is a registry round trip through the manager: ask them side by side.
+        with ThreadPoolExecutor(max_workers=min(8, len(tags))) as pool:
+            answers = list(pool.map(lookup, tags))
     digests = {image: digest for image, digest, _ in answers if digest is not None}
     warnings = tuple(
         f"image {image} could not be resolved to a digest ({reason}); each node uses the "

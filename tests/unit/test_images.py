@@ -191,6 +191,19 @@ def test_registry_credentials_go_with_creates_and_updates_only_when_asked() -> N
     sent = dict(fresh.sent_auth)
     assert sent["fxrec_db"] == "eyJ1c2VybmFtZSI6ICJjb252ZXJnZSJ9"
     assert sent["fxrec_latest"] is None  # the config has nothing for docker.io's mysql
+    # The file can ask for it too.
+    by_file = replace(
+        loaded,
+        spec=loaded.spec.model_copy(
+            update={
+                "x_converge": loaded.spec.x_converge.model_copy(update={"with_registry_auth": True})
+            }
+        ),
+    )
+    third, engine3 = _swarm()
+    third.credentials = swarm.credentials
+    assert apply(by_file, engine3, ApplyRequest(apply_options=FAST)).ok
+    assert dict(third.sent_auth)["fxrec_db"] == "eyJ1c2VybmFtZSI6ICJjb252ZXJnZSJ9"
 
 
 def test_a_rejected_private_image_names_the_registry_and_the_hint() -> None:
