@@ -412,6 +412,16 @@ WithRegistryAuthOption = Annotated[
         "service create and update, so that nodes can pull private images.",
     ),
 ]
+RerunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rerun",
+        metavar="JOB",
+        help="Run this job again although its spec did not change (a job runs on creation "
+        "and when its spec changes); repeatable.",
+        show_default=False,
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -588,6 +598,7 @@ def plan(
     target: TargetOption = None,
     resolve_image: ResolveImageOption = None,
     with_registry_auth: WithRegistryAuthOption = False,
+    rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -604,6 +615,7 @@ def plan(
         adopt=adopt,
         resolve_image=resolve_image.value if resolve_image else None,
         with_registry_auth=with_registry_auth,
+        rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
@@ -706,7 +718,7 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --target, --resolve-image and "
+                    "--prune, --rebalance, --adopt, --target, --rerun, --resolve-image and "
                     "--with-registry-auth were fixed when the plan was saved; do not give "
                     "them with a saved plan"
                 )
@@ -792,6 +804,7 @@ def apply(
     target: TargetOption = None,
     resolve_image: ResolveImageOption = None,
     with_registry_auth: WithRegistryAuthOption = False,
+    rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -812,6 +825,7 @@ def apply(
             adopt=adopt,
             resolve_image=resolve_image.value if resolve_image else None,
             with_registry_auth=with_registry_auth,
+            rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,

@@ -11,6 +11,7 @@
 #   openssh-client  ssh, which converge (docker-py) runs for ssh:// engines
 #   docker-registry the lab's registry (distribution 2.8), started by `converge lab up`
 #   apache2-utils   htpasswd, for the registry's basic auth (bcrypt)
+#   curl            the HTTP requests of docs/tutorial.md (run by tests/integration/test_tutorial.py)
 set -eu
 
 needed=""
@@ -27,6 +28,7 @@ have sshd || [ -x /usr/sbin/sshd ] || needed="$needed openssh-server"
 have ssh || needed="$needed openssh-client"
 have docker-registry || needed="$needed docker-registry"
 have htpasswd || needed="$needed apache2-utils"
+have curl || needed="$needed curl"
 
 if [ -z "$needed" ]; then
     echo "lab prerequisites already installed"
