@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any, Literal
 
 from converge.diff import FieldChange
+from converge.images import short_digest
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Plan",
     "PlanFinding",
     "Severity",
+    "format_change",
     "format_value",
 ]
 
@@ -117,11 +119,7 @@ class Action:
                 return adopt
             return f"{adopt}, then " + ", ".join(change.field for change in self.changes)
         if len(self.changes) == 1:
-            change = self.changes[0]
-            return (
-                f"{head}: {change.field} {format_value(change.path, change.before)} -> "
-                f"{format_value(change.path, change.after)}"
-            )
+            return f"{head}: {format_change(self.changes[0], sep=' ')}"
         return f"{head}: " + ", ".join(change.field for change in self.changes)
 
 
@@ -148,6 +146,12 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
+    images: dict[str, str] = field(default_factory=dict)
+    """The ``ContainerSpec.Image`` apply sends per service key: tags pinned to the digests
+    their registries gave when the plan was made (``converge.images``)."""
+    registry_auth: bool = False
+    """Send the docker client's registry credentials with creates and updates
+    (``--with-registry-auth``)."""
     graph_changes: tuple[str, ...] = ()
     """How the services' ``depends_on`` differs from the graph the last apply recorded, one
     line each (``converge.ordering.graph_changes``)."""
@@ -208,3 +212,19 @@ def format_value(path: tuple[str, ...], value: Any) -> str:
         )
         return "{" + inner + "}"
     return str(value)
+
+
+def format_change(change: FieldChange, sep: str = ": ") -> str:
+    """``field: before -> after``; a tag whose digest moved reads
+    ``image: app:1.2 (sha256:3f1c0a9b7e2d… → sha256:9d8e7f6a5b4c…)``."""
+    before, after = change.before, change.after
+    if change.path == ("image",) and isinstance(before, str) and isinstance(after, str):
+        tag, _, old = before.partition("@")
+        new_tag, _, new = after.partition("@")
+        if tag == new_tag and new and old != new:
+            old_text = short_digest(old) if old else "no digest"
+            return f"image{sep}{tag} ({old_text} → {short_digest(new)})"
+    return (
+        f"{change.field}{sep}{format_value(change.path, before)} -> "
+        f"{format_value(change.path, after)}"
+    )

@@ -396,6 +396,32 @@ RotateOption = Annotated[
         "(made without converge's fingerprint); repeatable.",
     ),
 ]
+
+
+class ResolveImage(StrEnum):
+    always = "always"
+    changed = "changed"
+    never = "never"
+
+
+ResolveImageOption = Annotated[
+    ResolveImage | None,
+    typer.Option(
+        "--resolve-image",
+        help="Pin each tag to the digest its registry gives: always (the default, or the "
+        "spec's x-converge.resolve_image), changed (new services and changed images only), "
+        "never; as docker stack deploy.",
+        show_default=False,
+    ),
+]
+WithRegistryAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-registry-auth",
+        help="Send the docker client's registry credentials (docker login) with every "
+        "service create and update, so that nodes can pull private images.",
+    ),
+]
 RerunOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -581,6 +607,8 @@ def plan(
     adopt: AdoptOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
@@ -597,6 +625,8 @@ def plan(
         targets=tuple(target or ()),
         adopt=adopt,
         rotate=tuple(rotate or ()),
+        resolve_image=resolve_image.value if resolve_image else None,
+        with_registry_auth=with_registry_auth,
         rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
@@ -606,6 +636,8 @@ def plan(
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
+    for warning in result.warnings:
+        _warn(warning)
     if as_json and result.plan.errors:
         typer.echo(plan_errors_json(result.plan, loaded))
     elif as_json:
@@ -702,8 +734,9 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --rotate, --target and --rerun were fixed "
-                    "when the plan was saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --rotate, --target, --rerun, "
+                    "--resolve-image and --with-registry-auth were fixed when the plan was "
+                    "saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -711,6 +744,8 @@ def _run_apply(
         _warn_targeting(plan_options.targets)
 
         def show(planned: PlanResult) -> None:
+            for warning in planned.warnings:
+                _warn(warning)
             if not as_json:
                 console.print(plan_text(planned.plan, loaded))
 
@@ -784,6 +819,8 @@ def apply(
     adopt: AdoptOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -804,6 +841,8 @@ def apply(
             targets=tuple(target or ()),
             adopt=adopt,
             rotate=tuple(rotate or ()),
+            resolve_image=resolve_image.value if resolve_image else None,
+            with_registry_auth=with_registry_auth,
             rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
@@ -976,6 +1015,15 @@ def drift(
         FailOnOption,
         typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
     ] = FailOnOption.any,
+    resolve_image: Annotated[
+        ResolveImage,
+        typer.Option(
+            "--resolve-image",
+            help="always: also report tags re-pushed since they were deployed (asks each "
+            "image's registry); never (the default) compares the tags only.",
+        ),
+    ] = ResolveImage.never,
+    with_registry_auth: WithRegistryAuthOption = False,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -996,7 +1044,12 @@ def drift(
         stack = loaded.spec.stack
         loaded = with_sources(loaded)
         with _connect(host, context) as engine:
-            report = check_drift(loaded, engine)
+            report = check_drift(
+                loaded,
+                engine,
+                resolve_image=resolve_image.value,
+                with_registry_auth=with_registry_auth,
+            )
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()

@@ -192,6 +192,7 @@ def diff(
     observed: ObservedState,
     contents: Contents | None = None,
     rotate: Collection[str] = (),
+    images: Mapping[str, str] | None = None,
 ) -> Diff:
     """Every object of ``spec`` compared with ``observed``, plus owned objects it left out.
 
@@ -199,13 +200,15 @@ def diff(
         contents: the secrets' and configs' contents by (kind, key) (``converge.sources``);
             None when not read: their versions in use are then taken as they are.
         rotate: secret keys to rotate even when their current version cannot be verified.
+        images: the image to send per service key, where a tag was pinned to its digest
+            (``converge.images.service_images``); others compare as written.
     """
     versions = resolve_versions(spec, observed, contents, rotate)
     objects: list[ObjectDiff] = []
     objects.extend(_diff_nodes(spec, observed))
     objects.extend(_diff_networks(spec, observed))
     objects.extend(_diff_file_objects(spec, observed, versions))
-    objects.extend(_diff_services(spec, observed, file_refs(versions)))
+    objects.extend(_diff_services(spec, observed, file_refs(versions), images or {}))
     objects.extend(_diff_loadbalancer(spec, observed))
     return Diff(stack=spec.stack, objects=tuple(objects))
 
@@ -358,7 +361,10 @@ def _diff_file_objects(
 
 
 def _diff_services(
-    spec: Spec, observed: ObservedState, files: FileRefs | None = None
+    spec: Spec,
+    observed: ObservedState,
+    files: FileRefs | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     owned = observed.owned_services()
@@ -373,7 +379,7 @@ def _diff_services(
             key,
             name,
             spec.stack,
-            desired_service_view(spec, key, files),
+            desired_service_view(spec, key, files, (images or {}).get(key)),
             taken.view if unowned and taken is not None else current.view if current else None,
             taken is not None,
             ignore=service.x_converge.ignore,

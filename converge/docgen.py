@@ -467,7 +467,9 @@ At the top level, `x-converge` holds:
   different stacks are an error, not a merge into the last one;
 - `nodes`: the swarm's nodes by hostname, with their role, availability and labels (placement
   constraints are checked against them before anything is written);
-- `loadbalancer`: an HAProxy container outside the swarm, in front of a service.
+- `loadbalancer`: an HAProxy container outside the swarm, in front of a service;
+- `with_registry_auth` and `resolve_image`: `--with-registry-auth` and `--resolve-image` for
+  every run (docs/registries.md).
 
 In a service, `x-converge.ignore` lists fields another tool owns, like Terraform's
 `ignore_changes` and Argo CD's `ignoreDifferences`: replicas driven by an autoscaler or
@@ -513,8 +515,11 @@ Where converge goes further, or stops short:
 - `endpoint_mode: dnsrr` with a port on the routing mesh is an error when the file is
   loaded; the engine refuses it only when it creates the service, after other objects of the
   stack were written.
-- Image digests are never looked up in a registry (as `--resolve-image never`): a service
-  whose image the engine pinned to a digest does not show as changed.
+- Image tags are pinned to digests as with stack deploy's `--resolve-image` (default
+  `always`, also `changed` and `never`); a re-pushed tag shows in the plan as its digest
+  moving; a tag no registry knows is used as written, with a warning; a service whose tag is
+  unchanged keeps the digest it runs where no new digest is resolved (docs/registries.md).
+  `--with-registry-auth` sends the docker client's credentials, as stack deploy does.
 - Secrets and configs are named, labelled and referenced as docker stack deploy does (first
   version `<stack>_<name>` or `name`; target the key, uid and gid `0`, mode `0444` unless given),
   plus two labels of converge's (`io.converge.version-of` and, on secrets, a salted scrypt

@@ -18,6 +18,7 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import docker
+import docker.auth
 import docker.errors
 import docker.tls
 import docker.utils
@@ -85,6 +86,10 @@ def _error_type(error: docker.errors.APIError, explanation: str) -> type[EngineE
     return EngineError
 
 
+def _auth(registry_auth: str | None) -> dict[str, str]:
+    return {"X-Registry-Auth": registry_auth} if registry_auth else {}
+
+
 def _unreachable_reason(error: Exception) -> str:
     """The innermost cause of a connection failure, e.g. 'Connection refused'."""
     reason: BaseException = error
@@ -109,6 +114,7 @@ class Engine:
         self._client: Any = client
         self.address = address
         self.calls: Counter[str] = Counter()
+        self._auth_configs: Any = None
         client.hooks["response"].append(self._count)
 
     def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -224,22 +230,81 @@ class Engine:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create_service(self, name: str, spec: Json) -> str:
-        """Create a service from a complete Engine API ServiceSpec; returns its id."""
+    def registry_auth(self, image: str) -> str | None:
+        """The ``X-Registry-Auth`` header the docker CLI sends for ``image`` with
+        ``--with-registry-auth``: the credentials of its registry from the docker client
+        config (``$DOCKER_CONFIG/config.json``: ``auths``, ``credsStore``, ``credHelpers``);
+        None when the config has none for it.
+
+        Raises:
+            EngineError: the image name is malformed, or a credential helper failed.
+        """
+        try:
+            registry, _ = docker.auth.resolve_repository_name(image)
+            if self._auth_configs is None:
+                self._auth_configs = docker.auth.load_config(
+                    credstore_env=self._client.credstore_env
+                )
+            found = docker.auth.resolve_authconfig(
+                self._auth_configs, registry, credstore_env=self._client.credstore_env
+            )
+        except docker.errors.DockerException as error:
+            raise EngineError(
+                f"cannot read the registry credentials for {image}: {error}"
+            ) from None
+        if not found:
+            return None
+        return bytes(docker.auth.encode_header(found)).decode("ascii")
+
+    def image_digest(self, image: str, registry_auth: str | None = None) -> str:
+        """The digest ``image``'s registry gives for its tag, asked through the engine
+        (``GET /distribution/{name}/json``, as ``docker stack deploy`` resolves images).
+
+        Raises:
+            EngineError: the registry did not answer, refused, or does not know the tag.
+        """
+        with self._translate(f"failed to resolve image {image}"):
+            url = self._client._url("/distribution/{0}/json", image)
+            response = self._client._get(url, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
+            digest = (result.get("Descriptor") or {}).get("digest")
+        if not digest:
+            raise EngineError(f"failed to resolve image {image}: the engine gave no digest")
+        return str(digest)
+
+    def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
+        """Create a service from a complete Engine API ServiceSpec; returns its id.
+
+        Args:
+            registry_auth: an ``X-Registry-Auth`` header (``registry_auth()``): the nodes
+                pull the image with these credentials.
+        """
         with self._translate(f"failed to create service {name}"):
             url = self._client._url("/services/create")
-            result = self._client._result(self._client._post_json(url, data=spec), json=True)
+            response = self._client._post_json(url, data=spec, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
             return cast(str, result["ID"])
 
-    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+    def update_service(
+        self,
+        name: str,
+        service_id: str,
+        version: int,
+        spec: Json,
+        registry_auth: str | None = None,
+    ) -> list[str]:
         """Replace a service's spec, as of ``version``; returns the engine's warnings.
+
+        Without ``registry_auth`` the engine keeps the credentials the service had.
 
         Raises:
             OutOfSequenceError: the service changed since ``version`` was read.
         """
         with self._translate(f"failed to update service {name}"):
             url = self._client._url("/services/{0}/update", service_id)
-            response = self._client._post_json(url, data=spec, params={"version": version})
+            response = self._client._post_json(
+                url, data=spec, params={"version": version}, headers=_auth(registry_auth)
+            )
             result = self._client._result(response, json=True)
             return list(result.get("Warnings") or [])
 

@@ -16,7 +16,8 @@ compose                              Engine API ServiceSpec
 key                                  ``Name`` = ``<stack>_<key>``
 deploy.labels                        ``Labels`` + ``com.docker.stack.namespace=<stack>``
                                      + ``com.docker.stack.image=<image as written>``
-image                                ``ContainerSpec.Image`` (as written; no digest lookup)
+image                                ``ContainerSpec.Image``: as written, or pinned to the
+                                     digest its registry gives (``converge.images``)
 entrypoint / command                 ``ContainerSpec.Command`` / ``Args``; a string is split
                                      as a POSIX shell does (shlex)
 environment (+ env_file)             ``ContainerSpec.Env``: ``K=V``, a bare ``K`` for a null
@@ -164,6 +165,7 @@ def service_engine_spec(
     base: Mapping[str, Any] | None = None,
     force_update: bool = False,
     files: FileRefs | None = None,
+    image: str | None = None,
 ) -> Json:
     """The Engine API ServiceSpec that ``docker stack deploy`` would send for a service.
 
@@ -176,6 +178,8 @@ def service_engine_spec(
         files: the version (name, id) of each secret and config to reference, by (kind, key)
             (``converge.fileobjects.resolve_versions``); stack deploy's names, without ids,
             for those not given.
+        image: the ``ContainerSpec.Image`` to send, when not the image as written (a tag
+            pinned to its digest, ``converge.images``); the label keeps the image as written.
     """
     service = spec.services[key]
     stack = spec.stack
@@ -188,7 +192,7 @@ def service_engine_spec(
             STACK_IMAGE_LABEL: service.image,
         },
         "TaskTemplate": {
-            "ContainerSpec": _container_spec(spec, key, service, files),
+            "ContainerSpec": _container_spec(spec, key, service, files, image or service.image),
             "Resources": _resources(service),
             "Placement": _placement(service),
             "Networks": _networks(spec, key),
@@ -221,9 +225,11 @@ def service_engine_spec(
     return result
 
 
-def _container_spec(spec: Spec, key: str, service: ServiceSpec, files: FileRefs | None) -> Json:
+def _container_spec(
+    spec: Spec, key: str, service: ServiceSpec, files: FileRefs | None, image: str
+) -> Json:
     container: Json = {
-        "Image": service.image,
+        "Image": image,
         "Labels": {**dict(service.labels), **ownership_labels(spec.stack)},
         "Privileges": {"CredentialSpec": _credential_spec(service), "SELinuxContext": None},
     }

@@ -115,10 +115,13 @@ def _without_none(values: Mapping[str, Any]) -> View:
 # Services
 
 
-def desired_service_view(spec: Spec, key: str, files: FileRefs | None = None) -> View:
+def desired_service_view(
+    spec: Spec, key: str, files: FileRefs | None = None, image: str | None = None
+) -> View:
     """The view of what ``docker stack deploy`` of the file would make of ``services[key]``
-    (referencing the versions of secrets and configs in ``files``)."""
-    return service_view(service_engine_spec(spec, key, files=files), spec.stack, {})
+    (referencing the versions of secrets and configs in ``files``; ``image``: the image to
+    send, when a tag was pinned to its digest)."""
+    return service_view(service_engine_spec(spec, key, files=files, image=image), spec.stack, {})
 
 
 def observed_service_view(

@@ -60,6 +60,11 @@ class PlanOptions:
     rotate: tuple[str, ...] = ()
     """Secrets to give a new version although their current one cannot be verified (made
     without converge's fingerprint): ``--rotate KEY``."""
+    resolve_image: str | None = None
+    """``always``, ``changed`` or ``never`` (``--resolve-image``, ``converge.images``); None:
+    the spec's ``x-converge.resolve_image``, else ``always``."""
+    with_registry_auth: bool = False
+    """Send registry credentials (``--with-registry-auth``; the spec can turn it on too)."""
     rerun: tuple[str, ...] = ()
     """Jobs to run again although their spec did not change (``--rerun``)."""
 

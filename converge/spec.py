@@ -1606,6 +1606,22 @@ class ConvergeSpec(Model):
     )
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
     loadbalancer: LoadBalancerSpec | None = None
+    with_registry_auth: bool = Field(
+        default=False,
+        description=(
+            "Send the docker client's registry credentials (config.json auths, credsStore, "
+            "credHelpers) with every service create and update, so that nodes can pull "
+            "private images; as --with-registry-auth, which also turns it on."
+        ),
+    )
+    resolve_image: Literal["always", "changed", "never"] | None = Field(
+        default=None,
+        description=(
+            "Pin each service's tag to the digest its registry gives: always (the default), "
+            "changed (only new services and changed images), never; as docker stack deploy's "
+            "--resolve-image, which overrides it."
+        ),
+    )
 
     @field_validator("nodes", mode="before")
     @classmethod

@@ -51,6 +51,7 @@ __all__ = [
     "haproxy_image",
     "haproxy_tag",
     "parse_ldd",
+    "push",
 ]
 
 APP_V1 = "converge-lab/app:v1"
@@ -335,3 +336,33 @@ def ensure_loaded(
             raise LabError(f"failed to load {image.tag}: {error}") from error
         loaded.append(image.tag)
     return loaded
+
+
+def push(
+    client: docker.DockerClient,
+    source: str,
+    target: str,
+    credentials: dict[str, str],
+) -> str:
+    """Push the local image ``source`` as ``target`` (``registry/repository:tag``) and drop the
+    ``target`` tag again, so that no node has it before pulling it; returns its digest.
+
+    Raises:
+        LabError: the registry refused or did not answer.
+    """
+    repository, _, tag = target.rpartition(":")
+    try:
+        client.api.tag(source, repository, tag)
+        digest = ""
+        try:
+            for line in client.api.push(
+                repository, tag, auth_config=credentials, stream=True, decode=True
+            ):
+                if "error" in line:
+                    raise LabError(f"failed to push {target}: {line['error']}")
+                digest = (line.get("aux") or {}).get("Digest", digest)
+        finally:
+            client.api.remove_image(target, noprune=True)
+    except docker.errors.APIError as error:
+        raise LabError(f"failed to push {target}: {error}") from error
+    return str(digest)

@@ -20,6 +20,7 @@ from converge.actions import (
     Phase,
     Plan,
     PlanFinding,
+    format_change,
     format_value,
 )
 from converge.diff import FieldChange
@@ -116,10 +117,7 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
             if action.kind == "create":
                 text = f"{shown.field} = {format_value(shown.path, shown.after)}"
             else:
-                text = (
-                    f"{shown.field}: {format_value(shown.path, shown.before)} -> "
-                    f"{format_value(shown.path, shown.after)}"
-                )
+                text = format_change(shown)
             lines.append(f"      [{change_style}]{symbol}[/{change_style}] {escape(text)}")
         lines.append("")
     order = waves_lines(plan)

@@ -136,6 +136,12 @@ class FakeSwarm:
         self._settling: dict[str, tuple[int, str]] = {}
         self._linger = 0
         self._lingering: list[tuple[Json, int]] = []
+        self.registry: dict[str, str] = {}
+        """Tag -> digest, as a registry answers the distribution endpoint; others are unknown."""
+        self.credentials: dict[str, str] = {}
+        """Image -> the X-Registry-Auth header the docker client config has for it."""
+        self.sent_auth: list[tuple[str, str | None]] = []
+        """(service name, X-Registry-Auth header or None) of every create and update."""
         self._job_failures: dict[str, tuple[int, str]] = {}
         self._logs: dict[str, str] = {}
 
@@ -173,6 +179,10 @@ class FakeSwarm:
     def fail_tasks(self, service: str, error: str = "task: non-zero exit (1)") -> None:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
         self._outcomes[service] = ("failed", error)
+
+    def reject_tasks(self, service: str, error: str) -> None:
+        """New tasks of ``service`` are rejected before they start (an image no node has)."""
+        self._outcomes[service] = ("rejected", error)
 
     def fail_job(self, service: str, exit_code: int, logs: str = "") -> None:
         """The job's next tasks exit with ``exit_code`` after logging ``logs``."""
@@ -284,8 +294,23 @@ class FakeSwarm:
 
     # -- writes ---------------------------------------------------------------------------------
 
+    def registry_auth(self, image: str) -> str | None:
+        return self.credentials.get(image)
+
     @_serialised
-    def create_service(self, name: str, spec: Json) -> str:
+    def image_digest(self, image: str, registry_auth: str | None = None) -> str:
+        self.calls["GET /distribution/{id}/json"] += 1
+        digest = self.registry.get(image)
+        if digest is None:
+            raise EngineError(
+                f'failed to resolve image {image}: Get "https://registry-1.docker.io/v2/": '
+                "dial tcp: lookup registry-1.docker.io: network is unreachable"
+            )
+        return digest
+
+    @_serialised
+    def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
+        self.sent_auth.append((name, registry_auth))
         self._write("create_service", "POST /services/{id}", f"create service {name}")
         if any(service["Spec"]["Name"] == name for service in self._services):
             raise AlreadyExistsError(
@@ -308,7 +333,15 @@ class FakeSwarm:
         return str(service["ID"])
 
     @_serialised
-    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+    def update_service(
+        self,
+        name: str,
+        service_id: str,
+        version: int,
+        spec: Json,
+        registry_auth: str | None = None,
+    ) -> list[str]:
+        self.sent_auth.append((name, registry_auth))
         self._write("update_service", "POST /services/{id}/update", f"update service {name}")
         service = self._find(self._services, "ID", service_id, f"update service {name}")
         bumps = self._bumps.get(name, 0)
@@ -677,7 +710,7 @@ class FakeSwarm:
             "ServiceID": service["ID"],
             "NodeID": "" if state == "pending" and _replicated(service) else node_id,
             "Spec": spec,
-            "DesiredState": "shutdown" if state == "failed" else "running",
+            "DesiredState": "shutdown" if state in ("failed", "rejected") else "running",
             "Status": {
                 "State": state,
                 "Message": {"pending": "pending task scheduling"}.get(state, "started"),
