@@ -60,6 +60,7 @@ from converge.version import converge_version
 if TYPE_CHECKING:
     from typer._click import Context, Parameter
 
+    from converge.api import PlanResult
     from converge.engine import Engine
 
 __all__ = ["app", "main"]
@@ -122,6 +123,13 @@ def _console(stderr: bool = False) -> Console:
 
 def _warn(message: str) -> None:
     typer.echo(f"Warning: {message}", err=True)
+
+
+def _warn_planned(planned: PlanResult) -> None:
+    """The plan's warnings (an image tag may be written with a secret variable): masked."""
+    masker = Masker(planned.loaded, planned.plan)
+    for warning in planned.warnings:
+        _warn(masker.text(warning))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,8 +644,7 @@ def plan(
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
-    for warning in result.warnings:
-        _warn(warning)
+    _warn_planned(result)
     if as_json and result.plan.errors:
         typer.echo(plan_errors_json(result.plan, loaded))
     elif as_json:
@@ -715,7 +722,6 @@ def _run_apply(
     from converge.api import (
         ApplyHooks,
         ApplyRequest,
-        PlanResult,
         load_apply_input,
         saved_plan_options,
     )
@@ -744,8 +750,7 @@ def _run_apply(
         _warn_targeting(plan_options.targets)
 
         def show(planned: PlanResult) -> None:
-            for warning in planned.warnings:
-                _warn(warning)
+            _warn_planned(planned)
             if not as_json:
                 console.print(plan_text(planned.plan, loaded))
 
