@@ -31,7 +31,7 @@ PLAN_FORMAT_VERSION = "1.0"
 ADOPT_NOTE = "adopt (add the stack's ownership label)"
 """What an ``adopt`` action does before any change it lists."""
 
-ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt", "rollout"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
 ObjectKind = Literal["node", "network", "service", "loadbalancer"]
@@ -42,6 +42,7 @@ _SYMBOLS: dict[str, str] = {
     "scale": "~",
     "force": "~",
     "adopt": "~",
+    "rollout": "~",
     "replace": "-/+",
     "remove": "-",
 }
@@ -93,6 +94,8 @@ class Action:
             return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
+        if self.kind == "rollout":
+            return f"{head}: {self.reason}"
         if self.kind == "adopt":
             adopt = f"{head}: {ADOPT_NOTE}"
             if not self.changes:
@@ -143,7 +146,8 @@ class Plan:
         """Terraform's summary: how many objects are added, changed and destroyed."""
         add = sum(action.kind in ("create", "replace") for action in self.actions)
         change = sum(
-            action.kind in ("update", "scale", "force", "adopt") for action in self.actions
+            action.kind in ("update", "scale", "force", "adopt", "rollout")
+            for action in self.actions
         )
         destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
         return {"add": add, "change": change, "destroy": destroy}

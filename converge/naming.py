@@ -18,8 +18,12 @@ __all__ = [
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
+    "ROLLOUT_LABEL",
+    "ROLLOUT_RUNTIME_PORT",
+    "ROLLOUT_SUFFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "candidate_name",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -42,12 +46,24 @@ LB_LABEL = "io.converge.loadbalancer"
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
 """Marks a throwaway container that validates a load-balancer config before it is used."""
 LOCK_LABEL_PREFIX = "io.converge.lock."
+ROLLOUT_LABEL = "io.converge.rollout.of"
+"""Marks the new version of a service during a blue-green or canary rollout; the value is the
+spec key of the service it replaces (``<stack>_<key>`` stays the service's home)."""
+ROLLOUT_SUFFIX = "-next"
+"""``<stack>_<key>-next``: the new version's service beside ``<stack>_<key>``."""
+ROLLOUT_RUNTIME_PORT = 19999
+"""HAProxy's runtime API inside the balancer container (loopback only) during rollouts."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 
 def object_name(stack: str, key: str) -> str:
     """The swarm name of a stack's object, as docker stack deploy names it."""
     return f"{stack}_{key}"
+
+
+def candidate_name(stack: str, key: str) -> str:
+    """The swarm name of the new version of service ``key`` during a rollout."""
+    return object_name(stack, f"{key}{ROLLOUT_SUFFIX}")
 
 
 def spec_key(stack: str, name: str) -> str:
