@@ -1,0 +1,140 @@
+"""The pure side of rollouts: weights, HAProxy's counters, gates, and the plan's action."""
+
+from __future__ import annotations
+
+import pytest
+
+from converge.lb.config import render_config
+from converge.lb.rollout import (
+    Figures,
+    GateFailure,
+    candidate_figures,
+    current_share,
+    judge,
+    parse_stats,
+    remaining_shares,
+    share_weights,
+    weight_commands,
+)
+from converge.loader import load_spec_text
+from converge.spec import RolloutGates, RolloutSpec
+
+HEADER = (
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,"
+    "wretr,wredis,status,weight,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other"
+)
+
+
+def row(server: str, status: str, weight: int, ok: int = 0, failed: int = 0, econ: int = 0) -> str:
+    return f"web,{server},0,0,0,0,,0,0,0,,0,,{econ},0,0,0,{status},{weight},0,{ok},0,0,{failed},0"
+
+
+def stats(*rows: str) -> str:
+    return "\n".join([HEADER, "web,FRONTEND,,,", *rows, "web,BACKEND,0"]) + "\n"
+
+
+SPEC = """
+x-converge:
+  stack: shop
+  loadbalancer:
+    image: haproxy:2.6
+    node: manager
+    frontends: {web: {port: 80, backend: web}}
+    backends: {web: {service: web, port: 80, method: dns, max_servers: 2}}
+services:
+  web:
+    image: app:v1
+    networks: [backend]
+    x-converge:
+      rollout: {strategy: canary, steps: [10, 50, 100], pause: 5s}
+networks:
+  backend: {attachable: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("share", "home", "candidate", "expected"),
+    [
+        (0, 3, 3, (100, 0)),
+        (100, 3, 3, (0, 100)),
+        (10, 2, 2, (9, 1)),
+        (50, 3, 1, (1, 3)),
+        (10, 1, 10, (90, 1)),
+        (1, 1, 3, (256, 1)),  # 99*3 : 1*1, scaled under HAProxy's largest weight
+        (30, 2, 0, (100, 0)),  # no server of the new version answers: nothing to share
+    ],
+)
+def test_share_weights(share: int, home: int, candidate: int, expected: tuple[int, int]) -> None:
+    assert share_weights(share, home, candidate) == expected
+    old, new = expected
+    if 0 < share < 100 and candidate:
+        assert abs(100 * candidate * new / (home * old + candidate * new) - share) < 2
+
+
+def test_stats_give_the_share_and_the_new_versions_figures() -> None:
+    before = parse_stats(stats(row("web1", "UP", 9), row("web-next1", "UP", 1)))
+    after = parse_stats(
+        stats(
+            row("web1", "UP", 9, ok=90),
+            row("web-next1", "UP", 1, ok=7, failed=3, econ=1),
+            row("web-next2", "MAINT (resolution)", 1),
+        )
+    )
+    assert current_share(before, ["web"]) == 10
+    figures = candidate_figures(before, after, ["web"])
+    assert figures == Figures(requests=11, server_errors=3, connection_errors=1)
+    assert figures.line() == (
+        "36.4% errors (4 of 11 requests: 3 HTTP 5xx, 1 connection failures)"
+    )
+    commands, weights = weight_commands(after, ["web"], 50)
+    assert weights == {"home": 1, "next": 1}
+    assert commands == [
+        "set weight web/web1 1",
+        "set weight web/web-next1 1",
+        "set weight web/web-next2 1",
+    ]
+
+
+def test_gates() -> None:
+    gates = RolloutGates(max_error_rate=1, min_requests=20)
+    assert judge(gates, Figures(10, 5, 0), up=1, share=10, held_enough=True) is False
+    assert judge(gates, Figures(100, 0, 1), up=1, share=10, held_enough=False) is False
+    assert judge(gates, Figures(100, 0, 1), up=1, share=10, held_enough=True) is True
+    tripped = judge(gates, Figures(40, 2, 0), up=1, share=10, held_enough=False)
+    assert isinstance(tripped, GateFailure)
+    assert str(tripped) == (
+        "gate max_error_rate: 5.0% errors (2 of 40 requests: 2 HTTP 5xx, 0 connection "
+        "failures) > 1% allowed"
+    )
+    down = judge(gates, Figures(), up=0, share=10, held_enough=False)
+    assert isinstance(down, GateFailure) and down.gate == "health"
+
+
+def test_steps_left_from_the_share_in_force() -> None:
+    canary = RolloutSpec(strategy="canary", steps=(10, 50, 100))
+    assert remaining_shares(canary, 0) == (10, 50, 100)
+    assert remaining_shares(canary, 50) == (50, 100)
+    assert RolloutSpec(strategy="blue-green").shares == (100,)
+
+
+def test_steps_must_increase_to_100() -> None:
+    with pytest.raises(ValueError, match="end at 100"):
+        RolloutSpec(strategy="canary", steps=(10, 50))
+
+
+def test_the_config_holds_both_versions_and_the_runtime_api() -> None:
+    text = render_config(load_spec_text(SPEC).spec, None)
+    assert "    stats socket ipv4@127.0.0.1:19999 level admin\n" in text
+    assert (
+        "    server-template web 2 tasks.shop_web:80 check resolvers docker init-addr none "
+        "weight 100\n"
+        "    server-template web-next 2 tasks.shop_web-next:80 check resolvers docker "
+        "init-addr none weight 0\n"
+    ) in text
+
+
+def test_a_rollout_needs_a_dns_backend() -> None:
+    from converge.errors import SpecError
+
+    with pytest.raises(SpecError, match="method: dns"):
+        load_spec_text(SPEC.replace("method: dns", "method: tasks"))
