@@ -312,6 +312,8 @@ def _rollout_actions(spec: Spec, observed: ObservedState, planned: list[Action])
         if action.object_kind == "service" and action.kind == "update" and rolls(action.key):
             rollout = spec.services[action.key].x_converge.rollout
             reason = describe_rollout(rollout, candidate_name(spec.stack, action.key))
+            if action.key in observed.rollout_candidates():
+                reason = f"take up the rollout in progress (an apply was interrupted): {reason}"
             result.append(replace(action, kind="rollout", reason=reason))
         else:
             result.append(action)

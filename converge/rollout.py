@@ -50,7 +50,7 @@ from converge.lb.rollout import (
 from converge.lb.runtime import Runtime
 from converge.naming import ROLLOUT_LABEL, ROLLOUT_SUFFIX, candidate_name, object_name
 from converge.observe import observe
-from converge.polling import Clock, PollTimeoutError, SystemClock, poll_until
+from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
 from converge.spec import Spec
 from converge.state import ObservedService, ObservedState
 
@@ -187,13 +187,14 @@ class _Rollout:
     def stats(self) -> tuple[ServerStat, ...]:
         return self.runtime.stats()
 
-    def wait(self, condition: Callable[[], bool], what: str) -> None:
+    def wait(self, condition: Callable[[], bool], what: str, maximum: float = 1.0) -> None:
         clock = self.settings.clock
         try:
             poll_until(
                 condition,
                 timeout=max(0.0, self.deadline - clock.monotonic()),
                 clock=clock,
+                backoff=Backoff(initial=0.1, maximum=maximum),
             )
         except PollTimeoutError:
             raise RolloutError(
@@ -359,7 +360,8 @@ def _desired(service: ObservedService) -> int:
 
 
 def _promote(run: _Rollout) -> None:
-    run.set_share(100)
+    if current_share(run.stats(), run.backends) != 100:
+        run.set_share(100)
     run.refresh()
     if not _home_matches_spec(run):
         _update_home(run)
@@ -393,7 +395,8 @@ def _hold(run: _Rollout, share: int) -> None:
         return bool(result)
 
     try:
-        run.wait(judged, f"step {share}% to be judged")
+        # Judged often: a broken version serves until its gate trips.
+        run.wait(judged, f"step {share}% to be judged", maximum=0.2)
     except RolloutError:
         verdict[0] = GateFailure(
             "min_requests",

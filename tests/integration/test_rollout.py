@@ -142,14 +142,15 @@ def services_of(client: docker.DockerClient, stack: str) -> dict[str, str]:
     """Service name -> image (without digest) of the stack's services."""
     return {
         service.name: service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
-        for service in client.services.list(filters={"label": f"com.docker.stack.namespace={stack}"})
+        for service in client.services.list(
+            filters={"label": f"com.docker.stack.namespace={stack}"}
+        )
     }
 
 
 def task_ids(client: docker.DockerClient, name: str) -> set[str]:
     return {
-        task["ID"]
-        for task in client.services.get(name).tasks(filters={"desired-state": "running"})
+        task["ID"] for task in client.services.get(name).tasks(filters={"desired-state": "running"})
     }
 
 
@@ -175,7 +176,11 @@ def test_blue_green_switches_with_no_failed_request_and_leaves_an_empty_plan(
                 timeout=60,
                 what="100 requests after the rollout",
             )
-    print("\n".join(figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()))
+    print(
+        "\n".join(
+            figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()
+        )
+    )
     assert code == 0, output
     assert "Rollout:" in output and "rollout complete" in output, output
     rollout, after = traffic.phases["rollout"], traffic.phases["after"]
@@ -198,8 +203,7 @@ def test_a_failing_gate_switches_back_to_v1_and_exits_1_naming_the_gate(
     path.write_text(spec_text(stack, port, version="v2", status=500), encoding="utf-8")
 
     with Traffic(lab.manager_address(), port, clients=3, max_seconds=300) as traffic:
-        phase = traffic.phase("before the switch-back")
-        phase.__enter__()
+        traffic._current = traffic._phase("before the switch-back")
 
         def on_line(line: str) -> None:
             if "takes 0% of the traffic" in line:
@@ -213,7 +217,11 @@ def test_a_failing_gate_switches_back_to_v1_and_exits_1_naming_the_gate(
                 what="100 requests after the apply",
             )
     print(output)
-    print("\n".join(figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()))
+    print(
+        "\n".join(
+            figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()
+        )
+    )
     assert code == 1, output
     assert "gate max_error_rate" in output, output
     assert "% errors (" in output and "HTTP 5xx" in output, output
@@ -250,7 +258,7 @@ def test_canary_moves_the_share_of_v2_through_its_steps(
         encoding="utf-8",
     )
     with Traffic(lab.manager_address(), port, clients=4, max_seconds=300) as traffic:
-        traffic.phase("starting").__enter__()
+        traffic._current = traffic._phase("starting")
 
         def on_line(line: str) -> None:
             for share in (10, 50, 100):
@@ -261,7 +269,11 @@ def test_canary_moves_the_share_of_v2_through_its_steps(
 
         code, output = converge_streaming(lab, path, "apply", "--yes", on_line=on_line)
     print(output)
-    print("\n".join(figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()))
+    print(
+        "\n".join(
+            figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()
+        )
+    )
     assert code == 0, output
     tolerance = 5.0  # percentage points
     for share in (10, 50, 100):
@@ -310,7 +322,11 @@ def test_an_apply_killed_mid_rollout_is_taken_up_by_the_next_one(
             code, output = converge_streaming(lab, path, "apply", "--yes")
     print(status)
     print(output)
-    print("\n".join(figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()))
+    print(
+        "\n".join(
+            figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()
+        )
+    )
     assert code == 0, output
     assert "took over the lock" in output, output
     assert sum(figures.failures for figures in traffic.phases.values()) == 0, {

@@ -83,9 +83,7 @@ def test_stats_give_the_share_and_the_new_versions_figures() -> None:
     assert current_share(before, ["web"]) == 10
     figures = candidate_figures(before, after, ["web"])
     assert figures == Figures(requests=11, server_errors=3, connection_errors=1)
-    assert figures.line() == (
-        "36.4% errors (4 of 11 requests: 3 HTTP 5xx, 1 connection failures)"
-    )
+    assert figures.line() == ("36.4% errors (4 of 11 requests: 3 HTTP 5xx, 1 connection failures)")
     commands, weights = weight_commands(after, ["web"], 50)
     assert weights == {"home": 1, "next": 1}
     assert commands == [
