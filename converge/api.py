@@ -21,6 +21,7 @@ from converge.errors import PlanError
 from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
+from converge.naming import object_name
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
@@ -585,7 +586,24 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
             if state != "live"
             else f"stack {spec.stack} is being applied by {holder.describe()}",
         }
-    return {"stack": spec.stack, "services": services, "missing": missing, "lock": lock}
+    rollouts = [
+        {
+            "service": key,
+            "candidate": candidate.name,
+            "running": (health := service_health(observed, candidate.name, candidate)).running,
+            "desired": health.desired,
+            "message": f"a rollout of service {object_name(spec.stack, key)} is in progress: "
+            f"{candidate.name} runs the new version beside it (converge rollout status)",
+        }
+        for key, candidate in sorted(observed.rollout_candidates().items())
+    ]
+    return {
+        "stack": spec.stack,
+        "services": services,
+        "missing": missing,
+        "lock": lock,
+        "rollouts": rollouts,
+    }
 
 
 def rollout_state(loaded: LoadedSpec, engine: Engine, service: str) -> RolloutStatus:

@@ -813,7 +813,8 @@ def _status_exit_code(report: dict[str, Any]) -> int:
     healthy = not report["missing"] and all(
         service["converged"] for service in report["services"] if service["in_spec"]
     )
-    return 0 if healthy else 2
+    # A rollout in progress is not a settled stack: apply or `converge rollout` finishes it.
+    return 0 if healthy and not report.get("rollouts") else 2
 
 
 @app.command()
@@ -829,7 +830,8 @@ def status(
 ) -> None:
     """Per service: running/desired tasks, where they run, update state and last errors.
 
-    Exit 0: every service of the spec runs converged; 2: one does not, or is missing; 1: error.
+    Exit 0: every service of the spec runs converged; 2: one does not, or is missing, or a
+    rollout is in progress; 1: error.
     """
     from converge.api import stack_status
 

@@ -1173,7 +1173,10 @@ class RolloutSpec(Model):
         default=parse_duration("30s"),
         description="How long each step is held (and judged) before the next one.",
     )
-    gates: RolloutGates = Field(default_factory=RolloutGates)
+    gates: RolloutGates = Field(
+        default_factory=RolloutGates,
+        description="What each step must show (HAProxy's counters) before the next one.",
+    )
 
     @field_validator("steps")
     @classmethod

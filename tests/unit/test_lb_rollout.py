@@ -105,7 +105,8 @@ def test_gates() -> None:
         "failures) > 1% allowed"
     )
     down = judge(gates, Figures(), up=0, share=10, held_enough=False)
-    assert isinstance(down, GateFailure) and down.gate == "health"
+    assert isinstance(down, GateFailure)
+    assert down.gate == "health"
 
 
 def test_steps_left_from_the_share_in_force() -> None:
@@ -136,3 +137,88 @@ def test_a_rollout_needs_a_dns_backend() -> None:
 
     with pytest.raises(SpecError, match="method: dns"):
         load_spec_text(SPEC.replace("method: dns", "method: tasks"))
+
+
+def _observed_with(spec_text: str, *, home_spec: str, candidate: bool) -> tuple[object, object]:
+    """The spec and an observation of its stack: the home service as ``home_spec`` would have
+    made it, the balancer running, and (optionally) a rollout's new version beside it."""
+    from dataclasses import replace
+
+    from converge.engine_spec import service_engine_spec
+    from converge.observe import state_from_engine_json
+    from converge.rollout import candidate_engine_spec
+    from converge.state import ObservedLoadBalancer
+
+    spec = load_spec_text(spec_text).spec
+    made = load_spec_text(home_spec).spec
+    networks = [
+        {
+            "Id": "n1",
+            "Name": "shop_backend",
+            "Driver": "overlay",
+            "Scope": "swarm",
+            "Attachable": True,
+            "Labels": {"com.docker.stack.namespace": "shop"},
+        }
+    ]
+
+    def engine_json(service_id: str, payload: dict[str, object]) -> dict[str, object]:
+        task = payload["TaskTemplate"]
+        assert isinstance(task, dict)
+        task["Networks"] = [{**net, "Target": "n1"} for net in task["Networks"]]
+        return {"ID": service_id, "Version": {"Index": 5}, "Spec": payload}
+
+    services = [engine_json("home", service_engine_spec(made, "web"))]
+    if candidate:
+        services.append(engine_json("next", candidate_engine_spec(spec, "web")))
+    observed = state_from_engine_json(
+        "shop", "manager", nodes=[], networks=networks, services=services, tasks=[]
+    )
+    from converge.lb.config import desired_view
+
+    view = desired_view(spec, observed)
+    balancer = ObservedLoadBalancer("lb1", "shop_loadbalancer", True, view, view["config"])
+    return spec, replace(observed, loadbalancers=(balancer,))
+
+
+def _service_plan(spec: object, observed: object) -> object:
+    from converge.diff import diff
+    from converge.planner import plan
+
+    return plan(spec, diff(spec, observed), observed)  # type: ignore[arg-type]
+
+
+def test_a_changed_canary_service_is_planned_as_a_rollout_with_its_steps() -> None:
+    spec, observed = _observed_with(
+        SPEC.replace("app:v1", "app:v2"), home_spec=SPEC, candidate=False
+    )
+    planned = _service_plan(spec, observed)
+    service = [a for a in planned.actions if a.object_kind == "service"]  # type: ignore[attr-defined]
+    assert [(a.key, a.kind) for a in service] == [("web", "rollout")]
+    assert service[0].description == (
+        "~ service shop_web: canary: start shop_web-next beside it, traffic 10% -> 50% -> 100%, "
+        "each held 5s (gates: errors <= 1% over >= 20 requests, backend health checks), then "
+        "the service runs the new version and shop_web-next is removed"
+    )
+
+
+def test_the_new_version_of_a_rollout_in_progress_is_neither_drift_nor_a_removal() -> None:
+    # An apply died after the home service took the new spec: the plan finishes the rollout.
+    new = SPEC.replace("app:v1", "app:v2")
+    spec, observed = _observed_with(new, home_spec=new, candidate=True)
+    assert list(observed.owned_services()) == ["web"]  # type: ignore[attr-defined]
+    assert list(observed.rollout_candidates()) == ["web"]  # type: ignore[attr-defined]
+    planned = _service_plan(spec, observed)
+    # No "owned but no longer in the spec" for shop_web-next.
+    assert "not_in_spec" not in {f.code for f in planned.findings}  # type: ignore[attr-defined]
+    service = [a for a in planned.actions if a.object_kind == "service"]  # type: ignore[attr-defined]
+    assert [(a.key, a.kind) for a in service] == [("web", "rollout")]
+    assert "an interrupted rollout left shop_web-next" in service[0].reason
+
+    # The spec went back to rolling updates: the abandoned new version is removed.
+    rolling = new.replace("strategy: canary", "strategy: rolling")
+    spec, observed = _observed_with(rolling, home_spec=new, candidate=True)
+    planned = _service_plan(spec, observed)
+    assert [(a.address, a.kind, a.name) for a in planned.actions if a.object_kind == "service"] == [  # type: ignore[attr-defined]
+        ("service.web-next", "remove", "shop_web-next")
+    ]
