@@ -315,8 +315,8 @@ def _engine_time(state: ObservedState) -> str:
 def _retire_candidate(run: _Rollout) -> None:
     """All traffic to the home service, in-flight requests to the new version finished, then
     the new version removed."""
+    run.set_share(0)  # first: a broken version must stop serving at once
     candidate = run.refresh().rollout_candidates().get(run.key)
-    run.set_share(0)
     if candidate is None:
         return
 
