@@ -2,7 +2,8 @@
 
 As docker/cli's ``convert.Namespace``: a stack's objects are named ``<stack>_<key>`` and carry
 ``com.docker.stack.namespace=<stack>``, so ``docker stack ls/services/ps`` see them. converge
-adds no label of its own to swarm objects, so that a stack converge deployed and one
+adds no label of its own to swarm objects (but the new version of a service during a rollout,
+``ROLLOUT_LABEL``), so that a stack converge deployed and one
 ``docker stack deploy`` deployed are the same stack, and either tool can take over from the
 other. Only objects carrying the stack label of the stack at hand are ever changed or removed;
 every ownership test in converge asks this module.
