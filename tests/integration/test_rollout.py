@@ -345,3 +345,67 @@ def test_an_apply_killed_mid_rollout_is_taken_up_by_the_next_one(
     }
     assert services_of(docker_client, stack) == {f"{stack}_web": "converge-lab/app:v2"}
     assert make_plan(load_spec_text(path.read_text()), engine).plan.actions == ()
+
+
+def test_rollout_abort_and_promote_finish_a_rollout_left_at_50_percent(
+    lab: Lab, stack: str, engine: Engine, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    port = 18288
+    deploy_v1(engine, spec_text(stack, port, strategy="canary", steps="[50, 100]"), lab, port)
+    path = tmp_path / "spec.yml"
+    path.write_text(
+        spec_text(stack, port, version="v2", strategy="canary", steps="[50, 100]", pause="10m"),
+        encoding="utf-8",
+    )
+
+    def killed_at_50() -> None:
+        code, output = converge_streaming(
+            lab, path, "apply", "--yes", kill_when=lambda line: "takes 50% of the traffic" in line
+        )
+        assert code == -signal.SIGKILL, output
+
+    with Traffic(lab.manager_address(), port, clients=3, max_seconds=300) as traffic:
+        with traffic.phase("first rollout, killed at 50%"):
+            killed_at_50()
+        with traffic.phase("rollout abort"):
+            code, output = converge_streaming(lab, path, "rollout", "abort", "web")
+        assert code == 0, output
+        assert "service.web: aborted" in output, output
+        with traffic.phase("after the abort"):
+            wait_for(
+                lambda: traffic.phases["after the abort"].requests >= 100 or None,
+                timeout=60,
+                what="100 requests after the abort",
+            )
+        assert services_of(docker_client, stack) == {f"{stack}_web": "converge-lab/app:v1"}
+        code, output = converge_streaming(lab, path, "rollout", "status", "-o", "json", "web")
+        assert code == 2, output  # not in progress, but pending: the next apply starts it
+        assert '"in_progress": false' in output, output
+        assert '"pending": true' in output, output
+
+        with traffic.phase("second rollout, killed at 50%"):
+            killed_at_50()
+        with traffic.phase("rollout promote"):
+            code, output = converge_streaming(lab, path, "rollout", "promote", "web")
+        assert code == 0, output
+        assert "service.web: promoted" in output, output
+        with traffic.phase("after the promotion"):
+            wait_for(
+                lambda: traffic.phases["after the promotion"].requests >= 100 or None,
+                timeout=60,
+                what="100 requests after the promotion",
+            )
+    print(
+        "\n".join(
+            figures.line() + f" {dict(figures.versions)}" for figures in traffic.phases.values()
+        )
+    )
+    assert sum(figures.failures for figures in traffic.phases.values()) == 0, {
+        name: figures.reasons for name, figures in traffic.phases.items() if figures.failures
+    }
+    assert set(traffic.phases["after the abort"].versions) == {"v1"}
+    assert set(traffic.phases["after the promotion"].versions) == {"v2"}
+    assert services_of(docker_client, stack) == {f"{stack}_web": "converge-lab/app:v2"}
+    code, output = converge_streaming(lab, path, "rollout", "status", "web")
+    assert code == 0, output
+    assert "no rollout in progress, it runs the spec" in output, output
