@@ -1026,21 +1026,17 @@ def rollout_status(
     Exit 0: no rollout in progress and nothing to roll out; 2: one is in progress or pending;
     1: error.
     """
-    import dataclasses
-
     from converge.api import rollout_state
+    from converge.render.rollout import rollout_status_json, rollout_status_text
 
     given, service = _rollout_arguments(files, compose, env_file)
     loaded = _load(given)
     with _connect(host, context) as engine:
         state = rollout_state(loaded, engine, service)
     if output is ResultFormat.json:
-        document = dataclasses.asdict(state)
-        document["figures"]["error_rate"] = state.figures.error_rate
-        document["in_progress"] = state.in_progress
-        typer.echo(json.dumps(document, indent=2))
+        typer.echo(rollout_status_json(state))
     else:
-        _console().print(escape(state.summary()))
+        _console().print(escape(rollout_status_text(state)))
     raise typer.Exit(2 if state.in_progress or state.pending else 0)
 
 

@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from converge.actions import Action, Phase
@@ -55,6 +55,7 @@ from converge.spec import Spec
 from converge.state import ObservedService, ObservedState
 
 __all__ = [
+    "HEALTH_WAIT",
     "ROLLOUT_DIGEST_LABEL",
     "RolloutSettings",
     "RolloutStatus",
@@ -65,6 +66,8 @@ __all__ = [
     "run_rollout",
 ]
 
+HEALTH_WAIT = 120.0
+"""Seconds every task of a version may take to pass HAProxy's checks (1s apart, 2 in a row)."""
 ROLLOUT_DIGEST_LABEL = "io.converge.rollout.spec"
 """Digest of the spec the new version was started with: a changed spec starts it again."""
 
@@ -104,31 +107,6 @@ class RolloutStatus:
     @property
     def in_progress(self) -> bool:
         return self.candidate is not None
-
-    def summary(self) -> str:
-        """One line: where it stands and what the commands would do."""
-        if self.candidate is None:
-            if self.pending:
-                return (
-                    f"service {self.service}: no rollout in progress; the next apply rolls out "
-                    f"the new spec ({self.strategy}: {_steps(self.steps)})"
-                )
-            return f"service {self.service}: no rollout in progress, it runs the spec"
-        share = "unknown" if self.share is None else f"{self.share}%"
-        done = [step for step in self.steps if self.share is not None and step <= self.share]
-        where = f"step {len(done)} of {len(self.steps)}" if done else "not started"
-        return (
-            f"service {self.service}: {self.strategy} rollout in progress: {self.candidate} "
-            f"({self.candidate_running}/{self.candidate_desired} running, {self.candidate_up} "
-            f"servers up) takes {share} of the traffic ({where}: {_steps(self.steps)}); "
-            f"new version so far: {self.figures.line()}. `converge apply` resumes it, "
-            "`converge rollout promote` finishes it now, `converge rollout abort` sends all "
-            "traffic back and removes the new version"
-        )
-
-
-def _steps(steps: tuple[int, ...]) -> str:
-    return " -> ".join(f"{share}%" for share in steps)
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -187,12 +165,20 @@ class _Rollout:
     def stats(self) -> tuple[ServerStat, ...]:
         return self.runtime.stats()
 
-    def wait(self, condition: Callable[[], bool], what: str, maximum: float = 1.0) -> None:
+    def wait(
+        self,
+        condition: Callable[[], bool],
+        what: str,
+        maximum: float = 1.0,
+        limit: float | None = None,
+    ) -> None:
+        """Poll ``condition`` until the rollout's deadline (or ``limit`` seconds, if sooner)."""
         clock = self.settings.clock
+        remaining = max(0.0, self.deadline - clock.monotonic())
         try:
             poll_until(
                 condition,
-                timeout=max(0.0, self.deadline - clock.monotonic()),
+                timeout=remaining if limit is None else min(limit, remaining),
                 clock=clock,
                 backoff=Backoff(initial=0.1, maximum=maximum),
             )
@@ -294,7 +280,7 @@ def _wait_servers_up(run: _Rollout, group: str, count: int, gate: bool) -> None:
         return seen[0] >= count
 
     try:
-        run.wait(up, f"{count} servers of {group} to pass their health checks")
+        run.wait(up, f"{count} servers of {group} to pass their health checks", limit=HEALTH_WAIT)
     except RolloutError:
         if not gate:
             raise
@@ -539,8 +525,6 @@ def rollout_status(spec: Spec, key: str, engine: Engine) -> RolloutStatus:
 
 
 def _with(status: RolloutStatus, **changes: Any) -> RolloutStatus:
-    from dataclasses import replace
-
     return replace(status, **changes)
 
 

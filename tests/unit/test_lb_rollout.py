@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from converge.lb.config import render_config
@@ -222,3 +224,42 @@ def test_the_new_version_of_a_rollout_in_progress_is_neither_drift_nor_a_removal
     assert [(a.address, a.kind, a.name) for a in planned.actions if a.object_kind == "service"] == [  # type: ignore[attr-defined]
         ("service.web-next", "remove", "shop_web-next")
     ]
+
+
+def test_rollout_status_text_says_where_it_stands() -> None:
+    from converge.render.rollout import rollout_status_json, rollout_status_text
+    from converge.rollout import RolloutStatus
+
+    status = RolloutStatus(
+        stack="shop",
+        key="web",
+        service="shop_web",
+        strategy="canary",
+        steps=(10, 50, 100),
+        candidate="shop_web-next",
+        share=50,
+        candidate_up=2,
+        candidate_running=2,
+        candidate_desired=2,
+        figures=Figures(200, 1, 0),
+    )
+    assert rollout_status_text(status).startswith(
+        "service shop_web: canary rollout in progress: shop_web-next (2/2 running, 2 servers "
+        "up) takes 50% of the traffic (step 2 of 3: 10% -> 50% -> 100%); new version so far: "
+        "0.5% errors (1 of 200 requests: 1 HTTP 5xx, 0 connection failures)."
+    )
+    assert '"in_progress": true' in rollout_status_json(status)
+    idle = RolloutStatus("shop", "web", "shop_web", "canary", (10, 100), None, None, pending=True)
+    assert rollout_status_text(idle) == (
+        "service shop_web: no rollout in progress; the next apply rolls out the new spec "
+        "(canary: 10% -> 100%)"
+    )
+
+
+def test_the_service_is_the_last_argument_that_is_not_a_file() -> None:
+    from converge.cli import _rollout_arguments
+
+    given, service = _rollout_arguments(["spec.yml", "shop", "web"], None, None)
+    assert (given.files[0].name, given.stack, service) == ("spec.yml", "shop", "web")
+    given, service = _rollout_arguments(["web"], [Path("a.yml")], None)
+    assert (given.stack, service) == (None, "web")
