@@ -337,6 +337,7 @@ def _rollout(run: _Run, action: Action) -> str:
         stable_for=run.options.stable_for if run.options.stable_for is not None else 1.0,
         clock=run.options.clock,
         progress=run.events.rollout_progress,
+        cancelled=run.cancelled.is_set,
     )
     outcome = run_rollout(run.spec, action.key, run.engine, settings)
     run.refresh()

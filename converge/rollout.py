@@ -81,6 +81,9 @@ class RolloutSettings:
     stable_for: float = 1.0
     clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
     progress: Callable[[str], None] = field(default=lambda line: None, compare=False)
+    cancelled: Callable[[], bool] = field(default=lambda: False, compare=False)
+    """True once the apply was interrupted: stop where the rollout stands (the next apply or
+    ``converge rollout`` takes it up from there)."""
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,15 @@ class _Rollout:
         """Poll ``condition`` until the rollout's deadline (or ``limit`` seconds, if sooner)."""
         clock = self.settings.clock
         remaining = max(0.0, self.deadline - clock.monotonic())
+
+        def unless_cancelled() -> bool:
+            if self.settings.cancelled():
+                raise _InterruptedError(f"rollout of service {self.home}: interrupted")
+            return condition()
+
         try:
             poll_until(
-                condition,
+                unless_cancelled,
                 timeout=remaining if limit is None else min(limit, remaining),
                 clock=clock,
                 backoff=Backoff(initial=0.1, maximum=maximum),
@@ -394,6 +403,10 @@ def _hold(run: _Rollout, share: int) -> None:
     run.settings.progress(f"{run.home}: step {share}% passed: {figures[0].line()}")
 
 
+class _InterruptedError(RolloutError):
+    """The apply was interrupted: the rollout stays where it stands."""
+
+
 class _TrippedError(Exception):
     def __init__(self, failure: GateFailure, share: int) -> None:
         super().__init__(str(failure))
@@ -434,13 +447,15 @@ def run_rollout(
         if candidate is None:
             run.engine.create_service(run.candidate, desired)
             settings.progress(f"{run.home}: {run.candidate} created with the new version")
-        started = _wait_healthy(run, run.candidate, since, "the new version")
         try:
+            started = _wait_healthy(run, run.candidate, since, "the new version")
             _wait_servers_up(run, "next", _desired(started), rollout.gates.health)
             share = current_share(run.stats(), run.backends)
             for step in remaining_shares(rollout, share):
                 run.set_share(step)
                 _hold(run, step)
+        except _InterruptedError:
+            raise
         except (_TrippedError, RolloutError) as failure:
             _retire_candidate(run)
             at = f" at {failure.share}%" if isinstance(failure, _TrippedError) else ""
