@@ -263,3 +263,18 @@ def test_the_service_is_the_last_argument_that_is_not_a_file() -> None:
     assert (given.files[0].name, given.stack, service) == ("spec.yml", "shop", "web")
     given, service = _rollout_arguments(["web"], [Path("a.yml")], None)
     assert (given.stack, service) == (None, "web")
+
+
+def test_the_new_version_is_reached_only_through_the_balancer() -> None:
+    from converge.rollout import ROLLOUT_DIGEST_LABEL, candidate_engine_spec
+
+    text = SPEC.replace(
+        "    networks: [backend]\n", "    networks: [backend]\n    ports: ['8080:80']\n"
+    )
+    payload = candidate_engine_spec(load_spec_text(text).spec, "web")
+    assert payload["Name"] == "shop_web-next"
+    assert payload["Labels"]["io.converge.rollout.of"] == "web"
+    assert payload["Labels"]["com.docker.stack.namespace"] == "shop"
+    assert len(payload["Labels"][ROLLOUT_DIGEST_LABEL]) == 16
+    assert "Ports" not in payload["EndpointSpec"]
+    assert all("Aliases" not in network for network in payload["TaskTemplate"]["Networks"])
