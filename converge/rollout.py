@@ -32,7 +32,7 @@ from converge.diff import diff
 from converge.engine import Engine
 from converge.engine_spec import service_engine_spec
 from converge.errors import ConvergeError, NotFoundError, OutOfSequenceError, RolloutError
-from converge.health import SETTLING_STATES, service_health
+from converge.health import SETTLING_STATES, desired_task_count, service_health
 from converge.lb.config import container_name
 from converge.lb.container import execute_loadbalancer, loadbalancer_engine
 from converge.lb.rollout import (
@@ -286,7 +286,10 @@ def _wait_servers_up(run: _Rollout, group: str, count: int, gate: bool) -> None:
         listed = servers(run.stats(), run.backends, group)
         per_backend = max(1, len(run.backends))
         seen[0] = sum(stat.is_up for stat in listed) // per_backend
-        return seen[0] >= count
+        # Exactly the tasks running now: a slot still holding a replaced task's address
+        # (until DNS drops it) must not count, or traffic moves to servers about to fail.
+        addressed = sum(stat.has_address for stat in listed) // per_backend
+        return seen[0] == count == addressed
 
     try:
         run.wait(up, f"{count} servers of {group} to pass their health checks", limit=HEALTH_WAIT)
@@ -350,8 +353,7 @@ def _update_home(run: _Rollout) -> None:
 
 
 def _desired(service: ObservedService) -> int:
-    replicated = (service.raw_spec.get("Mode") or {}).get("Replicated") or {}
-    return int(replicated.get("Replicas", 1))
+    return desired_task_count(service)
 
 
 def _promote(run: _Rollout) -> None:

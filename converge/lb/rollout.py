@@ -258,9 +258,11 @@ def weight_commands(
     new = [s for s in servers(listed, backends, "next") if s.has_address]
     old_weight, new_weight = share_weights(share, len(home), len(new))
     weights = {"home": old_weight, "next": new_weight}
+    # The group that keeps traffic first: never a moment with every weight at 0 (a 503).
+    order = ("next", "home") if old_weight == 0 else ("home", "next")
     commands = [
         f"set weight {stat.backend}/{stat.server} {weights[group]}"
-        for group in ("home", "next")
+        for group in order
         for stat in servers(listed, backends, group)
     ]
     return commands, weights

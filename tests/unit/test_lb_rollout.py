@@ -93,6 +93,10 @@ def test_stats_give_the_share_and_the_new_versions_figures() -> None:
         "set weight web/web-next1 1",
         "set weight web/web-next2 1",
     ]
+    # All traffic to the new version: its weights are raised before the old one's go to 0.
+    commands, _ = weight_commands(after, ["web"], 100)
+    assert commands[0] == "set weight web/web-next1 100"
+    assert commands[-1] == "set weight web/web1 0"
 
 
 def test_gates() -> None:
