@@ -386,6 +386,16 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+RerunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rerun",
+        metavar="JOB",
+        help="Run this job again although its spec did not change (a job runs on creation "
+        "and when its spec changes); repeatable.",
+        show_default=False,
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -560,6 +570,7 @@ def plan(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -570,7 +581,11 @@ def plan(
 
     as_json = output is PlanFormat.json
     options = PlanOptions(
-        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        prune=prune,
+        rebalance=rebalance,
+        targets=tuple(target or ()),
+        adopt=adopt,
+        rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
@@ -671,8 +686,8 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
-                    "saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --target and --rerun were fixed when the "
+                    "plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -752,6 +767,7 @@ def apply(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -766,7 +782,11 @@ def apply(
         _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(
-            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+            prune=prune,
+            rebalance=rebalance,
+            targets=tuple(target or ()),
+            adopt=adopt,
+            rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 __all__ = [
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
@@ -25,6 +26,7 @@ __all__ = [
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
     "candidate_name",
+    "graph_record_name",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -70,6 +72,17 @@ def candidate_name(stack: str, key: str) -> str:
 def spec_key(stack: str, name: str) -> str:
     """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
     return name.removeprefix(f"{stack}_")
+
+
+GRAPH_LABEL = "io.converge.graph"
+"""On a stack's graph record: the ``depends_on`` graph its last apply converged, as JSON."""
+
+
+def graph_record_name(stack: str) -> str:
+    """The name of the config object that records ``stack``'s last applied dependency graph
+    (converge's only object of its own besides the lock; labelled with the stack, so
+    ``docker stack rm`` removes it too)."""
+    return f"converge-graph-{stack}"
 
 
 def lock_name(stack: str) -> str:

@@ -84,6 +84,9 @@ class ObservedService:
     update_state: str | None = None
     update_message: str | None = None
     update_started: str = ""
+    job_iteration: int | None = None
+    """A job's current run (``JobStatus.JobIteration.Index``); None for other services."""
+    completed_tasks: int = 0
 
     @cached_property
     def template_digest(self) -> str:
@@ -94,6 +97,10 @@ class ObservedService:
     def rollout_of(self) -> str | None:
         """The spec key whose new version this service is, during a rollout (else None)."""
         return (self.raw_spec.get("Labels") or {}).get(ROLLOUT_LABEL)
+
+    @property
+    def is_job(self) -> bool:
+        return self.job_iteration is not None
 
     @property
     def published_ports(self) -> frozenset[tuple[int, str]]:
@@ -118,6 +125,9 @@ class ObservedTask:
     image: str
     timestamp: str
     template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    job_iteration: int | None = None
+    """The run of its job this task belongs to; None for other services' tasks."""
+    exit_code: int | None = None
 
     @cached_property
     def template_digest(self) -> str:
