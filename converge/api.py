@@ -10,22 +10,26 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
 from converge.errors import PlanError
+from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
+from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
 from converge.naming import GRAPH_LABEL, graph_record_name, object_name, ownership_labels
 from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
+from converge.sources import with_sources
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -73,11 +77,28 @@ class PlanResult:
     plan: Plan
     options: PlanOptions = field(default_factory=PlanOptions)
     """What the plan was asked for: a saved plan keeps it, for apply to plan the same way."""
+    warnings: tuple[str, ...] = ()
+    """For the operator, not part of the plan: tags no registry resolved to a digest."""
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
-    """A hash of the spec after interpolation: a saved plan is bound to exactly this spec."""
-    return hashlib.sha256(loaded.spec.model_dump_json().encode()).hexdigest()
+    """A digest of the spec after interpolation and of its secrets' and configs' contents (hex,
+    64 digits): a saved plan is bound to exactly these.
+
+    Never a plain hash: the spec holds values from secret variables, and a plain sha256 in a
+    saved plan or a drift report would confirm a guessed value cheaply. It is scrypt, slow on
+    purpose, salted with the stack's name (``converge.fileobjects.slow_digest``), so the same
+    spec gives the same digest in plan and drift documents.
+    """
+    return slow_digest(_spec_material(loaded), f"converge-spec:{loaded.spec.stack}".encode())
+
+
+def _spec_material(loaded: LoadedSpec) -> bytes:
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    for (kind, key), data in sorted((loaded.contents or {}).items()):
+        material.update(f"\0{kind}\0{key}\0{len(data)}\0".encode())
+        material.update(data)
+    return material.digest()
 
 
 def make_plan(
@@ -85,18 +106,29 @@ def make_plan(
     engine: Engine,
     options: PlanOptions = PlanOptions(),
 ) -> PlanResult:
-    """Load (unless given loaded), observe, diff and plan.
+    """Load (unless given loaded), read the secrets' and configs' sources, observe, diff and
+    plan.
 
     Raises:
         SpecError: the spec is invalid.
+        SourceError: a secret's or config's source cannot be read (nothing is written).
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    if not options.destroy:  # a destroy needs no secret's value
+        loaded = with_sources(loaded)
     observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed)
+    registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
+    images: dict[str, str] = {}
+    warnings: tuple[str, ...] = ()
+    if not options.destroy:
+        images, warnings = _resolve_images(
+            engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
+        )
+    difference = diff(loaded.spec, observed, loaded.contents, options.rotate, images)
     result = plan(
         loaded.spec,
         difference,
@@ -105,6 +137,7 @@ def make_plan(
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
     )
+    result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
     changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
     if changes and not options.destroy:
@@ -113,7 +146,52 @@ def make_plan(
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
-    return PlanResult(loaded, observed, result, options)
+    return PlanResult(loaded, observed, result, options, warnings)
+
+
+def _resolve_mode(spec: Spec, options: PlanOptions) -> ResolveMode:
+    mode = options.resolve_image or spec.x_converge.resolve_image or "always"
+    if mode not in RESOLVE_MODES:
+        raise PlanError(f"--resolve-image must be one of {', '.join(RESOLVE_MODES)}, not {mode!r}")
+    return cast(ResolveMode, mode)
+
+
+def _resolve_images(
+    engine: Engine, spec: Spec, observed: ObservedState, mode: ResolveMode, registry_auth: bool
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Ask the registries (through the engine) for the digest of each tag to resolve.
+
+    A tag no registry gives a digest for is used as written, with a warning, as
+    ``docker stack deploy`` does: images built on the nodes themselves are in no registry.
+
+    Returns:
+        The image to send per service key, and one warning per tag left unresolved.
+    """
+    from converge.errors import EngineError, EngineUnavailableError
+
+    def lookup(image: str) -> tuple[str, str | None, str]:
+        try:
+            auth = engine.registry_auth(image) if registry_auth else None
+            return image, engine.image_digest(image, auth), ""
+        except EngineUnavailableError:
+            raise
+        except EngineError as error:
+            return image, None, str(error)
+
+    tags = images_to_resolve(spec, observed, mode)
+    answers: list[tuple[str, str | None, str]] = []
+    if tags:
+        # Each lookup is a registry round trip through the manager: ask them side by side.
+        with ThreadPoolExecutor(max_workers=min(8, len(tags))) as pool:
+            answers = list(pool.map(lookup, tags))
+    digests = {image: digest for image, digest, _ in answers if digest is not None}
+    warnings = tuple(
+        f"image {image} could not be resolved to a digest ({reason}); each node uses the "
+        "tag as it finds it, so nodes may run different content"
+        for image, digest, reason in answers
+        if digest is None
+    )
+    return service_images(spec, observed, digests), warnings
 
 
 def read_graph_record(engine: Engine, stack: str) -> tuple[str, Graph] | None:
@@ -174,8 +252,13 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
         "targets": list(result.options.targets),
+        "rotate": list(result.options.rotate),
         "rerun": list(result.options.rerun),
     }
+    if result.options.resolve_image is not None:
+        document["options"]["resolve_image"] = result.options.resolve_image
+    if result.options.with_registry_auth:
+        document["options"]["with_registry_auth"] = True
     document["spec_files"] = [
         {
             "path": str(Path(file).absolute()),
@@ -210,7 +293,16 @@ def execute_plan(
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
-    return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
+    return apply_plan(
+        result.plan,
+        result.loaded.spec,
+        engine,
+        result.observed,
+        events,
+        options,
+        contents=result.loaded.contents,
+        rotate=result.options.rotate,
+    )
 
 
 ApplyStatus = Literal["no_changes", "plan_errors", "cancelled", "applied", "failed"]
@@ -358,6 +450,9 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        rotate=tuple(options.get("rotate") or ()),
+        resolve_image=options.get("resolve_image") or None,
+        with_registry_auth=bool(options.get("with_registry_auth", False)),
         rerun=tuple(options.get("rerun") or ()),
     )
 
@@ -694,8 +789,19 @@ def rollout_command(
         return act(loaded.spec, service, engine, settings)
 
 
-def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
+def check_drift(
+    loaded: LoadedSpec,
+    engine: Engine,
+    *,
+    resolve_image: str = "never",
+    with_registry_auth: bool = False,
+) -> DriftReport:
     """Observe and plan (read-only: no write call), then report sync and health findings.
+
+    Args:
+        resolve_image: ``never`` compares tags only; ``always`` also asks each image's
+            registry, so a tag re-pushed since the deploy is reported (opt-in: it costs a
+            registry request per image).
 
     Raises:
         EngineError: the engine is unreachable or not a swarm manager.
@@ -704,7 +810,8 @@ def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
 
     checked_at = datetime.now(UTC)
     started = time.monotonic()
-    result = make_plan(loaded, engine)
+    options = PlanOptions(resolve_image=resolve_image, with_registry_auth=with_registry_auth)
+    result = make_plan(loaded, engine, options)
     commit, dirty = git_revision(loaded.files)
     return drift_report(
         loaded,

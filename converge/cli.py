@@ -53,6 +53,7 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
+from converge.sources import with_sources
 from converge.units import parse_duration
 from converge.version import converge_version
 
@@ -386,6 +387,41 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+RotateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rotate",
+        metavar="SECRET",
+        help="Give this secret a new version although its current one cannot be verified "
+        "(made without converge's fingerprint); repeatable.",
+    ),
+]
+
+
+class ResolveImage(StrEnum):
+    always = "always"
+    changed = "changed"
+    never = "never"
+
+
+ResolveImageOption = Annotated[
+    ResolveImage | None,
+    typer.Option(
+        "--resolve-image",
+        help="Pin each tag to the digest its registry gives: always (the default, or the "
+        "spec's x-converge.resolve_image), changed (new services and changed images only), "
+        "never; as docker stack deploy.",
+        show_default=False,
+    ),
+]
+WithRegistryAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-registry-auth",
+        help="Send the docker client's registry credentials (docker login) with every "
+        "service create and update, so that nodes can pull private images.",
+    ),
+]
 RerunOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -569,7 +605,10 @@ def plan(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
@@ -585,13 +624,20 @@ def plan(
         rebalance=rebalance,
         targets=tuple(target or ()),
         adopt=adopt,
+        rotate=tuple(rotate or ()),
+        resolve_image=resolve_image.value if resolve_image else None,
+        with_registry_auth=with_registry_auth,
         rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
-        loaded = _load(_arguments(files, compose, env_file))
+        # The secrets' sources are read first: a failing one stops here, and every output
+        # masks their values.
+        loaded = with_sources(_load(_arguments(files, compose, env_file)))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
+    for warning in result.warnings:
+        _warn(warning)
     if as_json and result.plan.errors:
         typer.echo(plan_errors_json(result.plan, loaded))
     elif as_json:
@@ -681,13 +727,16 @@ def _run_apply(
     messages = _console(stderr=True) if as_json else console
     with _json_errors(as_json):
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
+        if not plan_options.destroy:  # a destroy needs no secret's value
+            loaded = with_sources(loaded)
         if saved is not None:
             if plan_options.destroy:
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --target and --rerun were fixed when the "
-                    "plan was saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --rotate, --target, --rerun, "
+                    "--resolve-image and --with-registry-auth were fixed when the plan was "
+                    "saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -695,6 +744,8 @@ def _run_apply(
         _warn_targeting(plan_options.targets)
 
         def show(planned: PlanResult) -> None:
+            for warning in planned.warnings:
+                _warn(warning)
             if not as_json:
                 console.print(plan_text(planned.plan, loaded))
 
@@ -766,7 +817,10 @@ def apply(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
     rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -786,6 +840,9 @@ def apply(
             rebalance=rebalance,
             targets=tuple(target or ()),
             adopt=adopt,
+            rotate=tuple(rotate or ()),
+            resolve_image=resolve_image.value if resolve_image else None,
+            with_registry_auth=with_registry_auth,
             rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
@@ -960,6 +1017,15 @@ def drift(
         FailOnOption,
         typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
     ] = FailOnOption.any,
+    resolve_image: Annotated[
+        ResolveImage,
+        typer.Option(
+            "--resolve-image",
+            help="always: also report tags re-pushed since they were deployed (asks each "
+            "image's registry); never (the default) compares the tags only.",
+        ),
+    ] = ResolveImage.never,
+    with_registry_auth: WithRegistryAuthOption = False,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -978,8 +1044,14 @@ def drift(
     try:
         loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
+        loaded = with_sources(loaded)
         with _connect(host, context) as engine:
-            report = check_drift(loaded, engine)
+            report = check_drift(
+                loaded,
+                engine,
+                resolve_image=resolve_image.value,
+                with_registry_auth=with_registry_auth,
+            )
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()

@@ -7,6 +7,7 @@ how many calls a command makes. Engine errors become ``EngineError`` naming the 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import docker
+import docker.auth
 import docker.errors
 import docker.tls
 import docker.utils
@@ -84,6 +86,10 @@ def _error_type(error: docker.errors.APIError, explanation: str) -> type[EngineE
     return EngineError
 
 
+def _auth(registry_auth: str | None) -> dict[str, str]:
+    return {"X-Registry-Auth": registry_auth} if registry_auth else {}
+
+
 def _unreachable_reason(error: Exception) -> str:
     """The innermost cause of a connection failure, e.g. 'Connection refused'."""
     reason: BaseException = error
@@ -108,6 +114,7 @@ class Engine:
         self._client: Any = client
         self.address = address
         self.calls: Counter[str] = Counter()
+        self._auth_configs: Any = None
         client.hooks["response"].append(self._count)
 
     def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -223,22 +230,81 @@ class Engine:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create_service(self, name: str, spec: Json) -> str:
-        """Create a service from a complete Engine API ServiceSpec; returns its id."""
+    def registry_auth(self, image: str) -> str | None:
+        """The ``X-Registry-Auth`` header the docker CLI sends for ``image`` with
+        ``--with-registry-auth``: the credentials of its registry from the docker client
+        config (``$DOCKER_CONFIG/config.json``: ``auths``, ``credsStore``, ``credHelpers``);
+        None when the config has none for it.
+
+        Raises:
+            EngineError: the image name is malformed, or a credential helper failed.
+        """
+        try:
+            registry, _ = docker.auth.resolve_repository_name(image)
+            if self._auth_configs is None:
+                self._auth_configs = docker.auth.load_config(
+                    credstore_env=self._client.credstore_env
+                )
+            found = docker.auth.resolve_authconfig(
+                self._auth_configs, registry, credstore_env=self._client.credstore_env
+            )
+        except docker.errors.DockerException as error:
+            raise EngineError(
+                f"cannot read the registry credentials for {image}: {error}"
+            ) from None
+        if not found:
+            return None
+        return bytes(docker.auth.encode_header(found)).decode("ascii")
+
+    def image_digest(self, image: str, registry_auth: str | None = None) -> str:
+        """The digest ``image``'s registry gives for its tag, asked through the engine
+        (``GET /distribution/{name}/json``, as ``docker stack deploy`` resolves images).
+
+        Raises:
+            EngineError: the registry did not answer, refused, or does not know the tag.
+        """
+        with self._translate(f"failed to resolve image {image}"):
+            url = self._client._url("/distribution/{0}/json", image)
+            response = self._client._get(url, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
+            digest = (result.get("Descriptor") or {}).get("digest")
+        if not digest:
+            raise EngineError(f"failed to resolve image {image}: the engine gave no digest")
+        return str(digest)
+
+    def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
+        """Create a service from a complete Engine API ServiceSpec; returns its id.
+
+        Args:
+            registry_auth: an ``X-Registry-Auth`` header (``registry_auth()``): the nodes
+                pull the image with these credentials.
+        """
         with self._translate(f"failed to create service {name}"):
             url = self._client._url("/services/create")
-            result = self._client._result(self._client._post_json(url, data=spec), json=True)
+            response = self._client._post_json(url, data=spec, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
             return cast(str, result["ID"])
 
-    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+    def update_service(
+        self,
+        name: str,
+        service_id: str,
+        version: int,
+        spec: Json,
+        registry_auth: str | None = None,
+    ) -> list[str]:
         """Replace a service's spec, as of ``version``; returns the engine's warnings.
+
+        Without ``registry_auth`` the engine keeps the credentials the service had.
 
         Raises:
             OutOfSequenceError: the service changed since ``version`` was read.
         """
         with self._translate(f"failed to update service {name}"):
             url = self._client._url("/services/{0}/update", service_id)
-            response = self._client._post_json(url, data=spec, params={"version": version})
+            response = self._client._post_json(
+                url, data=spec, params={"version": version}, headers=_auth(registry_auth)
+            )
             result = self._client._result(response, json=True)
             return list(result.get("Warnings") or [])
 
@@ -263,9 +329,38 @@ class Engine:
         with self._translate(f"failed to remove network {name}"):
             self._client.remove_network(network_id)
 
-    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
-        with self._translate(f"failed to create config {name}"):
-            result = self._client.create_config(name, data, labels=dict(labels))
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list secrets"):
+            return cast(list[Json], self._client.secrets(filters=dict(filters or {})))
+
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        """Create a secret (as ``docker stack deploy``: data, labels, template driver)."""
+        return self._create_file_object("secret", name, data, labels, templating)
+
+    def remove_secret(self, name: str, secret_id: str) -> None:
+        with self._translate(f"failed to remove secret {name}"):
+            self._client.remove_secret(secret_id)
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object("config", name, data, labels, templating)
+
+    def _create_file_object(
+        self, kind: str, name: str, data: bytes, labels: Mapping[str, str], templating: str | None
+    ) -> str:
+        body: Json = {
+            "Name": name,
+            "Data": base64.b64encode(data).decode("ascii"),
+            "Labels": dict(labels),
+        }
+        if templating is not None:
+            body["Templating"] = {"Name": templating}
+        with self._translate(f"failed to create {kind} {name}"):
+            url = self._client._url(f"/{kind}s/create")
+            result = self._client._result(self._client._post_json(url, data=body), json=True)
             return cast(str, result["ID"])
 
     def remove_config(self, name: str, config_id: str) -> None:

@@ -12,8 +12,9 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,7 +34,16 @@ from converge.errors import (
     OutOfSequenceError,
     RolloutError,
 )
+from converge.fileobjects import (
+    Contents,
+    FileKind,
+    FileRefs,
+    create_labels,
+    file_refs,
+    resolve_versions,
+)
 from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
+from converge.images import pull_failure_hint, without_digest
 from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name, ownership_labels
 from converge.observe import observe
@@ -140,8 +150,15 @@ class _Run:
     events: ApplyEvents
     deadline: float
     observed: ObservedState
+    contents: Contents | None = field(default=None, repr=False)
+    rotate: tuple[str, ...] = ()
     outcomes: list[ActionOutcome] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    images: dict[str, str] = field(default_factory=dict)
+    """The image to send per service key (``Plan.images``); others as written."""
+    registry_auth: bool = False
+    sent_credentials: dict[str, bool] = field(default_factory=dict)
+    """Per service key written with ``registry_auth``: whether credentials were found."""
 
     @classmethod
     def start(
@@ -151,6 +168,7 @@ class _Run:
         observed: ObservedState,
         events: ApplyEvents | None,
         options: ApplyOptions | None,
+        plan: Plan | None = None,
     ) -> _Run:
         """A run whose overall deadline starts now."""
         options = options or ApplyOptions()
@@ -161,11 +179,61 @@ class _Run:
             events=events or ApplyEvents(),
             deadline=options.clock.monotonic() + options.timeout,
             observed=observed,
+            images=dict(plan.images) if plan is not None else {},
+            registry_auth=plan.registry_auth if plan is not None else False,
         )
+
+    def service_spec(
+        self,
+        key: str,
+        base: Mapping[str, Any] | None = None,
+        force_update: bool = False,
+        state: ObservedState | None = None,
+    ) -> dict[str, Any]:
+        """The ServiceSpec to send for service ``key``, with the plan's image and the versions
+        of secrets and configs in ``state`` (the last observed by default)."""
+        return service_engine_spec(
+            self.spec,
+            key,
+            base=base,
+            force_update=force_update,
+            files=self.files(state),
+            image=self.images.get(key),
+        )
+
+    def _credentials(self, key: str) -> str | None:
+        """The ``X-Registry-Auth`` header for service ``key``'s image, when asked for."""
+        if not self.registry_auth or key not in self.spec.services:
+            return None
+        header = self.engine.registry_auth(self.images.get(key) or self.spec.services[key].image)
+        self.sent_credentials[key] = header is not None
+        return header
+
+    def create_service(self, key: str, name: str) -> None:
+        header = self._credentials(key)
+        if header is None:
+            self.engine.create_service(name, self.service_spec(key))
+        else:
+            self.engine.create_service(name, self.service_spec(key), registry_auth=header)
+
+    def update_service(self, key: str, current: ObservedService, payload: dict[str, Any]) -> None:
+        """Without credentials to send, the engine keeps those the service had."""
+        header = self._credentials(key)
+        if header is None:
+            self.engine.update_service(current.name, current.id, current.version, payload)
+        else:
+            self.engine.update_service(
+                current.name, current.id, current.version, payload, registry_auth=header
+            )
 
     def refresh(self) -> ObservedState:
         self.observed = observe(self.engine, self.spec)
         return self.observed
+
+    def files(self, state: ObservedState | None = None) -> FileRefs:
+        """The versions of secrets and configs the services reference, as observed now."""
+        versions = resolve_versions(self.spec, state or self.observed, self.contents, self.rotate)
+        return file_refs(versions)
 
 
 def apply_plan(
@@ -175,13 +243,20 @@ def apply_plan(
     observed: ObservedState,
     events: ApplyEvents | None = None,
     options: ApplyOptions | None = None,
+    contents: Contents | None = None,
+    rotate: tuple[str, ...] = (),
 ) -> ApplyResult:
     """Execute ``plan`` phase by phase and wait until the swarm converged.
+
+    ``contents`` holds the secrets' and configs' contents by (kind, key), read from their
+    sources (``converge.sources``); ``rotate`` the secrets to give a new version even when
+    their current one cannot be verified.
 
     Never raises for a failed action: the result lists every action with its outcome
     (later ones ``skipped``) and ``error`` says what failed.
     """
-    run = _Run.start(spec, engine, observed, events, options)
+    run = _Run.start(spec, engine, observed, events, options, plan)
+    run.contents, run.rotate = contents, rotate
     writes_before = engine.write_count
     phases = sorted({action.phase for action in plan.actions})
     error: str | None = None
@@ -344,6 +419,8 @@ def _run_actions(
     ]
     if phase is Phase.DRAINS:
         to_wait = list(run.spec.services)
+    if phase is Phase.FILES:
+        run.refresh()  # the services reference the new versions by id
     if not to_wait:
         return None
     failures = _wait_services(run, to_wait)
@@ -377,10 +454,12 @@ def _execute(run: _Run, action: Action) -> None:
         _with_retries(run, f"node {action.name}", lambda state: _update_node(run, state, action))
     elif action.object_kind == "network":
         _execute_network(run, action)
+    elif action.object_kind in ("secret", "config"):
+        _execute_file_object(run, action)
     elif action.object_kind == "service":
         name = object_name(spec.stack, action.key)
         if action.kind == "create":
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            run.create_service(action.key, name)
         elif action.kind == "remove":
             service_id = _require_id(action)
             engine.remove_service(action.name, service_id)
@@ -401,7 +480,7 @@ def _execute(run: _Run, action: Action) -> None:
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            run.create_service(action.key, name)
         else:
             _with_retries(run, f"service {name}", lambda state: _update_service(run, state, action))
 
@@ -417,11 +496,32 @@ def _rollout(run: _Run, action: Action) -> str:
         stable_for=run.options.stable_for if run.options.stable_for is not None else 1.0,
         clock=run.options.clock,
         progress=run.events.rollout_progress,
+        service_spec=lambda key, base: run.service_spec(key, base=base),
+        registry_auth=run._credentials,
         cancelled=run.cancelled.is_set,
     )
     outcome = run_rollout(run.spec, action.key, run.engine, settings)
     run.refresh()
     return outcome
+
+
+def _execute_file_object(run: _Run, action: Action) -> None:
+    """Create a secret or config (a first or a new version) from its source, or remove one."""
+    kind: FileKind = "secret" if action.object_kind == "secret" else "config"
+    engine = run.engine
+    if action.kind == "remove":
+        remove = engine.remove_secret if kind == "secret" else engine.remove_config
+        # Gone already (a concurrent apply, or by hand) is what was wanted.
+        with contextlib.suppress(NotFoundError):
+            remove(action.name, _require_id(action))
+        return
+    data = (run.contents or {}).get((kind, action.key))
+    if data is None:
+        raise _ActionFailedError(f"{kind} {action.key}: its content was not read")
+    declared = (run.spec.secrets if kind == "secret" else run.spec.configs)[action.key]
+    labels = create_labels(run.spec, kind, action.key, data)
+    create = engine.create_secret if kind == "secret" else engine.create_config
+    create(action.name, data, labels, declared.template_driver)
 
 
 def _require_id(action: Action) -> str:
@@ -450,10 +550,13 @@ def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
     current = state.owned_services().get(action.key)
     if current is None:
         raise _ActionFailedError(f"service {action.name} disappeared while applying")
-    payload = service_engine_spec(
-        run.spec, action.key, base=current.raw_spec, force_update=action.kind == "force"
+    payload = run.service_spec(
+        action.key,
+        base=current.raw_spec,
+        force_update=action.kind == "force",
+        state=state,
     )
-    run.engine.update_service(action.name, current.id, current.version, payload)
+    run.update_service(action.key, current, payload)
 
 
 def _adopt_service(run: _Run, state: ObservedState, action: Action) -> None:
@@ -535,8 +638,8 @@ def _reattach(run: _Run, state: ObservedState, key: str) -> None:
     current = state.owned_services().get(key)
     if current is None:
         raise _ActionFailedError(f"service {key} disappeared while its network was replaced")
-    payload = service_engine_spec(run.spec, key, base=current.raw_spec)
-    run.engine.update_service(current.name, current.id, current.version, payload)
+    payload = run.service_spec(key, base=current.raw_spec, state=state)
+    run.update_service(key, current, payload)
 
 
 def _uses_network(service: ObservedService, network_id: str) -> bool:
@@ -642,7 +745,7 @@ def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> 
         # While the engine is still updating or rolling back, let it finish: the apply then
         # reports where it settled, and the old tasks are back when it returns.
         failures = {
-            item.key: _failure_text(run, item)
+            item.key: _failure_text(run, item) + _pull_hint(run, item)
             for item in progress
             if item.failure and (item.update_state not in SETTLING_STATES or now > run.deadline)
         }
@@ -698,6 +801,19 @@ def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> 
             }
         first_round = False
         run.options.clock.sleep(run.options.poll_interval)
+
+
+def _pull_hint(run: _Run, item: ServiceHealth) -> str:
+    """Where tasks were rejected because their image could not be had: which registry, and
+    whether credentials went with it (the engine's own error names only the image)."""
+    service = run.spec.services.get(item.key)
+    if service is None:
+        return ""
+    image = run.images.get(item.key) or service.image
+    shown = without_digest(image)
+    if not any(error.state == "rejected" and shown in error.message for error in item.errors):
+        return ""
+    return "; " + pull_failure_hint(image, run.sent_credentials.get(item.key))
 
 
 JOB_LOG_LINES = 10

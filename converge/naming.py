@@ -16,6 +16,7 @@ from collections.abc import Mapping
 __all__ = [
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "FINGERPRINT_LABEL",
     "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
@@ -25,8 +26,10 @@ __all__ = [
     "ROLLOUT_SUFFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "VERSION_OF_LABEL",
     "candidate_name",
     "graph_record_name",
+    "is_converge_record",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -56,6 +59,10 @@ ROLLOUT_SUFFIX = "-next"
 """``<stack>_<key>-next``: the new version's service beside ``<stack>_<key>``."""
 ROLLOUT_RUNTIME_PORT = 19999
 """HAProxy's runtime API inside the balancer container (loopback only) during rollouts."""
+VERSION_OF_LABEL = "io.converge.version-of"
+"""On a secret or config converge created: the spec key it is a version of."""
+FINGERPRINT_LABEL = "io.converge.fingerprint"
+"""On a secret converge created: a salted scrypt hash of its data (``converge.fileobjects``)."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 
@@ -108,3 +115,9 @@ def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
 def is_internal_label(name: str) -> bool:
     """Labels converge and docker stack use for ownership: never shown as user labels."""
     return name.startswith(_INTERNAL_LABEL_PREFIXES)
+
+
+def is_converge_record(name: str, stack: str) -> bool:
+    """Whether a config of ``stack`` is one of converge's own records (the lock, the graph
+    record), never one of the spec's configs."""
+    return name in (lock_name(stack), graph_record_name(stack))

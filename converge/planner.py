@@ -21,7 +21,7 @@ from converge.actions import (
     Severity,
 )
 from converge.checks import NodeFacts, evaluate_constraint
-from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.diff import OLD_VERSION, Diff, FieldChange, ObjectDiff
 from converge.errors import PlanError
 from converge.lb.config import (
     REPLACE_FIELDS,
@@ -32,7 +32,15 @@ from converge.lb.config import (
     server_names,
 )
 from converge.lb.rollout import describe_rollout
-from converge.naming import ROLLOUT_SUFFIX, candidate_name, object_name, spec_key
+from converge.naming import (
+    ROLLOUT_SUFFIX,
+    VERSION_OF_LABEL,
+    candidate_name,
+    is_converge_record,
+    object_name,
+    owned_by,
+    spec_key,
+)
 from converge.ordering import depths, waits_for
 from converge.spec import Spec
 from converge.state import ObservedState
@@ -54,6 +62,14 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    rotate: tuple[str, ...] = ()
+    """Secrets to give a new version although their current one cannot be verified (made
+    without converge's fingerprint): ``--rotate KEY``."""
+    resolve_image: str | None = None
+    """``always``, ``changed`` or ``never`` (``--resolve-image``, ``converge.images``); None:
+    the spec's ``x-converge.resolve_image``, else ``always``."""
+    with_registry_auth: bool = False
+    """Send registry credentials (``--with-registry-auth``; the spec can turn it on too)."""
     rerun: tuple[str, ...] = ()
     """Jobs to run again although their spec did not change (``--rerun``)."""
 
@@ -97,6 +113,10 @@ def plan(
         elif item.status == "unowned":
             message = f"{item.detail}; --adopt takes it over"
             findings.append(PlanFinding("error", item.address, message, "collision", item.name))
+        elif item.status == "unverifiable":
+            findings.append(PlanFinding("warning", item.address, item.detail, "", item.name))
+        elif item.status == "remove" and item.detail == OLD_VERSION:
+            actions.append(_file_object_action(spec, item, observed))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 PlanFinding(
@@ -111,7 +131,7 @@ def plan(
         elif item.kind == "loadbalancer":
             continue  # planned last: its backends may follow the other actions
         else:
-            actions.extend(_actions_for(item, observed))
+            actions.extend(_actions_for(item, observed, spec))
     actions = _rollout_actions(spec, observed, actions)
     actions.extend(_rerun_actions(spec, observed, actions, options.rerun))
     actions.extend(_redrive_actions(spec, observed, actions))
@@ -188,8 +208,28 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
+    files = [
+        Action(
+            Phase.PRUNE_FILES,
+            "remove",
+            "secret" if entry.kind == "secret" else "config",
+            entry.labels.get(VERSION_OF_LABEL) or spec_key(observed.stack, entry.name),
+            entry.name,
+            "remove (destroying the stack)",
+            observed_id=entry.id,
+        )
+        for entry in sorted(
+            (*observed.secrets, *observed.configs), key=lambda entry: (entry.kind, entry.name)
+        )
+        if owned_by(entry.labels, observed.stack)
+        and not is_converge_record(entry.name, observed.stack)
+    ]
     return (
-        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+        services
+        + _loadbalancer_removals(observed, reason)
+        + _check_removals(observed)
+        + files
+        + networks
     )
 
 
@@ -206,7 +246,9 @@ def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dic
     return versions
 
 
-def _actions_for(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+def _actions_for(item: ObjectDiff, observed: ObservedState, spec: Spec) -> list[Action]:
+    if item.kind in ("secret", "config"):
+        return [_file_object_action(spec, item, observed)] if item.status != "unchanged" else []
     if item.kind == "node":
         return _node_actions(item, observed)
     if item.kind == "network":
@@ -235,6 +277,39 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
             observed_version=node.version,
         )
     ]
+
+
+def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -> Action:
+    """A secret's or config's create, new version (``rotate``) or removal."""
+    kind: ObjectKind = "secret" if item.kind == "secret" else "config"
+    if item.status in ("create", "rotate"):
+        owned = observed.owned_services()
+        rolling = [
+            key
+            for key, service in spec.services.items()
+            if key in owned and any(ref.source == item.key for ref in getattr(service, f"{kind}s"))
+        ]
+        reason = "create"
+        if item.status == "rotate":
+            roll = f"{len(rolling)} service{'' if len(rolling) == 1 else 's'} roll"
+            reason = f"new version; {roll}"
+        return Action(Phase.FILES, "create", kind, item.key, item.name, reason)
+    objects = observed.secrets if kind == "secret" else observed.configs
+    found = next((entry for entry in objects if entry.name == item.name), None)
+    reason = (
+        "remove an old version no service uses"
+        if item.detail == OLD_VERSION
+        else "remove (owned, no longer in the spec)"
+    )
+    return Action(
+        Phase.PRUNE_FILES,
+        "remove",
+        kind,
+        item.key,
+        item.name,
+        reason,
+        observed_id=found.id if found else None,
+    )
 
 
 def _base_action(

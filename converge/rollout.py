@@ -20,9 +20,10 @@ The running version is never stopped before the new one took its traffic.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -81,6 +82,13 @@ class RolloutSettings:
     stable_for: float = 1.0
     clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
     progress: Callable[[str], None] = field(default=lambda line: None, compare=False)
+    service_spec: Callable[[str, Mapping[str, Any] | None], dict[str, Any]] | None = field(
+        default=None, compare=False
+    )
+    """Builds service ``key``'s ServiceSpec on ``base`` as apply sends it (the plan's pinned
+    image, the versions of secrets and configs); default: from the spec alone."""
+    registry_auth: Callable[[str], str | None] = field(default=lambda key: None, compare=False)
+    """The ``X-Registry-Auth`` header for service ``key``'s image, if one is to be sent."""
     cancelled: Callable[[], bool] = field(default=lambda: False, compare=False)
     """True once the apply was interrupted: stop where the rollout stands (the next apply or
     ``converge rollout`` takes it up from there)."""
@@ -112,16 +120,19 @@ class RolloutStatus:
         return self.candidate is not None
 
 
-def _digest(payload: dict[str, Any]) -> str:
+def _digest(payload: Mapping[str, Any]) -> str:
     significant = {k: v for k, v in payload.items() if k not in ("Name", "Labels")}
     return hashlib.sha256(json.dumps(significant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def candidate_engine_spec(spec: Spec, key: str) -> dict[str, Any]:
-    """The ServiceSpec of the new version: the service's, named ``<stack>_<key>-next``,
-    labelled as a rollout's, without published ports or network aliases (only the balancer
-    reaches it; the home service keeps its name and aliases for everyone else)."""
-    payload = service_engine_spec(spec, key)
+def candidate_engine_spec(
+    spec: Spec, key: str, service_payload: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ServiceSpec of the new version: the service's (``service_payload``, as apply would
+    create it; default: from the spec alone), named ``<stack>_<key>-next``, labelled as a
+    rollout's, without published ports or network aliases (only the balancer reaches it; the
+    home service keeps its name and aliases for everyone else)."""
+    payload = copy.deepcopy(dict(service_payload or service_engine_spec(spec, key)))
     digest = _digest(payload)
     payload["Name"] = candidate_name(spec.stack, key)
     payload["Labels"] = {**payload["Labels"], ROLLOUT_LABEL: key, ROLLOUT_DIGEST_LABEL: digest}
@@ -195,6 +206,28 @@ class _Rollout:
             raise RolloutError(
                 f"rollout of service {self.home}: timed out waiting for {what}"
             ) from None
+
+    def service_payload(self, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The service's ServiceSpec as apply sends it."""
+        if self.settings.service_spec is not None:
+            return self.settings.service_spec(self.key, base)
+        return service_engine_spec(self.spec, self.key, base=base)
+
+    def create_service(self, name: str, payload: dict[str, Any]) -> None:
+        header = self.settings.registry_auth(self.key)
+        if header is None:
+            self.engine.create_service(name, payload)
+        else:
+            self.engine.create_service(name, payload, registry_auth=header)
+
+    def update_service(self, service: ObservedService, payload: dict[str, Any]) -> None:
+        header = self.settings.registry_auth(self.key)
+        if header is None:
+            self.engine.update_service(service.name, service.id, service.version, payload)
+        else:
+            self.engine.update_service(
+                service.name, service.id, service.version, payload, registry_auth=header
+            )
 
     def set_share(self, share: int) -> None:
         commands, weights = weight_commands(self.stats(), self.backends, share)
@@ -340,9 +373,9 @@ def _update_home(run: _Rollout) -> None:
         home = run.refresh().owned_services().get(run.key)
         if home is None:
             raise RolloutError(f"service {run.home} disappeared during the rollout")
-        payload = service_engine_spec(run.spec, run.key, base=home.raw_spec)
+        payload = run.service_payload(base=home.raw_spec)
         try:
-            run.engine.update_service(home.name, home.id, home.version, payload)
+            run.update_service(home, payload)
             break
         except OutOfSequenceError:
             if attempt == 3:
@@ -434,10 +467,9 @@ def run_rollout(
         if rollout.strategy == "rolling":
             _retire_candidate(run)
             return "aborted"
-        desired = candidate_engine_spec(spec, key)
-        if candidate is not None and _candidate_digest(candidate) != _digest(
-            service_engine_spec(spec, key)
-        ):
+        service_payload = run.service_payload()
+        desired = candidate_engine_spec(spec, key, service_payload)
+        if candidate is not None and _candidate_digest(candidate) != _digest(service_payload):
             settings.progress(f"{run.home}: {candidate.name} runs another spec: starting again")
             _retire_candidate(run)
             candidate = None
@@ -447,7 +479,7 @@ def run_rollout(
             return "promoted"
         since = _engine_time(run.observed)
         if candidate is None:
-            run.engine.create_service(run.candidate, desired)
+            run.create_service(run.candidate, desired)
             settings.progress(f"{run.home}: {run.candidate} created with the new version")
         try:
             started = _wait_healthy(run, run.candidate, since, "the new version")
