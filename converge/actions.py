@@ -36,7 +36,7 @@ ADOPT_NOTE = "adopt (add the stack's ownership label)"
 RERUN_REASON = "--rerun: run the job again"
 """The reason of a ``force`` action that ``converge apply --rerun JOB`` asked for."""
 
-ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt", "rollout"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
 ObjectKind = Literal["node", "network", "service", "loadbalancer", "secret", "config"]
@@ -47,6 +47,7 @@ _SYMBOLS: dict[str, str] = {
     "scale": "~",
     "force": "~",
     "adopt": "~",
+    "rollout": "~",
     "replace": "-/+",
     "remove": "-",
 }
@@ -113,6 +114,8 @@ class Action:
             return f"{head}: run the job again (--rerun)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
+        if self.kind == "rollout":
+            return f"{head}: {self.reason}"
         if self.kind == "adopt":
             adopt = f"{head}: {ADOPT_NOTE}"
             if not self.changes:
@@ -175,7 +178,8 @@ class Plan:
         """Terraform's summary: how many objects are added, changed and destroyed."""
         add = sum(action.kind in ("create", "replace") for action in self.actions)
         change = sum(
-            action.kind in ("update", "scale", "force", "adopt") for action in self.actions
+            action.kind in ("update", "scale", "force", "adopt", "rollout")
+            for action in self.actions
         )
         destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
         return {"add": add, "change": change, "destroy": destroy}

@@ -24,7 +24,7 @@ from converge.files import atomic_write
 from converge.health import service_health
 from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
-from converge.naming import GRAPH_LABEL, graph_record_name, ownership_labels
+from converge.naming import GRAPH_LABEL, graph_record_name, object_name, ownership_labels
 from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from converge.engine import Engine
     from converge.executor import ApplyEvents, ApplyOptions, ApplyResult
     from converge.lock import LockInfo
+    from converge.rollout import RolloutStatus
 
 # The modules that reach the engine import docker (~125 ms): the functions that use them import
 # them inside, so that importing this API (as the CLI's fast commands do) stays cheap.
@@ -60,6 +61,8 @@ __all__ = [
     "make_plan",
     "read_saved_plan",
     "resolved_spec_hash",
+    "rollout_command",
+    "rollout_state",
     "save_plan",
     "saved_plan_options",
     "saved_spec_files",
@@ -730,7 +733,60 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
             if state != "live"
             else f"stack {spec.stack} is being applied by {holder.describe()}",
         }
-    return {"stack": spec.stack, "services": services, "missing": missing, "lock": lock}
+    rollouts = [
+        {
+            "service": key,
+            "candidate": candidate.name,
+            "running": (health := service_health(observed, candidate.name, candidate)).running,
+            "desired": health.desired,
+            "message": f"a rollout of service {object_name(spec.stack, key)} is in progress: "
+            f"{candidate.name} runs the new version beside it (converge rollout status)",
+        }
+        for key, candidate in sorted(observed.rollout_candidates().items())
+    ]
+    return {
+        "stack": spec.stack,
+        "services": services,
+        "missing": missing,
+        "lock": lock,
+        "rollouts": rollouts,
+    }
+
+
+def rollout_state(loaded: LoadedSpec, engine: Engine, service: str) -> RolloutStatus:
+    """Where the rollout of ``service`` stands (read only).
+
+    Raises:
+        RolloutError: the service is not in the spec.
+    """
+    from converge.rollout import rollout_status
+
+    return rollout_status(loaded.spec, service, engine)
+
+
+def rollout_command(
+    loaded: LoadedSpec,
+    engine: Engine,
+    service: str,
+    what: Literal["promote", "abort"],
+    *,
+    timeout: float = 600.0,
+    lock_timeout: float = 0.0,
+    progress: Callable[[str], None] = lambda line: None,
+) -> str:
+    """Promote (finish now) or abort a rollout in progress, under the stack's lock.
+
+    Raises:
+        RolloutError: no rollout of ``service`` is in progress, or its new version is unhealthy.
+        LockError: another apply holds the stack's lock past ``lock_timeout``.
+    """
+    from converge.lock import stack_lock
+    from converge.rollout import RolloutSettings, abort_rollout, promote_rollout
+
+    settings = RolloutSettings(timeout=timeout, progress=progress)
+    act = promote_rollout if what == "promote" else abort_rollout
+    with stack_lock(engine, loaded.spec.stack, wait=lock_timeout, hold_for=timeout + 300):
+        return act(loaded.spec, service, engine, settings)
 
 
 def check_drift(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from converge.engine_spec import service_engine_spec
+from converge.naming import ROLLOUT_RUNTIME_PORT, ROLLOUT_SUFFIX
 from converge.ordering import dangling_dependencies, dependency_cycle
 from converge.spec import DEFAULT_NETWORK, NodeSpec, ServiceSpec, Spec, parse_constraint
 
@@ -96,6 +97,7 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
         *_check_nodes(spec),
         *_check_placement(spec),
         *_check_loadbalancer(spec),
+        *_check_rollouts(spec),
     ]
     # The engine payloads are built only from a spec whose references hold.
     return problems or list(_check_service_sizes(spec))
@@ -365,6 +367,29 @@ def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
         yield from _check_backend(spec, name, backend.service, backend.port, backend.method)
         if backend.method == "dns":
             yield from _check_backend_network(spec, name)
+
+
+def _check_rollouts(spec: Spec) -> Iterator[FieldProblem]:
+    """blue-green and canary move traffic in the managed load balancer, through a dns backend
+    (the new version's tasks are found by name, beside the old ones)."""
+    balancer = spec.loadbalancer
+    for key, service in spec.services.items():
+        if service.x_converge.rollout.strategy == "rolling":
+            continue
+        path = ("services", key, "x-converge", "rollout", "strategy")
+        strategy = service.x_converge.rollout.strategy
+        if balancer is None:
+            yield path, f"{strategy} moves traffic in the load balancer: declare one"
+            continue
+        methods = [b.method for b in balancer.backends.values() if b.service == key]
+        if not methods:
+            yield path, f"{strategy} needs a load-balancer backend for service {key!r}"
+        elif any(method != "dns" for method in methods):
+            yield path, f"{strategy} needs the service's backends to use method: dns"
+        if f"{key}{ROLLOUT_SUFFIX}" in spec.services:
+            yield path, f"service {key}{ROLLOUT_SUFFIX!r} would collide with the new version's name"
+        if ROLLOUT_RUNTIME_PORT in {f.port for f in balancer.frontends.values()}:
+            yield path, f"port {ROLLOUT_RUNTIME_PORT} is the load balancer's runtime API port"
 
 
 def _check_backend(

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -895,7 +895,8 @@ def _status_exit_code(report: dict[str, Any]) -> int:
     healthy = not report["missing"] and all(
         service["converged"] for service in report["services"] if service["in_spec"]
     )
-    return 0 if healthy else 2
+    # A rollout in progress is not a settled stack: apply or `converge rollout` finishes it.
+    return 0 if healthy and not report.get("rollouts") else 2
 
 
 @app.command()
@@ -911,7 +912,8 @@ def status(
 ) -> None:
     """Per service: running/desired tasks, where they run, update state and last errors.
 
-    Exit 0: every service of the spec runs converged; 2: one does not, or is missing; 1: error.
+    Exit 0: every service of the spec runs converged; 2: one does not, or is missing, or a
+    rollout is in progress; 1: error.
     """
     from converge.api import stack_status
 
@@ -1077,12 +1079,127 @@ def schema() -> None:
     typer.echo(json.dumps(spec_json_schema(), indent=2))
 
 
+rollout_app = typer.Typer(
+    help="Blue-green and canary rollouts in progress: where they stand, finish or undo them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+RolloutArguments = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="FILE... [STACK] SERVICE",
+        help="Compose files (or use -c), the stack's name (default: from the file), and the "
+        "service (its key in the spec).",
+        show_default=False,
+    ),
+]
+
+
+def _rollout_arguments(
+    arguments: list[str] | None, compose: list[Path] | None, env_files: list[Path] | None
+) -> tuple[SpecArguments, str]:
+    """The last positional argument that is not a file names the service."""
+    given = list(arguments or [])
+    for index in range(len(given) - 1, -1, -1):
+        argument = given[index]
+        if not (Path(argument).exists() or argument.endswith((".yml", ".yaml", ".json"))):
+            rest = given[:index] + given[index + 1 :]
+            return _arguments(rest, compose, env_files), argument
+    raise typer.BadParameter("name the service (converge rollout status -c FILE SERVICE)")
+
+
+@rollout_app.command("status")
+def rollout_status(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    output: ResultOutputOption = ResultFormat.text,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Where a service's rollout stands: the new version, its traffic share, its figures.
+
+    Exit 0: no rollout in progress and nothing to roll out; 2: one is in progress or pending;
+    1: error.
+    """
+    from converge.api import rollout_state
+    from converge.render.rollout import rollout_status_json, rollout_status_text
+
+    given, service = _rollout_arguments(files, compose, env_file)
+    loaded = _load(given)
+    with _connect(host, context) as engine:
+        state = rollout_state(loaded, engine, service)
+    if output is ResultFormat.json:
+        typer.echo(rollout_status_json(state))
+    else:
+        _console().print(escape(rollout_status_text(state)))
+    raise typer.Exit(2 if state.in_progress or state.pending else 0)
+
+
+def _rollout_write(
+    what: Literal["promote", "abort"],
+    files: list[str] | None,
+    compose: list[Path] | None,
+    env_file: list[Path] | None,
+    timeout: float,
+    lock_timeout: float,
+    host: str | None,
+    context: str | None,
+) -> None:
+    from converge.api import rollout_command
+
+    given, service = _rollout_arguments(files, compose, env_file)
+    loaded = _load(given)
+    console = _console()
+    with _connect(host, context) as engine:
+        outcome = rollout_command(
+            loaded,
+            engine,
+            service,
+            what,
+            timeout=timeout,
+            lock_timeout=lock_timeout,
+            progress=lambda line: console.print(escape(f"Rollout: {line}")),
+        )
+    console.print(f"service.{escape(service)}: [green]{outcome}[/green]")
+
+
+@rollout_app.command("promote")
+def rollout_promote(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Finish a rollout now: all traffic to the new version, which then becomes the service."""
+    _rollout_write("promote", files, compose, env_file, timeout, lock_timeout, host, context)
+
+
+@rollout_app.command("abort")
+def rollout_abort(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Undo a rollout: all traffic back to the running version, the new one removed."""
+    _rollout_write("abort", files, compose, env_file, timeout, lock_timeout, host, context)
+
+
 def _register_subcommands() -> None:
     from converge.lab.commands import lab_app
     from converge.lb.commands import lb_app
 
     app.add_typer(lab_app, name="lab")
     app.add_typer(lb_app, name="lb")
+    app.add_typer(rollout_app, name="rollout")
 
 
 def _stop_on_signals() -> None:

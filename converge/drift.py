@@ -176,9 +176,17 @@ def drift_report(
         findings=findings,
         services=_service_statuses(loaded, health, findings),
         nodes_not_ready=tuple(node.hostname for node in nodes_not_ready(observed)),
-        notes=tuple(
-            f"{finding.severity}: {finding.address}: {scrub(finding.message, loaded)}"
-            for finding in plan.findings
+        notes=(
+            *(
+                f"{finding.severity}: {finding.address}: {scrub(finding.message, loaded)}"
+                for finding in plan.findings
+            ),
+            # The new version beside a service is the rollout's, not an object to prune.
+            *(
+                f"rollout in progress: service.{key}: {candidate.name} runs the new version "
+                "beside it (converge rollout status)"
+                for key, candidate in sorted(observed.rollout_candidates().items())
+            ),
         ),
     )
 

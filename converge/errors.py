@@ -42,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "OutOfSequenceError",
     "PlanError",
+    "RolloutError",
     "SourceError",
     "SpecError",
     "SpecProblem",
@@ -118,6 +119,11 @@ class LockError(ConvergeError):
 
 class LabError(ConvergeError):
     """The local lab swarm cannot be started, stopped or used."""
+
+
+class RolloutError(ConvergeError):
+    """A blue-green or canary rollout stopped: a gate tripped (traffic is back on the running
+    version) or it cannot go on; the message names the gate and its figures."""
 
 
 class LoadBalancerError(ConvergeError):

@@ -32,6 +32,7 @@ from converge.errors import (
     LoadBalancerError,
     NotFoundError,
     OutOfSequenceError,
+    RolloutError,
 )
 from converge.fileobjects import (
     Contents,
@@ -67,6 +68,8 @@ Outcome = Literal[
     "removed",
     "redeployed",
     "adopted",
+    "promoted",
+    "aborted",
     "unchanged",
     "failed",
     "skipped",
@@ -79,6 +82,7 @@ _DONE_OUTCOME: dict[str, Outcome] = {
     "remove": "removed",
     "force": "redeployed",
     "adopt": "adopted",
+    "rollout": "promoted",
 }
 _UNPLACEABLE_GRACE = 5.0
 
@@ -112,12 +116,14 @@ class ApplyEvents:
         action_finished: its write ended (a service then still has to converge).
         waiting: each poll while services converge: how each of them stands.
         service_converged: the executor judged the service converged (and stable).
+        rollout_progress: a blue-green or canary rollout moved on (one line).
     """
 
     action_started: Callable[[Action], None] = lambda action: None
     action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
     waiting: Callable[[list[ServiceHealth]], None] = lambda progress: None
     service_converged: Callable[[ServiceHealth], None] = lambda health: None
+    rollout_progress: Callable[[str], None] = lambda line: None
 
 
 @dataclass(frozen=True)
@@ -374,11 +380,13 @@ def _run_actions(
                 # Rendered from a fresh observation: tasks backends follow the new placement.
                 state = run.observed if action.kind == "remove" else run.refresh()
                 done = cast(Outcome, execute_loadbalancer(run.spec, action, run.engine, state))
+            elif action.kind == "rollout":
+                done = cast(Outcome, _rollout(run, action))
             else:
                 _execute(run, action)
                 done = _DONE_OUTCOME[action.kind]
             outcome = ActionOutcome(action.address, action.kind, done)
-        except (_ActionFailedError, EngineError, LoadBalancerError) as failure:
+        except (_ActionFailedError, EngineError, LoadBalancerError, RolloutError) as failure:
             outcome = ActionOutcome(action.address, action.kind, "failed", str(failure))
         run.events.action_finished(outcome)
         return outcome
@@ -475,6 +483,26 @@ def _execute(run: _Run, action: Action) -> None:
             run.create_service(action.key, name)
         else:
             _with_retries(run, f"service {name}", lambda state: _update_service(run, state, action))
+
+
+def _rollout(run: _Run, action: Action) -> str:
+    """Blue-green or canary through the balancer (``converge.rollout``), within the apply's
+    deadline; progress lines go to the ``rollout_progress`` callback."""
+    from converge.rollout import RolloutSettings, run_rollout
+
+    settings = RolloutSettings(
+        timeout=max(1.0, run.deadline - run.options.clock.monotonic()),
+        poll_interval=run.options.poll_interval,
+        stable_for=run.options.stable_for if run.options.stable_for is not None else 1.0,
+        clock=run.options.clock,
+        progress=run.events.rollout_progress,
+        service_spec=lambda key, base: run.service_spec(key, base=base),
+        registry_auth=run._credentials,
+        cancelled=run.cancelled.is_set,
+    )
+    outcome = run_rollout(run.spec, action.key, run.engine, settings)
+    run.refresh()
+    return outcome
 
 
 def _execute_file_object(run: _Run, action: Action) -> None:

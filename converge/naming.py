@@ -2,7 +2,8 @@
 
 As docker/cli's ``convert.Namespace``: a stack's objects are named ``<stack>_<key>`` and carry
 ``com.docker.stack.namespace=<stack>``, so ``docker stack ls/services/ps`` see them. converge
-adds no label of its own to swarm objects, so that a stack converge deployed and one
+adds no label of its own to swarm objects (but the new version of a service during a rollout,
+``ROLLOUT_LABEL``), so that a stack converge deployed and one
 ``docker stack deploy`` deployed are the same stack, and either tool can take over from the
 other. Only objects carrying the stack label of the stack at hand are ever changed or removed;
 every ownership test in converge asks this module.
@@ -20,9 +21,13 @@ __all__ = [
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
+    "ROLLOUT_LABEL",
+    "ROLLOUT_RUNTIME_PORT",
+    "ROLLOUT_SUFFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
     "VERSION_OF_LABEL",
+    "candidate_name",
     "graph_record_name",
     "is_converge_record",
     "is_internal_label",
@@ -47,6 +52,13 @@ LB_LABEL = "io.converge.loadbalancer"
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
 """Marks a throwaway container that validates a load-balancer config before it is used."""
 LOCK_LABEL_PREFIX = "io.converge.lock."
+ROLLOUT_LABEL = "io.converge.rollout.of"
+"""Marks the new version of a service during a blue-green or canary rollout; the value is the
+spec key of the service it replaces (``<stack>_<key>`` stays the service's home)."""
+ROLLOUT_SUFFIX = "-next"
+"""``<stack>_<key>-next``: the new version's service beside ``<stack>_<key>``."""
+ROLLOUT_RUNTIME_PORT = 19999
+"""HAProxy's runtime API inside the balancer container (loopback only) during rollouts."""
 VERSION_OF_LABEL = "io.converge.version-of"
 """On a secret or config converge created: the spec key it is a version of."""
 FINGERPRINT_LABEL = "io.converge.fingerprint"
@@ -57,6 +69,11 @@ _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 def object_name(stack: str, key: str) -> str:
     """The swarm name of a stack's object, as docker stack deploy names it."""
     return f"{stack}_{key}"
+
+
+def candidate_name(stack: str, key: str) -> str:
+    """The swarm name of the new version of service ``key`` during a rollout."""
+    return object_name(stack, f"{key}{ROLLOUT_SUFFIX}")
 
 
 def spec_key(stack: str, name: str) -> str:

@@ -25,12 +25,17 @@ from converge.diff import OLD_VERSION, Diff, FieldChange, ObjectDiff
 from converge.errors import PlanError
 from converge.lb.config import (
     REPLACE_FIELDS,
+    container_name,
     follows_placement,
     loadbalancer_findings,
+    rolls_out,
     server_names,
 )
+from converge.lb.rollout import describe_rollout
 from converge.naming import (
+    ROLLOUT_SUFFIX,
     VERSION_OF_LABEL,
+    candidate_name,
     is_converge_record,
     object_name,
     owned_by,
@@ -127,6 +132,7 @@ def plan(
             continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed, spec))
+    actions = _rollout_actions(spec, observed, actions)
     actions.extend(_rerun_actions(spec, observed, actions, options.rerun))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
@@ -180,7 +186,15 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
             observed_id=service.id,
             observed_version=service.version,
         )
-        for key, service in sorted(observed.owned_services().items())
+        for key, service in sorted(
+            [
+                *observed.owned_services().items(),
+                *(
+                    (f"{key}{ROLLOUT_SUFFIX}", c)
+                    for key, c in observed.rollout_candidates().items()
+                ),
+            ]
+        )
     ]
     networks = [
         Action(
@@ -369,6 +383,67 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     if fields == {"deploy.replicas"}:
         return [replace(base, kind="scale", reason="only the replica count differs")]
     return [replace(base, reason="service settings differ")]
+
+
+def _rollout_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Updates of blue-green and canary services become rollouts through the balancer; a
+    rollout an interrupted apply left is taken up (or its new version removed, when the spec
+    no longer asks for one)."""
+    balancer = spec.loadbalancer
+    running = balancer is not None and any(
+        lb.owned and lb.name == container_name(spec.stack, balancer)
+        for lb in observed.loadbalancers
+    )
+
+    def rolls(key: str) -> bool:
+        return running and rolls_out(spec, key)
+
+    result: list[Action] = []
+    for action in planned:
+        if action.object_kind == "service" and action.kind == "update" and rolls(action.key):
+            rollout = spec.services[action.key].x_converge.rollout
+            reason = describe_rollout(rollout, candidate_name(spec.stack, action.key))
+            if action.key in observed.rollout_candidates():
+                reason = f"take up the rollout in progress (an apply was interrupted): {reason}"
+            result.append(replace(action, kind="rollout", reason=reason))
+        else:
+            result.append(action)
+    for key, candidate in sorted(observed.rollout_candidates().items()):
+        if any(a.kind == "rollout" and a.key == key for a in result):
+            continue
+        home = observed.owned_services().get(key)
+        if rolls(key) and home is not None:
+            result = [a for a in result if not (a.object_kind == "service" and a.key == key)]
+            reason = (
+                f"an interrupted rollout left {candidate.name}: take it up where it stands "
+                "(its traffic share in the balancer), judge the steps left, finish"
+            )
+            result.append(
+                Action(
+                    Phase.SERVICES,
+                    "rollout",
+                    "service",
+                    key,
+                    home.name,
+                    reason,
+                    observed_id=home.id,
+                    observed_version=home.version,
+                )
+            )
+        else:
+            result.append(
+                Action(
+                    Phase.PRUNE_SERVICES,
+                    "remove",
+                    "service",
+                    f"{key}{ROLLOUT_SUFFIX}",
+                    candidate.name,
+                    "the new version of an abandoned rollout (the spec no longer asks for one)",
+                    observed_id=candidate.id,
+                    observed_version=candidate.version,
+                )
+            )
+    return result
 
 
 def _adopt_action(item: ObjectDiff, observed: ObservedState) -> Action:

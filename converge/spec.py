@@ -58,6 +58,8 @@ __all__ = [
     "ResourcesSpec",
     "RestartPolicySpec",
     "RollbackConfigSpec",
+    "RolloutGates",
+    "RolloutSpec",
     "ServiceSpec",
     "Spec",
     "UpdateConfigSpec",
@@ -1206,8 +1208,80 @@ IgnorePath = Annotated[
 ]
 
 
+class RolloutGates(Model):
+    """What a rollout step must show before it moves on, judged from HAProxy's own counters."""
+
+    max_error_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description=(
+            "Highest share of failed requests (HTTP 5xx answers and connection or response "
+            "failures, as HAProxy counts them for the new version's servers), in percent."
+        ),
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        description="Requests the new version must have served before a step is judged.",
+    )
+    health: bool = Field(
+        default=True,
+        description=(
+            "The new version's servers must pass the backend's health checks: every task "
+            "before traffic moves, at least one throughout each step."
+        ),
+    )
+
+
+class RolloutSpec(Model):
+    """How a new version of the service replaces the running one (``x-converge.rollout``)."""
+
+    strategy: Literal["rolling", "blue-green", "canary"] = Field(
+        default="rolling",
+        description=(
+            "rolling: swarm's own update, in place (the default); blue-green: the new version "
+            "runs beside the old one, takes all traffic at once, then the old one retires; "
+            "canary: the same, with the traffic share moving through 'steps'."
+        ),
+    )
+    steps: tuple[Annotated[int, Field(ge=1, le=100)], ...] = Field(
+        default=(10, 50, 100),
+        min_length=1,
+        description="canary: the new version's traffic share per step, in percent, ending at 100.",
+    )
+    pause: Duration = Field(
+        default=parse_duration("30s"),
+        description="How long each step is held (and judged) before the next one.",
+    )
+    gates: RolloutGates = Field(
+        default_factory=RolloutGates,
+        description="What each step must show (HAProxy's counters) before the next one.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if list(steps) != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must increase and end at 100 (for example [10, 50, 100])")
+        return steps
+
+    @property
+    def shares(self) -> tuple[int, ...]:
+        """The traffic shares the new version goes through: ``(100,)`` for blue-green."""
+        return (100,) if self.strategy == "blue-green" else self.steps
+
+
 class ServiceConvergeSpec(Model):
     """A service's ``x-converge``: per-service policy."""
+
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description=(
+            "How a changed service is released: rolling (in place), or blue-green / canary "
+            "beside the running version, through the managed load balancer."
+        ),
+    )
 
     ignore: tuple[IgnorePath, ...] = Field(
         default=(),

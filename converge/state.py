@@ -15,6 +15,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
+from converge.naming import ROLLOUT_LABEL
+
 __all__ = [
     "ObservedFileObject",
     "ObservedLoadBalancer",
@@ -91,6 +93,11 @@ class ObservedService:
     def template_digest(self) -> str:
         """Identifies the service's current task template (computed only when asked)."""
         return template_digest(self.raw_spec.get("TaskTemplate") or {})
+
+    @property
+    def rollout_of(self) -> str | None:
+        """The spec key whose new version this service is, during a rollout (else None)."""
+        return (self.raw_spec.get("Labels") or {}).get(ROLLOUT_LABEL)
 
     @property
     def is_job(self) -> bool:
@@ -200,8 +207,16 @@ class ObservedState:
         return next((node for node in self.nodes if node.id == node_id), None)
 
     def owned_services(self) -> Mapping[str, ObservedService]:
-        """This stack's services, by spec key (computed once: the planner asks per service)."""
+        """This stack's services, by spec key (computed once: the planner asks per service).
+
+        The new version of a service during a rollout is not among them: it belongs to its
+        service's spec entry (``rollout_candidates``), it is neither drift nor a removal.
+        """
         return self._owned_services
+
+    def rollout_candidates(self) -> Mapping[str, ObservedService]:
+        """The new versions of this stack's services in a rollout, by the spec key they replace."""
+        return self._rollout_candidates
 
     @cached_property
     def _owned_services(self) -> Mapping[str, ObservedService]:
@@ -210,7 +225,17 @@ class ObservedState:
             {
                 service.name.removeprefix(prefix): service
                 for service in self.services
-                if service.owned and service.stack == self.stack
+                if service.owned and service.stack == self.stack and service.rollout_of is None
+            }
+        )
+
+    @cached_property
+    def _rollout_candidates(self) -> Mapping[str, ObservedService]:
+        return MappingProxyType(
+            {
+                service.rollout_of: service
+                for service in self.services
+                if service.owned and service.stack == self.stack and service.rollout_of
             }
         )
 

@@ -6,8 +6,9 @@ so no ``RUN`` step (and no network) is needed:
     converge-lab/busybox:<busybox version>  busybox and its applets, CMD sh
     converge-lab/app:v1, converge-lab/app:v2
         busybox httpd on port 80 answering ``app=<version> hostname=<container> node=<$NODE>``
-        (``/version`` answers the bare version); a tiny init forwards SIGTERM, so stops are
-        instant. Set ``NODE={{.Node.Hostname}}`` in a service's env to learn the node.
+        (``/version`` answers the bare version; ``APP_STATUS=500`` makes ``/`` answer 500);
+        a tiny init forwards SIGTERM, so stops are instant. Set ``NODE={{.Node.Hostname}}``
+        in a service's env to learn the node.
     converge-lab/haproxy:<major.minor>
         Debian's haproxy binary plus every library ``ldd`` lists, config at
         /usr/local/etc/haproxy/haproxy.cfg, ``haproxy -W -db``, STOPSIGNAL SIGUSR1.

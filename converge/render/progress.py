@@ -40,6 +40,7 @@ _STARTING = {
     "remove": "removing",
     "force": "redeploying",
     "adopt": "adopting",
+    "rollout": "rolling out",
 }
 
 
@@ -130,6 +131,7 @@ class ProgressReporter:
             action_finished=self.finished,
             waiting=self.waiting,
             service_converged=self.converged,
+            rollout_progress=self.rollout,
         )
 
     def _print(self, markup: str) -> None:
@@ -190,6 +192,13 @@ class ProgressReporter:
             self._stop_live()
             if not self.quiet:
                 self._print(f"{escape(address)}: [green]converged[/green] in {took}")
+
+    def rollout(self, line: str) -> None:
+        """A blue-green or canary rollout moved on."""
+        with self._lock:
+            self._stop_live()
+            if not self.quiet:
+                self._print(escape(f"Rollout: {line}"))
 
     def tick(self) -> None:
         """Without a live display: a line with the elapsed time after ``heartbeat`` of silence."""

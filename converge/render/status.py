@@ -23,8 +23,9 @@ __all__ = [
     "status_text",
 ]
 
-STATUS_FORMAT_VERSION = "1.2"
-"""1.1: ``lock``, the stack's apply lock when one is held; 1.2: ``job`` and ``completed``."""
+STATUS_FORMAT_VERSION = "1.3"
+"""1.1: ``lock``, the stack's apply lock when one is held; 1.2: ``job`` and ``completed``;
+1.3: ``rollouts`` in progress."""
 
 
 def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
@@ -70,6 +71,11 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
     lines.extend(
         f"[yellow]{escape(missing)}: declared in the spec, not in the swarm[/yellow]"
         for missing in report["missing"]
+    )
+    lines.extend(
+        f"[yellow]{escape(rollout['message'])} ({rollout['running']}/{rollout['desired']} "
+        "running)[/yellow]"
+        for rollout in report.get("rollouts", [])
     )
     lock = report.get("lock")
     if lock:
