@@ -34,7 +34,7 @@ ADOPT_NOTE = "adopt (add the stack's ownership label)"
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
-ObjectKind = Literal["node", "network", "service", "loadbalancer"]
+ObjectKind = Literal["cluster", "node", "network", "service", "loadbalancer"]
 
 _SYMBOLS: dict[str, str] = {
     "create": "+",

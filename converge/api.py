@@ -91,7 +91,7 @@ def make_plan(
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed)
+    difference = diff(loaded.spec, observed, prune=options.prune)
     result = plan(
         loaded.spec,
         difference,
@@ -129,6 +129,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "prune": result.options.prune,
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
+        "take_over": result.options.take_over,
         "targets": list(result.options.targets),
     }
     document["spec_files"] = [
@@ -313,6 +314,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        take_over=bool(options.get("take_over", False)),
     )
 
 

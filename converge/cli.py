@@ -386,6 +386,13 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+TakeOverOption = Annotated[
+    bool,
+    typer.Option(
+        "--take-over",
+        help="Make this spec the cluster's owner (its nodes) when another cluster spec owns it.",
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -559,6 +566,7 @@ def plan(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    take_over: TakeOverOption = False,
     target: TargetOption = None,
     host: HostOption = None,
     context: ContextOption = None,
@@ -570,7 +578,11 @@ def plan(
 
     as_json = output is PlanFormat.json
     options = PlanOptions(
-        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        prune=prune,
+        rebalance=rebalance,
+        targets=tuple(target or ()),
+        adopt=adopt,
+        take_over=take_over,
     )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
@@ -671,8 +683,8 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
-                    "saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --take-over and --target were fixed when the "
+                    "plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -751,6 +763,7 @@ def apply(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    take_over: TakeOverOption = False,
     target: TargetOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
@@ -766,7 +779,11 @@ def apply(
         _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(
-            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+            prune=prune,
+            rebalance=rebalance,
+            targets=tuple(target or ()),
+            adopt=adopt,
+            take_over=take_over,
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,

@@ -154,17 +154,20 @@ def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-def diff(spec: Spec, observed: ObservedState) -> Diff:
-    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out."""
+def diff(spec: Spec, observed: ObservedState, *, prune: bool = False) -> Diff:
+    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out.
+
+    ``prune``: node labels the cluster spec stopped naming are removed (else kept).
+    """
     objects: list[ObjectDiff] = []
-    objects.extend(_diff_nodes(spec, observed))
+    objects.extend(_diff_nodes(spec, observed, prune))
     objects.extend(_diff_networks(spec, observed))
     objects.extend(_diff_services(spec, observed))
     objects.extend(_diff_loadbalancer(spec, observed))
     return Diff(stack=spec.stack, objects=tuple(objects))
 
 
-def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+def _diff_nodes(spec: Spec, observed: ObservedState, prune: bool) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     for hostname, node in spec.nodes.items():
         current = observed.node(hostname)
@@ -179,7 +182,7 @@ def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                 )
             )
             continue
-        desired = desired_node_view(node)
+        desired = desired_node_view(node, current.labels, current.managed_labels, prune)
         changes = compare_views(align(desired, current.view), desired)
         result.append(
             ObjectDiff(

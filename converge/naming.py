@@ -13,6 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CLUSTER_BY_LABEL",
+    "CLUSTER_LABELS_LABEL",
+    "CLUSTER_OWNER_CONFIG",
+    "CLUSTER_OWNER_LABEL",
+    "CLUSTER_SINCE_LABEL",
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
     "LB_CHECK_LABEL",
@@ -42,6 +47,16 @@ LB_LABEL = "io.converge.loadbalancer"
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
 """Marks a throwaway container that validates a load-balancer config before it is used."""
 LOCK_LABEL_PREFIX = "io.converge.lock."
+CLUSTER_OWNER_CONFIG = "converge-cluster"
+"""The config object that records which spec owns the cluster (its nodes)."""
+CLUSTER_OWNER_LABEL = "io.converge.cluster.owner"
+"""On ``CLUSTER_OWNER_CONFIG``: the owning cluster spec's name."""
+CLUSTER_SINCE_LABEL = "io.converge.cluster.since"
+CLUSTER_BY_LABEL = "io.converge.cluster.by"
+"""On ``CLUSTER_OWNER_CONFIG``: when and by whom (user@host) the owner was recorded."""
+CLUSTER_LABELS_LABEL = "io.converge.cluster.labels"
+"""On a node: the label keys the cluster spec manages there (comma-separated), written with
+them, so a label the spec stops mentioning is known for ``--prune``; never shown as a label."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 

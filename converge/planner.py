@@ -41,6 +41,8 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    take_over: bool = False
+    """Make this cluster spec the owner of the nodes when another spec owns them."""
 
 
 def plan(
@@ -97,6 +99,10 @@ def plan(
             continue  # planned last: its backends may follow the other actions
         else:
             actions.extend(_actions_for(item, observed))
+    ownership, refusal = _cluster_ownership(spec, observed, options.take_over)
+    actions.extend(ownership)
+    findings.extend(refusal)
+    findings.extend(_kept_label_findings(spec, observed, options.prune))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
@@ -207,6 +213,68 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
             observed_version=node.version,
         )
     ]
+
+
+def _cluster_ownership(
+    spec: Spec, observed: ObservedState, take_over: bool
+) -> tuple[list[Action], list[PlanFinding]]:
+    """Record this cluster spec as the nodes' owner, or refuse when another spec owns them.
+
+    A stack spec (no cluster section) never writes nodes, so it needs no ownership.
+    """
+    if spec.cluster is None:
+        return [], []
+    name, owner = spec.cluster_name, observed.cluster_owner
+    if owner is not None and owner.name == name:
+        return [], []
+    if owner is not None and not take_over:
+        recorded = " ".join(part for part in (owner.since, owner.by and f"by {owner.by}") if part)
+        message = (
+            f"the cluster is owned by spec {owner.name!r}"
+            + (f" (recorded {recorded})" if recorded else "")
+            + f"; spec {name!r} may not write its nodes: --take-over makes it the owner"
+        )
+        return [], [PlanFinding("error", f"cluster.{name}", message, "collision", owner.name)]
+    reason = (
+        f"--take-over: the cluster was owned by spec {owner.name!r}"
+        if owner is not None
+        else "no spec owns the cluster yet"
+    )
+    action = Action(
+        Phase.NODES,
+        "update" if owner is not None else "create",
+        "cluster",
+        name,
+        name,
+        reason,
+        (FieldChange(("owner",), owner.name if owner else None, name),),
+        observed_id=owner.config_id if owner is not None else None,
+    )
+    return [action], []
+
+
+def _kept_label_findings(spec: Spec, observed: ObservedState, prune: bool) -> list[PlanFinding]:
+    """Labels the cluster spec managed and no longer names: kept, and said so, without --prune."""
+    if prune:
+        return []
+    findings: list[PlanFinding] = []
+    for hostname, node in spec.nodes.items():
+        current = observed.node(hostname)
+        if current is None:
+            continue
+        stopped = (current.managed_labels - set(node.labels or {})) & set(current.labels)
+        for label in sorted(stopped):
+            findings.append(
+                PlanFinding(
+                    "warning",
+                    f"node.{hostname}",
+                    f"label {label} is no longer in the cluster spec; --prune removes it",
+                    "",
+                    hostname,
+                    f"labels.{label}",
+                )
+            )
+    return findings
 
 
 def _base_action(
@@ -391,8 +459,8 @@ def _resulting_nodes(
         labels = dict(node.labels)
         role = node.role
         if declared is not None:
-            availability = declared.availability or availability
-            labels = dict(declared.labels) if declared.labels is not None else labels
+            availability = declared.availability or "active"
+            labels.update(declared.labels or {})
             role = declared.role or role
         if (active_only and availability != "active") or not node.is_ready:
             continue

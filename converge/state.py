@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "ClusterOwner",
     "ObservedLoadBalancer",
     "ObservedLoadBalancerCheck",
     "ObservedNetwork",
@@ -51,10 +52,27 @@ class ObservedNode:
     arch: str
     view: Mapping[str, Any]
     raw_spec: Mapping[str, Any]
+    nano_cpus: int = 0
+    """The node's CPUs (``Description.Resources``), in billionths; 0 when unknown."""
+    memory_bytes: int = 0
+    managed_labels: frozenset[str] = frozenset()
+    """The label keys the cluster spec manages here (``naming.CLUSTER_LABELS_LABEL``)."""
+    manager_reachability: str = ""
+    """A manager's Raft reachability (reachable, unreachable); "" for a worker."""
 
     @property
     def is_ready(self) -> bool:
         return self.state == "ready"
+
+
+@dataclass(frozen=True)
+class ClusterOwner:
+    """Which cluster spec owns the swarm's nodes: the config object ``converge-cluster``."""
+
+    name: str
+    config_id: str
+    since: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +182,8 @@ class ObservedState:
     loadbalancer_checks: tuple[ObservedLoadBalancerCheck, ...] = ()
     loadbalancer_engine: str = ""
     """Hostname of the engine the load balancer is observed through ("" if built from JSON)."""
+    cluster_owner: ClusterOwner | None = None
+    """Who owns the nodes; read only for a spec with a cluster section (None otherwise)."""
 
     def node(self, hostname: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.hostname == hostname), None)

@@ -39,8 +39,9 @@ SSH_PORT = 2222
 SPEC = """\
 x-converge:
   stack: {stack}
-  nodes:
-    worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
+  cluster:
+    nodes:
+      worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
 """
 
 

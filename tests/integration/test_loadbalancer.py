@@ -58,7 +58,8 @@ services:
 TASKS_SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
+  cluster:
+    nodes:
 {nodes}
   loadbalancer:
     image: converge-lab/haproxy:2.6

@@ -26,10 +26,11 @@ pytestmark = pytest.mark.integration
 RICH_SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
-    worker1: {{labels: {{type: mvc}}, availability: active}}
-    worker2: {{labels: {{type: mvc}}, availability: active}}
-    worker3: {{labels: {{type: mvc}}, availability: active}}
+  cluster:
+    nodes:
+      worker1: {{labels: {{type: mvc}}, availability: active}}
+      worker2: {{labels: {{type: mvc}}, availability: active}}
+      worker3: {{labels: {{type: mvc}}, availability: active}}
 networks:
   front: {{attachable: true}}
 volumes:

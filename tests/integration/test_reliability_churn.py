@@ -36,7 +36,8 @@ LONGEST_ALLOWED = 1.0
 SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
+  cluster:
+    nodes:
 {nodes}
   loadbalancer:
     image: converge-lab/haproxy:2.6

@@ -34,10 +34,11 @@ PORT = 18300
 SPEC_A = """
 x-converge:
   stack: {stack}
-  nodes:
-    manager: {{}}
-    worker1: {{labels: {{rel: "yes"}}}}
-    worker2: {{labels: {{rel: "yes"}}}}
+  cluster:
+    nodes:
+      manager: {{}}
+      worker1: {{labels: {{rel: "yes"}}}}
+      worker2: {{labels: {{rel: "yes"}}}}
   loadbalancer:
     image: converge-lab/haproxy:2.6
     node: manager
