@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any, Literal
 
 from converge.diff import FieldChange
+from converge.placement import ServicePlacement
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
@@ -27,7 +28,8 @@ __all__ = [
     "format_value",
 ]
 
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"
+"""1.1 added ``placement`` (the placement preview)."""
 ADOPT_NOTE = "adopt (add the stack's ownership label)"
 """What an ``adopt`` action does before any change it lists."""
 
@@ -130,6 +132,8 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
+    placement: tuple[ServicePlacement, ...] = ()
+    """The placement preview: each service's predicted tasks per node after the plan."""
 
     @property
     def has_changes(self) -> bool:

@@ -21,6 +21,7 @@ from converge.lb.config import (
     server_names,
 )
 from converge.naming import object_name, spec_key
+from converge.placement import PlacementPreview, preview_placement
 from converge.spec import Spec
 from converge.state import ObservedState
 from converge.targeting import target_plan
@@ -113,6 +114,11 @@ def plan(
         for address, message in loadbalancer_findings(spec, observed)
     )
     findings.extend(_placement_findings(spec, observed))
+    preview = _preview(spec, observed, actions)
+    findings.extend(
+        PlanFinding(finding.severity, finding.address, finding.message)
+        for finding in preview.findings
+    )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
@@ -132,6 +138,7 @@ def plan(
         versions=versions,
         spec_digest=spec_digest,
         spec_files=spec_files,
+        placement=preview.services,
     )
     if options.targets:
         result = target_plan(result, options.targets, spec, observed)
@@ -474,6 +481,27 @@ def _resulting_nodes(
             arch=node.arch,
         )
     return result
+
+
+def _preview(spec: Spec, observed: ObservedState, actions: list[Action]) -> PlacementPreview:
+    """The placement preview on the nodes the plan leaves (see ``converge.placement``)."""
+    fresh = {
+        action.key
+        for action in actions
+        if action.object_kind == "service"
+        and (action.kind in ("create", "update", "replace", "force") or action.changes)
+        and action.kind != "scale"
+    }
+    before = {
+        node.hostname: NodeFacts(
+            node.hostname, node.role, dict(node.labels), node.id, node.engine_labels
+        )
+        for node in observed.nodes
+        if node.is_ready and node.availability == "active"
+    }
+    after = _resulting_nodes(spec, observed)
+    drained = {hostname for hostname in before if hostname not in after}
+    return preview_placement(spec, observed, after, fresh, drained, before)
 
 
 def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
