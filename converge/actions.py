@@ -52,6 +52,8 @@ _SYMBOLS: dict[str, str] = {
 class Phase(IntEnum):
     """The order in which apply runs actions; a phase starts when the one before succeeded."""
 
+    MEMBERSHIP = 0
+    """Swarm init, joins, promotions, demotions, removals: one at a time, in plan order."""
     NODES = 1
     NETWORKS = 2
     VOLUMES = 3

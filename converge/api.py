@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
-from converge.errors import PlanError
+from converge.errors import EngineError, PlanError
 from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
+from converge.membership import manages_membership
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
@@ -87,9 +88,28 @@ def make_plan(
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
+    from converge.members import probe_engines
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    cluster = loaded.spec.cluster
+    engines = None
+    if cluster is not None and manages_membership(cluster):
+        engines = probe_engines(cluster)
+        if engine.info().local_state != "active":
+            # No swarm yet: the membership steps make it; the rest is planned after them.
+            observed = ObservedState(stack=loaded.spec.stack, manager="")
+            difference = diff(loaded.spec, observed, prune=options.prune)
+            result = plan(
+                loaded.spec,
+                difference,
+                observed,
+                options,
+                spec_digest=resolved_spec_hash(loaded),
+                spec_files=loaded.files,
+                engines=engines,
+            )
+            return PlanResult(loaded, observed, result, options)
     observed = observe(engine, loaded.spec)
     difference = diff(loaded.spec, observed, prune=options.prune)
     result = plan(
@@ -99,6 +119,7 @@ def make_plan(
         options,
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
+        engines=engines,
     )
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
@@ -339,6 +360,10 @@ def apply(
     from converge.lock import stack_lock, wait_for_release
 
     options = request.apply_options or _default_apply_options()
+    if request.saved_plan is None and manages_membership(loaded.spec.cluster):
+        joined = _apply_membership(loaded, engine, request, hooks)
+        if joined is not None:
+            return joined
     if request.saved_plan is None:
         unlocked = make_plan(loaded, engine, request.plan_options)
         if _nothing_to_do(unlocked):
@@ -387,6 +412,48 @@ def apply(
             return ApplyRun(planned, "applied" if result.ok else "failed", result)
     # Nothing to change after all (another apply did it while we waited): verify, unlocked.
     return _verified(planned, engine, request, hooks)
+
+
+def _apply_membership(
+    loaded: LoadedSpec, engine: Engine, request: ApplyRequest, hooks: ApplyHooks
+) -> ApplyRun | None:
+    """Run the plan's membership steps first (one at a time; there may be no swarm, so no lock
+    yet), when it has any: the rest of the spec is planned again once the nodes are members.
+
+    Returns:
+        the run when apply stops here (plan errors, cancelled, a step failed); None to go on.
+    """
+    from converge.actions import Phase
+    from converge.executor import ActionOutcome, ApplyResult
+    from converge.members import execute_membership
+
+    planned = make_plan(loaded, engine, request.plan_options)
+    steps = [action for action in planned.plan.actions if action.phase is Phase.MEMBERSHIP]
+    if not steps:
+        return None
+    hooks.plan_ready(planned)
+    if planned.plan.errors:
+        return ApplyRun(planned, "plan_errors")
+    if not hooks.confirm(planned):
+        return ApplyRun(planned, "cancelled")
+    cluster = loaded.spec.cluster
+    assert cluster is not None
+    events = hooks.events
+    try:
+        execute_membership(
+            steps,
+            cluster,
+            engine,
+            on_step=events.action_started if events is not None else lambda action: None,
+        )
+    except EngineError as error:
+        outcome = ApplyResult(
+            planned.plan.stack,
+            tuple(ActionOutcome(step.address, step.kind, "failed", str(error)) for step in steps),
+            error=str(error),
+        )
+        return ApplyRun(planned, "failed", outcome)
+    return None
 
 
 def _nothing_to_do(result: PlanResult) -> bool:

@@ -183,6 +183,7 @@ def _diff_nodes(spec: Spec, observed: ObservedState, prune: bool) -> list[Object
             )
             continue
         desired = desired_node_view(node, current.labels, current.managed_labels, prune)
+        desired["role"] = None  # roles change by promotion and demotion (converge.membership)
         changes = compare_views(align(desired, current.view), desired)
         result.append(
             ObjectDiff(

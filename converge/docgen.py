@@ -51,6 +51,7 @@ _LOCATIONS = {
     "Spec": "the top level of a compose file",
     "ConvergeSpec": "`x-converge` (top level)",
     "ClusterSpec": "`x-converge.cluster`",
+    "SwarmSettings": "`x-converge.cluster.swarm`",
     "NodeSpec": "`x-converge.cluster.nodes.<hostname>`",
     "NetworkSpec": "`networks.<name>`",
     "IpamSpec": "`networks.<name>.ipam`",

@@ -9,6 +9,7 @@ a service converge does not own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from converge.actions import Action, ObjectKind, Phase, Plan, PlanFinding, Severity
@@ -20,6 +21,7 @@ from converge.lb.config import (
     loadbalancer_findings,
     server_names,
 )
+from converge.membership import EngineProbe, plan_membership
 from converge.naming import object_name, spec_key
 from converge.placement import PlacementPreview, preview_placement
 from converge.spec import Spec
@@ -53,8 +55,12 @@ def plan(
     options: PlanOptions = PlanOptions(),
     spec_digest: str = "",
     spec_files: tuple[str, ...] = (),
+    engines: Mapping[str, EngineProbe] | None = None,
 ) -> Plan:
     """Turn a diff into an ordered plan and check the swarm it would leave.
+
+    ``engines``: what each declared node's own engine says (``converge.members``), for a
+    cluster spec that makes nodes members; membership steps come first, in the order they run.
 
     Raises:
         PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
@@ -70,7 +76,16 @@ def plan(
         )
     actions: list[Action] = []
     findings: list[PlanFinding] = []
+    membership: list[Action] = []
+    if spec.cluster is not None:
+        membership, found = plan_membership(
+            spec.cluster, engines or {}, observed.nodes, options.prune, observed.manager
+        )
+        findings.extend(found)
+    joining = {action.key for action in membership if action.kind == "create"}
     for item in difference.objects:
+        if item.status == "missing" and item.key in joining and item.kind == "node":
+            continue  # it joins first; its settings are planned once it is a member
         if item.status == "missing":
             severity: Severity = "warning" if item.kind == "node" else "error"
             findings.append(
@@ -113,15 +128,27 @@ def plan(
         PlanFinding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
     )
-    findings.extend(_placement_findings(spec, observed))
-    preview = _preview(spec, observed, actions)
-    findings.extend(
-        PlanFinding(finding.severity, finding.address, finding.message)
-        for finding in preview.findings
-    )
+    if joining:
+        preview = PlacementPreview()
+        findings.append(
+            PlanFinding(
+                "warning",
+                "cluster",
+                f"{', '.join(sorted(joining))} join the swarm first: apply plans node settings, "
+                "services and their placement again once they are members",
+            )
+        )
+    else:
+        findings.extend(_placement_findings(spec, observed))
+        preview = _preview(spec, observed, actions)
+        findings.extend(
+            PlanFinding(finding.severity, finding.address, finding.message)
+            for finding in preview.findings
+        )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
     actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
+    actions[:0] = membership  # in the order they must run
     versions = _versions(spec, observed)
     # A saved plan that adopts is stale when the service it would take over moved.
     versions.update(

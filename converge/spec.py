@@ -61,6 +61,7 @@ __all__ = [
     "RollbackConfigSpec",
     "ServiceSpec",
     "Spec",
+    "SwarmSettings",
     "UpdateConfigSpec",
     "VolumeSpec",
     "parse_constraint",
@@ -315,6 +316,34 @@ class NodeSpec(Model):
     availability: Literal["active", "pause", "drain"] | None = Field(
         default=None, description="active, pause or drain; unset means active."
     )
+    engine: Annotated[str, Field(pattern=r"^(unix|ssh|tcp)://\S+$")] | None = Field(
+        default=None,
+        description=(
+            "The node's own engine (unix://, ssh://user@host, tcp://host:2376 with the "
+            "DOCKER_TLS_VERIFY/DOCKER_CERT_PATH variables): given, converge makes the node a "
+            "member (init on the first manager, join) and removes it with --prune."
+        ),
+    )
+    advertise_addr: str | None = Field(
+        default=None, description="The address other nodes reach this one at (swarm init/join)."
+    )
+    listen_addr: str | None = Field(
+        default=None, description="Where the node listens for swarm traffic (default 0.0.0.0:2377)."
+    )
+    data_path_addr: str | None = Field(
+        default=None, description="The address for overlay (VXLAN) traffic (default: advertise)."
+    )
+
+
+class SwarmSettings(Model):
+    """Swarm-wide settings, used when converge initialises the swarm."""
+
+    default_addr_pool: tuple[Subnet, ...] = Field(
+        default=(), description="Address pools overlay networks take their subnets from."
+    )
+    subnet_size: int | None = Field(
+        default=None, ge=16, le=29, description="The prefix length of each network's subnet."
+    )
 
 
 CLUSTER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -332,6 +361,10 @@ class ClusterSpec(Model):
         ),
     )
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+    swarm: SwarmSettings = Field(
+        default_factory=SwarmSettings,
+        description="Swarm-wide settings, used when converge initialises the swarm.",
+    )
 
     @field_validator("nodes", mode="before")
     @classmethod

@@ -272,9 +272,7 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         for service in plan.placement:
             spread = ", ".join(f"{hostname} {count}" for hostname, count in service.nodes)
             tasks = f"{service.placed}/{service.desired}"
-            lines.append(
-                f"| `{service.key}` | {tasks} | {markdown_cell(spread or 'nowhere')} |"
-            )
+            lines.append(f"| `{service.key}` | {tasks} | {markdown_cell(spread or 'nowhere')} |")
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")
