@@ -89,6 +89,9 @@ class Action:
     def description(self) -> str:
         """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``."""
         head = f"{self.symbol} {self.object_kind} {self.name}"
+        if self.phase is Phase.MEMBERSHIP and self.changes[0].path == ("membership",):
+            step = self.changes[0].after
+            return f"{head}: " + ("leave the swarm" if step is None else f"swarm {step}")
         if self.kind == "create":
             return f"{head}: create"
         if self.kind == "remove":
