@@ -63,7 +63,7 @@ SERVICE_PORT = 18203
 
 def spec(stack: str, method: str, replicas: int, version: str = "v1", drained: str = "") -> str:
     nodes = "\n".join(
-        f"    {name}: {{availability: {'drain' if name == drained else 'active'}}}"
+        f"      {name}: {{availability: {'drain' if name == drained else 'active'}}}"
         for name in NODES
     )
     ports = (
