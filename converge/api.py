@@ -187,6 +187,13 @@ def execute_plan(
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
+    membership = [action.address for action in result.plan.actions if action.phase == 0]
+    if membership:
+        # They run one at a time with Raft waits, before the rest is planned again (apply).
+        raise PlanError(
+            f"the plan has membership steps ({', '.join(membership)}): apply the spec itself "
+            "(converge apply FILE), which runs them first; a saved plan cannot"
+        )
     return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
 
 

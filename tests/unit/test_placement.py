@@ -11,7 +11,7 @@ from converge.diff import diff
 from converge.loader import load_spec_text
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
-from converge.render.plan import plan_document, plan_markdown, plan_text
+from converge.render.plan import plan_document, plan_from_document, plan_markdown, plan_text
 from tests.document_schemas import assert_valid
 
 GIB = 1024**3
@@ -263,3 +263,11 @@ def test_the_json_document_carries_the_preview() -> None:
             "reason": "",
         }
     ]
+
+
+def test_a_saved_plan_shows_the_preview_again() -> None:
+    result = make(
+        WEB + "      replicas: 3\n      placement: {constraints: [node.role == worker]}\n"
+    )
+    again = plan_from_document(plan_document(result))
+    assert again.placement == result.placement
