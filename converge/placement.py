@@ -235,6 +235,16 @@ def _place(
     spreads = [preference.spread for preference in deploy.placement.preferences]
     counts = dict.fromkeys((node.hostname for node in eligible), 0)
     port_taken = sum(bool(ports & node.host_ports) for node in eligible)
+    # Each node's group at every level of the spread preferences, and the service's tasks per
+    # group, kept as tasks are placed (not recounted per candidate).
+    paths = {
+        node.hostname: [
+            tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
+            for level in range(len(spreads))
+        ]
+        for node in eligible
+    }
+    in_group: list[dict[tuple[str | None, ...], int]] = [{} for _ in spreads]
 
     def admits(node: _Node) -> bool:
         if maximum and counts[node.hostname] >= maximum:
@@ -244,6 +254,8 @@ def _place(
         return node.fits(cpus, memory)
 
     def take(node: _Node) -> None:
+        for level, path in enumerate(paths[node.hostname]):
+            in_group[level][path] = in_group[level].get(path, 0) + 1
         counts[node.hostname] += 1
         node.tasks += 1
         node.reserved_cpus += cpus
@@ -273,16 +285,9 @@ def _place(
                 break
 
             def order(node: _Node) -> tuple[object, ...]:
-                groups = []
-                for level in range(len(spreads)):
-                    path = tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
-                    groups.append(
-                        sum(
-                            counts[other.hostname]
-                            for other in eligible
-                            if tuple(_group(other.facts, s) for s in spreads[: level + 1]) == path
-                        )
-                    )
+                groups = [
+                    in_group[level].get(path, 0) for level, path in enumerate(paths[node.hostname])
+                ]
                 return (*groups, counts[node.hostname], node.tasks, node.hostname)
 
             take(min(candidates, key=order))
