@@ -84,6 +84,7 @@ def plan_membership(
         if node.hostname not in members or node.is_ready:
             members[node.hostname] = node
     roles = {hostname: node.role for hostname, node in members.items()}
+    by_id = {node.id: node.hostname for node in nodes}
     joining: list[str] = []
     for hostname, declared in cluster.nodes.items():
         probe = probes.get(hostname)
@@ -92,6 +93,12 @@ def plan_membership(
         address = f"node.{hostname}"
         if not probe.reachable:
             message = f"cannot reach its engine {declared.engine}: {probe.error}"
+            findings.append(PlanFinding("error", address, message))
+        elif probe.local_state == "active" and probe.node_id in by_id:
+            message = (
+                f"its engine is the member named {by_id[probe.node_id]}: the cluster spec must "
+                "use the node's hostname"
+            )
             findings.append(PlanFinding("error", address, message))
         elif probe.local_state == "active":
             message = (

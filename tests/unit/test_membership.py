@@ -121,3 +121,28 @@ def test_no_manager_to_init_on() -> None:
     actions, findings = plan_membership(cluster(), probes, [], prune=False)
     assert actions == []
     assert "no declared manager whose engine answers" in findings[-1].message
+
+
+def test_an_engine_already_in_a_swarm_is_not_joined() -> None:
+    current = [member("manager", "manager"), member("node-7")]
+    probes = {
+        "dbhost": EngineProbe(True, local_state="active", node_id="id-node-7"),
+        "worker1": EngineProbe(True, local_state="active", node_id="elsewhere"),
+    }
+    spec = ClusterSpec.model_validate(
+        {
+            "nodes": {
+                "manager": {"role": "manager"},
+                "dbhost": {"engine": "unix:///lab/dbhost.sock"},
+                "worker1": {"engine": "unix:///lab/worker1.sock"},
+                "node-7": {},
+            }
+        }
+    )
+    actions, findings = plan_membership(spec, probes, current, prune=False)
+    assert actions == []
+    assert [finding.message for finding in findings] == [
+        "its engine is the member named node-7: the cluster spec must use the node's hostname",
+        "its engine is in another swarm (node elsewhere); make it leave that swarm first "
+        "(docker swarm leave)",
+    ]
