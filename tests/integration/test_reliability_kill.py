@@ -75,8 +75,8 @@ services:
 # a scale, and a load-balancer reload.
 SPEC_B = (
     SPEC_A.replace(
-        '    worker2: {{labels: {{rel: "yes"}}}}\n',
-        '    worker2: {{labels: {{rel: "yes"}}}}\n    worker3: {{labels: {{rel: "yes"}}}}\n',
+        '      worker2: {{labels: {{rel: "yes"}}}}\n',
+        '      worker2: {{labels: {{rel: "yes"}}}}\n      worker3: {{labels: {{rel: "yes"}}}}\n',
     )
     .replace("  back: {{attachable: true}}\n", "  back: {{attachable: true}}\n  extra: {{}}\n")
     .replace(

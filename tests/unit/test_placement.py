@@ -205,6 +205,22 @@ def test_spread_preference_evens_out_the_label_groups_first() -> None:
         nodes=nodes,
     )
     assert lines(result) == ["web: worker1 1, worker2 1, worker3 2"]
+    # The manager carries no zone and may not run web: swarm's split is random then.
+    assert messages(result, "warning") == [
+        "spread over node.labels.zone: no node of group (no value): manager may run the "
+        "service, and swarm then splits the tasks unevenly at random; the preview shows an "
+        "even split"
+    ]
+    nodes[0] = node("manager", "manager", labels={"zone": "a"})
+    result = make(
+        WEB
+        + "      replicas: 4\n"
+        + "      placement:\n        constraints: [node.role == worker]\n"
+        + "        preferences: [{spread: node.labels.zone}]\n",
+        nodes=nodes,
+    )
+    assert lines(result) == ["web: worker1 1, worker2 1, worker3 2"]
+    assert messages(result, "warning") == []
 
 
 def test_a_scaled_service_keeps_its_tasks_where_they_run() -> None:
