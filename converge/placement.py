@@ -354,7 +354,8 @@ def _uneven_spread(
     groups, places nothing there, and splits the tasks over the others at random (seen on
     the lab: 4 tasks over zones a and b came out 2/2, 3/1 and 1/3), so no preview can say."""
     preferences = service.deploy.placement.preferences
-    if not preferences:
+    # One group per node (hostname, id) stays as even as counts allow: only labels group.
+    if not preferences or ".labels." not in preferences[0].spread:
         return
     spread = preferences[0].spread
     usable = {_group(node.facts, spread) for node in eligible}
