@@ -18,6 +18,7 @@ from converge.units import format_cpus, format_duration, format_memory
 __all__ = [
     "ADOPT_NOTE",
     "PLAN_FORMAT_VERSION",
+    "RERUN_REASON",
     "Action",
     "ActionKind",
     "FindingCode",
@@ -28,10 +29,12 @@ __all__ = [
     "format_value",
 ]
 
-PLAN_FORMAT_VERSION = "1.1"
-"""1.1 added ``placement`` (the placement preview)."""
+PLAN_FORMAT_VERSION = "1.2"
+"""1.1 added waves and graph changes; 1.2 ``placement`` (the placement preview)."""
 ADOPT_NOTE = "adopt (add the stack's ownership label)"
 """What an ``adopt`` action does before any change it lists."""
+RERUN_REASON = "--rerun: run the job again"
+"""The reason of a ``force`` action that ``converge apply --rerun JOB`` asked for."""
 
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
@@ -76,6 +79,11 @@ class Action:
     forced_by: tuple[str, ...] = ()
     observed_id: str | None = None
     observed_version: int | None = None
+    wave: int = 0
+    """Services phase: the wave (1, 2, ...) the action runs in; a wave starts once the
+    services of the waves before reached what it waits for (``depends_on``). 0 elsewhere."""
+    waits_for: tuple[str, ...] = ()
+    """What the service waits for, as ``mysql (healthy)``: its ``depends_on``."""
 
     @property
     def symbol(self) -> str:
@@ -98,6 +106,8 @@ class Action:
             return f"{head}: remove"
         if self.kind == "replace":
             return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
+        if self.kind == "force" and self.changes == () and self.reason == RERUN_REASON:
+            return f"{head}: run the job again (--rerun)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
         if self.kind == "adopt":
@@ -137,12 +147,22 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
+    graph_changes: tuple[str, ...] = ()
+    """How the services' ``depends_on`` differs from the graph the last apply recorded, one
+    line each (``converge.ordering.graph_changes``)."""
+    graph_recorded: bool = True
+    """Whether an earlier apply recorded a graph (False: ``graph_changes`` lists a new one)."""
     placement: tuple[ServicePlacement, ...] = ()
     """The placement preview: each service's predicted tasks per node after the plan."""
 
     @property
     def has_changes(self) -> bool:
         return bool(self.actions)
+
+    @property
+    def waves(self) -> int:
+        """How many waves the services phase runs in (0: no service action)."""
+        return max((action.wave for action in self.actions), default=0)
 
     @property
     def errors(self) -> tuple[PlanFinding, ...]:

@@ -22,6 +22,8 @@ from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
 from converge.membership import manages_membership
+from converge.naming import GRAPH_LABEL, graph_record_name, ownership_labels
+from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
@@ -121,11 +123,50 @@ def make_plan(
         spec_files=loaded.files,
         engines=engines,
     )
+    recorded = read_graph_record(engine, loaded.spec.stack)
+    changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
+    if changes and not options.destroy:
+        result = replace(result, graph_changes=changes, graph_recorded=recorded is not None)
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
     return PlanResult(loaded, observed, result, options)
+
+
+def read_graph_record(engine: Engine, stack: str) -> tuple[str, Graph] | None:
+    """The id and the graph of the stack's graph record, if an apply left one."""
+    name = graph_record_name(stack)
+    for config in engine.configs({"name": name}):
+        spec = config.get("Spec") or {}
+        if spec.get("Name") != name:
+            continue
+        try:
+            graph = json.loads((spec.get("Labels") or {}).get(GRAPH_LABEL, "{}"))
+        except ValueError:
+            graph = {}
+        return str(config["ID"]), graph if isinstance(graph, dict) else {}
+    return None
+
+
+def _record_graph(engine: Engine, planned: PlanResult) -> None:
+    """Replace the stack's graph record with the spec's graph (configs are immutable); only
+    when the plan found the graph changed, so an apply with nothing to change writes nothing;
+    a destroy removes it."""
+    stack = planned.loaded.spec.stack
+    if planned.options.destroy:
+        gone = read_graph_record(engine, stack)
+        if gone is not None:
+            engine.remove_config(graph_record_name(stack), gone[0])
+        return
+    if not planned.plan.graph_changes or planned.options.targets:
+        return
+    recorded = read_graph_record(engine, stack)
+    if recorded is not None:
+        engine.remove_config(graph_record_name(stack), recorded[0])
+    graph = json.dumps(graph_of(planned.loaded.spec), sort_keys=True, separators=(",", ":"))
+    labels = {**ownership_labels(stack), GRAPH_LABEL: graph}
+    engine.create_config(graph_record_name(stack), b"converge dependency graph\n", labels)
 
 
 def _with_findings(result: Plan, *findings: PlanFinding) -> Plan:
@@ -152,6 +193,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "adopt": result.options.adopt,
         "take_over": result.options.take_over,
         "targets": list(result.options.targets),
+        "rerun": list(result.options.rerun),
     }
     document["spec_files"] = [
         {
@@ -343,6 +385,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
         take_over=bool(options.get("take_over", False)),
+        rerun=tuple(options.get("rerun") or ()),
     )
 
 
@@ -416,7 +459,15 @@ def apply(
             result = execute_plan(planned, engine, hooks.events, request.apply_options)
             if result.ok:
                 result = _verify_untouched(planned, engine, request, hooks, result)
+            if result.ok:
+                _record_graph(engine, planned)
             return ApplyRun(planned, "applied" if result.ok else "failed", result)
+        if planned.plan.graph_changes:
+            # Only the order changed: verify, and record the graph while holding the lock.
+            run = _verified(planned, engine, request, hooks)
+            if run.ok:
+                _record_graph(engine, planned)
+            return run
     # Nothing to change after all (another apply did it while we waited): verify, unlocked.
     return _verified(planned, engine, request, hooks)
 
@@ -464,7 +515,7 @@ def _apply_membership(
 
 
 def _nothing_to_do(result: PlanResult) -> bool:
-    return not result.plan.has_changes and not result.plan.errors
+    return not result.plan.has_changes and not result.plan.errors and not result.plan.graph_changes
 
 
 def _took_over(holder: LockInfo) -> str:
@@ -636,6 +687,8 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
                 "in_spec": key in spec.services,
                 "running": health.running,
                 "desired": health.desired,
+                "job": health.job,
+                "completed": health.completed,
                 "update_state": health.update_state,
                 "converged": health.converged,
                 "failure": health.failure,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from converge.engine_spec import service_engine_spec
+from converge.ordering import dangling_dependencies, dependency_cycle
 from converge.spec import DEFAULT_NETWORK, NodeSpec, ServiceSpec, Spec, parse_constraint
 
 __all__ = [
@@ -87,6 +88,7 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
     problems = [
         *_check_references(spec),
+        *_check_dependencies(spec),
         *_check_not_yet_supported(spec),
         *_check_published_ports(spec),
         *_check_endpoint_mode(spec),
@@ -123,6 +125,38 @@ def _check_references(spec: Spec) -> Iterator[FieldProblem]:
                         f"{kind[:-1]} {reference.source!r} is not declared under {kind!r}"
                         + _suggestion(reference.source, declared),
                     )
+
+
+def _check_dependencies(spec: Spec) -> Iterator[FieldProblem]:
+    dangling = dangling_dependencies(spec)
+    for key, dependency in dangling:
+        yield (
+            ("services", key, "depends_on", dependency),
+            f"service {dependency!r} is not a service of this stack"
+            + _suggestion(dependency, spec.services),
+        )
+    for key, service in spec.services.items():
+        for name, entry in service.depends_on.items():
+            target = spec.services.get(name)
+            if (
+                entry.condition == "service_completed_successfully"
+                and target is not None
+                and not target.deploy.is_job
+            ):
+                yield (
+                    ("services", key, "depends_on", name, "condition"),
+                    f"service {name!r} is not a job (deploy.mode replicated-job or "
+                    "global-job): a swarm restarts the tasks of other services, so they never "
+                    "complete",
+                )
+    if dangling:
+        return
+    cycle = dependency_cycle(spec)
+    if cycle is not None:
+        yield (
+            ("services", cycle[0], "depends_on", cycle[1]),
+            "depends_on makes a cycle: " + " -> ".join(cycle),
+        )
 
 
 def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:

@@ -393,6 +393,16 @@ TakeOverOption = Annotated[
         help="Make this spec the cluster's owner (its nodes) when another cluster spec owns it.",
     ),
 ]
+RerunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rerun",
+        metavar="JOB",
+        help="Run this job again although its spec did not change (a job runs on creation "
+        "and when its spec changes); repeatable.",
+        show_default=False,
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -568,6 +578,7 @@ def plan(
     adopt: AdoptOption = False,
     take_over: TakeOverOption = False,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -583,6 +594,7 @@ def plan(
         targets=tuple(target or ()),
         adopt=adopt,
         take_over=take_over,
+        rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
         loaded = _load(_arguments(files, compose, env_file))
@@ -683,8 +695,8 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --take-over and --target were fixed when the "
-                    "plan was saved; do not give them with a saved plan"
+                    "--prune, --rebalance, --adopt, --take-over, --target and --rerun were fixed "
+                    "when the plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
@@ -765,6 +777,7 @@ def apply(
     adopt: AdoptOption = False,
     take_over: TakeOverOption = False,
     target: TargetOption = None,
+    rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -784,6 +797,7 @@ def apply(
             targets=tuple(target or ()),
             adopt=adopt,
             take_over=take_over,
+            rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,

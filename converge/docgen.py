@@ -523,7 +523,15 @@ Where converge goes further, or stops short:
   a collision unless `--adopt` is given: then converge adds the stack's label to it (no task
   restarts) and converges it like any other (docs/apply.md). docker stack deploy looks only
   at labelled services, so the engine refuses its creation of a second service of that name.
-- `depends_on` is ignored by both, for now; ordering comes with the jobs issue.
+- `depends_on` is honoured: apply creates and updates services in waves, each service once
+  what it depends on reached its condition (`service_started`, `service_healthy`,
+  `service_completed_successfully`); a cycle or an unknown name is an error when the file is
+  loaded. docker stack deploy ignores `depends_on` and starts every service at once (see
+  [apply.md](apply.md#order-and-jobs-depends_on-and-swarm-jobs)).
+- Jobs (`deploy.mode: replicated-job` or `global-job`) are waited for until every task
+  completed, a failed task fails the apply (with its exit code and last log lines), and a
+  re-apply of an unchanged job does not run it again (`--rerun JOB` does); docker stack deploy
+  creates jobs but waits for none of it.
 - A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
   (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).

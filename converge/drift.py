@@ -295,6 +295,12 @@ def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
         detail = update_detail(state, health.update_message)
         detail = f": {detail}" if detail else ""
         problems.append(("update_state", f"the last update {what}{detail}"))
+    if health.job:
+        # A job's tasks stop once they completed: only a failed or unplaceable run is unwell.
+        if health.failure or health.unplaceable:
+            message = f"job: {health.completed}/{health.desired} tasks completed; "
+            problems.append(("tasks", message + (health.failure or health.unplaceable or "")))
+        return problems
     if health.running < health.desired:
         message = f"{health.running}/{health.desired} tasks running"
         if health.unplaceable:

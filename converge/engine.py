@@ -251,6 +251,20 @@ class Engine:
         with self._translate("failed to list tasks"):
             return cast(list[Json], self._client.tasks(filters=dict(filters or {})))
 
+    def task_logs(self, task_id: str, tail: int) -> str:
+        """The last ``tail`` lines a swarm task logged (stdout and stderr).
+
+        Raises:
+            EngineError: among others when the service's log driver does not allow reading
+                (the engine's words say so).
+        """
+        with self._translate(f"failed to read the logs of task {task_id}"):
+            url = self._client._url("/tasks/{0}/logs", task_id)
+            params = {"stdout": 1, "stderr": 1, "tail": tail}
+            # APIClient is a requests.Session: its public get, then the pinned _result.
+            raw = self._client._result(self._client.get(url, params=params), binary=True)
+            return _demultiplex(cast(bytes, raw)).decode(errors="replace")
+
     def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         with self._translate("failed to list configs"):
             return cast(list[Json], self._client.configs(filters=dict(filters or {})))
@@ -377,6 +391,19 @@ class Engine:
             output = cast(bytes, self._client.exec_start(created["Id"]))
             code = self._client.exec_inspect(created["Id"]).get("ExitCode")
             return (int(code) if code is not None else -1, output.decode(errors="replace"))
+
+
+def _demultiplex(raw: bytes) -> bytes:
+    """The payload of the engine's log stream: frames of an 8-byte header (stream, 0, 0, 0,
+    big-endian length) then the bytes, unless the service runs with a TTY (raw bytes)."""
+    if not raw or raw[0] not in (0, 1, 2) or raw[1:4] != b"\0\0\0":
+        return raw
+    out, offset = bytearray(), 0
+    while offset + 8 <= len(raw):
+        length = int.from_bytes(raw[offset + 4 : offset + 8], "big")
+        out += raw[offset + 8 : offset + 8 + length]
+        offset += 8 + length
+    return bytes(out)
 
 
 @dataclass(frozen=True)

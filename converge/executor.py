@@ -1,7 +1,10 @@
 """Plan -> ApplyResult: version-checked writes, bounded retries, and waiting for convergence.
 
 Phases run in order; the actions of one phase run concurrently (bounded), and a phase starts
-only when the one before succeeded and the services it touched converged. Every write sends the
+only when the one before succeeded and the services it touched converged. The services phase
+runs in waves (``depends_on``): a service is written once what it depends on reached its
+condition, and skipped when that failed. A job has converged when its current run completed;
+a failed job's error carries its last log lines. Every write sends the
 version observed and a complete spec built on the observed one. "update out of sequence" means
 observe again and retry that object, a bounded number of times. The executor prints nothing: it
 reports through ``ApplyEvents`` callbacks.
@@ -230,6 +233,76 @@ def verify_converged(
 
 
 def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
+    if phase is Phase.SERVICES:
+        return _run_waves(run, actions)
+    return _run_actions(run, phase, actions)
+
+
+def _run_waves(run: _Run, actions: list[Action]) -> str | None:
+    """The services phase, wave after wave (``depends_on``): before a service is written, the
+    services it depends on reach their condition; those this apply does not write are
+    checked as they stand. A service whose required dependency failed is skipped, and so is
+    everything that depends on it; services that do not depend on it go on."""
+    acted = {action.key for action in actions if action.object_kind == "service"}
+    failed: dict[str, str] = {}
+    errors: list[str] = []
+    for wave in sorted({action.wave for action in actions}):
+        in_wave = [action for action in actions if action.wave == wave]
+        untouched = sorted(
+            {
+                name
+                for action in in_wave
+                for name in _dependencies(run, action.key)
+                if name not in acted and name not in failed
+            }
+        )
+        if untouched:
+            for key, message in _wait_services(run, untouched, verify_only=True).items():
+                failed[key] = message
+                errors.append(message)
+        ready: list[Action] = []
+        for action in in_wave:
+            blocking = (
+                [
+                    name
+                    for name, dependency in run.spec.services[action.key].depends_on.items()
+                    if dependency.required and name in failed
+                ]
+                if action.key in run.spec.services
+                else []
+            )
+            if blocking:
+                failed[action.key] = f"skipped: {', '.join(blocking)} failed"
+                outcome = ActionOutcome(
+                    action.address,
+                    action.kind,
+                    "skipped",
+                    f"not touched: it depends on {', '.join(blocking)}, which failed",
+                )
+                run.outcomes.append(outcome)
+                run.events.action_finished(outcome)
+            else:
+                ready.append(action)
+        if not ready:
+            continue
+        error = _run_actions(run, Phase.SERVICES, ready, failed)
+        if error is not None:
+            errors.append(error)
+    return "; ".join(errors) if errors else None
+
+
+def _dependencies(run: _Run, key: str) -> list[str]:
+    service = run.spec.services.get(key)
+    return sorted(service.depends_on) if service is not None else []
+
+
+def _run_actions(
+    run: _Run, phase: Phase, actions: list[Action], failed: dict[str, str] | None = None
+) -> str | None:
+    """Run ``actions`` at once (bounded), then wait for the services they wrote; the error,
+    if any. ``failed`` collects the keys of services that failed, with why."""
+    failed = {} if failed is None else failed
+
     def execute(action: Action) -> ActionOutcome:
         run.events.action_started(action)
         try:
@@ -259,9 +332,14 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
         raise
     pool.shutdown(wait=True)
     run.outcomes.extend(outcomes)
-    failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
-    if failed:
-        return "; ".join(outcome.message for outcome in failed)
+    broken = [
+        (action, outcome)
+        for action, outcome in zip(actions, outcomes, strict=True)
+        if outcome.outcome == "failed"
+    ]
+    if broken:
+        failed.update({action.key: outcome.message for action, outcome in broken})
+        return "; ".join(outcome.message for _, outcome in broken)
     to_wait = [
         action.key
         for action in actions
@@ -269,9 +347,11 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
     ]
     if phase is Phase.DRAINS:
         to_wait = list(run.spec.services)
-    if to_wait:
-        return _wait_for_services(run, to_wait)
-    return None
+    if not to_wait:
+        return None
+    failures = _wait_services(run, to_wait)
+    failed.update(failures)
+    return "; ".join(dict.fromkeys(failures.values())) if failures else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,6 +622,8 @@ def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
 
 
 def _stable_window(run: _Run, service: ObservedService | None) -> float:
+    if service is not None and service.is_job:
+        return 0.0  # a completed task stays completed: there is nothing to watch
     if run.options.stable_for is not None:
         return run.options.stable_for
     if service is None:
@@ -551,7 +633,14 @@ def _stable_window(run: _Run, service: ObservedService | None) -> float:
 
 
 def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> str | None:
-    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise.
+    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise."""
+    failures = _wait_services(run, keys, verify_only=verify_only)
+    return "; ".join(dict.fromkeys(failures.values())) if failures else None
+
+
+def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> dict[str, str]:
+    """Wait until ``keys`` converged and held it; what failed, by service key, otherwise
+    (empty: all converged).
 
     Args:
         verify_only: nothing was written: update states of any age count (the state the
@@ -574,19 +663,19 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
         now = run.options.clock.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
         # reports where it settled, and the old tasks are back when it returns.
-        failures = [
-            f"service {item.name}: {item.failure}"
+        failures = {
+            item.key: _failure_text(run, item)
             for item in progress
             if item.failure and (item.update_state not in SETTLING_STATES or now > run.deadline)
-        ]
+        }
         for item in progress:
             if item.unplaceable is None:
                 unplaceable_since.pop(item.key, None)
             # Right after node labels change the scheduler may still judge on the old ones.
             elif now - unplaceable_since.setdefault(item.key, now) >= _UNPLACEABLE_GRACE:
-                failures.append(f"service {item.name}: {item.unplaceable}")
+                failures.setdefault(item.key, f"service {item.name}: {item.unplaceable}")
         if failures:
-            return "; ".join(failures)
+            return failures
         for item in progress:
             if item.converged:
                 # The engine completes an update only after watching its new tasks for one
@@ -612,18 +701,50 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
         ):
             for item in progress:
                 run.events.service_converged(item)
-            return None
+            return {}
         if now > run.deadline:
             waiting = ", ".join(
-                f"{item.name} ({item.running}/{item.desired} running"
-                + (f", update {item.update_state}" if item.update_state else "")
-                + ")"
+                (
+                    f"{item.name} ({item.completed}/{item.desired} completed)"
+                    if item.job
+                    else f"{item.name} ({item.running}/{item.desired} running"
+                    + (f", update {item.update_state}" if item.update_state else "")
+                    + ")"
+                )
                 for item in progress
                 if not item.converged
             )
-            return f"timed out waiting for services to converge: {waiting or 'stability window'}"
+            message = f"timed out waiting for services to converge: {waiting or 'stability window'}"
+            return {item.key: message for item in progress if not item.converged} or {
+                keys[0]: message
+            }
         first_round = False
         run.options.clock.sleep(run.options.poll_interval)
+
+
+JOB_LOG_LINES = 10
+"""How many of a failed job task's last log lines an apply's error shows."""
+
+
+def _failure_text(run: _Run, item: ServiceHealth) -> str:
+    """``service NAME: why``; for a failed job, with the last lines of its task's logs."""
+    if not item.job or item.failed_task is None:
+        return f"service {item.name}: {item.failure}"
+    text = f"job {item.name}: {item.failure}"
+    try:
+        lines = run.engine.task_logs(item.failed_task, JOB_LOG_LINES).splitlines()
+    except EngineError as error:
+        return f"{text}; its logs cannot be read through the engine ({error})"
+    if not lines:
+        service = run.observed.owned_services().get(item.key)
+        template = (service.raw_spec.get("TaskTemplate") or {}) if service else {}
+        driver = (template.get("LogDriver") or {}).get("Name")
+        if driver == "none":
+            # The engine answers an empty log rather than an error for this driver.
+            return f"{text}; its logs cannot be read: its log driver is none"
+        return f"{text}; it logged nothing"
+    shown = "\n".join(f"    {line}" for line in lines[-JOB_LOG_LINES:])
+    return f"{text}; its last log lines:\n{shown}"
 
 
 def _engine_time(state: ObservedState) -> str:

@@ -654,7 +654,6 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
 _IGNORED_HINTS = {
     "restart": "",
     "tmpfs": " (docker stack deploy drops it; use a volumes entry of type tmpfs)",
-    "depends_on": " (docker stack deploy starts services in no particular order)",
     "container_name": " (a swarm names the containers of a service's tasks itself)",
     "build": " (build and push the image first)",
     "cpus": " (use deploy.resources.limits.cpus)",

@@ -20,11 +20,13 @@ __all__ = [
     "CLUSTER_SINCE_LABEL",
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "graph_record_name",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -68,6 +70,17 @@ def object_name(stack: str, key: str) -> str:
 def spec_key(stack: str, name: str) -> str:
     """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
     return name.removeprefix(f"{stack}_")
+
+
+GRAPH_LABEL = "io.converge.graph"
+"""On a stack's graph record: the ``depends_on`` graph its last apply converged, as JSON."""
+
+
+def graph_record_name(stack: str) -> str:
+    """The name of the config object that records ``stack``'s last applied dependency graph
+    (converge's only object of its own besides the lock; labelled with the stack, so
+    ``docker stack rm`` removes it too)."""
+    return f"converge-graph-{stack}"
 
 
 def lock_name(stack: str) -> str:

@@ -172,7 +172,21 @@ def _service(
         update_state=update.get("State"),
         update_message=update.get("Message"),
         update_started=update.get("StartedAt", ""),
+        job_iteration=_job_iteration(service) if _is_job(spec) else None,
+        completed_tasks=status.get("CompletedTasks", 0),
     )
+
+
+def _is_job(spec: Mapping[str, Any]) -> bool:
+    mode = spec.get("Mode") or {}
+    return "ReplicatedJob" in mode or "GlobalJob" in mode
+
+
+def _job_iteration(item: Mapping[str, Any]) -> int:
+    # The engine leaves out an index of 0 (the first run).
+    status = item.get("JobStatus") or {}
+    iteration = item.get("JobIteration") or status.get("JobIteration") or {}
+    return int(iteration.get("Index", 0))
 
 
 def _task(task: Mapping[str, Any]) -> ObservedTask:
@@ -190,4 +204,6 @@ def _task(task: Mapping[str, Any]) -> ObservedTask:
         image=(spec.get("ContainerSpec") or {}).get("Image", ""),
         timestamp=status.get("Timestamp", ""),
         template=spec,
+        job_iteration=_job_iteration(task) if "JobIteration" in task else None,
+        exit_code=(status.get("ContainerStatus") or {}).get("ExitCode"),
     )

@@ -12,9 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from converge.actions import Action, ObjectKind, Phase, Plan, PlanFinding, Severity
+from converge.actions import (
+    RERUN_REASON,
+    Action,
+    ObjectKind,
+    Phase,
+    Plan,
+    PlanFinding,
+    Severity,
+)
 from converge.checks import NodeFacts, evaluate_constraint
 from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.errors import PlanError
 from converge.lb.config import (
     REPLACE_FIELDS,
     follows_placement,
@@ -23,6 +32,7 @@ from converge.lb.config import (
 )
 from converge.membership import EngineProbe, plan_membership
 from converge.naming import object_name, spec_key
+from converge.ordering import depths, waits_for
 from converge.placement import PlacementPreview, preview_placement
 from converge.spec import Spec
 from converge.state import ObservedState
@@ -46,6 +56,8 @@ class PlanOptions:
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
     take_over: bool = False
     """Make this cluster spec the owner of the nodes when another spec owns them."""
+    rerun: tuple[str, ...] = ()
+    """Jobs to run again although their spec did not change (``--rerun``)."""
 
 
 def plan(
@@ -119,6 +131,7 @@ def plan(
     actions.extend(ownership)
     findings.extend(refusal)
     findings.extend(_kept_label_findings(spec, observed, options.prune))
+    actions.extend(_rerun_actions(spec, observed, actions, options.rerun))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
@@ -147,7 +160,8 @@ def plan(
         )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
-    actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
+    actions = _in_waves(spec, actions)
+    actions.sort(key=lambda action: (action.phase, action.wave, action.object_kind, action.key))
     actions[:0] = membership  # in the order they must run
     versions = _versions(spec, observed)
     # A saved plan that adopts is stale when the service it would take over moved.
@@ -169,6 +183,8 @@ def plan(
     )
     if options.targets:
         result = target_plan(result, options.targets, spec, observed)
+        # Waves count only depths that still have an action.
+        result = replace(result, actions=tuple(_in_waves(spec, list(result.actions))))
     return result
 
 
@@ -401,6 +417,67 @@ def _adopt_action(item: ObjectDiff, observed: ObservedState) -> Action:
         observed_id=current.id,
         observed_version=current.version,
     )
+
+
+def _rerun_actions(
+    spec: Spec, observed: ObservedState, planned: list[Action], jobs: tuple[str, ...]
+) -> list[Action]:
+    """A new run of each job named by ``--rerun`` (an update of the service starts one); a job
+    the plan updates or creates anyway runs again by that.
+
+    Raises:
+        PlanError: a name that is not a job of the spec.
+    """
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    result: list[Action] = []
+    for key in dict.fromkeys(jobs):
+        declared = spec.services.get(key)
+        if declared is None or not declared.deploy.is_job:
+            jobs_in_spec = sorted(k for k, s in spec.services.items() if s.deploy.is_job)
+            raise PlanError(
+                f"--rerun {key}: not a job of stack {spec.stack} (its jobs: "
+                f"{', '.join(jobs_in_spec) or 'none'})"
+            )
+        current = observed.owned_services().get(key)
+        if key in touched or current is None:
+            continue
+        result.append(
+            Action(
+                Phase.SERVICES,
+                "force",
+                "service",
+                key,
+                current.name,
+                RERUN_REASON,
+                observed_id=current.id,
+                observed_version=current.version,
+            )
+        )
+    return result
+
+
+def _in_waves(spec: Spec, actions: list[Action]) -> list[Action]:
+    """Number the waves of the services phase by ``depends_on`` depth, counting only depths
+    that have an action (1, 2, ...), and note what each service waits for."""
+    depth = depths(spec)
+    used = sorted(
+        {
+            depth.get(action.key, 0)
+            for action in actions
+            if action.phase is Phase.SERVICES and action.object_kind == "service"
+        }
+    )
+    wave_of = {value: index + 1 for index, value in enumerate(used)}
+    return [
+        replace(
+            action,
+            wave=wave_of[depth.get(action.key, 0)],
+            waits_for=waits_for(spec, action.key),
+        )
+        if action.phase is Phase.SERVICES and action.object_kind == "service"
+        else action
+        for action in actions
+    ]
 
 
 _STUCK_UPDATES = {

@@ -9,7 +9,7 @@ the rest of converge only ever sees that form. A field the file leaves unset mea
 converge's own additions live in compose extension fields, so the same file still deploys with
 ``docker stack deploy``: a top-level ``x-converge`` (stack name, the cluster's nodes, load
 balancer) and a service-level ``x-converge`` (``ignore``: fields another tool owns). Keys compose
-knows but swarm ignores (``build``, ``container_name``, ``depends_on`` ...) are accepted and
+knows but swarm ignores (``build``, ``container_name``, ``links`` ...) are accepted and
 reported as warnings by the loader (``IGNORED_SERVICE_KEYS``); other ``x-`` keys are allowed
 everywhere, as in compose.
 """
@@ -44,6 +44,7 @@ __all__ = [
     "ClusterSpec",
     "Constraint",
     "ConvergeSpec",
+    "DependencySpec",
     "DeploySpec",
     "HealthcheckSpec",
     "LoadBalancerBackend",
@@ -1220,7 +1221,6 @@ IGNORED_SERVICE_KEYS = (
     "cpu_shares",
     "cpus",
     "cpuset",
-    "depends_on",
     "develop",
     "device_cgroup_rules",
     "devices",
@@ -1262,6 +1262,80 @@ IGNORED_SERVICE_KEYS = (
 # ---------------------------------------------------------------------------------------------
 # Services
 
+DependencyCondition = Literal[
+    "service_started", "service_healthy", "service_completed_successfully"
+]
+
+
+class DependencySpec(Model):
+    """One entry of ``depends_on``: what the dependency must reach before this service is
+    created or updated (see ``converge.ordering``)."""
+
+    condition: DependencyCondition = Field(
+        default="service_started",
+        description=(
+            "service_started: its tasks run; service_healthy: its tasks run and pass their "
+            "healthcheck; service_completed_successfully: a job whose tasks all completed."
+        ),
+    )
+    required: bool = Field(
+        default=True,
+        description=(
+            "false: if the dependency fails, this service is still applied (apply still exits 1)."
+        ),
+    )
+    restart: IgnoredValue = None
+
+
+def _depends_on(value: object) -> object:
+    """The list form ``[db, cache]`` means ``condition: service_started`` for each."""
+    if isinstance(value, list | tuple):
+        return {name: {} for name in value}
+    if isinstance(value, dict):
+        return {name: ({} if entry is None else entry) for name, entry in value.items()}
+    return value
+
+
+DependsOn = Annotated[
+    dict[str, DependencySpec],
+    BeforeValidator(_depends_on),
+    _schema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": "null"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "condition": {
+                                        "enum": [
+                                            "service_started",
+                                            "service_healthy",
+                                            "service_completed_successfully",
+                                        ]
+                                    },
+                                    "required": {"type": "boolean"},
+                                    "restart": {"description": "Accepted and ignored."},
+                                },
+                                "patternProperties": {"^x-": {}},
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
+                },
+            ],
+            "description": (
+                "Services to converge first (converge orders creates and updates in waves; "
+                "docker stack deploy ignores it)."
+            ),
+        }
+    ),
+]
+
 
 class ServiceSpec(Model):
     """A swarm service, named ``<stack>_<key>`` in the swarm: the full desired state."""
@@ -1287,6 +1361,13 @@ class ServiceSpec(Model):
         default_factory=dict, description="Networks the service joins (default: <stack>_default)."
     )
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    depends_on: DependsOn = Field(
+        default_factory=dict,
+        description=(
+            "Services to converge first: a list, or a map of name to condition and required. "
+            "converge applies services in waves; docker stack deploy ignores it."
+        ),
+    )
     healthcheck: HealthcheckSpec | None = None
     restart: str | None = Field(
         default=None,
@@ -1337,7 +1418,6 @@ class ServiceSpec(Model):
     cpu_shares: IgnoredValue = None
     cpus: IgnoredValue = None
     cpuset: IgnoredValue = None
-    depends_on: IgnoredValue = None
     develop: IgnoredValue = None
     device_cgroup_rules: IgnoredValue = None
     devices: IgnoredValue = None

@@ -100,11 +100,18 @@ class ObservedService:
     update_state: str | None = None
     update_message: str | None = None
     update_started: str = ""
+    job_iteration: int | None = None
+    """A job's current run (``JobStatus.JobIteration.Index``); None for other services."""
+    completed_tasks: int = 0
 
     @cached_property
     def template_digest(self) -> str:
         """Identifies the service's current task template (computed only when asked)."""
         return template_digest(self.raw_spec.get("TaskTemplate") or {})
+
+    @property
+    def is_job(self) -> bool:
+        return self.job_iteration is not None
 
     @property
     def published_ports(self) -> frozenset[tuple[int, str]]:
@@ -129,6 +136,9 @@ class ObservedTask:
     image: str
     timestamp: str
     template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    job_iteration: int | None = None
+    """The run of its job this task belongs to; None for other services' tasks."""
+    exit_code: int | None = None
 
     @cached_property
     def template_digest(self) -> str:

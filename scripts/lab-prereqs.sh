@@ -9,6 +9,7 @@
 #   util-linux      nsenter, unshare, setsid (normally already there)
 #   openssh-server  sshd, started by the integration tests on a lab address for ssh:// engines
 #   openssh-client  ssh, which converge (docker-py) runs for ssh:// engines
+#   curl            the HTTP requests of docs/tutorial.md (run by tests/integration/test_tutorial.py)
 set -eu
 
 needed=""
@@ -23,6 +24,7 @@ have iptables || [ -x /usr/sbin/iptables ] || needed="$needed iptables"
 have nsenter && have unshare && have setsid || needed="$needed util-linux"
 have sshd || [ -x /usr/sbin/sshd ] || needed="$needed openssh-server"
 have ssh || needed="$needed openssh-client"
+have curl || needed="$needed curl"
 
 if [ -z "$needed" ]; then
     echo "lab prerequisites already installed"

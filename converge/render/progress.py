@@ -55,6 +55,10 @@ def format_elapsed(seconds: float) -> str:
 
 def _service_state(item: ServiceHealth) -> str:
     """``2/3 running, 1/3 updated (updating)``: updated tasks show while an update moves."""
+    if item.job:
+        return f"{item.completed}/{item.desired} completed" + (
+            f", {item.running} running" if item.running else ""
+        )
     text = f"{item.running}/{item.desired} running"
     if item.updated != item.running or item.update_state in ("updating", "rollback_started"):
         text += f", {item.updated}/{item.desired} updated"
@@ -152,6 +156,9 @@ class ProgressReporter:
             if outcome.outcome == "failed":
                 message = escape(self.masker.text(outcome.message))
                 self._print(f"{address}: [red]failed[/red] after {took}: {message}")
+            elif outcome.outcome == "skipped":
+                message = escape(self.masker.text(outcome.message))
+                self._print(f"{address}: [yellow]skipped[/yellow]: {message}")
             else:
                 self._print(f"{address}: [green]{outcome.outcome}[/green] in {took}")
 

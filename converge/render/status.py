@@ -23,8 +23,8 @@ __all__ = [
     "status_text",
 ]
 
-STATUS_FORMAT_VERSION = "1.1"
-"""1.1: ``lock``, the stack's apply lock when one is held."""
+STATUS_FORMAT_VERSION = "1.2"
+"""1.1: ``lock``, the stack's apply lock when one is held; 1.2: ``job`` and ``completed``."""
 
 
 def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
@@ -58,10 +58,10 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
         else:
             mark = "[yellow]not converged[/yellow]"
         state = f", update {escape(service['update_state'])}" if service["update_state"] else ""
-        lines.append(
-            f"[bold]{escape(service['name'])}[/bold] {service['running']}/{service['desired']} "
-            f"running{state} {mark}"
-        )
+        counts = f"{service['running']}/{service['desired']} running"
+        if service.get("job"):
+            counts = f"job, {service['completed']}/{service['desired']} completed"
+        lines.append(f"[bold]{escape(service['name'])}[/bold] {counts}{state} {mark}")
         placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
         if service["failure"]:
             lines.append(f"  [red]failure:[/red] {escape(service['failure'])}")

@@ -19,7 +19,9 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
   get one task per node; tasks of an old template or on a node no longer eligible are shut down,
   with no replacement delay; any update clears ``UpdateStatus`` and a task template change sets
   a new one (``completed``);
-  ``ServiceStatus`` counts running and desired tasks;
+  ``ServiceStatus`` counts running and desired tasks; a job (replicated-job, global-job) runs
+  once per ``JobIteration`` (created at 0, + 1 on every update): its tasks are created and end
+  at once, completed or, after ``fail_job``, failed with an exit code and log lines;
 - calls are counted per endpoint exactly as ``Engine.calls`` groups them, and run one at a
   time (apply calls from several threads).
 
@@ -132,6 +134,8 @@ class FakeSwarm:
         self._settling: dict[str, tuple[int, str]] = {}
         self._linger = 0
         self._lingering: list[tuple[Json, int]] = []
+        self._job_failures: dict[str, tuple[int, str]] = {}
+        self._logs: dict[str, str] = {}
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -167,6 +171,10 @@ class FakeSwarm:
     def fail_tasks(self, service: str, error: str = "task: non-zero exit (1)") -> None:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
         self._outcomes[service] = ("failed", error)
+
+    def fail_job(self, service: str, exit_code: int, logs: str = "") -> None:
+        """The job's next tasks exit with ``exit_code`` after logging ``logs``."""
+        self._job_failures[service] = (exit_code, logs)
 
     def stall_tasks(self, service: str) -> None:
         """New tasks of ``service`` never get past ``preparing`` (an image that never pulls)."""
@@ -248,6 +256,15 @@ class FakeSwarm:
         return copy.deepcopy(self._tasks)
 
     @_serialised
+    def task_logs(self, task_id: str, tail: int) -> str:
+        self.calls["GET /tasks/{id}/logs"] += 1
+        fault = self._faults.pop("task_logs", None)
+        if fault is not None:
+            raise fault[0](f"failed to read the logs of task {task_id}: {fault[1]}")
+        self._find(self._tasks, "ID", task_id, f"read the logs of task {task_id}")
+        return "".join(self._logs.get(task_id, "").splitlines(keepends=True)[-tail:])
+
+    @_serialised
     def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         self.calls["GET /configs"] += 1
         prefix = str((filters or {}).get("name", ""))
@@ -282,6 +299,8 @@ class FakeSwarm:
             "Spec": stored,
             "Endpoint": {"Spec": stored.get("EndpointSpec") or {}},
         }
+        if _job(service):
+            service["JobStatus"] = {"JobIteration": {}, "LastExecution": self._stamp()}
         self._services.append(service)
         self._schedule()
         return str(service["ID"])
@@ -309,7 +328,11 @@ class FakeSwarm:
         # update stays paused only until the next write); a new template starts a new one.
         service.pop("UpdateStatus", None)
         self._settling.pop(name, None)
-        if template_digest(service["Spec"]["TaskTemplate"]) != before:
+        if _job(service):
+            # Any update of a job starts a new run (swarmkit: JobIteration + 1), no UpdateStatus.
+            iteration = service["JobStatus"]["JobIteration"]
+            iteration["Index"] = iteration.get("Index", 0) + 1
+        elif template_digest(service["Spec"]["TaskTemplate"]) != before:
             state = self._outcomes.get(name, ("running", ""))[0]
             update = {"failed": "paused", "preparing": "updating", "pending": "updating"}
             service["UpdateStatus"] = {
@@ -490,6 +513,9 @@ class FakeSwarm:
             self._schedule_service(service)
 
     def _schedule_service(self, service: Json) -> None:
+        if _job(service):
+            self._schedule_job(service)
+            return
         template = service["Spec"]["TaskTemplate"]
         digest = template_digest(template)
         nodes = self._eligible(service)
@@ -545,6 +571,32 @@ class FakeSwarm:
             if key not in kept:
                 self._tasks.append(self._new_task(service, key, node_id, *outcome(key)))
 
+    def _schedule_job(self, service: Json) -> None:
+        """A job's run: its tasks are created and end at once, completed, or failed with the
+        exit code ``fail_job`` gave; a run is never scheduled twice."""
+        iteration = service["JobStatus"]["JobIteration"].get("Index", 0)
+        if any(
+            task["JobIteration"].get("Index", 0) == iteration for task in self._tasks_of(service)
+        ):
+            return
+        mode = service["Spec"]["Mode"]
+        nodes = self._eligible(service)
+        if "ReplicatedJob" in mode:
+            total = int(mode["ReplicatedJob"].get("TotalCompletions") or 1)
+            wanted = {slot: nodes[slot % len(nodes)]["ID"] for slot in range(total)}
+        else:
+            wanted = {node["ID"]: node["ID"] for node in nodes}
+        code, logs = self._job_failures.get(service["Spec"]["Name"], (0, ""))
+        for key, node_id in wanted.items():
+            task = self._new_task(service, key, node_id, "complete", "")
+            task["DesiredState"] = "complete"
+            task["JobIteration"] = {"Index": iteration} if iteration else {}
+            task["Status"]["ContainerStatus"] = {"ExitCode": code}
+            if code:
+                task["Status"].update(State="failed", Err=f"task: non-zero exit ({code})")
+                self._logs[task["ID"]] = logs
+            self._tasks.append(task)
+
     def _new_task(self, service: Json, key: Any, node_id: str, state: str, error: str) -> Json:
         spec = copy.deepcopy(service["Spec"]["TaskTemplate"])
         spec.pop("Runtime", None)  # the engine fills it on the service, never on its tasks
@@ -569,6 +621,11 @@ class FakeSwarm:
 
 def _replicated(service: Json) -> bool:
     return "Global" not in (service["Spec"].get("Mode") or {})
+
+
+def _job(service: Json) -> bool:
+    mode = service["Spec"].get("Mode") or {}
+    return "ReplicatedJob" in mode or "GlobalJob" in mode
 
 
 def _replicas(service: Json) -> int:
