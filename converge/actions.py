@@ -39,7 +39,7 @@ RERUN_REASON = "--rerun: run the job again"
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
-ObjectKind = Literal["cluster", "node", "network", "service", "loadbalancer"]
+ObjectKind = Literal["cluster", "node", "network", "service", "loadbalancer", "secret", "config"]
 
 _SYMBOLS: dict[str, str] = {
     "create": "+",
@@ -60,11 +60,15 @@ class Phase(IntEnum):
     NODES = 1
     NETWORKS = 2
     VOLUMES = 3
-    SERVICES = 4
-    DRAINS = 5
-    PRUNE_SERVICES = 6
-    PRUNE_NETWORKS = 7
-    LOADBALANCER = 8
+    FILES = 4
+    """Secrets and configs: created (new versions too) before the services that use them."""
+    SERVICES = 5
+    DRAINS = 6
+    PRUNE_SERVICES = 7
+    PRUNE_FILES = 8
+    """Old versions of secrets and configs, once the services moved to the new ones."""
+    PRUNE_NETWORKS = 9
+    LOADBALANCER = 10
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,11 @@ class Action:
 
     @property
     def description(self) -> str:
-        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``."""
+        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``; for a secret or config its
+        key, its swarm name and what happens:
+        ``+ secret db_password (shop_db_password_1c2d3e4f5a): new version; 2 services roll``."""
+        if self.object_kind in ("secret", "config"):
+            return f"{self.symbol} {self.object_kind} {self.key} ({self.name}): {self.reason}"
         head = f"{self.symbol} {self.object_kind} {self.name}"
         if self.phase is Phase.MEMBERSHIP and self.changes[0].path == ("membership",):
             step = self.changes[0].after
@@ -195,6 +203,8 @@ def format_value(path: tuple[str, ...], value: Any) -> str:
             return format_memory(value)
         if leaf == "cpus":
             return format_cpus(value)
+        if leaf == "mode":  # a secret's or config's file mode
+            return f"0{value:o}"
     if isinstance(value, str):
         return value if value else '""'
     if isinstance(value, bool):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
 from converge.errors import EngineError, PlanError
+from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
 from converge.loader import LoadedSpec, load_spec
@@ -27,6 +28,7 @@ from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
+from converge.sources import with_sources
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -74,8 +76,23 @@ class PlanResult:
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
-    """A hash of the spec after interpolation: a saved plan is bound to exactly this spec."""
-    return hashlib.sha256(loaded.spec.model_dump_json().encode()).hexdigest()
+    """A digest of the spec after interpolation and of its secrets' and configs' contents (hex,
+    64 digits): a saved plan is bound to exactly these.
+
+    Never a plain hash: the spec holds values from secret variables, and a plain sha256 in a
+    saved plan or a drift report would confirm a guessed value cheaply. It is scrypt, slow on
+    purpose, salted with the stack's name (``converge.fileobjects.slow_digest``), so the same
+    spec gives the same digest in plan and drift documents.
+    """
+    return slow_digest(_spec_material(loaded), f"converge-spec:{loaded.spec.stack}".encode())
+
+
+def _spec_material(loaded: LoadedSpec) -> bytes:
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    for (kind, key), data in sorted((loaded.contents or {}).items()):
+        material.update(f"\0{kind}\0{key}\0{len(data)}\0".encode())
+        material.update(data)
+    return material.digest()
 
 
 def make_plan(
@@ -83,10 +100,12 @@ def make_plan(
     engine: Engine,
     options: PlanOptions = PlanOptions(),
 ) -> PlanResult:
-    """Load (unless given loaded), observe, diff and plan.
+    """Load (unless given loaded), read the secrets' and configs' sources, observe, diff and
+    plan.
 
     Raises:
         SpecError: the spec is invalid.
+        SourceError: a secret's or config's source cannot be read (nothing is written).
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
@@ -94,6 +113,8 @@ def make_plan(
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    if not options.destroy:  # a destroy needs no secret's value
+        loaded = with_sources(loaded)
     cluster = loaded.spec.cluster
     engines = None
     if cluster is not None and manages_membership(cluster):
@@ -101,7 +122,9 @@ def make_plan(
         if engine.info().local_state != "active":
             # No swarm yet: the membership steps make it; the rest is planned after them.
             observed = ObservedState(stack=loaded.spec.stack, manager="")
-            difference = diff(loaded.spec, observed, prune=options.prune)
+            difference = diff(
+                loaded.spec, observed, loaded.contents, options.rotate, prune=options.prune
+            )
             result = plan(
                 loaded.spec,
                 difference,
@@ -113,7 +136,7 @@ def make_plan(
             )
             return PlanResult(loaded, observed, result, options)
     observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed, prune=options.prune)
+    difference = diff(loaded.spec, observed, loaded.contents, options.rotate, prune=options.prune)
     result = plan(
         loaded.spec,
         difference,
@@ -193,6 +216,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "adopt": result.options.adopt,
         "take_over": result.options.take_over,
         "targets": list(result.options.targets),
+        "rotate": list(result.options.rotate),
         "rerun": list(result.options.rerun),
     }
     document["spec_files"] = [
@@ -236,7 +260,16 @@ def execute_plan(
             f"the plan has membership steps ({', '.join(membership)}): apply the spec itself "
             "(converge apply FILE), which runs them first; a saved plan cannot"
         )
-    return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
+    return apply_plan(
+        result.plan,
+        result.loaded.spec,
+        engine,
+        result.observed,
+        events,
+        options,
+        contents=result.loaded.contents,
+        rotate=result.options.rotate,
+    )
 
 
 ApplyStatus = Literal["no_changes", "plan_errors", "cancelled", "applied", "failed"]
@@ -385,6 +418,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
         take_over=bool(options.get("take_over", False)),
+        rotate=tuple(options.get("rotate") or ()),
         rerun=tuple(options.get("rerun") or ()),
     )
 

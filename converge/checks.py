@@ -88,6 +88,7 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
     problems = [
         *_check_references(spec),
+        *_check_file_objects(spec),
         *_check_dependencies(spec),
         *_check_not_yet_supported(spec),
         *_check_published_ports(spec),
@@ -159,19 +160,33 @@ def _check_dependencies(spec: Spec) -> Iterator[FieldProblem]:
         )
 
 
-def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
-    """Swarm secrets and configs come with their own issue; until then converge refuses a
-    file that uses them rather than deploying its services without them."""
+def _check_file_objects(spec: Spec) -> Iterator[FieldProblem]:
+    """What a secret or config may say: compose's ``content`` is for configs (a secret's value
+    never sits in the file), and secret drivers (plugins) are not supported."""
+    for key, secret in spec.secrets.items():
+        if secret.content is not None:
+            yield (
+                ("secrets", key, "content"),
+                "a secret's value never sits in the file: use file, environment, "
+                "x-converge.age or x-converge.command",
+            )
     for kind in ("secrets", "configs"):
-        if getattr(spec, kind):
-            yield ((kind,), f"{kind} are not supported by converge yet")
-    for name, service in spec.services.items():
-        for kind in ("secrets", "configs"):
-            if getattr(service, kind):
+        for key, declared in getattr(spec, kind).items():
+            if declared.driver is not None:
                 yield (
-                    ("services", name, kind),
-                    f"{kind} are not supported by converge yet",
+                    (kind, key, "driver"),
+                    f"{kind[:-1]} drivers (plugins) are not supported by converge yet",
                 )
+            if declared.template_driver not in (None, "golang"):
+                yield (
+                    (kind, key, "template_driver"),
+                    f"template_driver {declared.template_driver!r} is unknown; the engine "
+                    "knows 'golang'",
+                )
+
+
+def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
+    for name, service in spec.services.items():
         if service.healthcheck is not None and service.healthcheck.start_interval is not None:
             yield (
                 ("services", name, "healthcheck", "start_interval"),

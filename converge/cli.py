@@ -53,6 +53,7 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
+from converge.sources import with_sources
 from converge.units import parse_duration
 from converge.version import converge_version
 
@@ -393,6 +394,15 @@ TakeOverOption = Annotated[
         help="Make this spec the cluster's owner (its nodes) when another cluster spec owns it.",
     ),
 ]
+RotateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rotate",
+        metavar="SECRET",
+        help="Give this secret a new version although its current one cannot be verified "
+        "(made without converge's fingerprint); repeatable.",
+    ),
+]
 RerunOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -577,6 +587,7 @@ def plan(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     take_over: TakeOverOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
     rerun: RerunOption = None,
     host: HostOption = None,
@@ -594,10 +605,13 @@ def plan(
         targets=tuple(target or ()),
         adopt=adopt,
         take_over=take_over,
+        rotate=tuple(rotate or ()),
         rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
-        loaded = _load(_arguments(files, compose, env_file))
+        # The secrets' sources are read first: a failing one stops here, and every output
+        # masks their values.
+        loaded = with_sources(_load(_arguments(files, compose, env_file)))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
@@ -690,12 +704,14 @@ def _run_apply(
     messages = _console(stderr=True) if as_json else console
     with _json_errors(as_json):
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
+        if not plan_options.destroy:  # a destroy needs no secret's value
+            loaded = with_sources(loaded)
         if saved is not None:
             if plan_options.destroy:
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --take-over, --target and --rerun were fixed "
+                    "--prune, --rebalance, --adopt, --take-over, --rotate, --target and --rerun "
                     "when the plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
@@ -776,6 +792,7 @@ def apply(
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
     take_over: TakeOverOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
     rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
@@ -797,6 +814,7 @@ def apply(
             targets=tuple(target or ()),
             adopt=adopt,
             take_over=take_over,
+            rotate=tuple(rotate or ()),
             rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
@@ -987,6 +1005,7 @@ def drift(
     try:
         loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
+        loaded = with_sources(loaded)
         with _connect(host, context) as engine:
             report = check_drift(loaded, engine)
     except ConvergeError:

@@ -70,6 +70,8 @@ _LOCATIONS = {
     "TmpfsOptions": "`services.<name>.volumes[].tmpfs`",
     "NetworkAttachment": "`services.<name>.networks.<network>`",
     "FileReference": "`services.<name>.secrets[]` and `.configs[]`",
+    "FileObjectConvergeSpec": "`secrets.<name>.x-converge` and `configs.<name>.x-converge`",
+    "AgeSourceSpec": "`secrets.<name>.x-converge.age`",
     "UlimitSpec": "`services.<name>.ulimits.<name>`",
     "LoggingSpec": "`services.<name>.logging`",
     "CredentialSpecSpec": "`services.<name>.credential_spec`",
@@ -93,8 +95,8 @@ _NOTES = {
     ("Spec", "networks"): "Networks, by name (`<stack>_<name>` in the swarm unless `name`).",
     ("Spec", "volumes"): "Named volumes, by name (`<stack>_<name>` unless `name`).",
     ("Spec", "services"): "Services, by name (`<stack>_<name>` in the swarm).",
-    ("Spec", "secrets"): "Swarm secrets: validated, not supported yet (an error if used).",
-    ("Spec", "configs"): "Swarm configs: validated, not supported yet (an error if used).",
+    ("Spec", "secrets"): "Swarm secrets, by name: rotated on change (docs/secrets.md).",
+    ("Spec", "configs"): "Swarm configs, by name: rotated on change (docs/secrets.md).",
     ("Spec", "x-converge"): "What converge adds: the stack name, the cluster, the load balancer.",
     ("ConvergeSpec", "cluster"): "The cluster spec: one spec owns the nodes (docs/cluster.md).",
     ("ConvergeSpec", "nodes"): "Moved to `x-converge.cluster.nodes`: an error.",
@@ -135,8 +137,8 @@ _NOTES = {
     ("ServiceSpec", "logging"): "The log driver and its options.",
     ("ServiceSpec", "isolation"): "Isolation technology (Windows; `default` elsewhere).",
     ("ServiceSpec", "credential_spec"): "A Windows credential spec (`file` or `registry`).",
-    ("ServiceSpec", "secrets"): "Secrets to mount: not supported yet (an error if used).",
-    ("ServiceSpec", "configs"): "Configs to mount: not supported yet (an error if used).",
+    ("ServiceSpec", "secrets"): "Secrets mounted in `/run/secrets/` (short or long form).",
+    ("ServiceSpec", "configs"): "Configs mounted as files (short or long form).",
     ("DeploySpec", "update_config"): "How a rolling update proceeds.",
     ("DeploySpec", "rollback_config"): "How a rollback proceeds.",
     ("DeploySpec", "restart_policy"): "When tasks restart (default: always, after `5s`).",
@@ -170,7 +172,8 @@ _NOTES = {
     ("FileObjectSpec", "external"): "Exists already; never changed.",
     ("FileObjectSpec", "name"): "The object's real name.",
     ("FileObjectSpec", "labels"): "Labels on the object.",
-    ("FileObjectSpec", "driver"): "A secret store driver.",
+    ("FileObjectSpec", "driver"): "A secret store driver (not supported by converge yet).",
+    ("FileObjectSpec", "x-converge"): "Sources beyond compose (age, command) and retention.",
     ("FileObjectSpec", "driver_opts"): "Options of the driver.",
     ("FileObjectSpec", "template_driver"): "The templating driver.",
     ("UlimitSpec", "soft"): "The soft limit.",
@@ -517,8 +520,14 @@ Where converge goes further, or stops short:
   stack were written.
 - Image digests are never looked up in a registry (as `--resolve-image never`): a service
   whose image the engine pinned to a digest does not show as changed.
-- Secrets and configs (top-level and service references) are validated, but refused: they come
-  with their own issue, and a stack is not deployed without them.
+- Secrets and configs are named, labelled and referenced as docker stack deploy does (first
+  version `<stack>_<name>` or `name`; target the key, uid and gid `0`, mode `0444` unless given),
+  plus two labels of converge's (`io.converge.version-of` and, on secrets, a salted scrypt
+  `io.converge.fingerprint`). Where stack deploy fails on changed content (swarm secrets are
+  immutable), converge creates a new version, rolls the services onto it and removes old
+  versions beyond `x-converge.keep` (docs/secrets.md). `environment` and `content` sources and
+  converge's `x-converge.age` and `x-converge.command` are read by converge; secret drivers
+  (plugins) are refused.
 - A service of the file that exists outside any stack (made with `docker service create`) is
   a collision unless `--adopt` is given: then converge adds the stack's label to it (no task
   restarts) and converges it like any other (docs/apply.md). docker stack deploy looks only

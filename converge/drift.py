@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from converge.actions import Plan, format_value
+from converge.actions import Action, Plan, format_value
 from converge.health import (
     ROLLBACK_STATES,
     ServiceHealth,
@@ -90,8 +90,8 @@ class ServiceStatus:
 class SpecIdentity:
     """Which spec was checked: its files, its digest and its git commit.
 
-    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, the sha256 of the spec after
-    interpolation, the same value a plan document shows.
+    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, a salted scrypt digest of
+    the spec after interpolation and of its secrets' contents, the same value a plan document shows.
     """
 
     files: tuple[str, ...]
@@ -194,7 +194,12 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     for action in plan.actions:
         if action.object_kind == "cluster":
             continue  # who owns the nodes is converge's bookkeeping, not the swarm's settings
-        if action.kind == "create":
+        if action.object_kind in ("secret", "config") and action.kind in ("create", "remove"):
+            message = _file_object_drift(action)
+            findings.append(
+                DriftFinding("sync", action.address, action.name, None, message, action=action.kind)
+            )
+        elif action.kind == "create":
             message = f"{action.object_kind} {action.name} is in the spec but not in the swarm"
             findings.append(
                 DriftFinding("sync", action.address, action.name, None, message, action="create")
@@ -242,11 +247,25 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
             findings.append(
                 DriftFinding("sync", finding.address, finding.name, None, message, action="remove")
             )
-        elif finding.code == "missing" and finding.address.startswith("network."):
+        elif finding.code == "missing" and finding.address.startswith(
+            ("network.", "secret.", "config.")
+        ):
             findings.append(
                 DriftFinding("sync", finding.address, finding.name, None, finding.message)
             )
     return findings
+
+
+def _file_object_drift(action: Action) -> str:
+    """A secret's or config's drift, in words (never its content)."""
+    what = f"{action.object_kind} {action.key}"
+    if action.kind == "remove":
+        if action.reason.startswith("remove an old version"):
+            return f"{action.name} is an old version of {what} beyond those kept"
+        return f"{action.name} is owned by the stack but not in the spec"
+    if action.reason.startswith("new version"):
+        return f"{what}: the spec's content differs from the version the services use"
+    return f"{what} is in the spec but not in the swarm"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ how many calls a command makes. Engine errors become ``EngineError`` naming the 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections import Counter
@@ -315,9 +316,38 @@ class Engine:
         with self._translate(f"failed to remove network {name}"):
             self._client.remove_network(network_id)
 
-    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
-        with self._translate(f"failed to create config {name}"):
-            result = self._client.create_config(name, data, labels=dict(labels))
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list secrets"):
+            return cast(list[Json], self._client.secrets(filters=dict(filters or {})))
+
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        """Create a secret (as ``docker stack deploy``: data, labels, template driver)."""
+        return self._create_file_object("secret", name, data, labels, templating)
+
+    def remove_secret(self, name: str, secret_id: str) -> None:
+        with self._translate(f"failed to remove secret {name}"):
+            self._client.remove_secret(secret_id)
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object("config", name, data, labels, templating)
+
+    def _create_file_object(
+        self, kind: str, name: str, data: bytes, labels: Mapping[str, str], templating: str | None
+    ) -> str:
+        body: Json = {
+            "Name": name,
+            "Data": base64.b64encode(data).decode("ascii"),
+            "Labels": dict(labels),
+        }
+        if templating is not None:
+            body["Templating"] = {"Name": templating}
+        with self._translate(f"failed to create {kind} {name}"):
+            url = self._client._url(f"/{kind}s/create")
+            result = self._client._result(self._client._post_json(url, data=body), json=True)
             return cast(str, result["ID"])
 
     def remove_config(self, name: str, config_id: str) -> None:

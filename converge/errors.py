@@ -6,6 +6,8 @@ its traceback.
 
     ConvergeError
     ├── SpecError            the spec files are unreadable or invalid (carries every problem)
+    ├── SourceError          a secret's or config's source cannot be read (a file, a failing
+    │                        command, a wrong age identity); raised before any write
     ├── EngineError          the Docker engine is unreachable, not a manager, or refused a call
     │   ├── EngineUnavailableError  no answer at the address (connection refused, timeout)
     │   ├── NotFoundError           the object does not exist (any more)
@@ -40,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "OutOfSequenceError",
     "PlanError",
+    "SourceError",
     "SpecError",
     "SpecProblem",
 ]
@@ -99,6 +102,10 @@ class InUseError(EngineError):
 
 class OutOfSequenceError(EngineError):
     """A write carried a version that is no longer current: observe again and retry."""
+
+
+class SourceError(ConvergeError):
+    """A secret's or config's content cannot be read from its source; nothing was written."""
 
 
 class PlanError(ConvergeError):

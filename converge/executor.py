@@ -12,6 +12,7 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,14 @@ from converge.errors import (
     LoadBalancerError,
     NotFoundError,
     OutOfSequenceError,
+)
+from converge.fileobjects import (
+    Contents,
+    FileKind,
+    FileRefs,
+    create_labels,
+    file_refs,
+    resolve_versions,
 )
 from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
 from converge.lb.container import execute_loadbalancer
@@ -145,6 +154,8 @@ class _Run:
     events: ApplyEvents
     deadline: float
     observed: ObservedState
+    contents: Contents | None = field(default=None, repr=False)
+    rotate: tuple[str, ...] = ()
     outcomes: list[ActionOutcome] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -172,6 +183,11 @@ class _Run:
         self.observed = observe(self.engine, self.spec)
         return self.observed
 
+    def files(self, state: ObservedState | None = None) -> FileRefs:
+        """The versions of secrets and configs the services reference, as observed now."""
+        versions = resolve_versions(self.spec, state or self.observed, self.contents, self.rotate)
+        return file_refs(versions)
+
 
 def apply_plan(
     plan: Plan,
@@ -180,13 +196,20 @@ def apply_plan(
     observed: ObservedState,
     events: ApplyEvents | None = None,
     options: ApplyOptions | None = None,
+    contents: Contents | None = None,
+    rotate: tuple[str, ...] = (),
 ) -> ApplyResult:
     """Execute ``plan`` phase by phase and wait until the swarm converged.
+
+    ``contents`` holds the secrets' and configs' contents by (kind, key), read from their
+    sources (``converge.sources``); ``rotate`` the secrets to give a new version even when
+    their current one cannot be verified.
 
     Never raises for a failed action: the result lists every action with its outcome
     (later ones ``skipped``) and ``error`` says what failed.
     """
     run = _Run.start(spec, engine, observed, events, options)
+    run.contents, run.rotate = contents, rotate
     writes_before = engine.write_count
     phases = sorted({action.phase for action in plan.actions})
     error: str | None = None
@@ -347,6 +370,8 @@ def _run_actions(
     ]
     if phase is Phase.DRAINS:
         to_wait = list(run.spec.services)
+    if phase is Phase.FILES:
+        run.refresh()  # the services reference the new versions by id
     if not to_wait:
         return None
     failures = _wait_services(run, to_wait)
@@ -382,10 +407,12 @@ def _execute(run: _Run, action: Action) -> None:
         _with_retries(run, f"node {action.name}", lambda state: _update_node(run, state, action))
     elif action.object_kind == "network":
         _execute_network(run, action)
+    elif action.object_kind in ("secret", "config"):
+        _execute_file_object(run, action)
     elif action.object_kind == "service":
         name = object_name(spec.stack, action.key)
         if action.kind == "create":
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            engine.create_service(name, service_engine_spec(spec, action.key, files=run.files()))
         elif action.kind == "remove":
             service_id = _require_id(action)
             engine.remove_service(action.name, service_id)
@@ -406,9 +433,28 @@ def _execute(run: _Run, action: Action) -> None:
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            engine.create_service(name, service_engine_spec(spec, action.key, files=run.files()))
         else:
             _with_retries(run, f"service {name}", lambda state: _update_service(run, state, action))
+
+
+def _execute_file_object(run: _Run, action: Action) -> None:
+    """Create a secret or config (a first or a new version) from its source, or remove one."""
+    kind: FileKind = "secret" if action.object_kind == "secret" else "config"
+    engine = run.engine
+    if action.kind == "remove":
+        remove = engine.remove_secret if kind == "secret" else engine.remove_config
+        # Gone already (a concurrent apply, or by hand) is what was wanted.
+        with contextlib.suppress(NotFoundError):
+            remove(action.name, _require_id(action))
+        return
+    data = (run.contents or {}).get((kind, action.key))
+    if data is None:
+        raise _ActionFailedError(f"{kind} {action.key}: its content was not read")
+    declared = (run.spec.secrets if kind == "secret" else run.spec.configs)[action.key]
+    labels = create_labels(run.spec, kind, action.key, data)
+    create = engine.create_secret if kind == "secret" else engine.create_config
+    create(action.name, data, labels, declared.template_driver)
 
 
 def _require_id(action: Action) -> str:
@@ -473,7 +519,11 @@ def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
     if current is None:
         raise _ActionFailedError(f"service {action.name} disappeared while applying")
     payload = service_engine_spec(
-        run.spec, action.key, base=current.raw_spec, force_update=action.kind == "force"
+        run.spec,
+        action.key,
+        base=current.raw_spec,
+        force_update=action.kind == "force",
+        files=run.files(state),
     )
     run.engine.update_service(action.name, current.id, current.version, payload)
 
@@ -557,7 +607,7 @@ def _reattach(run: _Run, state: ObservedState, key: str) -> None:
     current = state.owned_services().get(key)
     if current is None:
         raise _ActionFailedError(f"service {key} disappeared while its network was replaced")
-    payload = service_engine_spec(run.spec, key, base=current.raw_spec)
+    payload = service_engine_spec(run.spec, key, base=current.raw_spec, files=run.files(state))
     run.engine.update_service(current.name, current.id, current.version, payload)
 
 

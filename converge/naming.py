@@ -20,13 +20,16 @@ __all__ = [
     "CLUSTER_SINCE_LABEL",
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "FINGERPRINT_LABEL",
     "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "VERSION_OF_LABEL",
     "graph_record_name",
+    "is_converge_record",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -59,6 +62,10 @@ CLUSTER_BY_LABEL = "io.converge.cluster.by"
 CLUSTER_LABELS_LABEL = "io.converge.cluster.labels"
 """On a node: the label keys the cluster spec manages there (comma-separated), written with
 them, so a label the spec stops mentioning is known for ``--prune``; never shown as a label."""
+VERSION_OF_LABEL = "io.converge.version-of"
+"""On a secret or config converge created: the spec key it is a version of."""
+FINGERPRINT_LABEL = "io.converge.fingerprint"
+"""On a secret converge created: a salted scrypt hash of its data (``converge.fileobjects``)."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 
@@ -106,3 +113,9 @@ def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
 def is_internal_label(name: str) -> bool:
     """Labels converge and docker stack use for ownership: never shown as user labels."""
     return name.startswith(_INTERNAL_LABEL_PREFIXES)
+
+
+def is_converge_record(name: str, stack: str) -> bool:
+    """Whether a config of ``stack`` is one of converge's own records (the lock, the graph
+    record), never one of the spec's configs."""
+    return name in (lock_name(stack), graph_record_name(stack))

@@ -22,7 +22,7 @@ from converge.actions import (
     Severity,
 )
 from converge.checks import NodeFacts, evaluate_constraint
-from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.diff import OLD_VERSION, Diff, FieldChange, ObjectDiff
 from converge.errors import PlanError
 from converge.lb.config import (
     REPLACE_FIELDS,
@@ -31,7 +31,13 @@ from converge.lb.config import (
     server_names,
 )
 from converge.membership import EngineProbe, plan_membership
-from converge.naming import object_name, spec_key
+from converge.naming import (
+    VERSION_OF_LABEL,
+    is_converge_record,
+    object_name,
+    owned_by,
+    spec_key,
+)
 from converge.ordering import depths, waits_for
 from converge.placement import PlacementPreview, preview_placement
 from converge.spec import Spec
@@ -56,6 +62,9 @@ class PlanOptions:
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
     take_over: bool = False
     """Make this cluster spec the owner of the nodes when another spec owns them."""
+    rotate: tuple[str, ...] = ()
+    """Secrets to give a new version although their current one cannot be verified (made
+    without converge's fingerprint): ``--rotate KEY``."""
     rerun: tuple[str, ...] = ()
     """Jobs to run again although their spec did not change (``--rerun``)."""
 
@@ -112,6 +121,10 @@ def plan(
         elif item.status == "unowned":
             message = f"{item.detail}; --adopt takes it over"
             findings.append(PlanFinding("error", item.address, message, "collision", item.name))
+        elif item.status == "unverifiable":
+            findings.append(PlanFinding("warning", item.address, item.detail, "", item.name))
+        elif item.status == "remove" and item.detail == OLD_VERSION:
+            actions.append(_file_object_action(spec, item, observed))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 PlanFinding(
@@ -126,7 +139,7 @@ def plan(
         elif item.kind == "loadbalancer":
             continue  # planned last: its backends may follow the other actions
         else:
-            actions.extend(_actions_for(item, observed))
+            actions.extend(_actions_for(item, observed, spec))
     ownership, refusal = _cluster_ownership(spec, observed, options.take_over)
     actions.extend(ownership)
     findings.extend(refusal)
@@ -216,8 +229,28 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
+    files = [
+        Action(
+            Phase.PRUNE_FILES,
+            "remove",
+            "secret" if entry.kind == "secret" else "config",
+            entry.labels.get(VERSION_OF_LABEL) or spec_key(observed.stack, entry.name),
+            entry.name,
+            "remove (destroying the stack)",
+            observed_id=entry.id,
+        )
+        for entry in sorted(
+            (*observed.secrets, *observed.configs), key=lambda entry: (entry.kind, entry.name)
+        )
+        if owned_by(entry.labels, observed.stack)
+        and not is_converge_record(entry.name, observed.stack)
+    ]
     return (
-        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+        services
+        + _loadbalancer_removals(observed, reason)
+        + _check_removals(observed)
+        + files
+        + networks
     )
 
 
@@ -234,7 +267,9 @@ def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dic
     return versions
 
 
-def _actions_for(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+def _actions_for(item: ObjectDiff, observed: ObservedState, spec: Spec) -> list[Action]:
+    if item.kind in ("secret", "config"):
+        return [_file_object_action(spec, item, observed)] if item.status != "unchanged" else []
     if item.kind == "node":
         return _node_actions(item, observed)
     if item.kind == "network":
@@ -325,6 +360,39 @@ def _kept_label_findings(spec: Spec, observed: ObservedState, prune: bool) -> li
                 )
             )
     return findings
+
+
+def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -> Action:
+    """A secret's or config's create, new version (``rotate``) or removal."""
+    kind: ObjectKind = "secret" if item.kind == "secret" else "config"
+    if item.status in ("create", "rotate"):
+        owned = observed.owned_services()
+        rolling = [
+            key
+            for key, service in spec.services.items()
+            if key in owned and any(ref.source == item.key for ref in getattr(service, f"{kind}s"))
+        ]
+        reason = "create"
+        if item.status == "rotate":
+            roll = f"{len(rolling)} service{'' if len(rolling) == 1 else 's'} roll"
+            reason = f"new version; {roll}"
+        return Action(Phase.FILES, "create", kind, item.key, item.name, reason)
+    objects = observed.secrets if kind == "secret" else observed.configs
+    found = next((entry for entry in objects if entry.name == item.name), None)
+    reason = (
+        "remove an old version no service uses"
+        if item.detail == OLD_VERSION
+        else "remove (owned, no longer in the spec)"
+    )
+    return Action(
+        Phase.PRUNE_FILES,
+        "remove",
+        kind,
+        item.key,
+        item.name,
+        reason,
+        observed_id=found.id if found else None,
+    )
 
 
 def _base_action(

@@ -494,23 +494,103 @@ class VolumeSpec(Model):
         return self
 
 
+def _source_path(path: str | None, info: ValidationInfo) -> str | None:
+    """A source file: relative to the first file's directory (as compose), ``~`` is $HOME."""
+    if path is None:
+        return path
+    context = info.context or {}
+    if path.startswith("~") and context.get("home"):
+        path = context["home"] + path[1:]
+    base = context.get("working_dir")
+    if not path.startswith("/") and base is not None:
+        path = _join_path(base, path)
+    return path
+
+
+class AgeSourceSpec(Model):
+    """An age-encrypted file and the identity file that decrypts it."""
+
+    file: str = Field(min_length=1, description="The encrypted file (relative to the spec).")
+    identity: str = Field(
+        min_length=1, description="An age identity file (AGE-SECRET-KEY-1... lines)."
+    )
+
+    _paths = field_validator("file", "identity")(_source_path)
+
+
+class FileObjectConvergeSpec(Model):
+    """A secret's or config's ``x-converge``: sources beyond compose, and retention."""
+
+    age: AgeSourceSpec | None = Field(
+        default=None, description="Decrypt an age-encrypted file with an identity file."
+    )
+    command: str | tuple[str, ...] | None = Field(
+        default=None,
+        description=(
+            "Run this and take its standard output (a string runs through sh -c; a list "
+            "runs as is): sops -d, vault kv get -field, pass show..."
+        ),
+    )
+    keep: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Previous versions kept after a rotation, for rollback (default 1).",
+    )
+
+
 class FileObjectSpec(Model):
-    """A top-level secret or config. Validated; not applied yet (the secrets issue)."""
+    """A top-level secret or config, created as ``<stack>_<key>`` (or its ``name``)."""
 
     file: str | None = None
-    environment: str | None = None
-    content: str | None = None
+    environment: str | None = Field(
+        default=None, description="The name of a variable whose value is the content."
+    )
+    content: str | None = Field(default=None, description="The content itself (configs only).")
     external: External = False
     name: str | None = None
     labels: LabelMap = Field(default_factory=dict)
     driver: str | None = None
     driver_opts: dict[str, TextValue] = Field(default_factory=dict)
-    template_driver: str | None = None
+    template_driver: str | None = Field(
+        default=None, description='"golang": the engine renders the content per task.'
+    )
+    x_converge: FileObjectConvergeSpec = Field(
+        default_factory=FileObjectConvergeSpec, alias="x-converge"
+    )
+
+    _paths = field_validator("file")(_source_path)
 
     @model_validator(mode="before")
     @classmethod
     def _old_external_name(cls, data: object) -> object:
         return _external_name(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> FileObjectSpec:
+        sources = [
+            name
+            for name, given in (
+                ("file", self.file is not None),
+                ("environment", self.environment is not None),
+                ("content", self.content is not None),
+                ("external", self.external),
+                ("driver", self.driver is not None),
+                ("x-converge.age", self.x_converge.age is not None),
+                ("x-converge.command", self.x_converge.command is not None),
+            )
+            if given
+        ]
+        if len(sources) > 1:
+            raise ValueError("give one source, not " + " and ".join(sources))
+        if not sources:
+            raise ValueError(
+                "give a source: file, environment, content (configs), external, "
+                "x-converge.age or x-converge.command"
+            )
+        if self.external and _changed_fields(self) - {"external", "name"}:
+            raise ValueError("an external secret or config takes only 'name'")
+        return self
 
 
 class FileReference(Model):

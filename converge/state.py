@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "ClusterOwner",
+    "ObservedFileObject",
     "ObservedLoadBalancer",
     "ObservedLoadBalancerCheck",
     "ObservedNetwork",
@@ -124,6 +125,21 @@ class ObservedService:
 
 
 @dataclass(frozen=True)
+class ObservedFileObject:
+    """A swarm secret or config. ``data`` is a config's content (the engine never returns a
+    secret's); ``templating`` the template driver's name, if any."""
+
+    kind: str
+    id: str
+    version: int
+    name: str
+    labels: Mapping[str, str]
+    created: str = ""
+    data: bytes | None = field(default=None, repr=False)
+    templating: str | None = None
+
+
+@dataclass(frozen=True)
 class ObservedTask:
     id: str
     service_id: str
@@ -185,6 +201,8 @@ class ObservedState:
     networks: tuple[ObservedNetwork, ...] = ()
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
+    secrets: tuple[ObservedFileObject, ...] = ()
+    configs: tuple[ObservedFileObject, ...] = ()
     api_calls: int = 0
     """Requests ``observe`` made through the manager's engine (not a balancer's own engine)."""
     # The load balancer, observed through the engine of its node (converge.lb.container).

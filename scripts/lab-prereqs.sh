@@ -10,6 +10,7 @@
 #   openssh-server  sshd, started by the integration tests on a lab address for ssh:// engines
 #   openssh-client  ssh, which converge (docker-py) runs for ssh:// engines
 #   curl            the HTTP requests of docs/tutorial.md (run by tests/integration/test_tutorial.py)
+#   age             age and age-keygen, which make the integration tests' encrypted secrets
 set -eu
 
 needed=""
@@ -25,6 +26,7 @@ have nsenter && have unshare && have setsid || needed="$needed util-linux"
 have sshd || [ -x /usr/sbin/sshd ] || needed="$needed openssh-server"
 have ssh || needed="$needed openssh-client"
 have curl || needed="$needed curl"
+have age && have age-keygen || needed="$needed age"
 
 if [ -z "$needed" ]; then
     echo "lab prerequisites already installed"

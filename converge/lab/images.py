@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -301,17 +304,20 @@ def ensure_saved(
             except (docker.errors.BuildError, docker.errors.APIError) as error:
                 raise LabError(f"failed to build {image.tag}: {error}") from error
         target = folder / image.file_name
-        partial = target.with_suffix(".partial")
-        with partial.open("wb") as out:
-            for chunk in client.images.get(image.tag).save(named=image.tag):
-                out.write(chunk)
-        partial.rename(target)
+        # The cache is shared by every lab on the machine: a partial file of its own per writer.
+        descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                for chunk in client.images.get(image.tag).save(named=image.tag):
+                    out.write(chunk)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
         tarballs[image.tag] = target
     for other in folder.parent.iterdir():
         if other != folder and other.is_dir():
-            for leftover in other.iterdir():
-                leftover.unlink()
-            other.rmdir()
+            shutil.rmtree(other, ignore_errors=True)  # another lab may be clearing it too
     return tarballs
 
 

@@ -87,6 +87,11 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("")
     for action in plan.actions:
         style = _STYLE[action.symbol]
+        if action.object_kind in ("secret", "config"):
+            # One line says it all (never a value): + secret db_password (...): new version
+            what = action.description.removeprefix(f"{action.symbol} ")
+            lines.extend([f"  [{style}]{action.symbol}[/{style}] {escape(what)}", ""])
+            continue
         lines.append(f"  [dim]# {escape(f'{action.address}: {action.reason}')}[/dim]")
         if action.waits_for and plan.waves:
             after = f"wave {action.wave}, after {', '.join(action.waits_for)}"

@@ -42,6 +42,7 @@ one second per event and do not follow the test's clock.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -118,6 +119,7 @@ class FakeSwarm:
         self._services: list[Json] = state["services"]
         self._tasks: list[Json] = state["tasks"]
         self._configs: list[Json] = state.get("configs", [])
+        self._secrets: list[Json] = state.get("secrets", [])
         self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
         objects = self._nodes + self._services + self._tasks
@@ -412,25 +414,78 @@ class FakeSwarm:
         self._next_index()
 
     @_serialised
-    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
-        self._write("create_config", "POST /configs/{id}", f"create config {name}")
-        if any(config["Spec"]["Name"] == name for config in self._configs):
-            raise AlreadyExistsError(
-                f"failed to create config {name}: rpc error: code = AlreadyExists "
-                f"desc = config {name} already exists"
-            )
-        config = {
-            "ID": self._new_id("config"),
-            "Version": {"Index": self._next_index()},
-            "Spec": {"Name": name, "Labels": dict(labels), "Data": data.decode()},
-        }
-        self._configs.append(config)
-        return str(config["ID"])
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        self.calls["GET /secrets"] += 1
+        # As the engine: a secret's data is never returned.
+        return [
+            {**item, "Spec": {k: v for k, v in item["Spec"].items() if k != "Data"}}
+            for item in copy.deepcopy(self._secrets)
+        ]
+
+    @_serialised
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object(self._secrets, "secret", name, data, labels, templating)
+
+    @_serialised
+    def remove_secret(self, name: str, secret_id: str) -> None:
+        self._remove_file_object(self._secrets, "secret", name, secret_id)
+
+    @_serialised
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object(self._configs, "config", name, data, labels, templating)
 
     @_serialised
     def remove_config(self, name: str, config_id: str) -> None:
-        self._write("remove_config", "DELETE /configs/{id}", f"remove config {name}")
-        self._configs.remove(self._find(self._configs, "ID", config_id, f"remove config {name}"))
+        self._remove_file_object(self._configs, "config", name, config_id)
+
+    def _create_file_object(
+        self,
+        objects: list[Json],
+        kind: str,
+        name: str,
+        data: bytes,
+        labels: Mapping[str, str],
+        templating: str | None,
+    ) -> str:
+        self._write(f"create_{kind}", f"POST /{kind}s/{{id}}", f"create {kind} {name}")
+        if any(item["Spec"]["Name"] == name for item in objects):
+            raise AlreadyExistsError(
+                f"failed to create {kind} {name}: rpc error: code = AlreadyExists "
+                f"desc = {kind} {name} already exists"
+            )
+        spec: Json = {
+            "Name": name,
+            "Labels": dict(labels),
+            "Data": base64.b64encode(data).decode("ascii"),
+        }
+        if templating is not None:
+            spec["Templating"] = {"Name": templating}
+        index = self._next_index()
+        created = {
+            "ID": self._new_id(kind),
+            "Version": {"Index": index},
+            "CreatedAt": self._stamp(),
+            "Spec": spec,
+        }
+        objects.append(created)
+        return str(created["ID"])
+
+    def _remove_file_object(self, objects: list[Json], kind: str, name: str, item_id: str) -> None:
+        self._write(f"remove_{kind}", f"DELETE /{kind}s/{{id}}", f"remove {kind} {name}")
+        item = self._find(objects, "ID", item_id, f"remove {kind} {name}")
+        field, id_field = ("Secrets", "SecretID") if kind == "secret" else ("Configs", "ConfigID")
+        for service in self._services:
+            container = service["Spec"]["TaskTemplate"].get("ContainerSpec") or {}
+            if any(ref.get(id_field) == item_id for ref in container.get(field) or []):
+                raise InUseError(
+                    f"failed to remove {kind} {name}: rpc error: code = InvalidArgument desc = "
+                    f"{kind} '{name}' is in use by the following service: {service['Spec']['Name']}"
+                )
+        objects.remove(item)
         self._next_index()
 
     # -- the engine's side ----------------------------------------------------------------------
@@ -474,6 +529,22 @@ class FakeSwarm:
             if network is None:
                 raise NotFoundError(f"failed to {action}: network {target} not found")
             attachment["Target"] = network["Id"]
+        container = template["ContainerSpec"]
+        for field, id_field, name_field, objects in (
+            ("Secrets", "SecretID", "SecretName", self._secrets),
+            ("Configs", "ConfigID", "ConfigName", self._configs),
+        ):
+            for reference in container.get(field) or []:
+                # As swarmkit: the id must exist and carry the name given.
+                if not any(
+                    item["ID"] == reference.get(id_field)
+                    and item["Spec"]["Name"] == reference.get(name_field)
+                    for item in objects
+                ):
+                    raise NotFoundError(
+                        f"failed to {action}: {field[:-1].lower()} "
+                        f"{reference.get(name_field)} ({reference.get(id_field)!r}) not found"
+                    )
         return stored
 
     def _tasks_of(self, service: Json) -> list[Json]:

@@ -81,6 +81,7 @@ def test_a_saved_plan_records_version_options_and_each_spec_file(tmp_path: Path)
         "adopt": False,
         "take_over": False,
         "targets": ["service.db"],
+        "rotate": [],
         "rerun": [],
     }
     spec = tmp_path / "spec" / "stack.yml"
