@@ -712,7 +712,7 @@ def _run_apply(
             if plan_options != PlanOptions():
                 raise PlanError(
                     "--prune, --rebalance, --adopt, --take-over, --rotate, --target and --rerun "
-                    "when the plan was saved; do not give them with a saved plan"
+                    "were fixed when the plan was saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
         for warning in loaded.warnings:
