@@ -34,7 +34,7 @@ STACK = "exampleapp"
 PAGE_MANAGER = "10.213.0.10"
 
 _BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
-_PROGRESS = re.compile(r"^(node|network|service|loadbalancer)\.\S+: ")
+_PROGRESS = re.compile(r"^(cluster|node|network|service|loadbalancer|secret|config)\.\S+: ")
 _MASKS = [
     (re.compile(r"\b\d+m\d\ds\b|\b\d+(\.\d+)?s\b"), "<time>"),
     (re.compile(r"hostname=[0-9a-f]{12}\b"), "hostname=<container>"),
