@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from converge.diff import FieldChange
 from converge.images import short_digest
+from converge.placement import ServicePlacement
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
@@ -30,7 +31,8 @@ __all__ = [
     "format_value",
 ]
 
-PLAN_FORMAT_VERSION = "1.1"
+PLAN_FORMAT_VERSION = "1.2"
+"""1.1 added waves and graph changes; 1.2 ``placement`` (the placement preview)."""
 ADOPT_NOTE = "adopt (add the stack's ownership label)"
 """What an ``adopt`` action does before any change it lists."""
 RERUN_REASON = "--rerun: run the job again"
@@ -39,7 +41,7 @@ RERUN_REASON = "--rerun: run the job again"
 ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt", "rollout"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
-ObjectKind = Literal["node", "network", "service", "loadbalancer", "secret", "config"]
+ObjectKind = Literal["cluster", "node", "network", "service", "loadbalancer", "secret", "config"]
 
 _SYMBOLS: dict[str, str] = {
     "create": "+",
@@ -56,6 +58,8 @@ _SYMBOLS: dict[str, str] = {
 class Phase(IntEnum):
     """The order in which apply runs actions; a phase starts when the one before succeeded."""
 
+    MEMBERSHIP = 0
+    """Swarm init, joins, promotions, demotions, removals: one at a time, in plan order."""
     NODES = 1
     NETWORKS = 2
     VOLUMES = 3
@@ -104,6 +108,9 @@ class Action:
         if self.object_kind in ("secret", "config"):
             return f"{self.symbol} {self.object_kind} {self.key} ({self.name}): {self.reason}"
         head = f"{self.symbol} {self.object_kind} {self.name}"
+        if self.phase is Phase.MEMBERSHIP and self.changes[0].path == ("membership",):
+            step = self.changes[0].after
+            return f"{head}: " + ("leave the swarm" if step is None else f"swarm {step}")
         if self.kind == "create":
             return f"{head}: create"
         if self.kind == "remove":
@@ -160,6 +167,8 @@ class Plan:
     line each (``converge.ordering.graph_changes``)."""
     graph_recorded: bool = True
     """Whether an earlier apply recorded a graph (False: ``graph_changes`` lists a new one)."""
+    placement: tuple[ServicePlacement, ...] = ()
+    """The placement preview: each service's predicted tasks per node after the plan."""
 
     @property
     def has_changes(self) -> bool:

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.diff import diff
-from converge.errors import PlanError
+from converge.errors import EngineError, PlanError
 from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
 from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
+from converge.membership import manages_membership
 from converge.naming import GRAPH_LABEL, graph_record_name, object_name, ownership_labels
 from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
@@ -115,11 +116,32 @@ def make_plan(
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
+    from converge.members import probe_engines
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     if not options.destroy:  # a destroy needs no secret's value
         loaded = with_sources(loaded)
+    cluster = loaded.spec.cluster
+    engines = None
+    if cluster is not None and manages_membership(cluster):
+        engines = probe_engines(cluster)
+        if engine.info().local_state != "active":
+            # No swarm yet: the membership steps make it; the rest is planned after them.
+            observed = ObservedState(stack=loaded.spec.stack, manager="")
+            difference = diff(
+                loaded.spec, observed, loaded.contents, options.rotate, prune=options.prune
+            )
+            result = plan(
+                loaded.spec,
+                difference,
+                observed,
+                options,
+                spec_digest=resolved_spec_hash(loaded),
+                spec_files=loaded.files,
+                engines=engines,
+            )
+            return PlanResult(loaded, observed, result, options)
     observed = observe(engine, loaded.spec)
     registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
     images: dict[str, str] = {}
@@ -128,7 +150,9 @@ def make_plan(
         images, warnings = _resolve_images(
             engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
         )
-    difference = diff(loaded.spec, observed, loaded.contents, options.rotate, images)
+    difference = diff(
+        loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
+    )
     result = plan(
         loaded.spec,
         difference,
@@ -136,6 +160,7 @@ def make_plan(
         options,
         spec_digest=resolved_spec_hash(loaded),
         spec_files=loaded.files,
+        engines=engines,
     )
     result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
@@ -251,6 +276,7 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "prune": result.options.prune,
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
+        "take_over": result.options.take_over,
         "targets": list(result.options.targets),
         "rotate": list(result.options.rotate),
         "rerun": list(result.options.rerun),
@@ -293,6 +319,13 @@ def execute_plan(
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
+    membership = [action.address for action in result.plan.actions if action.phase == 0]
+    if membership:
+        # They run one at a time with Raft waits, before the rest is planned again (apply).
+        raise PlanError(
+            f"the plan has membership steps ({', '.join(membership)}): apply the spec itself "
+            "(converge apply FILE), which runs them first; a saved plan cannot"
+        )
     return apply_plan(
         result.plan,
         result.loaded.spec,
@@ -450,6 +483,7 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        take_over=bool(options.get("take_over", False)),
         rotate=tuple(options.get("rotate") or ()),
         resolve_image=options.get("resolve_image") or None,
         with_registry_auth=bool(options.get("with_registry_auth", False)),
@@ -478,6 +512,10 @@ def apply(
     from converge.lock import stack_lock, wait_for_release
 
     options = request.apply_options or _default_apply_options()
+    if request.saved_plan is None and manages_membership(loaded.spec.cluster):
+        joined = _apply_membership(loaded, engine, request, hooks)
+        if joined is not None:
+            return joined
     if request.saved_plan is None:
         unlocked = make_plan(loaded, engine, request.plan_options)
         if _nothing_to_do(unlocked):
@@ -534,6 +572,48 @@ def apply(
             return run
     # Nothing to change after all (another apply did it while we waited): verify, unlocked.
     return _verified(planned, engine, request, hooks)
+
+
+def _apply_membership(
+    loaded: LoadedSpec, engine: Engine, request: ApplyRequest, hooks: ApplyHooks
+) -> ApplyRun | None:
+    """Run the plan's membership steps first (one at a time; there may be no swarm, so no lock
+    yet), when it has any: the rest of the spec is planned again once the nodes are members.
+
+    Returns:
+        the run when apply stops here (plan errors, cancelled, a step failed); None to go on.
+    """
+    from converge.actions import Phase
+    from converge.executor import ActionOutcome, ApplyResult
+    from converge.members import execute_membership
+
+    planned = make_plan(loaded, engine, request.plan_options)
+    steps = [action for action in planned.plan.actions if action.phase is Phase.MEMBERSHIP]
+    if not steps:
+        return None
+    hooks.plan_ready(planned)
+    if planned.plan.errors:
+        return ApplyRun(planned, "plan_errors")
+    if not hooks.confirm(planned):
+        return ApplyRun(planned, "cancelled")
+    cluster = loaded.spec.cluster
+    assert cluster is not None
+    events = hooks.events
+    try:
+        execute_membership(
+            steps,
+            cluster,
+            engine,
+            on_step=events.action_started if events is not None else lambda action: None,
+        )
+    except EngineError as error:
+        outcome = ApplyResult(
+            planned.plan.stack,
+            tuple(ActionOutcome(step.address, step.kind, "failed", str(error)) for step in steps),
+            error=str(error),
+        )
+        return ApplyRun(planned, "failed", outcome)
+    return None
 
 
 def _nothing_to_do(result: PlanResult) -> bool:

@@ -255,7 +255,10 @@ def _mebibytes(size: int) -> str:
 def _check_nodes(spec: Spec) -> Iterator[FieldProblem]:
     roles = [node.role for node in spec.nodes.values()]
     if roles and all(role == "worker" for role in roles):
-        yield ("x-converge", "nodes"), "every declared node is a worker; a swarm needs a manager"
+        yield (
+            ("x-converge", "cluster", "nodes"),
+            "every declared node is a worker; a swarm needs a manager",
+        )
 
 
 def _eligible(spec: Spec) -> dict[str, NodeFacts]:
@@ -325,7 +328,7 @@ def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
     if spec.nodes and balancer.node not in spec.nodes:
         yield (
             ("x-converge", "loadbalancer", "node"),
-            f"node {balancer.node!r} is not declared under 'x-converge.nodes'"
+            f"node {balancer.node!r} is not declared under 'x-converge.cluster.nodes'"
             + _suggestion(balancer.node, spec.nodes),
         )
     ingress_ports = {

@@ -395,6 +395,13 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+TakeOverOption = Annotated[
+    bool,
+    typer.Option(
+        "--take-over",
+        help="Make this spec the cluster's owner (its nodes) when another cluster spec owns it.",
+    ),
+]
 RotateOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -613,6 +620,7 @@ def plan(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    take_over: TakeOverOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
     resolve_image: ResolveImageOption = None,
@@ -632,6 +640,7 @@ def plan(
         rebalance=rebalance,
         targets=tuple(target or ()),
         adopt=adopt,
+        take_over=take_over,
         rotate=tuple(rotate or ()),
         resolve_image=resolve_image.value if resolve_image else None,
         with_registry_auth=with_registry_auth,
@@ -740,7 +749,7 @@ def _run_apply(
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt, --rotate, --target, --rerun, "
+                    "--prune, --rebalance, --adopt, --take-over, --rotate, --target, --rerun, "
                     "--resolve-image and --with-registry-auth were fixed when the plan was "
                     "saved; do not give them with a saved plan"
                 )
@@ -822,6 +831,7 @@ def apply(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    take_over: TakeOverOption = False,
     rotate: RotateOption = None,
     target: TargetOption = None,
     resolve_image: ResolveImageOption = None,
@@ -845,6 +855,7 @@ def apply(
             rebalance=rebalance,
             targets=tuple(target or ()),
             adopt=adopt,
+            take_over=take_over,
             rotate=tuple(rotate or ()),
             resolve_image=resolve_image.value if resolve_image else None,
             with_registry_auth=with_registry_auth,

@@ -193,6 +193,8 @@ def diff(
     contents: Contents | None = None,
     rotate: Collection[str] = (),
     images: Mapping[str, str] | None = None,
+    *,
+    prune: bool = False,
 ) -> Diff:
     """Every object of ``spec`` compared with ``observed``, plus owned objects it left out.
 
@@ -202,10 +204,11 @@ def diff(
         rotate: secret keys to rotate even when their current version cannot be verified.
         images: the image to send per service key, where a tag was pinned to its digest
             (``converge.images.service_images``); others compare as written.
+        prune: node labels the cluster spec stopped naming are removed (else kept).
     """
     versions = resolve_versions(spec, observed, contents, rotate)
     objects: list[ObjectDiff] = []
-    objects.extend(_diff_nodes(spec, observed))
+    objects.extend(_diff_nodes(spec, observed, prune))
     objects.extend(_diff_networks(spec, observed))
     objects.extend(_diff_file_objects(spec, observed, versions))
     objects.extend(_diff_services(spec, observed, file_refs(versions), images or {}))
@@ -213,7 +216,7 @@ def diff(
     return Diff(stack=spec.stack, objects=tuple(objects))
 
 
-def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+def _diff_nodes(spec: Spec, observed: ObservedState, prune: bool) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     for hostname, node in spec.nodes.items():
         current = observed.node(hostname)
@@ -228,7 +231,8 @@ def _diff_nodes(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
                 )
             )
             continue
-        desired = desired_node_view(node)
+        desired = desired_node_view(node, current.labels, current.managed_labels, prune)
+        desired["role"] = None  # roles change by promotion and demotion (converge.membership)
         changes = compare_views(align(desired, current.view), desired)
         result.append(
             ObjectDiff(

@@ -50,7 +50,9 @@ _USER_TYPES = {
 _LOCATIONS = {
     "Spec": "the top level of a compose file",
     "ConvergeSpec": "`x-converge` (top level)",
-    "NodeSpec": "`x-converge.nodes.<hostname>`",
+    "ClusterSpec": "`x-converge.cluster`",
+    "SwarmSettings": "`x-converge.cluster.swarm`",
+    "NodeSpec": "`x-converge.cluster.nodes.<hostname>`",
     "NetworkSpec": "`networks.<name>`",
     "IpamSpec": "`networks.<name>.ipam`",
     "IpamPool": "`networks.<name>.ipam.config[]`",
@@ -95,8 +97,10 @@ _NOTES = {
     ("Spec", "services"): "Services, by name (`<stack>_<name>` in the swarm).",
     ("Spec", "secrets"): "Swarm secrets, by name: rotated on change (docs/secrets.md).",
     ("Spec", "configs"): "Swarm configs, by name: rotated on change (docs/secrets.md).",
-    ("Spec", "x-converge"): "What converge adds: the stack name, nodes, the load balancer.",
-    ("ConvergeSpec", "nodes"): "Nodes, by hostname: their role, availability and labels.",
+    ("Spec", "x-converge"): "What converge adds: the stack name, the cluster, the load balancer.",
+    ("ConvergeSpec", "cluster"): "The cluster spec: one spec owns the nodes (docs/cluster.md).",
+    ("ConvergeSpec", "nodes"): "Moved to `x-converge.cluster.nodes`: an error.",
+    ("ClusterSpec", "nodes"): "Nodes, by hostname: their role, availability and labels.",
     ("ConvergeSpec", "loadbalancer"): "An HAProxy container outside the swarm.",
     ("NetworkSpec", "attachable"): "Standalone containers (the load balancer) may join it.",
     ("NetworkSpec", "internal"): "No traffic to or from outside the network.",
@@ -405,9 +409,10 @@ specs/prod.yml:14:7: services.mvc.deploy.replicas: expected a whole number, got 
 # yaml-language-server: $schema=../docs/converge.schema.json
 x-converge:
   stack: exampleapp          # optional: the STACK argument, or the top-level name
-  nodes:
-    manager: {role: manager}
-    worker1: {role: worker, labels: {type: mvc}}
+  cluster:
+    nodes:
+      manager: {role: manager}
+      worker1: {role: worker, labels: {type: mvc}}
   loadbalancer:
     image: haproxy:2.8
     node: manager
@@ -676,8 +681,9 @@ dns: 10.0.0.2                          # the same as [10.0.0.2]
 volumes:
   productdata:      # every setting at its default
 x-converge:
-  nodes:
-    manager:        # the same as  manager: {}
+  cluster:
+    nodes:
+      manager:        # the same as  manager: {}
 ```
 """
 

@@ -200,6 +200,8 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     mask = Masker(loaded, plan)
     findings: list[DriftFinding] = []
     for action in plan.actions:
+        if action.object_kind == "cluster":
+            continue  # who owns the nodes is converge's bookkeeping, not the swarm's settings
         if action.object_kind in ("secret", "config") and action.kind in ("create", "remove"):
             message = _file_object_drift(action)
             findings.append(
@@ -217,6 +219,8 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
             )
         else:
             for change in action.changes:
+                if change.path == ("managed_labels",):
+                    continue  # the record of which labels the cluster spec manages
                 shown = mask.change(action, change)
                 message = (
                     f"{shown.field}: {format_value(shown.path, shown.before)} in the swarm, "

@@ -190,6 +190,58 @@ class Engine:
             )
         return info
 
+    def join_tokens(self) -> dict[str, str]:
+        """The swarm's join tokens: ``{"Worker": ..., "Manager": ...}`` (a manager only)."""
+        with self._translate("failed to read the swarm's join tokens"):
+            return dict(self._client.inspect_swarm().get("JoinTokens") or {})
+
+    # -- membership (the cluster spec) --------------------------------------------------------
+
+    def init_swarm(
+        self,
+        advertise_addr: str | None,
+        listen_addr: str | None,
+        data_path_addr: str | None,
+        default_addr_pool: list[str] | None,
+        subnet_size: int | None,
+    ) -> None:
+        """Make this engine the first manager of a new swarm."""
+        with self._translate(f"failed to init the swarm on {self.address}"):
+            self._client.init_swarm(
+                advertise_addr=advertise_addr,
+                listen_addr=listen_addr or "0.0.0.0:2377",
+                data_path_addr=data_path_addr,
+                default_addr_pool=default_addr_pool or None,
+                subnet_size=subnet_size,
+            )
+
+    def join_swarm(
+        self,
+        remote_addrs: list[str],
+        token: str,
+        advertise_addr: str | None,
+        listen_addr: str | None,
+        data_path_addr: str | None,
+    ) -> None:
+        """Join this engine to the swarm its managers at ``remote_addrs`` run."""
+        with self._translate(f"failed to join {self.address} to the swarm"):
+            self._client.join_swarm(
+                remote_addrs=remote_addrs,
+                join_token=token,
+                listen_addr=listen_addr or "0.0.0.0:2377",
+                advertise_addr=advertise_addr,
+                data_path_addr=data_path_addr,
+            )
+
+    def leave_swarm(self) -> None:
+        """Make this engine leave its swarm (forced: a manager's own engine too)."""
+        with self._translate(f"failed to leave the swarm on {self.address}"):
+            self._client.leave_swarm(force=True)
+
+    def remove_node(self, hostname: str, node_id: str, force: bool = False) -> None:
+        with self._translate(f"failed to remove node {hostname}"):
+            self._client.remove_node(node_id, force=force)
+
     def nodes(self) -> list[Json]:
         with self._translate("failed to list nodes"):
             return cast(list[Json], self._client.nodes())

@@ -16,7 +16,9 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal, cast
 
@@ -27,6 +29,7 @@ from converge.engine_spec import (
     service_engine_spec,
 )
 from converge.errors import (
+    AlreadyExistsError,
     EngineError,
     InUseError,
     LoadBalancerError,
@@ -45,7 +48,15 @@ from converge.fileobjects import (
 from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
 from converge.images import pull_failure_hint, without_digest
 from converge.lb.container import execute_loadbalancer
-from converge.naming import object_name, ownership_labels
+from converge.naming import (
+    CLUSTER_BY_LABEL,
+    CLUSTER_LABELS_LABEL,
+    CLUSTER_OWNER_CONFIG,
+    CLUSTER_OWNER_LABEL,
+    CLUSTER_SINCE_LABEL,
+    object_name,
+    ownership_labels,
+)
 from converge.observe import observe
 from converge.polling import Backoff, Clock, PollTimeoutError, SystemClock, poll_until
 from converge.spec import Spec
@@ -450,7 +461,9 @@ def _with_retries(run: _Run, what: str, write: Callable[[ObservedState], None]) 
 
 def _execute(run: _Run, action: Action) -> None:
     spec, engine = run.spec, run.engine
-    if action.object_kind == "node":
+    if action.object_kind == "cluster":
+        _record_cluster_owner(run, action)
+    elif action.object_kind == "node":
         _with_retries(run, f"node {action.name}", lambda state: _update_node(run, state, action))
     elif action.object_kind == "network":
         _execute_network(run, action)
@@ -530,19 +543,54 @@ def _require_id(action: Action) -> str:
     return action.observed_id
 
 
+def _record_cluster_owner(run: _Run, action: Action) -> None:
+    """Record the spec as the cluster's owner: a config object whose name is unique in the
+    swarm, so two specs racing to own a new cluster cannot both win. A take-over removes the
+    previous owner's record first (its id was seen when planning)."""
+    from converge.lock import ProcessIdentity
+
+    if action.observed_id is not None:
+        with suppress(NotFoundError):
+            run.engine.remove_config(CLUSTER_OWNER_CONFIG, action.observed_id)
+    labels = {
+        CLUSTER_OWNER_LABEL: action.name,
+        CLUSTER_SINCE_LABEL: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        CLUSTER_BY_LABEL: ProcessIdentity.current().owner,
+    }
+    try:
+        run.engine.create_config(CLUSTER_OWNER_CONFIG, b"converge cluster owner\n", labels)
+    except AlreadyExistsError:
+        raise _ActionFailedError(
+            "another spec recorded itself as the cluster's owner meanwhile; plan again"
+        ) from None
+
+
 def _update_node(run: _Run, state: ObservedState, action: Action) -> None:
+    """Apply the action's changes to the node's latest spec (the engine replaces the whole
+    spec: every other field is sent as it is)."""
     node = state.node(action.key)
-    declared = run.spec.nodes.get(action.key)
-    if node is None or declared is None:
+    if node is None:
         raise _ActionFailedError(f"node {action.key} is no longer part of the swarm")
-    # The engine replaces the whole node spec: send every field, changed or not.
     node_spec: dict[str, Any] = dict(node.raw_spec)
-    if declared.role is not None:
-        node_spec["Role"] = declared.role
-    if declared.availability is not None:
-        node_spec["Availability"] = declared.availability
-    if declared.labels is not None:
-        node_spec["Labels"] = dict(declared.labels)
+    labels = dict(node_spec.get("Labels") or {})
+    for change in action.changes:
+        head = change.path[0]
+        if head == "role":
+            node_spec["Role"] = change.after
+        elif head == "availability":
+            node_spec["Availability"] = change.after
+        elif head == "labels" and len(change.path) == 1:
+            record = {k: v for k, v in labels.items() if k == CLUSTER_LABELS_LABEL}
+            labels = {**record, **(change.after or {})}
+        elif head == "labels" and change.after is None:
+            labels.pop(change.path[1], None)
+        elif head == "labels":
+            labels[change.path[1]] = change.after
+        elif head == "managed_labels" and change.after:
+            labels[CLUSTER_LABELS_LABEL] = ",".join(change.after)
+        elif head == "managed_labels":
+            labels.pop(CLUSTER_LABELS_LABEL, None)
+    node_spec["Labels"] = labels
     run.engine.update_node(node.hostname, node.id, node.version, node_spec)
 
 

@@ -3,7 +3,8 @@
 The inverse of ``converge.engine_spec``: each service's Engine API spec written back in compose's
 long forms, with what equals the engine's default left out, so that ``converge plan`` of the
 exported file against the same swarm is empty. Networks and named volumes come from what the
-services use; ``x-converge.nodes`` holds the node labels the services' constraints rely on.
+services use. Nodes are not exported: they belong to the cluster spec (``x-converge.cluster``),
+which a stack reads from the swarm and never writes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from converge.normalize import (
     canonical_image,
     service_view,
 )
-from converge.spec import CONSTRAINT_PATTERN
 from converge.state import ObservedState
 from converge.units import format_cpus, format_duration, format_memory
 
@@ -48,9 +48,6 @@ def export_compose(observed: ObservedState) -> Json:
         volumes.update(service_volumes)
         used_networks.update(service_networks)
     result: Json = {"x-converge": {"stack": stack}}
-    nodes = _nodes(observed, services)
-    if nodes:
-        result["x-converge"]["nodes"] = nodes
     networks = _networks(observed, used_networks)
     if networks:
         result["networks"] = networks
@@ -384,28 +381,4 @@ def _networks(observed: ObservedState, used: set[str]) -> Json:
             written["labels"] = dict(view["labels"])
         if written or name != "default":
             result[name] = written or None
-    return result
-
-
-def _nodes(observed: ObservedState, services: Mapping[str, Any]) -> Json:
-    """Every node of the swarm (the placement check knows the nodes a file declares), with its
-    labels where it carries one the services' constraints name: all of them, as a node's
-    labels, once given, are managed whole. Other nodes are declared with nothing managed."""
-    names: set[str] = set()
-    for document in services.values():
-        constraints = ((document.get("deploy") or {}).get("placement") or {}).get(
-            "constraints"
-        ) or []
-        for constraint in constraints:
-            match = CONSTRAINT_PATTERN.fullmatch(constraint)
-            if match is not None and match["key"].startswith("node.labels."):
-                names.add(match["key"].removeprefix("node.labels."))
-    if not names:
-        return {}
-    result: Json = {}
-    for node in sorted(observed.nodes, key=lambda item: item.hostname):
-        if names & set(node.labels):
-            result[node.hostname] = {"labels": dict(sorted(node.labels.items()))}
-        else:
-            result[node.hostname] = None
     return result

@@ -62,7 +62,7 @@ SENSITIVE_NAMES_VARIABLE = "CONVERGE_SENSITIVE_NAMES"
 
 # The spec's section that holds each kind of object, where its sensitive paths start.
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "node": ("x-converge", "nodes"),
+    "node": ("x-converge", "cluster", "nodes"),
     "network": ("networks",),
     "service": ("services",),
 }

@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CLUSTER_BY_LABEL",
+    "CLUSTER_LABELS_LABEL",
+    "CLUSTER_OWNER_CONFIG",
+    "CLUSTER_OWNER_LABEL",
+    "CLUSTER_SINCE_LABEL",
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
     "FINGERPRINT_LABEL",
@@ -59,6 +64,16 @@ ROLLOUT_SUFFIX = "-next"
 """``<stack>_<key>-next``: the new version's service beside ``<stack>_<key>``."""
 ROLLOUT_RUNTIME_PORT = 19999
 """HAProxy's runtime API inside the balancer container (loopback only) during rollouts."""
+CLUSTER_OWNER_CONFIG = "converge-cluster"
+"""The config object that records which spec owns the cluster (its nodes)."""
+CLUSTER_OWNER_LABEL = "io.converge.cluster.owner"
+"""On ``CLUSTER_OWNER_CONFIG``: the owning cluster spec's name."""
+CLUSTER_SINCE_LABEL = "io.converge.cluster.since"
+CLUSTER_BY_LABEL = "io.converge.cluster.by"
+"""On ``CLUSTER_OWNER_CONFIG``: when and by whom (user@host) the owner was recorded."""
+CLUSTER_LABELS_LABEL = "io.converge.cluster.labels"
+"""On a node: the label keys the cluster spec manages there (comma-separated), written with
+them, so a label the spec stops mentioning is known for ``--prune``; never shown as a label."""
 VERSION_OF_LABEL = "io.converge.version-of"
 """On a secret or config converge created: the spec key it is a version of."""
 FINGERPRINT_LABEL = "io.converge.fingerprint"

@@ -30,7 +30,7 @@ from typing import Any
 
 from converge.engine_spec import service_engine_spec
 from converge.fileobjects import FileRefs
-from converge.naming import is_internal_label, spec_key
+from converge.naming import CLUSTER_LABELS_LABEL, is_internal_label, spec_key
 from converge.spec import CONSTRAINT_PATTERN, NetworkSpec, NodeSpec, Spec
 
 __all__ = [
@@ -422,20 +422,43 @@ def _resources(resources: Mapping[str, Any] | None) -> View:
 # Nodes and networks
 
 
-def desired_node_view(node: NodeSpec) -> View:
+def desired_node_view(
+    node: NodeSpec,
+    labels: Mapping[str, str] | None = None,
+    managed_before: frozenset[str] = frozenset(),
+    prune: bool = False,
+) -> View:
+    """What the cluster spec wants of a node whose labels are ``labels`` today and whose spec
+    managed ``managed_before`` (its record label).
+
+    Labels the spec names are set; others are left alone, except those it managed before and
+    no longer names, which ``prune`` removes (and which stay recorded as managed until then).
+    An unset availability is ``active``: a spec that once drained a node and no longer says so
+    must not leave it drained. An unset role is not managed.
+    """
+    current = dict(labels or {})
+    declared = dict(node.labels or {})
+    stopped = (managed_before - declared.keys()) & current.keys()
+    wanted = {key: value for key, value in current.items() if not (prune and key in stopped)}
+    wanted.update(declared)
+    managed = set(declared) | (set() if prune else stopped)
     return {
         "role": node.role,
-        "availability": node.availability,
-        "labels": dict(sorted(node.labels.items())) if node.labels is not None else None,
+        "availability": node.availability or "active",
+        "labels": dict(sorted(wanted.items())),
+        "managed_labels": sorted(managed),
     }
 
 
 def observed_node_view(node: Mapping[str, Any]) -> View:
     spec = node.get("Spec") or {}
+    labels = dict(spec.get("Labels") or {})
+    record = labels.pop(CLUSTER_LABELS_LABEL, "")
     return {
         "role": spec.get("Role", "worker"),
         "availability": spec.get("Availability", "active"),
-        "labels": dict(sorted((spec.get("Labels") or {}).items())),
+        "labels": dict(sorted(labels.items())),
+        "managed_labels": sorted(key for key in record.split(",") if key),
     }
 
 

@@ -17,7 +17,14 @@ from typing import Any
 
 from converge.engine import Engine
 from converge.lb.container import observe_loadbalancer
-from converge.naming import owner_of
+from converge.naming import (
+    CLUSTER_BY_LABEL,
+    CLUSTER_LABELS_LABEL,
+    CLUSTER_OWNER_CONFIG,
+    CLUSTER_OWNER_LABEL,
+    CLUSTER_SINCE_LABEL,
+    owner_of,
+)
 from converge.normalize import (
     observed_network_view,
     observed_node_view,
@@ -25,6 +32,7 @@ from converge.normalize import (
 )
 from converge.spec import Spec
 from converge.state import (
+    ClusterOwner,
     ObservedFileObject,
     ObservedNetwork,
     ObservedNode,
@@ -34,7 +42,7 @@ from converge.state import (
     template_digest,
 )
 
-__all__ = ["observe", "state_from_engine_json", "template_digest"]
+__all__ = ["cluster_owner_from_json", "observe", "state_from_engine_json", "template_digest"]
 
 
 def observe(engine: Engine, spec: Spec, with_tasks: bool = True) -> ObservedState:
@@ -66,6 +74,10 @@ def observe(engine: Engine, spec: Spec, with_tasks: bool = True) -> ObservedStat
         secrets=secrets,
         configs=configs,
     )
+    if spec.cluster is not None:
+        # Only a cluster spec writes nodes, so only it needs to know who owns them.
+        owners = engine.configs({"name": CLUSTER_OWNER_CONFIG})
+        state = replace(state, cluster_owner=cluster_owner_from_json(owners))
     state = observe_loadbalancer(engine, spec, state)
     return replace(state, api_calls=engine.call_count - before)
 
@@ -118,13 +130,16 @@ def _node(node: Mapping[str, Any]) -> ObservedNode:
     description = node.get("Description") or {}
     platform = description.get("Platform") or {}
     status = node.get("Status") or {}
+    resources = description.get("Resources") or {}
+    labels = dict(spec.get("Labels") or {})
+    managed = labels.pop(CLUSTER_LABELS_LABEL, "")
     return ObservedNode(
         id=node["ID"],
         version=node["Version"]["Index"],
         hostname=description.get("Hostname", ""),
         role=spec.get("Role", "worker"),
         availability=spec.get("Availability", "active"),
-        labels=dict(spec.get("Labels") or {}),
+        labels=labels,
         state=status.get("State", "unknown"),
         address=status.get("Addr", ""),
         engine_labels=dict((description.get("Engine") or {}).get("Labels") or {}),
@@ -132,7 +147,27 @@ def _node(node: Mapping[str, Any]) -> ObservedNode:
         arch=platform.get("Architecture", ""),
         view=observed_node_view(node),
         raw_spec=dict(spec),
+        nano_cpus=int(resources.get("NanoCPUs") or 0),
+        memory_bytes=int(resources.get("MemoryBytes") or 0),
+        managed_labels=frozenset(key for key in managed.split(",") if key),
+        manager_reachability=(node.get("ManagerStatus") or {}).get("Reachability", ""),
     )
+
+
+def cluster_owner_from_json(configs: Sequence[Mapping[str, Any]]) -> ClusterOwner | None:
+    """The cluster's owner from the configs named ``converge-cluster`` (the engine's name
+    filter also matches longer names)."""
+    for config in configs:
+        spec = config.get("Spec") or {}
+        labels = spec.get("Labels") or {}
+        if spec.get("Name") == CLUSTER_OWNER_CONFIG and CLUSTER_OWNER_LABEL in labels:
+            return ClusterOwner(
+                name=labels[CLUSTER_OWNER_LABEL],
+                config_id=config["ID"],
+                since=labels.get(CLUSTER_SINCE_LABEL, ""),
+                by=labels.get(CLUSTER_BY_LABEL, ""),
+            )
+    return None
 
 
 def _network(network: Mapping[str, Any]) -> ObservedNetwork:

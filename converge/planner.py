@@ -9,6 +9,7 @@ a service converge does not own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from converge.actions import (
@@ -32,6 +33,7 @@ from converge.lb.config import (
     server_names,
 )
 from converge.lb.rollout import describe_rollout
+from converge.membership import EngineProbe, plan_membership
 from converge.naming import (
     ROLLOUT_SUFFIX,
     VERSION_OF_LABEL,
@@ -42,6 +44,7 @@ from converge.naming import (
     spec_key,
 )
 from converge.ordering import depths, waits_for
+from converge.placement import PlacementPreview, preview_placement
 from converge.spec import Spec
 from converge.state import ObservedState
 from converge.targeting import target_plan
@@ -62,6 +65,8 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    take_over: bool = False
+    """Make this cluster spec the owner of the nodes when another spec owns them."""
     rotate: tuple[str, ...] = ()
     """Secrets to give a new version although their current one cannot be verified (made
     without converge's fingerprint): ``--rotate KEY``."""
@@ -81,8 +86,12 @@ def plan(
     options: PlanOptions = PlanOptions(),
     spec_digest: str = "",
     spec_files: tuple[str, ...] = (),
+    engines: Mapping[str, EngineProbe] | None = None,
 ) -> Plan:
     """Turn a diff into an ordered plan and check the swarm it would leave.
+
+    ``engines``: what each declared node's own engine says (``converge.members``), for a
+    cluster spec that makes nodes members; membership steps come first, in the order they run.
 
     Raises:
         PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
@@ -98,7 +107,16 @@ def plan(
         )
     actions: list[Action] = []
     findings: list[PlanFinding] = []
+    membership: list[Action] = []
+    if spec.cluster is not None:
+        membership, found = plan_membership(
+            spec.cluster, engines or {}, observed.nodes, options.prune, observed.manager
+        )
+        findings.extend(found)
+    joining = {action.key for action in membership if action.kind == "create"}
     for item in difference.objects:
+        if item.status == "missing" and item.key in joining and item.kind == "node":
+            continue  # it joins first; its settings are planned once it is a member
         if item.status == "missing":
             severity: Severity = "warning" if item.kind == "node" else "error"
             findings.append(
@@ -133,6 +151,10 @@ def plan(
         else:
             actions.extend(_actions_for(item, observed, spec))
     actions = _rollout_actions(spec, observed, actions)
+    ownership, refusal = _cluster_ownership(spec, observed, options.take_over)
+    actions.extend(ownership)
+    findings.extend(refusal)
+    findings.extend(_kept_label_findings(spec, observed, options.prune))
     actions.extend(_rerun_actions(spec, observed, actions, options.rerun))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
@@ -143,11 +165,28 @@ def plan(
         PlanFinding("error", address, message)
         for address, message in loadbalancer_findings(spec, observed)
     )
-    findings.extend(_placement_findings(spec, observed))
+    if joining:
+        preview = PlacementPreview()
+        findings.append(
+            PlanFinding(
+                "warning",
+                "cluster",
+                f"{', '.join(sorted(joining))} join the swarm first: apply plans node settings, "
+                "services and their placement again once they are members",
+            )
+        )
+    else:
+        findings.extend(_placement_findings(spec, observed))
+        preview = _preview(spec, observed, actions)
+        findings.extend(
+            PlanFinding(finding.severity, finding.address, finding.message)
+            for finding in preview.findings
+        )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
     actions = _in_waves(spec, actions)
     actions.sort(key=lambda action: (action.phase, action.wave, action.object_kind, action.key))
+    actions[:0] = membership  # in the order they must run
     versions = _versions(spec, observed)
     # A saved plan that adopts is stale when the service it would take over moved.
     versions.update(
@@ -164,6 +203,7 @@ def plan(
         versions=versions,
         spec_digest=spec_digest,
         spec_files=spec_files,
+        placement=preview.services,
     )
     if options.targets:
         result = target_plan(result, options.targets, spec, observed)
@@ -277,6 +317,68 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
             observed_version=node.version,
         )
     ]
+
+
+def _cluster_ownership(
+    spec: Spec, observed: ObservedState, take_over: bool
+) -> tuple[list[Action], list[PlanFinding]]:
+    """Record this cluster spec as the nodes' owner, or refuse when another spec owns them.
+
+    A stack spec (no cluster section) never writes nodes, so it needs no ownership.
+    """
+    if spec.cluster is None:
+        return [], []
+    name, owner = spec.cluster_name, observed.cluster_owner
+    if owner is not None and owner.name == name:
+        return [], []
+    if owner is not None and not take_over:
+        recorded = " ".join(part for part in (owner.since, owner.by and f"by {owner.by}") if part)
+        message = (
+            f"the cluster is owned by spec {owner.name!r}"
+            + (f" (recorded {recorded})" if recorded else "")
+            + f"; spec {name!r} may not write its nodes: --take-over makes it the owner"
+        )
+        return [], [PlanFinding("error", f"cluster.{name}", message, "collision", owner.name)]
+    reason = (
+        f"--take-over: the cluster was owned by spec {owner.name!r}"
+        if owner is not None
+        else "no spec owns the cluster yet"
+    )
+    action = Action(
+        Phase.NODES,
+        "update" if owner is not None else "create",
+        "cluster",
+        name,
+        name,
+        reason,
+        (FieldChange(("owner",), owner.name if owner else None, name),),
+        observed_id=owner.config_id if owner is not None else None,
+    )
+    return [action], []
+
+
+def _kept_label_findings(spec: Spec, observed: ObservedState, prune: bool) -> list[PlanFinding]:
+    """Labels the cluster spec managed and no longer names: kept, and said so, without --prune."""
+    if prune:
+        return []
+    findings: list[PlanFinding] = []
+    for hostname, node in spec.nodes.items():
+        current = observed.node(hostname)
+        if current is None:
+            continue
+        stopped = (current.managed_labels - set(node.labels or {})) & set(current.labels)
+        for label in sorted(stopped):
+            findings.append(
+                PlanFinding(
+                    "warning",
+                    f"node.{hostname}",
+                    f"label {label} is no longer in the cluster spec; --prune removes it",
+                    "",
+                    hostname,
+                    f"labels.{label}",
+                )
+            )
+    return findings
 
 
 def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -> Action:
@@ -616,8 +718,8 @@ def _resulting_nodes(
         labels = dict(node.labels)
         role = node.role
         if declared is not None:
-            availability = declared.availability or availability
-            labels = dict(declared.labels) if declared.labels is not None else labels
+            availability = declared.availability or "active"
+            labels.update(declared.labels or {})
             role = declared.role or role
         if (active_only and availability != "active") or not node.is_ready:
             continue
@@ -631,6 +733,27 @@ def _resulting_nodes(
             arch=node.arch,
         )
     return result
+
+
+def _preview(spec: Spec, observed: ObservedState, actions: list[Action]) -> PlacementPreview:
+    """The placement preview on the nodes the plan leaves (see ``converge.placement``)."""
+    fresh = {
+        action.key
+        for action in actions
+        if action.object_kind == "service"
+        and (action.kind in ("create", "update", "replace", "force") or action.changes)
+        and action.kind != "scale"
+    }
+    before = {
+        node.hostname: NodeFacts(
+            node.hostname, node.role, dict(node.labels), node.id, node.engine_labels
+        )
+        for node in observed.nodes
+        if node.is_ready and node.availability == "active"
+    }
+    after = _resulting_nodes(spec, observed)
+    drained = {hostname for hostname in before if hostname not in after}
+    return preview_placement(spec, observed, after, fresh, drained, before)
 
 
 def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:

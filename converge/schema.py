@@ -119,7 +119,7 @@ def spec_json_schema() -> dict[str, Any]:
         pending.update({key: value for key, value in found.items() if key not in definitions})
     for section in ("networks", "volumes", "secrets", "configs"):
         _allow_empty_entries(schema["properties"][section])
-    _allow_empty_entries(definitions["ConvergeSpec"]["properties"]["nodes"])
+    _allow_empty_entries(definitions["ClusterSpec"]["properties"]["nodes"])
     for section in schema["properties"].values():
         _names_must_match(section)
     body = _adapt({**schema, "$defs": definitions})

@@ -7,10 +7,11 @@ the rest of converge only ever sees that form. A field the file leaves unset mea
 ``docker stack deploy`` would send for it: the engine's default (see ``converge.engine_spec``).
 
 converge's own additions live in compose extension fields, so the same file still deploys with
-``docker stack deploy``: a top-level ``x-converge`` (stack name, nodes, load balancer) and a
-service-level ``x-converge`` (``ignore``: fields another tool owns). Keys compose knows but swarm
-ignores (``build``, ``container_name``, ``links`` ...) are accepted and reported as warnings
-by the loader (``IGNORED_SERVICE_KEYS``); other ``x-`` keys are allowed everywhere, as in compose.
+``docker stack deploy``: a top-level ``x-converge`` (stack name, the cluster's nodes, load
+balancer) and a service-level ``x-converge`` (``ignore``: fields another tool owns). Keys compose
+knows but swarm ignores (``build``, ``container_name``, ``links`` ...) are accepted and
+reported as warnings by the loader (``IGNORED_SERVICE_KEYS``); other ``x-`` keys are allowed
+everywhere, as in compose.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "CONSTRAINT_PATTERN",
     "IGNORABLE_FIELDS",
     "IGNORED_SERVICE_KEYS",
+    "ClusterSpec",
     "Constraint",
     "ConvergeSpec",
     "DependencySpec",
@@ -62,6 +64,7 @@ __all__ = [
     "RolloutSpec",
     "ServiceSpec",
     "Spec",
+    "SwarmSettings",
     "UpdateConfigSpec",
     "VolumeSpec",
     "parse_constraint",
@@ -297,22 +300,82 @@ IgnoredValue = Annotated[Any, _schema({"description": "Accepted and ignored, as 
 
 
 # ---------------------------------------------------------------------------------------------
-# Nodes (x-converge.nodes)
+# The cluster (x-converge.cluster): nodes, owned by one spec (see docs/cluster.md)
 
 
 class NodeSpec(Model):
-    """A swarm node, keyed by its hostname in ``x-converge.nodes``."""
+    """A swarm node, keyed by its hostname in ``x-converge.cluster.nodes``."""
 
     role: Literal["manager", "worker"] | None = Field(
         default=None, description="manager or worker; unset means not managed."
     )
     labels: Labels | None = Field(
         default=None,
-        description="Node labels. When given, the node carries exactly these labels.",
+        description=(
+            "Node labels the cluster spec manages. Labels it does not mention are left alone; "
+            "one it stops mentioning is removed with --prune."
+        ),
     )
     availability: Literal["active", "pause", "drain"] | None = Field(
-        default=None, description="active, pause or drain; unset means not managed."
+        default=None, description="active, pause or drain; unset means active."
     )
+    engine: Annotated[str, Field(pattern=r"^(unix|ssh|tcp)://\S+$")] | None = Field(
+        default=None,
+        description=(
+            "The node's own engine (unix://, ssh://user@host, tcp://host:2376 with the "
+            "DOCKER_TLS_VERIFY/DOCKER_CERT_PATH variables): given, converge makes the node a "
+            "member (init on the first manager, join) and removes it with --prune."
+        ),
+    )
+    advertise_addr: str | None = Field(
+        default=None, description="The address other nodes reach this one at (swarm init/join)."
+    )
+    listen_addr: str | None = Field(
+        default=None, description="Where the node listens for swarm traffic (default 0.0.0.0:2377)."
+    )
+    data_path_addr: str | None = Field(
+        default=None, description="The address for overlay (VXLAN) traffic (default: advertise)."
+    )
+
+
+class SwarmSettings(Model):
+    """Swarm-wide settings, used when converge initialises the swarm."""
+
+    default_addr_pool: tuple[Subnet, ...] = Field(
+        default=(), description="Address pools overlay networks take their subnets from."
+    )
+    subnet_size: int | None = Field(
+        default=None, ge=16, le=29, description="The prefix length of each network's subnet."
+    )
+
+
+CLUSTER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class ClusterSpec(Model):
+    """The swarm itself: its nodes. One spec owns it (its ``name`` is recorded in the swarm);
+    stack specs read the nodes and never write them."""
+
+    name: Annotated[str, Field(pattern=CLUSTER_NAME_PATTERN)] | None = Field(
+        default=None,
+        description=(
+            "Who owns the cluster: recorded in the swarm, another name is refused unless "
+            "--take-over. Default: the stack's name."
+        ),
+    )
+    nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+    swarm: SwarmSettings = Field(
+        default_factory=SwarmSettings,
+        description="Swarm-wide settings, used when converge initialises the swarm.",
+    )
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _empty_entries(cls, value: object) -> object:
+        """``worker1:`` with nothing under it declares a node with its availability active."""
+        if isinstance(value, dict):
+            return {name: ({} if node is None else node) for name, node in value.items()}
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1678,7 +1741,20 @@ class ConvergeSpec(Model):
             "argument, or the file's top-level name."
         ),
     )
-    nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+    cluster: ClusterSpec | None = Field(
+        default=None,
+        description="The swarm's nodes, owned by one spec (docs/cluster.md); a stack reads them.",
+    )
+    nodes: Annotated[
+        Any,
+        _schema(
+            {
+                "description": "Moved: nodes belong to x-converge.cluster.nodes.",
+                "deprecated": True,
+                "not": {},
+            }
+        ),
+    ] = None
     loadbalancer: LoadBalancerSpec | None = None
     with_registry_auth: bool = Field(
         default=False,
@@ -1699,10 +1775,12 @@ class ConvergeSpec(Model):
 
     @field_validator("nodes", mode="before")
     @classmethod
-    def _empty_entries(cls, value: object) -> object:
-        """``worker1:`` with nothing under it declares a node with every setting unmanaged."""
-        if isinstance(value, dict):
-            return {name: ({} if node is None else node) for name, node in value.items()}
+    def _nodes_moved(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError(
+                "nodes moved to x-converge.cluster.nodes: one cluster spec owns the nodes and "
+                "stacks only read them (docs/cluster.md); indent 'nodes:' under 'cluster:'"
+            )
         return value
 
 
@@ -1735,8 +1813,21 @@ class Spec(Model):
         return self.x_converge.stack or self.name or ""
 
     @property
+    def cluster(self) -> ClusterSpec | None:
+        """The cluster this file declares (None: a stack spec, which never writes nodes)."""
+        return self.x_converge.cluster
+
+    @property
+    def cluster_name(self) -> str:
+        """The owner's name this file records in the swarm: the cluster's, else the stack's."""
+        cluster = self.x_converge.cluster
+        return (cluster.name if cluster is not None else None) or self.stack
+
+    @property
     def nodes(self) -> dict[str, NodeSpec]:
-        return self.x_converge.nodes
+        """The nodes the cluster section declares (none in a stack spec)."""
+        cluster = self.x_converge.cluster
+        return cluster.nodes if cluster is not None else {}
 
     @property
     def loadbalancer(self) -> LoadBalancerSpec | None:

@@ -18,6 +18,7 @@ from typing import Any
 from converge.naming import ROLLOUT_LABEL
 
 __all__ = [
+    "ClusterOwner",
     "ObservedFileObject",
     "ObservedLoadBalancer",
     "ObservedLoadBalancerCheck",
@@ -54,10 +55,27 @@ class ObservedNode:
     arch: str
     view: Mapping[str, Any]
     raw_spec: Mapping[str, Any]
+    nano_cpus: int = 0
+    """The node's CPUs (``Description.Resources``), in billionths; 0 when unknown."""
+    memory_bytes: int = 0
+    managed_labels: frozenset[str] = frozenset()
+    """The label keys the cluster spec manages here (``naming.CLUSTER_LABELS_LABEL``)."""
+    manager_reachability: str = ""
+    """A manager's Raft reachability (reachable, unreachable); "" for a worker."""
 
     @property
     def is_ready(self) -> bool:
         return self.state == "ready"
+
+
+@dataclass(frozen=True)
+class ClusterOwner:
+    """Which cluster spec owns the swarm's nodes: the config object ``converge-cluster``."""
+
+    name: str
+    config_id: str
+    since: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,6 +217,8 @@ class ObservedState:
     loadbalancer_checks: tuple[ObservedLoadBalancerCheck, ...] = ()
     loadbalancer_engine: str = ""
     """Hostname of the engine the load balancer is observed through ("" if built from JSON)."""
+    cluster_owner: ClusterOwner | None = None
+    """Who owns the nodes; read only for a spec with a cluster section (None otherwise)."""
 
     def node(self, hostname: str) -> ObservedNode | None:
         return next((node for node in self.nodes if node.hostname == hostname), None)

@@ -71,9 +71,15 @@ def up_command(
         DEFAULT_WORKERS, "--workers", "-w", help="Worker nodes: dbhost, worker1, worker2, ..."
     ),
     images: bool = typer.Option(True, "--images/--no-images", help="Build and load test images."),
+    join: bool = typer.Option(
+        True,
+        "--join/--no-join",
+        help="Init the swarm and join the nodes; --no-join starts the daemons without a swarm "
+        "(for a cluster spec to make it).",
+    ),
 ) -> None:
     """Start the lab swarm (harmless if it already runs)."""
-    status = _lab().up(workers, images=images, progress=_say)
+    status = _lab().up(workers, images=images, join=join, progress=_say)
     typer.echo(render_status(status))
 
 

@@ -239,6 +239,7 @@ class Lab:
         workers: int = layout.DEFAULT_WORKERS,
         *,
         images: bool = True,
+        join: bool = True,
         progress: Progress = _quiet,
     ) -> LabStatus:
         """Start the lab, or complete and repair it; harmless when it already runs.
@@ -247,6 +248,8 @@ class Lab:
             workers: non-manager nodes (dbhost, worker1, ...); a running lab can grow, not
                 shrink.
             images: build (or take from the cache) and load the test images on every node.
+            join: init the swarm on the manager and join every node; False starts the daemons
+                only (no swarm: a cluster spec's membership makes it, see docs/cluster.md).
             progress: called with one line per step.
 
         Returns:
@@ -258,9 +261,9 @@ class Lab:
         self._preflight(images)
         names = layout.node_names(workers)
         with _locked(self.config):
-            return self._up(names, images, progress)
+            return self._up(names, images, join, progress)
 
-    def _up(self, names: list[str], images: bool, progress: Progress) -> LabStatus:
+    def _up(self, names: list[str], images: bool, join: bool, progress: Progress) -> LabStatus:
         started = time.monotonic()
         workers = len(names) - 1
         state = _State.read(self.config.state_file)
@@ -291,7 +294,7 @@ class Lab:
 
         image_set = lab_images.build_image_set() if images else None
         with ThreadPoolExecutor(max_workers=len(names) + 1) as pool:
-            token: Future[str] = pool.submit(self._ensure_manager)
+            token: Future[str] = pool.submit(self._ensure_manager, join)
             tarballs: Future[dict[str, Path]] | None = None
             if image_set is not None:
                 tarballs = pool.submit(self._ensure_tarballs, image_set, token)
@@ -303,6 +306,9 @@ class Lab:
                 job.result()
         if image_set is not None:
             self._push_images(image_set.tags, progress)
+        if not join:
+            progress(f"lab daemons running, no swarm: {len(names)} nodes")
+            return self.status()
         self._wait_ready(names)
         progress(f"lab ready: {len(names)} nodes in {time.monotonic() - started:.1f}s")
         return self.status()
@@ -548,9 +554,12 @@ class Lab:
             return "no log"
         return lines[-1] if lines else "empty log"
 
-    def _ensure_manager(self) -> str:
-        """Wait for the manager, init the swarm if needed; return the worker join token."""
+    def _ensure_manager(self, join: bool = True) -> str:
+        """Wait for the manager, init the swarm if needed; return the worker join token ("" when
+        not ``join``: the daemons only)."""
         self._wait_answers(MANAGER)
+        if not join:
+            return ""
         client = _client(self.config, MANAGER)
         try:
             if client.info()["Swarm"]["LocalNodeState"] != "active":
@@ -592,8 +601,8 @@ class Lab:
                 loaded = lab_images.ensure_loaded(client, image_set, tarballs.result())
                 if loaded:
                     progress(f"{name}: loaded {', '.join(loaded)}")
-            if name != MANAGER:
-                join_token = token.result()
+            join_token = token.result()
+            if name != MANAGER and join_token:
                 info = client.info()["Swarm"]
                 if info["LocalNodeState"] in ("pending", "error"):
                     client.swarm.leave(force=True)

@@ -27,6 +27,7 @@ from converge.diff import FieldChange
 from converge.errors import PlanError
 from converge.loader import LoadedSpec
 from converge.masking import Masker
+from converge.placement import ServicePlacement
 from converge.render._markdown import markdown_cell
 from converge.version import converge_version
 
@@ -128,6 +129,10 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
         lines.extend(f"  {escape(line)}" for line in plan.graph_changes)
         lines.append("")
+    if plan.placement:
+        lines.append("Placement (predicted tasks per node):")
+        lines.extend(f"  {escape(service.line)}" for service in plan.placement)
+        lines.append("")
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
         label = finding.severity.capitalize()
@@ -190,6 +195,17 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             for finding in plan.findings
         ],
         "versions": dict(sorted(plan.versions.items())),
+        "placement": [
+            {
+                "service": service.key,
+                "mode": service.mode,
+                "desired": service.desired,
+                "placed": service.placed,
+                "nodes": dict(service.nodes),
+                "reason": service.reason,
+            }
+            for service in plan.placement
+        ],
         "graph_changes": list(plan.graph_changes),
         "graph_recorded": plan.graph_recorded,
     }
@@ -228,6 +244,16 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
             PlanFinding(item["severity"], item["address"], item["message"])
             for item in document["findings"]
         )
+        placement = tuple(
+            ServicePlacement(
+                item["service"],
+                item["mode"],
+                item["desired"],
+                tuple((str(hostname), int(count)) for hostname, count in item["nodes"].items()),
+                item.get("reason", ""),
+            )
+            for item in document.get("placement") or ()
+        )
         return Plan(
             stack=document["stack"],
             actions=actions,
@@ -235,6 +261,7 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
             versions=dict(document.get("versions") or {}),
             spec_digest=(document.get("spec") or {}).get("digest", ""),
             spec_files=tuple((document.get("spec") or {}).get("files", ())),
+            placement=placement,
             graph_changes=tuple(document.get("graph_changes") or ()),
             graph_recorded=bool(document.get("graph_recorded", True)),
         )
@@ -302,6 +329,16 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
         lines.append("")
         lines.extend(f"- {markdown_cell(line)}" for line in plan.graph_changes)
+        lines.append("")
+    if plan.placement:
+        lines.append("Placement (predicted tasks per node):")
+        lines.append("")
+        lines.append("| service | tasks | nodes |")
+        lines.append("|---|---|---|")
+        for service in plan.placement:
+            spread = ", ".join(f"{hostname} {count}" for hostname, count in service.nodes)
+            tasks = f"{service.placed}/{service.desired}"
+            lines.append(f"| `{service.key}` | {tasks} | {markdown_cell(spread or 'nowhere')} |")
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")

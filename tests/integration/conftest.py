@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import docker
 import docker.errors
 import pytest
-from stacks import remove_stack, restore_node_specs
+from stacks import cluster_owner_configs, remove_stack, restore_node_specs
 
 from converge.engine import Engine, connect
 from converge.lab import Lab
@@ -90,9 +90,15 @@ def node_client(lab: Lab) -> Iterator[Callable[[str], docker.DockerClient]]:
 def stack(lab: Lab, docker_client: docker.DockerClient) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:8]}"
     node_specs = {node.id: node.attrs["Spec"] for node in docker_client.nodes.list()}
+    owners = {config.id for config in cluster_owner_configs(docker_client)}
     yield name
     remove_stack(lab, docker_client, name)
     restore_node_specs(docker_client, node_specs)
+    # A cluster spec of the test recorded itself as the nodes' owner: the next test's may not
+    # be refused for it.
+    for config in cluster_owner_configs(docker_client):
+        if config.id not in owners:
+            config.remove()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import docker.errors
 from waiting import wait_for
 
 from converge.lab import Lab
-from converge.naming import STACK_LABEL
+from converge.naming import CLUSTER_OWNER_CONFIG, STACK_LABEL
 
 CLEANUP_TIMEOUT = 60.0
 
@@ -80,3 +80,12 @@ def restore_node_specs(manager: docker.DockerClient, specs: dict[str, dict[str, 
         before = specs.get(node.id)
         if before is not None and node.attrs["Spec"] != before:
             node.update(before)
+
+
+def cluster_owner_configs(client: docker.DockerClient) -> list[Any]:
+    """The config objects that record which cluster spec owns the nodes (one at most)."""
+    return [
+        config
+        for config in client.configs.list(filters={"name": CLUSTER_OWNER_CONFIG})
+        if config.name == CLUSTER_OWNER_CONFIG
+    ]

@@ -30,8 +30,9 @@ pytestmark = pytest.mark.integration
 SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
-    worker2: {{labels: {{drift: watched}}}}
+  cluster:
+    nodes:
+      worker2: {{labels: {{drift: watched}}}}
 services:
   web:
     image: converge-lab/app:v1

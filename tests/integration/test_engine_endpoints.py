@@ -39,8 +39,9 @@ SSH_PORT = 2222
 SPEC = """\
 x-converge:
   stack: {stack}
-  nodes:
-    worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
+  cluster:
+    nodes:
+      worker1: {{labels: {{converge-endpoint-test: "yes"}}}}
 """
 
 
@@ -108,7 +109,8 @@ def _assert_reached_the_lab(result: subprocess.CompletedProcess[str]) -> None:
     # Whatever labels worker1 has, the plan adds this one: only a swarm with worker1 says so.
     assert "~ node worker1" in result.stdout, result.stdout
     assert "converge-endpoint-test" in result.stdout, result.stdout
-    assert "Plan: 0 to add, 1 to change, 0 to destroy." in result.stdout
+    # (the owner record is added: this spec is the first to own the cluster)
+    assert "Plan: 1 to add, 1 to change, 0 to destroy." in result.stdout
 
 
 @pytest.fixture

@@ -58,7 +58,8 @@ services:
 TASKS_SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
+  cluster:
+    nodes:
 {nodes}
   loadbalancer:
     image: converge-lab/haproxy:2.6
@@ -271,7 +272,7 @@ def test_invalid_config_fails_the_apply_and_the_old_haproxy_keeps_answering(
 
 def _tasks_spec(stack: str, replicas: int, drained: str | None = None) -> str:
     nodes = "\n".join(
-        f"    {name}: {{availability: {'drain' if name == drained else 'active'}}}"
+        f"      {name}: {{availability: {'drain' if name == drained else 'active'}}}"
         for name in ("manager", "dbhost", "worker1", "worker2", "worker3")
     )
     return TASKS_SPEC.format(

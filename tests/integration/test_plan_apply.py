@@ -26,10 +26,11 @@ pytestmark = pytest.mark.integration
 RICH_SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
-    worker1: {{labels: {{type: mvc}}, availability: active}}
-    worker2: {{labels: {{type: mvc}}, availability: active}}
-    worker3: {{labels: {{type: mvc}}, availability: active}}
+  cluster:
+    nodes:
+      worker1: {{labels: {{type: mvc}}, availability: active}}
+      worker2: {{labels: {{type: mvc}}, availability: active}}
+      worker3: {{labels: {{type: mvc}}, availability: active}}
 networks:
   front: {{attachable: true}}
 volumes:
@@ -299,13 +300,15 @@ def test_node_changes_are_planned_and_restored(stack: str, engine: Engine, lab: 
     for arguments, field in (
         (["--label-add", "type=db"], "labels.type"),
         (["--label-rm", "type"], "labels.type"),
-        (["--label-add", "zone=a"], "labels.zone"),
         (["--availability", "pause"], "availability"),
     ):
         _docker(lab, "node", "update", *arguments, "worker2")
         assert _changed_fields(make_plan(loaded, engine)) == {f"node.worker2:{field}"}
         _apply(loaded, engine)
         assert make_plan(loaded, engine).plan.actions == ()
+    # A label the cluster spec does not name is the operator's: no change planned.
+    _docker(lab, "node", "update", "--label-add", "zone=a", "worker2")
+    assert make_plan(loaded, engine).plan.actions == ()
 
 
 def test_observer_calls_do_not_grow_with_services(stack: str, engine: Engine) -> None:

@@ -36,7 +36,8 @@ LONGEST_ALLOWED = 1.0
 SPEC = """
 x-converge:
   stack: {stack}
-  nodes:
+  cluster:
+    nodes:
 {nodes}
   loadbalancer:
     image: converge-lab/haproxy:2.6
@@ -62,7 +63,7 @@ SERVICE_PORT = 18203
 
 def spec(stack: str, method: str, replicas: int, version: str = "v1", drained: str = "") -> str:
     nodes = "\n".join(
-        f"    {name}: {{availability: {'drain' if name == drained else 'active'}}}"
+        f"      {name}: {{availability: {'drain' if name == drained else 'active'}}}"
         for name in NODES
     )
     ports = (

@@ -34,10 +34,11 @@ PORT = 18300
 SPEC_A = """
 x-converge:
   stack: {stack}
-  nodes:
-    manager: {{}}
-    worker1: {{labels: {{rel: "yes"}}}}
-    worker2: {{labels: {{rel: "yes"}}}}
+  cluster:
+    nodes:
+      manager: {{}}
+      worker1: {{labels: {{rel: "yes"}}}}
+      worker2: {{labels: {{rel: "yes"}}}}
   loadbalancer:
     image: converge-lab/haproxy:2.6
     node: manager
@@ -74,8 +75,8 @@ services:
 # a scale, and a load-balancer reload.
 SPEC_B = (
     SPEC_A.replace(
-        '    worker2: {{labels: {{rel: "yes"}}}}\n',
-        '    worker2: {{labels: {{rel: "yes"}}}}\n    worker3: {{labels: {{rel: "yes"}}}}\n',
+        '      worker2: {{labels: {{rel: "yes"}}}}\n',
+        '      worker2: {{labels: {{rel: "yes"}}}}\n      worker3: {{labels: {{rel: "yes"}}}}\n',
     )
     .replace("  back: {{attachable: true}}\n", "  back: {{attachable: true}}\n  extra: {{}}\n")
     .replace(

@@ -36,13 +36,15 @@ def chapter_spec(stack: str) -> dict[str, Any]:
     return {
         "x-converge": {
             "stack": stack,
-            "nodes": {
-                "manager": {"role": "manager"},
-                "dbhost": {"role": "worker"},
-                **{
-                    name: {"labels": {"type": "mvc"}, "availability": "active"}
-                    for name in MVC_NODES
-                },
+            "cluster": {
+                "nodes": {
+                    "manager": {"role": "manager"},
+                    "dbhost": {"role": "worker"},
+                    **{
+                        name: {"labels": {"type": "mvc"}, "availability": "active"}
+                        for name in MVC_NODES
+                    },
+                }
             },
         },
         "networks": {"backend": {"attachable": True}},
@@ -168,10 +170,14 @@ def test_seed_chapter(chapter: Chapter, node_client: Callable[[str], docker.Dock
         assert sum(chapter.placement("mvc").values()) == replicas
 
     # 4. Drain worker2: its tasks move away. Back to active, then rebalance spreads them again.
-    chapter.edit(lambda s: s["x-converge"]["nodes"]["worker2"].update(availability="drain"))
+    chapter.edit(
+        lambda s: s["x-converge"]["cluster"]["nodes"]["worker2"].update(availability="drain")
+    )
     chapter.converge()
     assert "worker2" not in chapter.placement("mvc")
-    chapter.edit(lambda s: s["x-converge"]["nodes"]["worker2"].update(availability="active"))
+    chapter.edit(
+        lambda s: s["x-converge"]["cluster"]["nodes"]["worker2"].update(availability="active")
+    )
     chapter.converge()
     rebalance = chapter.plan(rebalance=True)
     assert [(a.address, a.kind) for a in rebalance.plan.actions] == [("service.mvc", "force")]

@@ -2,7 +2,8 @@
 and its output must be what the page shows, so the tutorial cannot rot.
 
 Masked on both sides, because they change from run to run: durations (``in 2.8s``), container
-hostnames, the node that answered over HTTP, how tasks happen to be spread before a rebalance,
+hostnames, the node that answered over HTTP, how tasks happen to be spread (before a
+rebalance, in the placement preview),
 and ``Waiting (...)`` progress lines (their number depends on timing). Consecutive progress
 lines of actions that run at once (``node.worker1: updating...``) are compared as a set. A
 ``...`` line of the page stands for any lines. The page's manager address (the default lab's)
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from stacks import remove_stack, restore_node_specs
+from stacks import cluster_owner_configs, remove_stack, restore_node_specs
 from waiting import wait_for
 
 from converge.lab import Lab
@@ -33,12 +34,15 @@ STACK = "exampleapp"
 PAGE_MANAGER = "10.213.0.10"
 
 _BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
-_PROGRESS = re.compile(r"^(node|network|service|loadbalancer)\.\S+: ")
+_PROGRESS = re.compile(r"^(cluster|node|network|service|loadbalancer|secret|config)\.\S+: ")
 _MASKS = [
     (re.compile(r"\b\d+m\d\ds\b|\b\d+(\.\d+)?s\b"), "<time>"),
     (re.compile(r"hostname=[0-9a-f]{12}\b"), "hostname=<container>"),
     (re.compile(r"node=worker\d\b"), "node=<worker>"),
     (re.compile(r"\b(worker\d|dbhost|manager)=\d+\b"), r"\1=<n>"),
+    # The placement preview of a plan with the tasks already running shows where they happen
+    # to run (the preview of tasks yet to place does not vary, but is masked alike).
+    (re.compile(r"\b(worker\d|dbhost|manager) \d+\b"), r"\1 <n>"),
 ]
 
 
@@ -95,6 +99,8 @@ def empty_lab(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
     """No stack exampleapp, node labels and availability as a fresh lab has them; afterwards
     the nodes as they were."""
     remove_stack(lab, docker_client, STACK)
+    for config in cluster_owner_configs(docker_client):
+        config.remove()  # the tutorial's file becomes the cluster's owner: no other may be
     saved = {node.id: node.attrs["Spec"] for node in docker_client.nodes.list()}
     for node in docker_client.nodes.list():
         spec = dict(node.attrs["Spec"])
@@ -103,6 +109,8 @@ def empty_lab(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
     yield lab
     remove_stack(lab, docker_client, STACK)
     restore_node_specs(docker_client, saved)
+    for config in cluster_owner_configs(docker_client):
+        config.remove()
 
 
 def test_every_command_of_the_tutorial(empty_lab: Lab, tmp_path: Path) -> None:

@@ -61,10 +61,11 @@ def test_node_facts_from_spec() -> None:
 
 
 def _spec(**sections: Any) -> Spec:
-    extension = {"stack": "shop"}
-    for key in ("nodes", "loadbalancer"):
-        if key in sections:
-            extension[key] = sections.pop(key)
+    extension: dict[str, Any] = {"stack": "shop"}
+    if "nodes" in sections:
+        extension["cluster"] = {"nodes": sections.pop("nodes")}
+    if "loadbalancer" in sections:
+        extension["loadbalancer"] = sections.pop("loadbalancer")
     return Spec.model_validate({"x-converge": extension, **sections})
 
 
@@ -304,7 +305,10 @@ def test_load_balancer_frontends_and_stats() -> None:
 def test_only_workers() -> None:
     spec = _spec(nodes={"w1": {"role": "worker"}})
     assert check_spec(spec) == [
-        (("x-converge", "nodes"), "every declared node is a worker; a swarm needs a manager")
+        (
+            ("x-converge", "cluster", "nodes"),
+            "every declared node is a worker; a swarm needs a manager",
+        )
     ]
 
 

@@ -131,7 +131,7 @@ def test_validate_warns_about_unset_variables(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(cli.app, ["validate", "specs/exampleapp.yml"])
     assert result.exit_code == 0
     assert result.stderr == (
-        "Warning: specs/exampleapp.yml:45: services.mysql.environment.MYSQL_ROOT_PASSWORD: "
+        "Warning: specs/exampleapp.yml:46: services.mysql.environment.MYSQL_ROOT_PASSWORD: "
         "variable MYSQL_ROOT_PASSWORD is not set; using an empty string\n"
     )
 

@@ -73,7 +73,7 @@ def test_creation_leaves_out_what_equals_the_default() -> None:
 def test_statuses_against_the_recorded_swarm() -> None:
     spec = load_spec_text(
         "x-converge:\n  stack: fxrec\n"
-        "  nodes:\n    manager: {role: manager}\n    ghost: {role: worker}\n"
+        "  cluster:\n    nodes:\n      manager: {role: manager}\n      ghost: {role: worker}\n"
         "networks:\n  backend: {attachable: true}\n  new: {}\n"
         "  outside: {external: true, name: nowhere}\n"
         "services:\n"

@@ -91,9 +91,11 @@ def found(report: DriftReport) -> set[tuple[str, str, str | None]]:
 
 
 def with_nodes(nodes: str) -> str:
-    """The base spec declaring ``nodes`` (YAML lines indented for x-converge.nodes)."""
+    """The base spec declaring ``nodes`` (YAML lines indented for x-converge.nodes, moved
+    under x-converge.cluster.nodes here)."""
     head = "x-converge:\n  stack: fxrec\n"
-    return BASE_SPEC.replace(head, head + "  nodes:\n" + nodes)
+    indented = "".join(f"  {line}\n" for line in nodes.splitlines())
+    return BASE_SPEC.replace(head, head + "  cluster:\n    nodes:\n" + indented)
 
 
 def edited(old: str, new: str) -> str:

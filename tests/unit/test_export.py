@@ -66,12 +66,8 @@ def test_defaults_are_left_out_and_what_is_set_is_written() -> None:
     assert services["pinned"]["image"] == "converge-lab/app:v2"
     assert document["networks"]["backend"] == {"attachable": True}
     assert document["volumes"] == {"data": None} or document["volumes"] == {"data": {}}
-    # The labels a constraint relies on (type == mvc), on the nodes that carry them; every
-    # other node declared with nothing managed.
-    nodes = document["x-converge"]["nodes"]
-    assert {name for name, node in nodes.items() if node} == {"worker1", "worker2", "worker3"}
-    assert nodes["worker1"] == {"labels": {"type": "mvc"}}
-    assert nodes["dbhost"] is None
+    # Nodes belong to the cluster spec: an exported stack reads them, never declares them.
+    assert document["x-converge"] == {"stack": "fxrec"}
 
 
 def test_secrets_cannot_be_exported_yet() -> None:

@@ -405,7 +405,9 @@ def test_empty_entries_declare_defaults() -> None:
     spec = _load("networks:\n  net:\nvolumes:\n  data:\n").spec
     assert spec.networks["net"].driver is None
     assert spec.volumes["data"].driver is None
-    spec = load_spec_text("x-converge:\n  stack: shop\n  nodes:\n    manager:\n", "s.yml", {}).spec
+    spec = load_spec_text(
+        "x-converge:\n  stack: shop\n  cluster:\n    nodes:\n      manager:\n", "s.yml", {}
+    ).spec
     assert spec.nodes["manager"].role is None
 
 

@@ -30,6 +30,7 @@ from converge.normalize import (
     observed_service_view,
     service_view,
 )
+from converge.spec import NodeSpec
 
 STACK = "app"
 BACKEND_ID = "yalsegug5gw94pv9iklqzyb1x"
@@ -475,12 +476,42 @@ def test_durations_sizes_and_cpus_compare_in_engine_units() -> None:
 def test_node_view_manages_only_what_the_spec_sets() -> None:
     node = {"Spec": {"Role": "worker", "Availability": "active", "Labels": {"type": "mvc"}}}
     spec = load_spec_text(
-        "x-converge:\n  stack: app\n  nodes:\n    manager: {role: manager}\n"
-        "    w1: {role: worker}\n",
+        "x-converge:\n  stack: app\n  cluster:\n    nodes:\n      manager: {role: manager}\n"
+        "      w1: {role: worker}\n",
         environ={},
     ).spec
-    desired = desired_node_view(spec.nodes["w1"])
+    # A label the cluster spec does not name is left alone; availability unset means active.
+    desired = desired_node_view(spec.nodes["w1"], {"type": "mvc"})
     assert compare_views(align(desired, observed_node_view(node)), desired) == []
+
+
+@pytest.mark.parametrize(
+    ("prune", "labels", "managed"),
+    [
+        (False, {"type": "mvc", "zone": "a", "other": "x"}, ["type", "zone"]),
+        (True, {"type": "mvc", "other": "x"}, ["type"]),
+    ],
+)
+def test_a_label_the_cluster_spec_stopped_naming_goes_only_with_prune(
+    prune: bool, labels: dict[str, str], managed: list[str]
+) -> None:
+    # zone was managed (recorded on the node) and is no longer named; other was never managed.
+    node = NodeSpec(labels={"type": "mvc"})
+    current = {"type": "mvc", "zone": "a", "other": "x"}
+    desired = desired_node_view(node, current, frozenset({"type", "zone"}), prune)
+    assert desired == {
+        "role": None,
+        "availability": "active",
+        "labels": dict(sorted(labels.items())),
+        "managed_labels": managed,
+    }
+
+
+def test_the_record_of_managed_labels_is_not_a_label() -> None:
+    node = {"Spec": {"Labels": {"type": "mvc", "io.converge.cluster.labels": "type"}}}
+    view = observed_node_view(node)
+    assert view["labels"] == {"type": "mvc"}
+    assert view["managed_labels"] == ["type"]
 
 
 def _backend_network(**fields: Any) -> dict[str, Any]:

@@ -260,7 +260,7 @@ def test_an_update_in_flight_or_completed_is_left_alone() -> None:
 def test_a_saved_plan_records_only_the_nodes_the_spec_manages() -> None:
     text = BASE_SPEC.read_text().replace(
         "  stack: fxrec\n",
-        "  stack: fxrec\n  nodes:\n    dbhost: {role: worker}\n    worker2: {}\n",
+        "  stack: fxrec\n  cluster:\n    nodes:\n      dbhost: {role: worker}\n      worker2: {}\n",
     )
     loaded = load_spec_text(text, "two-nodes.yml", environ=ENVIRON)
     observed = observed_state("fxrec", {"recorded": "fxrec"})

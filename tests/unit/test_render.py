@@ -113,7 +113,15 @@ def test_text_of_a_plan_with_changes() -> None:
 
 def test_text_without_changes() -> None:
     result, loaded = planned(BASE_SPEC)
-    assert plain(plan_text(result, loaded)) == "No changes. The swarm matches the spec."
+    # The placement preview is in every plan: where the tasks are predicted to run.
+    assert plain(plan_text(result, loaded)).splitlines() == [
+        "Placement (predicted tasks per node):",
+        "  agent: dbhost 1, manager 1, worker1 1, worker2 1, worker3 1",
+        "  db: dbhost 1",
+        "  web: worker1 1, worker2 1, worker3 1",
+        "",
+        "No changes. The swarm matches the spec.",
+    ]
 
 
 def test_text_shows_findings_before_the_summary() -> None:
@@ -187,8 +195,10 @@ def test_markdown_shows_before_and_after_in_a_diff_block() -> None:
 
 def test_markdown_without_changes() -> None:
     result, loaded = planned(BASE_SPEC)
-    assert "**No changes. The swarm matches the spec.**" in plan_markdown(result, loaded)
-    assert "<details>" not in plan_markdown(result, loaded)
+    markdown = plan_markdown(result, loaded)
+    assert "**No changes. The swarm matches the spec.**" in markdown
+    assert "<details>" not in markdown
+    assert "| `web` | 3/3 | worker1 1, worker2 1, worker3 1 |" in markdown
 
 
 # --- secrets --------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_a_saved_plan_records_version_options_and_each_spec_file(tmp_path: Path)
         "prune": True,
         "rebalance": False,
         "adopt": False,
+        "take_over": False,
         "targets": ["service.db"],
         "rotate": [],
         "rerun": [],
