@@ -122,8 +122,14 @@ class Engine:
         url = urlparse(response.request.url or "")
         path = url.path
         # Drop the version prefix and object ids so calls group by endpoint.
-        parts = [part for part in path.split("/") if part][1:]
-        endpoint = "/".join(parts[:1] + (["{id}", *parts[2:]] if len(parts) > 1 else []))
+        version, *parts = [part for part in path.split("/") if part] or [""]
+        if parts[:1] == ["distribution"]:
+            # The image reference (it may contain slashes) is in the path, and its tag may
+            # come from a secret variable: never logged.
+            endpoint = "distribution/{image}/json"
+            path = f"/{version}/{endpoint}"
+        else:
+            endpoint = "/".join(parts[:1] + (["{id}", *parts[2:]] if len(parts) > 1 else []))
         self.calls[f"{method} /{endpoint}"] += 1
         if _log.isEnabledFor(logging.DEBUG):
             # Never a body, and no query string: only where the call went and how it ended.

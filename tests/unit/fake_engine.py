@@ -299,7 +299,7 @@ class FakeSwarm:
 
     @_serialised
     def image_digest(self, image: str, registry_auth: str | None = None) -> str:
-        self.calls["GET /distribution/{id}/json"] += 1
+        self.calls["GET /distribution/{image}/json"] += 1
         digest = self.registry.get(image)
         if digest is None:
             raise EngineError(

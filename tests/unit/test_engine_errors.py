@@ -117,6 +117,18 @@ def test_each_call_is_counted_and_logged_at_debug_without_query_or_body(
     assert engine.calls == {"GET /configs": 1, "POST /services/{id}/update": 1}
 
 
+def test_an_image_looked_up_in_a_registry_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Its tag may come from a secret variable: the distribution call is logged by endpoint."""
+    engine = Engine(_FailingClient(RuntimeError()), "fake")  # type: ignore[arg-type]
+    url = "http+docker://localhost/v1.41/distribution/registry:5000/shop/app:s3cret/json"
+    with caplog.at_level(logging.DEBUG, logger="converge.engine"):
+        engine._count(_answered("GET", url, 500, 1))
+    assert [record.getMessage() for record in caplog.records] == [
+        "GET /v1.41/distribution/{image}/json -> 500 in 1 ms"
+    ]
+    assert engine.calls == {"GET /distribution/{image}/json": 1}
+
+
 def test_calls_are_not_logged_unless_debug(caplog: pytest.LogCaptureFixture) -> None:
     engine = Engine(_FailingClient(RuntimeError()), "fake")  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="converge.engine"):

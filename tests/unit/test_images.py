@@ -136,7 +136,7 @@ def test_tags_no_registry_resolves_are_used_as_written_with_a_warning() -> None:
     assert result.plan.images == {key: s.image for key, s in loaded.spec.services.items()}
     assert len(result.warnings) == len(images)
     assert all("could not be resolved to a digest" in warning for warning in result.warnings)
-    assert swarm.calls["GET /distribution/{id}/json"] == len(images)  # each tag asked once
+    assert swarm.calls["GET /distribution/{image}/json"] == len(images)  # each tag asked once
 
 
 def test_never_and_changed_keep_the_digest_a_service_runs() -> None:
@@ -150,7 +150,7 @@ def test_never_and_changed_keep_the_digest_a_service_runs() -> None:
         result = make_plan(loaded, engine, PlanOptions(resolve_image=mode))
         assert not result.plan.has_changes, mode
         assert result.plan.images["db"] == f"converge-lab/app:v1@{OLD}"
-        assert swarm.calls["GET /distribution/{id}/json"] == 0  # unchanged images: not asked
+        assert swarm.calls["GET /distribution/{image}/json"] == 0  # unchanged images: not asked
     # The spec can ask for it too; the command line wins.
     spec = loaded.spec.model_copy(
         update={"x_converge": loaded.spec.x_converge.model_copy(update={"resolve_image": "never"})}
