@@ -85,11 +85,12 @@ class Scan:
         self.outputs[where] = self.outputs.get(where, "") + text
 
     def found(self) -> list[str]:
+        """Each secret shown, where, with the text around it (to find the output path)."""
         return [
-            f"{where}: {secret}"
+            f"{where}: {secret} in {text[max(0, at - 160) : at + 60]!r}"
             for where, text in self.outputs.items()
             for secret in SECRETS
-            if secret in text
+            if (at := text.find(secret)) >= 0
         ]
 
 
