@@ -1,7 +1,7 @@
 """The benchmark: converge against ``docker stack deploy`` and the engine/API floors, on the lab.
 
     python -m bench [--sizes 10,50,200] [--runs 3] [--slow-runs N] [--wait-max 50]
-                    [--planner-sizes 1000,10000] [--out bench/results]
+                    [--planner-sizes 1000,10000,100000] [--out bench/results]
 
 Per size N and per run, in this order: converge (cold apply, no-op plan/apply as processes,
 in-process plan, API floor, one-field change), then docker stack deploy (``--detach=false``
@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         help="largest N for docker stack deploy --detach=false (skipped above)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="no-op repeats within a run")
-    parser.add_argument("--planner-sizes", default="1000,10000", help="synthetic sizes, or ''")
+    parser.add_argument(
+        "--planner-sizes", default="1000,10000,100000", help="synthetic sizes, or ''"
+    )
     parser.add_argument("--out", default="bench/results", help="directory for the results")
     args = parser.parse_args(argv)
 
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "seconds": item.seconds,
                 "load_seconds": item.load_seconds,
+                "parse_seconds": item.parse_seconds,
                 "peak_mb": item.peak_mb,
                 "actions": item.actions,
             }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
+from converge.collector import collector_paused
 from converge.diff import diff
 from converge.errors import PlanError
 from converge.files import atomic_write
@@ -90,16 +91,17 @@ def make_plan(
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
-    observed = observe(engine, loaded.spec)
-    difference = diff(loaded.spec, observed)
-    result = plan(
-        loaded.spec,
-        difference,
-        observed,
-        options,
-        spec_digest=resolved_spec_hash(loaded),
-        spec_files=loaded.files,
-    )
+    with collector_paused():
+        observed = observe(engine, loaded.spec)
+        difference = diff(loaded.spec, observed)
+        result = plan(
+            loaded.spec,
+            difference,
+            observed,
+            options,
+            spec_digest=resolved_spec_hash(loaded),
+            spec_files=loaded.files,
+        )
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
