@@ -406,6 +406,28 @@ class PlanFormat(StrEnum):
     markdown = "markdown"
 
 
+class WaitFor(StrEnum):
+    """How long ``apply`` waits once written (``converge.executor.ApplyOptions.wait``)."""
+
+    stable = "stable"
+    running = "running"
+    none = "none"
+
+
+WaitOption = Annotated[
+    WaitFor,
+    typer.Option(
+        "--wait",
+        envvar="CONVERGE_WAIT",
+        show_envvar=True,
+        help="stable (the default): every service converged and held its update monitor "
+        "window (5s unless update_config.monitor says otherwise); running: every task of the "
+        "current spec runs, no window held; none: do not wait (exit 0 then only means the "
+        "engine accepted every write).",
+    ),
+]
+
+
 class ResultFormat(StrEnum):
     """What ``apply``, ``destroy`` and ``status`` render: a result has no Markdown form."""
 
@@ -649,6 +671,7 @@ def _run_apply(
     host: str | None,
     context: str | None,
     verb: str = "Apply",
+    wait: WaitFor = WaitFor.stable,
 ) -> None:
     """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
     from converge.api import (
@@ -695,7 +718,7 @@ def _run_apply(
 
         request = ApplyRequest(
             plan_options=plan_options,
-            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency),
+            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
             lock_timeout=lock_timeout,
             saved_plan=saved,
         )
@@ -755,6 +778,7 @@ def apply(
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
+    wait: WaitOption = WaitFor.stable,
     output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
     context: ContextOption = None,
@@ -774,6 +798,7 @@ def apply(
         output=output,
         host=host,
         context=context,
+        wait=wait,
     )
 
 

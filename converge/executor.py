@@ -38,13 +38,19 @@ from converge.spec import Spec
 from converge.state import ObservedService, ObservedState
 
 __all__ = [
+    "WAIT_MODES",
     "ActionOutcome",
     "ApplyEvents",
     "ApplyOptions",
     "ApplyResult",
+    "WaitMode",
     "apply_plan",
     "verify_converged",
 ]
+
+WaitMode = Literal["stable", "running", "none"]
+WAIT_MODES: tuple[WaitMode, ...] = ("stable", "running", "none")
+
 
 Outcome = Literal[
     "created",
@@ -115,6 +121,10 @@ class ApplyOptions:
     poll_interval: float = 0.5
     stable_for: float | None = None
     """Seconds a service must stay converged; None: its update monitor window (default 5s)."""
+    wait: WaitMode = "stable"
+    """How long to wait once written: ``stable`` (converged and held for the stability
+    window: the engine's update monitor), ``running`` (every task of the current template
+    runs, no window, an update's monitor not waited for), ``none`` (not at all)."""
     clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
     """Every deadline and sleep of the apply: replaced by a fake clock in tests."""
 
@@ -212,7 +222,8 @@ def verify_converged(
     run = _Run.start(spec, engine, observed, events, options)
     writes_before = engine.write_count
     keys = [key for key in spec.services if key in observed.owned_services()]
-    error = _wait_for_services(run, keys, verify_only=True) if keys else None
+    waits = keys and run.options.wait != "none"
+    error = _wait_for_services(run, keys, verify_only=True) if waits else None
     return ApplyResult(
         stack=spec.stack, outcomes=(), error=error, write_calls=engine.write_count - writes_before
     )
@@ -258,7 +269,7 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
     ]
     if phase is Phase.DRAINS:
         to_wait = list(run.spec.services)
-    if to_wait:
+    if to_wait and run.options.wait != "none":
         return _wait_for_services(run, to_wait)
     return None
 
@@ -494,6 +505,8 @@ def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
 
 
 def _stable_window(run: _Run, service: ObservedService | None) -> float:
+    if run.options.wait == "running":
+        return 0.0
     if run.options.stable_for is not None:
         return run.options.stable_for
     if service is None:
@@ -540,7 +553,7 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
         if failures:
             return "; ".join(failures)
         for item in progress:
-            if item.converged:
+            if item.converged or (run.options.wait == "running" and _runs_current(item)):
                 # The engine completes an update only after watching its new tasks for one
                 # more update monitor window (swarmkit's updater): that window has been held
                 # already, and waiting it out again doubled the time of every update.
@@ -576,6 +589,17 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
             return f"timed out waiting for services to converge: {waiting or 'stability window'}"
         first_round = False
         run.options.clock.sleep(run.options.poll_interval)
+
+
+def _runs_current(item: ServiceHealth) -> bool:
+    """Every wanted task runs the current template: enough for ``--wait running`` even while
+    the engine still watches an update through its monitor window."""
+    return (
+        item.failure is None
+        and item.running == item.desired
+        and item.updated == item.desired
+        and item.update_state != "rollback_started"
+    )
 
 
 def _engine_time(state: ObservedState) -> str:

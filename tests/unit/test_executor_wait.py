@@ -8,7 +8,14 @@ from typing import Any
 from test_health import TEMPLATE, node, task
 
 from converge.engine import Engine
-from converge.executor import ApplyEvents, ApplyOptions, _Run, _wait_for_services
+from converge.executor import (
+    ApplyEvents,
+    ApplyOptions,
+    WaitMode,
+    _Run,
+    _wait_for_services,
+    verify_converged,
+)
 from converge.observe import observe
 from converge.spec import Spec
 
@@ -55,13 +62,13 @@ class FakeClient:
         pass
 
 
-def wait(update: dict[str, Any]) -> float:
+def wait(update: dict[str, Any], mode: WaitMode = "stable") -> float:
     engine = Engine(FakeClient(update), "fake")  # type: ignore[arg-type]
     spec = Spec.model_validate({"x-converge": {"stack": "s"}})
     run = _Run(
         spec=spec,
         engine=engine,
-        options=ApplyOptions(poll_interval=0.02),
+        options=ApplyOptions(poll_interval=0.02, wait=mode),
         events=ApplyEvents(),
         deadline=time.monotonic() + 30,
         observed=observe(engine, spec),
@@ -84,3 +91,25 @@ def test_an_update_the_engine_completed_was_already_monitored() -> None:
 def test_a_completed_update_from_before_this_apply_does_not_count() -> None:
     earlier = {"State": "completed", "StartedAt": "2026-01-01T00:00:01Z"}
     assert wait(earlier) >= 0.6
+
+
+def test_wait_running_holds_no_window() -> None:
+    assert wait({}, "running") < 0.6
+
+
+def test_wait_running_does_not_wait_for_the_engines_monitor_of_an_update() -> None:
+    # The new tasks run; the engine still watches them (updating) before it completes.
+    updating = {"State": "updating", "StartedAt": "2026-01-01T00:00:11Z"}
+    assert wait(updating, "running") < 0.6
+
+
+def test_wait_none_verifies_nothing() -> None:
+    engine = Engine(FakeClient({"State": "updating"}), "fake")  # type: ignore[arg-type]
+    spec = Spec.model_validate(
+        {"x-converge": {"stack": "s"}, "services": {"web": {"image": "app:1"}}}
+    )
+    observed = observe(engine, spec)
+    calls = engine.call_count
+    result = verify_converged(spec, engine, observed, options=ApplyOptions(wait="none"))
+    assert result.ok
+    assert engine.call_count == calls
