@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -32,7 +33,7 @@ from converge.errors import (
     OutOfSequenceError,
 )
 
-__all__ = ["Endpoint", "Engine", "EngineInfo", "connect", "resolve_endpoint"]
+__all__ = ["Endpoint", "Engine", "EngineInfo", "EventWatch", "connect", "resolve_endpoint"]
 
 Json = dict[str, Any]
 
@@ -93,6 +94,41 @@ def _unreachable_reason(error: Exception) -> str:
     # urllib3 prefixes its own object repr: keep the part a person reads.
     text = text.rsplit(": ", 1)[-1] if ">: " in text else text
     return text or error.__class__.__name__
+
+
+class EventWatch:
+    """Events of one stack's services and of every node, read by a daemon thread;
+    ``wait(timeout)`` returns as soon as one arrived since the last ``wait`` (True), or after
+    ``timeout`` seconds (False)."""
+
+    def __init__(self, stream: Any, service_prefix: str) -> None:
+        self._stream = stream
+        self._prefix = service_prefix
+        self._arrived = threading.Event()
+        self.received = 0
+        """Relevant events seen so far."""
+        self._thread = threading.Thread(target=self._read, name="converge-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
+                if event.get("Type") == "node" or name.startswith(self._prefix):
+                    self.received += 1
+                    self._arrived.set()
+        except Exception:  # closed or broken: the waits fall back to polling
+            _log.debug("the event stream ended", exc_info=True)
+
+    def wait(self, timeout: float) -> bool:
+        arrived = self._arrived.wait(timeout)
+        self._arrived.clear()
+        return arrived
+
+    def close(self) -> None:
+        with suppress(Exception):  # the connection may be gone already
+            self._stream.close()
+        self._thread.join(timeout=2)
 
 
 class Engine:
@@ -156,6 +192,28 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @contextmanager
+    def watch_events(self, stack: str) -> Iterator[EventWatch | None]:
+        """Follow the engine's ``/events`` for the stack's services and every node, in a
+        background thread, for as long as the block runs. Yields None when the engine (or a
+        fake in tests) cannot stream events: callers then only poll.
+
+        Swarm managers report service and node changes (an update's state moving to
+        ``completed``, ``paused`` or ``rollback_started``; a node going down); task state
+        changes are not events on the manager, so polling stays the source of truth.
+        """
+        filters = {"type": ["service", "node"]}
+        try:
+            stream = self._client.events(decode=True, filters=filters)
+        except (AttributeError, docker.errors.APIError, requests.exceptions.RequestException):
+            yield None
+            return
+        watch = EventWatch(stream, f"{stack}_")
+        try:
+            yield watch
+        finally:
+            watch.close()
 
     # -- reads ---------------------------------------------------------------------------------
 

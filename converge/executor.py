@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
-from converge.engine import Engine
+from converge.engine import Engine, EventWatch
 from converge.engine_spec import (
     network_create_body,
     service_engine_spec,
@@ -121,6 +122,10 @@ class ApplyOptions:
     poll_interval: float = 0.5
     stable_for: float | None = None
     """Seconds a service must stay converged; None: its update monitor window (default 5s)."""
+    event_fallback: float = 2.0
+    """Seconds between observations while every service left is in an update the engine
+    itself watches: its events (``/events``) wake the wait at once; polling stays the
+    fallback and the source of truth."""
     wait: WaitMode = "stable"
     """How long to wait once written: ``stable`` (converged and held for the stability
     window: the engine's update monitor), ``running`` (every task of the current template
@@ -523,11 +528,17 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
             service is left in), and a service found converged at once that never failed
             with its current spec has held already.
     """
+    with ExitStack() as watching:
+        return _wait_loop(run, keys, verify_only, watching)
+
+
+def _wait_loop(run: _Run, keys: list[str], verify_only: bool, watching: ExitStack) -> str | None:
     started = _engine_time(run.observed)
     update_since = "" if verify_only else started
     converged_since: dict[str, float] = {}
     unplaceable_since: dict[str, float] = {}
     first_round = True
+    watch: EventWatch | Literal[False] | None = False  # False: not opened yet
     while True:
         state = run.refresh()
         owned = state.owned_services()
@@ -588,7 +599,23 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
             )
             return f"timed out waiting for services to converge: {waiting or 'stability window'}"
         first_round = False
+        left = [item for item in progress if item.key not in converged_since]
+        if run.options.wait == "stable" and left and all(_engine_watches(item) for item in left):
+            # The engine watches every update left and reports its end as an event.
+            if watch is False:
+                watch = watching.enter_context(run.engine.watch_events(run.spec.stack))
+                if watch is not None:
+                    continue  # observe once more: nothing between the last look and now is lost
+            if watch is not None:
+                watch.wait(run.options.event_fallback)
+                continue
         run.options.clock.sleep(run.options.poll_interval)
+
+
+def _engine_watches(item: ServiceHealth) -> bool:
+    """An update in flight that the engine monitors itself: it ends in an update state change
+    (``completed``, ``paused``, a rollback), which the manager reports as a service event."""
+    return item.failure is None and item.update_state in SETTLING_STATES
 
 
 def _runs_current(item: ServiceHealth) -> bool:
