@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer import rich_utils
 from typer._click.exceptions import ClickException  # click as typer vendors it (0.26 and on)
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
@@ -82,6 +81,10 @@ def _set_color(enabled: bool) -> None:
     _terminal.color = enabled
     # Typer draws help and usage errors with its own consoles; None is its "no colour" value,
     # and with it rich writes no escape at all (bold and dim included).
+    if enabled and "typer.rich_utils" not in sys.modules:
+        return  # never changed, so still "auto"; importing it costs a tenth of the start
+    from typer import rich_utils
+
     rich_utils.COLOR_SYSTEM = "auto" if enabled else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -17,10 +18,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import docker
-import docker.errors
-import docker.tls
-import docker.utils
 import requests
 
 from converge.contexts import DEFAULT_CONTEXT, current_context_name, load_context
@@ -32,6 +29,24 @@ from converge.errors import (
     NotFoundError,
     OutOfSequenceError,
 )
+
+# docker-py imports paramiko (and with it cryptography, bcrypt, nacl and invoke) whenever it is
+# installed, although only ssh:// hosts use it: about a quarter of a whole `converge plan`.
+# It is hidden while docker imports (the SDK then leaves its ssh adapter out) and brought in
+# by _enable_ssh() when a host is ssh://.
+_PARAMIKO_HIDDEN = "paramiko" not in sys.modules
+if _PARAMIKO_HIDDEN:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # import paramiko: ImportError
+try:
+    import docker
+    import docker.api.client
+    import docker.errors
+    import docker.tls
+    import docker.transport
+    import docker.utils
+finally:
+    if _PARAMIKO_HIDDEN:
+        del sys.modules["paramiko"]
 
 __all__ = ["Endpoint", "Engine", "EngineInfo", "EventWatch", "connect", "resolve_endpoint"]
 
@@ -440,6 +455,16 @@ def resolve_endpoint(
     return Endpoint(found.host, f"context {context} ({source})", context)
 
 
+def _enable_ssh() -> None:
+    """Give docker-py the ssh adapter it left out while paramiko was hidden (see the imports)."""
+    if getattr(docker.api.client, "SSHHTTPAdapter", None) is not None:
+        return
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    docker.transport.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[misc]
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
+
+
 def _ssh_host_as_written(client: docker.APIClient, address: str) -> None:
     # docker-py adds ":22" to an ssh:// URL without a port, and its ssh client adapter then
     # passes "-p 22", which overrides the Port of the operator's ~/.ssh/config.
@@ -463,6 +488,8 @@ def connect(
         EngineError: the address is malformed, or the context unknown.
     """
     endpoint = resolve_endpoint(host, context)
+    if endpoint.address.startswith("ssh://"):
+        _enable_ssh()
     try:
         if endpoint.context is None:
             environment = {**os.environ, "DOCKER_HOST": endpoint.address}
