@@ -7,7 +7,6 @@ unset field is never reported and engine defaults never show as changes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -107,27 +106,32 @@ def compare_views(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> li
 
 def _identical(first: Any, second: Any) -> bool:
     """Equal and of the same types all the way down (1 and 1.0, or True and 1, are not)."""
-    try:
-        # Both done in C, about ten times faster than the walk below on views of JSON values:
-        # ``==`` tells lists from tuples and 1 from "1" as keys, JSON tells 1, 1.0 and true.
-        return first == second and _json(first) == _json(second)
-    except (TypeError, ValueError):  # not JSON values: compare them by walking
-        return _identical_walk(first, second)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, allow_nan=False)
-
-
-def _identical_walk(first: Any, second: Any) -> bool:
+    # Called for every declared object: plain loops, strings (most leaves) compared inline.
     if type(first) is not type(second):
         return False
     if isinstance(first, dict):
-        return first.keys() == second.keys() and all(
-            _identical_walk(value, second[key]) for key, value in first.items()
-        )
+        if len(first) != len(second):
+            return False
+        for key, value in first.items():
+            if key not in second:
+                return False
+            other = second[key]
+            if type(value) is str:
+                if type(other) is not str or value != other:
+                    return False
+            elif not _identical(value, other):
+                return False
+        return True
     if isinstance(first, list | tuple):
-        return len(first) == len(second) and all(map(_identical_walk, first, second))
+        if len(first) != len(second):
+            return False
+        for value, other in zip(first, second, strict=True):
+            if type(value) is str:
+                if type(other) is not str or value != other:
+                    return False
+            elif not _identical(value, other):
+                return False
+        return True
     return bool(first == second)
 
 
