@@ -12,11 +12,13 @@ from enum import IntEnum
 from typing import Any, Literal
 
 from converge.diff import FieldChange
+from converge.images import short_digest
 from converge.units import format_cpus, format_duration, format_memory
 
 __all__ = [
     "ADOPT_NOTE",
     "PLAN_FORMAT_VERSION",
+    "RERUN_REASON",
     "Action",
     "ActionKind",
     "FindingCode",
@@ -24,17 +26,20 @@ __all__ = [
     "Plan",
     "PlanFinding",
     "Severity",
+    "format_change",
     "format_value",
 ]
 
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"
 ADOPT_NOTE = "adopt (add the stack's ownership label)"
 """What an ``adopt`` action does before any change it lists."""
+RERUN_REASON = "--rerun: run the job again"
+"""The reason of a ``force`` action that ``converge apply --rerun JOB`` asked for."""
 
-ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt"]
+ActionKind = Literal["create", "update", "scale", "replace", "remove", "force", "adopt", "rollout"]
 Severity = Literal["error", "warning"]
 FindingCode = Literal["", "collision", "port_collision", "not_in_spec", "missing"]
-ObjectKind = Literal["node", "network", "service", "loadbalancer"]
+ObjectKind = Literal["node", "network", "service", "loadbalancer", "secret", "config"]
 
 _SYMBOLS: dict[str, str] = {
     "create": "+",
@@ -42,6 +47,7 @@ _SYMBOLS: dict[str, str] = {
     "scale": "~",
     "force": "~",
     "adopt": "~",
+    "rollout": "~",
     "replace": "-/+",
     "remove": "-",
 }
@@ -53,11 +59,15 @@ class Phase(IntEnum):
     NODES = 1
     NETWORKS = 2
     VOLUMES = 3
-    SERVICES = 4
-    DRAINS = 5
-    PRUNE_SERVICES = 6
-    PRUNE_NETWORKS = 7
-    LOADBALANCER = 8
+    FILES = 4
+    """Secrets and configs: created (new versions too) before the services that use them."""
+    SERVICES = 5
+    DRAINS = 6
+    PRUNE_SERVICES = 7
+    PRUNE_FILES = 8
+    """Old versions of secrets and configs, once the services moved to the new ones."""
+    PRUNE_NETWORKS = 9
+    LOADBALANCER = 10
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,11 @@ class Action:
     forced_by: tuple[str, ...] = ()
     observed_id: str | None = None
     observed_version: int | None = None
+    wave: int = 0
+    """Services phase: the wave (1, 2, ...) the action runs in; a wave starts once the
+    services of the waves before reached what it waits for (``depends_on``). 0 elsewhere."""
+    waits_for: tuple[str, ...] = ()
+    """What the service waits for, as ``mysql (healthy)``: its ``depends_on``."""
 
     @property
     def symbol(self) -> str:
@@ -83,7 +98,11 @@ class Action:
 
     @property
     def description(self) -> str:
-        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``."""
+        """One line: ``~ service exampleapp_mvc: replicas 5 -> 3``; for a secret or config its
+        key, its swarm name and what happens:
+        ``+ secret db_password (shop_db_password_1c2d3e4f5a): new version; 2 services roll``."""
+        if self.object_kind in ("secret", "config"):
+            return f"{self.symbol} {self.object_kind} {self.key} ({self.name}): {self.reason}"
         head = f"{self.symbol} {self.object_kind} {self.name}"
         if self.kind == "create":
             return f"{head}: create"
@@ -91,19 +110,19 @@ class Action:
             return f"{head}: remove"
         if self.kind == "replace":
             return f"{head}: replace ({', '.join(self.forced_by)} cannot change in place)"
+        if self.kind == "force" and self.changes == () and self.reason == RERUN_REASON:
+            return f"{head}: run the job again (--rerun)"
         if self.kind == "force":
             return f"{head}: redeploy every task ({self.reason})"
+        if self.kind == "rollout":
+            return f"{head}: {self.reason}"
         if self.kind == "adopt":
             adopt = f"{head}: {ADOPT_NOTE}"
             if not self.changes:
                 return adopt
             return f"{adopt}, then " + ", ".join(change.field for change in self.changes)
         if len(self.changes) == 1:
-            change = self.changes[0]
-            return (
-                f"{head}: {change.field} {format_value(change.path, change.before)} -> "
-                f"{format_value(change.path, change.after)}"
-            )
+            return f"{head}: {format_change(self.changes[0], sep=' ')}"
         return f"{head}: " + ", ".join(change.field for change in self.changes)
 
 
@@ -130,10 +149,26 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     spec_digest: str = ""
     spec_files: tuple[str, ...] = ()
+    images: dict[str, str] = field(default_factory=dict)
+    """The ``ContainerSpec.Image`` apply sends per service key: tags pinned to the digests
+    their registries gave when the plan was made (``converge.images``)."""
+    registry_auth: bool = False
+    """Send the docker client's registry credentials with creates and updates
+    (``--with-registry-auth``)."""
+    graph_changes: tuple[str, ...] = ()
+    """How the services' ``depends_on`` differs from the graph the last apply recorded, one
+    line each (``converge.ordering.graph_changes``)."""
+    graph_recorded: bool = True
+    """Whether an earlier apply recorded a graph (False: ``graph_changes`` lists a new one)."""
 
     @property
     def has_changes(self) -> bool:
         return bool(self.actions)
+
+    @property
+    def waves(self) -> int:
+        """How many waves the services phase runs in (0: no service action)."""
+        return max((action.wave for action in self.actions), default=0)
 
     @property
     def errors(self) -> tuple[PlanFinding, ...]:
@@ -143,7 +178,8 @@ class Plan:
         """Terraform's summary: how many objects are added, changed and destroyed."""
         add = sum(action.kind in ("create", "replace") for action in self.actions)
         change = sum(
-            action.kind in ("update", "scale", "force", "adopt") for action in self.actions
+            action.kind in ("update", "scale", "force", "adopt", "rollout")
+            for action in self.actions
         )
         destroy = sum(action.kind in ("remove", "replace") for action in self.actions)
         return {"add": add, "change": change, "destroy": destroy}
@@ -166,6 +202,8 @@ def format_value(path: tuple[str, ...], value: Any) -> str:
             return format_memory(value)
         if leaf == "cpus":
             return format_cpus(value)
+        if leaf == "mode":  # a secret's or config's file mode
+            return f"0{value:o}"
     if isinstance(value, str):
         return value if value else '""'
     if isinstance(value, bool):
@@ -178,3 +216,19 @@ def format_value(path: tuple[str, ...], value: Any) -> str:
         )
         return "{" + inner + "}"
     return str(value)
+
+
+def format_change(change: FieldChange, sep: str = ": ") -> str:
+    """``field: before -> after``; a tag whose digest moved reads
+    ``image: app:1.2 (sha256:3f1c0a9b7e2d… → sha256:9d8e7f6a5b4c…)``."""
+    before, after = change.before, change.after
+    if change.path == ("image",) and isinstance(before, str) and isinstance(after, str):
+        tag, _, old = before.partition("@")
+        new_tag, _, new = after.partition("@")
+        if tag == new_tag and new and old != new:
+            old_text = short_digest(old) if old else "no digest"
+            return f"image{sep}{tag} ({old_text} → {short_digest(new)})"
+    return (
+        f"{change.field}{sep}{format_value(change.path, before)} -> "
+        f"{format_value(change.path, after)}"
+    )

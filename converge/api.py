@@ -10,21 +10,27 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.collector import collector_paused
 from converge.diff import diff
 from converge.errors import PlanError
+from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
+from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
+from converge.naming import GRAPH_LABEL, graph_record_name, object_name, ownership_labels
+from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
 from converge.provenance import git_revision
 from converge.render import plan_document
+from converge.sources import with_sources
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from converge.engine import Engine
     from converge.executor import ApplyEvents, ApplyOptions, ApplyResult
     from converge.lock import LockInfo
+    from converge.rollout import RolloutStatus
 
 # The modules that reach the engine import docker (~125 ms): the functions that use them import
 # them inside, so that importing this API (as the CLI's fast commands do) stays cheap.
@@ -55,6 +62,8 @@ __all__ = [
     "make_plan",
     "read_saved_plan",
     "resolved_spec_hash",
+    "rollout_command",
+    "rollout_state",
     "save_plan",
     "saved_plan_options",
     "saved_spec_files",
@@ -69,11 +78,28 @@ class PlanResult:
     plan: Plan
     options: PlanOptions = field(default_factory=PlanOptions)
     """What the plan was asked for: a saved plan keeps it, for apply to plan the same way."""
+    warnings: tuple[str, ...] = ()
+    """For the operator, not part of the plan: tags no registry resolved to a digest."""
 
 
 def resolved_spec_hash(loaded: LoadedSpec) -> str:
-    """A hash of the spec after interpolation: a saved plan is bound to exactly this spec."""
-    return hashlib.sha256(loaded.spec.model_dump_json().encode()).hexdigest()
+    """A digest of the spec after interpolation and of its secrets' and configs' contents (hex,
+    64 digits): a saved plan is bound to exactly these.
+
+    Never a plain hash: the spec holds values from secret variables, and a plain sha256 in a
+    saved plan or a drift report would confirm a guessed value cheaply. It is scrypt, slow on
+    purpose, salted with the stack's name (``converge.fileobjects.slow_digest``), so the same
+    spec gives the same digest in plan and drift documents.
+    """
+    return slow_digest(_spec_material(loaded), f"converge-spec:{loaded.spec.stack}".encode())
+
+
+def _spec_material(loaded: LoadedSpec) -> bytes:
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    for (kind, key), data in sorted((loaded.contents or {}).items()):
+        material.update(f"\0{kind}\0{key}\0{len(data)}\0".encode())
+        material.update(data)
+    return material.digest()
 
 
 def make_plan(
@@ -81,19 +107,30 @@ def make_plan(
     engine: Engine,
     options: PlanOptions = PlanOptions(),
 ) -> PlanResult:
-    """Load (unless given loaded), observe, diff and plan.
+    """Load (unless given loaded), read the secrets' and configs' sources, observe, diff and
+    plan.
 
     Raises:
         SpecError: the spec is invalid.
+        SourceError: a secret's or config's source cannot be read (nothing is written).
         EngineError: the engine is unreachable or not a swarm manager.
     """
     from converge.lock import holder_state, read_lock
     from converge.observe import observe
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    if not options.destroy:  # a destroy needs no secret's value
+        loaded = with_sources(loaded)
     with collector_paused():
         observed = observe(engine, loaded.spec)
-        difference = diff(loaded.spec, observed)
+        registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
+        images: dict[str, str] = {}
+        warnings: tuple[str, ...] = ()
+        if not options.destroy:
+            images, warnings = _resolve_images(
+                engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
+            )
+        difference = diff(loaded.spec, observed, loaded.contents, options.rotate, images)
         result = plan(
             loaded.spec,
             difference,
@@ -102,11 +139,96 @@ def make_plan(
             spec_digest=resolved_spec_hash(loaded),
             spec_files=loaded.files,
         )
+    result = replace(result, images=images, registry_auth=registry_auth)
+    recorded = read_graph_record(engine, loaded.spec.stack)
+    changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
+    if changes and not options.destroy:
+        result = replace(result, graph_changes=changes, graph_recorded=recorded is not None)
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
-    return PlanResult(loaded, observed, result, options)
+    return PlanResult(loaded, observed, result, options, warnings)
+
+
+def _resolve_mode(spec: Spec, options: PlanOptions) -> ResolveMode:
+    mode = options.resolve_image or spec.x_converge.resolve_image or "always"
+    if mode not in RESOLVE_MODES:
+        raise PlanError(f"--resolve-image must be one of {', '.join(RESOLVE_MODES)}, not {mode!r}")
+    return cast(ResolveMode, mode)
+
+
+def _resolve_images(
+    engine: Engine, spec: Spec, observed: ObservedState, mode: ResolveMode, registry_auth: bool
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Ask the registries (through the engine) for the digest of each tag to resolve.
+
+    A tag no registry gives a digest for is used as written, with a warning, as
+    ``docker stack deploy`` does: images built on the nodes themselves are in no registry.
+
+    Returns:
+        The image to send per service key, and one warning per tag left unresolved.
+    """
+    from converge.errors import EngineError, EngineUnavailableError
+
+    def lookup(image: str) -> tuple[str, str | None, str]:
+        try:
+            auth = engine.registry_auth(image) if registry_auth else None
+            return image, engine.image_digest(image, auth), ""
+        except EngineUnavailableError:
+            raise
+        except EngineError as error:
+            return image, None, str(error)
+
+    tags = images_to_resolve(spec, observed, mode)
+    answers: list[tuple[str, str | None, str]] = []
+    if tags:
+        # Each lookup is a registry round trip through the manager: ask them side by side.
+        with ThreadPoolExecutor(max_workers=min(8, len(tags))) as pool:
+            answers = list(pool.map(lookup, tags))
+    digests = {image: digest for image, digest, _ in answers if digest is not None}
+    warnings = tuple(
+        f"image {image} could not be resolved to a digest ({reason}); each node uses the "
+        "tag as it finds it, so nodes may run different content"
+        for image, digest, reason in answers
+        if digest is None
+    )
+    return service_images(spec, observed, digests), warnings
+
+
+def read_graph_record(engine: Engine, stack: str) -> tuple[str, Graph] | None:
+    """The id and the graph of the stack's graph record, if an apply left one."""
+    name = graph_record_name(stack)
+    for config in engine.configs({"name": name}):
+        spec = config.get("Spec") or {}
+        if spec.get("Name") != name:
+            continue
+        try:
+            graph = json.loads((spec.get("Labels") or {}).get(GRAPH_LABEL, "{}"))
+        except ValueError:
+            graph = {}
+        return str(config["ID"]), graph if isinstance(graph, dict) else {}
+    return None
+
+
+def _record_graph(engine: Engine, planned: PlanResult) -> None:
+    """Replace the stack's graph record with the spec's graph (configs are immutable); only
+    when the plan found the graph changed, so an apply with nothing to change writes nothing;
+    a destroy removes it."""
+    stack = planned.loaded.spec.stack
+    if planned.options.destroy:
+        gone = read_graph_record(engine, stack)
+        if gone is not None:
+            engine.remove_config(graph_record_name(stack), gone[0])
+        return
+    if not planned.plan.graph_changes or planned.options.targets:
+        return
+    recorded = read_graph_record(engine, stack)
+    if recorded is not None:
+        engine.remove_config(graph_record_name(stack), recorded[0])
+    graph = json.dumps(graph_of(planned.loaded.spec), sort_keys=True, separators=(",", ":"))
+    labels = {**ownership_labels(stack), GRAPH_LABEL: graph}
+    engine.create_config(graph_record_name(stack), b"converge dependency graph\n", labels)
 
 
 def _with_findings(result: Plan, *findings: PlanFinding) -> Plan:
@@ -132,7 +254,13 @@ def save_plan(result: PlanResult, path: str | os.PathLike[str]) -> None:
         "rebalance": result.options.rebalance,
         "adopt": result.options.adopt,
         "targets": list(result.options.targets),
+        "rotate": list(result.options.rotate),
+        "rerun": list(result.options.rerun),
     }
+    if result.options.resolve_image is not None:
+        document["options"]["resolve_image"] = result.options.resolve_image
+    if result.options.with_registry_auth:
+        document["options"]["with_registry_auth"] = True
     document["spec_files"] = [
         {
             "path": str(Path(file).absolute()),
@@ -167,7 +295,16 @@ def execute_plan(
     if result.plan.errors:
         problems = "; ".join(f"{item.address}: {item.message}" for item in result.plan.errors)
         raise PlanError(f"the plan has errors, nothing was changed: {problems}")
-    return apply_plan(result.plan, result.loaded.spec, engine, result.observed, events, options)
+    return apply_plan(
+        result.plan,
+        result.loaded.spec,
+        engine,
+        result.observed,
+        events,
+        options,
+        contents=result.loaded.contents,
+        rotate=result.options.rotate,
+    )
 
 
 ApplyStatus = Literal["no_changes", "plan_errors", "cancelled", "applied", "failed"]
@@ -315,6 +452,10 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
         rebalance=bool(options.get("rebalance", False)),
         targets=tuple(options.get("targets") or ()),
         adopt=bool(options.get("adopt", False)),
+        rotate=tuple(options.get("rotate") or ()),
+        resolve_image=options.get("resolve_image") or None,
+        with_registry_auth=bool(options.get("with_registry_auth", False)),
+        rerun=tuple(options.get("rerun") or ()),
     )
 
 
@@ -384,13 +525,21 @@ def apply(
             result = execute_plan(planned, engine, hooks.events, request.apply_options)
             if result.ok:
                 result = _verify_untouched(planned, engine, request, hooks, result)
+            if result.ok:
+                _record_graph(engine, planned)
             return ApplyRun(planned, "applied" if result.ok else "failed", result)
+        if planned.plan.graph_changes:
+            # Only the order changed: verify, and record the graph while holding the lock.
+            run = _verified(planned, engine, request, hooks)
+            if run.ok:
+                _record_graph(engine, planned)
+            return run
     # Nothing to change after all (another apply did it while we waited): verify, unlocked.
     return _verified(planned, engine, request, hooks)
 
 
 def _nothing_to_do(result: PlanResult) -> bool:
-    return not result.plan.has_changes and not result.plan.errors
+    return not result.plan.has_changes and not result.plan.errors and not result.plan.graph_changes
 
 
 def _took_over(holder: LockInfo) -> str:
@@ -562,6 +711,8 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
                 "in_spec": key in spec.services,
                 "running": health.running,
                 "desired": health.desired,
+                "job": health.job,
+                "completed": health.completed,
                 "update_state": health.update_state,
                 "converged": health.converged,
                 "failure": health.failure,
@@ -584,11 +735,75 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
             if state != "live"
             else f"stack {spec.stack} is being applied by {holder.describe()}",
         }
-    return {"stack": spec.stack, "services": services, "missing": missing, "lock": lock}
+    rollouts = [
+        {
+            "service": key,
+            "candidate": candidate.name,
+            "running": (health := service_health(observed, candidate.name, candidate)).running,
+            "desired": health.desired,
+            "message": f"a rollout of service {object_name(spec.stack, key)} is in progress: "
+            f"{candidate.name} runs the new version beside it (converge rollout status)",
+        }
+        for key, candidate in sorted(observed.rollout_candidates().items())
+    ]
+    return {
+        "stack": spec.stack,
+        "services": services,
+        "missing": missing,
+        "lock": lock,
+        "rollouts": rollouts,
+    }
 
 
-def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
+def rollout_state(loaded: LoadedSpec, engine: Engine, service: str) -> RolloutStatus:
+    """Where the rollout of ``service`` stands (read only).
+
+    Raises:
+        RolloutError: the service is not in the spec.
+    """
+    from converge.rollout import rollout_status
+
+    return rollout_status(loaded.spec, service, engine)
+
+
+def rollout_command(
+    loaded: LoadedSpec,
+    engine: Engine,
+    service: str,
+    what: Literal["promote", "abort"],
+    *,
+    timeout: float = 600.0,
+    lock_timeout: float = 0.0,
+    progress: Callable[[str], None] = lambda line: None,
+) -> str:
+    """Promote (finish now) or abort a rollout in progress, under the stack's lock.
+
+    Raises:
+        RolloutError: no rollout of ``service`` is in progress, or its new version is unhealthy.
+        LockError: another apply holds the stack's lock past ``lock_timeout``.
+    """
+    from converge.lock import stack_lock
+    from converge.rollout import RolloutSettings, abort_rollout, promote_rollout
+
+    settings = RolloutSettings(timeout=timeout, progress=progress)
+    act = promote_rollout if what == "promote" else abort_rollout
+    with stack_lock(engine, loaded.spec.stack, wait=lock_timeout, hold_for=timeout + 300):
+        return act(loaded.spec, service, engine, settings)
+
+
+def check_drift(
+    loaded: LoadedSpec,
+    engine: Engine,
+    *,
+    resolve_image: str = "never",
+    with_registry_auth: bool = False,
+) -> DriftReport:
     """Observe and plan (read-only: no write call), then report sync and health findings.
+
+    Args:
+        resolve_image: ``never`` compares tags only; ``always`` also asks each image's
+            registry, so a tag re-pushed since the deploy is reported (opt-in: it costs a
+            registry request per image).
 
     Raises:
         EngineError: the engine is unreachable or not a swarm manager.
@@ -597,7 +812,8 @@ def check_drift(loaded: LoadedSpec, engine: Engine) -> DriftReport:
 
     checked_at = datetime.now(UTC)
     started = time.monotonic()
-    result = make_plan(loaded, engine)
+    options = PlanOptions(resolve_image=resolve_image, with_registry_auth=with_registry_auth)
+    result = make_plan(loaded, engine, options)
     commit, dirty = git_revision(loaded.files)
     return drift_report(
         loaded,

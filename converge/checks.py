@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from converge.engine_spec import service_engine_spec
+from converge.naming import ROLLOUT_RUNTIME_PORT, ROLLOUT_SUFFIX
+from converge.ordering import dangling_dependencies, dependency_cycle
 from converge.spec import DEFAULT_NETWORK, NodeSpec, ServiceSpec, Spec, parse_constraint
 
 __all__ = [
@@ -87,12 +89,15 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
     """Every cross-object problem of a type-valid spec, in a stable order."""
     problems = [
         *_check_references(spec),
+        *_check_file_objects(spec),
+        *_check_dependencies(spec),
         *_check_not_yet_supported(spec),
         *_check_published_ports(spec),
         *_check_endpoint_mode(spec),
         *_check_nodes(spec),
         *_check_placement(spec),
         *_check_loadbalancer(spec),
+        *_check_rollouts(spec),
     ]
     # The engine payloads are built only from a spec whose references hold.
     return problems or list(_check_service_sizes(spec))
@@ -125,19 +130,65 @@ def _check_references(spec: Spec) -> Iterator[FieldProblem]:
                     )
 
 
-def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
-    """Swarm secrets and configs come with their own issue; until then converge refuses a
-    file that uses them rather than deploying its services without them."""
-    for kind in ("secrets", "configs"):
-        if getattr(spec, kind):
-            yield ((kind,), f"{kind} are not supported by converge yet")
-    for name, service in spec.services.items():
-        for kind in ("secrets", "configs"):
-            if getattr(service, kind):
+def _check_dependencies(spec: Spec) -> Iterator[FieldProblem]:
+    dangling = dangling_dependencies(spec)
+    for key, dependency in dangling:
+        yield (
+            ("services", key, "depends_on", dependency),
+            f"service {dependency!r} is not a service of this stack"
+            + _suggestion(dependency, spec.services),
+        )
+    for key, service in spec.services.items():
+        for name, entry in service.depends_on.items():
+            target = spec.services.get(name)
+            if (
+                entry.condition == "service_completed_successfully"
+                and target is not None
+                and not target.deploy.is_job
+            ):
                 yield (
-                    ("services", name, kind),
-                    f"{kind} are not supported by converge yet",
+                    ("services", key, "depends_on", name, "condition"),
+                    f"service {name!r} is not a job (deploy.mode replicated-job or "
+                    "global-job): a swarm restarts the tasks of other services, so they never "
+                    "complete",
                 )
+    if dangling:
+        return
+    cycle = dependency_cycle(spec)
+    if cycle is not None:
+        yield (
+            ("services", cycle[0], "depends_on", cycle[1]),
+            "depends_on makes a cycle: " + " -> ".join(cycle),
+        )
+
+
+def _check_file_objects(spec: Spec) -> Iterator[FieldProblem]:
+    """What a secret or config may say: compose's ``content`` is for configs (a secret's value
+    never sits in the file), and secret drivers (plugins) are not supported."""
+    for key, secret in spec.secrets.items():
+        if secret.content is not None:
+            yield (
+                ("secrets", key, "content"),
+                "a secret's value never sits in the file: use file, environment, "
+                "x-converge.age or x-converge.command",
+            )
+    for kind in ("secrets", "configs"):
+        for key, declared in getattr(spec, kind).items():
+            if declared.driver is not None:
+                yield (
+                    (kind, key, "driver"),
+                    f"{kind[:-1]} drivers (plugins) are not supported by converge yet",
+                )
+            if declared.template_driver not in (None, "golang"):
+                yield (
+                    (kind, key, "template_driver"),
+                    f"template_driver {declared.template_driver!r} is unknown; the engine "
+                    "knows 'golang'",
+                )
+
+
+def _check_not_yet_supported(spec: Spec) -> Iterator[FieldProblem]:
+    for name, service in spec.services.items():
         if service.healthcheck is not None and service.healthcheck.start_interval is not None:
             yield (
                 ("services", name, "healthcheck", "start_interval"),
@@ -316,6 +367,29 @@ def _check_loadbalancer(spec: Spec) -> Iterator[FieldProblem]:
         yield from _check_backend(spec, name, backend.service, backend.port, backend.method)
         if backend.method == "dns":
             yield from _check_backend_network(spec, name)
+
+
+def _check_rollouts(spec: Spec) -> Iterator[FieldProblem]:
+    """blue-green and canary move traffic in the managed load balancer, through a dns backend
+    (the new version's tasks are found by name, beside the old ones)."""
+    balancer = spec.loadbalancer
+    for key, service in spec.services.items():
+        if service.x_converge.rollout.strategy == "rolling":
+            continue
+        path = ("services", key, "x-converge", "rollout", "strategy")
+        strategy = service.x_converge.rollout.strategy
+        if balancer is None:
+            yield path, f"{strategy} moves traffic in the load balancer: declare one"
+            continue
+        methods = [b.method for b in balancer.backends.values() if b.service == key]
+        if not methods:
+            yield path, f"{strategy} needs a load-balancer backend for service {key!r}"
+        elif any(method != "dns" for method in methods):
+            yield path, f"{strategy} needs the service's backends to use method: dns"
+        if f"{key}{ROLLOUT_SUFFIX}" in spec.services:
+            yield path, f"service {key}{ROLLOUT_SUFFIX!r} would collide with the new version's name"
+        if ROLLOUT_RUNTIME_PORT in {f.port for f in balancer.frontends.values()}:
+            yield path, f"port {ROLLOUT_RUNTIME_PORT} is the load balancer's runtime API port"
 
 
 def _check_backend(

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -52,12 +52,14 @@ from converge.render import (
     write_metrics,
 )
 from converge.schema import spec_json_schema
+from converge.sources import with_sources
 from converge.units import parse_duration
 from converge.version import converge_version
 
 if TYPE_CHECKING:
     from typer._click import Context, Parameter
 
+    from converge.api import PlanResult
     from converge.engine import Engine
 
 __all__ = ["app", "main"]
@@ -124,6 +126,13 @@ def _console(stderr: bool = False) -> Console:
 
 def _warn(message: str) -> None:
     typer.echo(f"Warning: {message}", err=True)
+
+
+def _warn_planned(planned: PlanResult) -> None:
+    """The plan's warnings (an image tag may be written with a secret variable): masked."""
+    masker = Masker(planned.loaded, planned.plan)
+    for warning in planned.warnings:
+        _warn(masker.text(warning))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +398,51 @@ AdoptOption = Annotated[
         "add the stack's ownership label, restarting no task.",
     ),
 ]
+RotateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rotate",
+        metavar="SECRET",
+        help="Give this secret a new version although its current one cannot be verified "
+        "(made without converge's fingerprint); repeatable.",
+    ),
+]
+
+
+class ResolveImage(StrEnum):
+    always = "always"
+    changed = "changed"
+    never = "never"
+
+
+ResolveImageOption = Annotated[
+    ResolveImage | None,
+    typer.Option(
+        "--resolve-image",
+        help="Pin each tag to the digest its registry gives: always (the default, or the "
+        "spec's x-converge.resolve_image), changed (new services and changed images only), "
+        "never; as docker stack deploy.",
+        show_default=False,
+    ),
+]
+WithRegistryAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-registry-auth",
+        help="Send the docker client's registry credentials (docker login) with every "
+        "service create and update, so that nodes can pull private images.",
+    ),
+]
+RerunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rerun",
+        metavar="JOB",
+        help="Run this job again although its spec did not change (a job runs on creation "
+        "and when its spec changes); repeatable.",
+        show_default=False,
+    ),
+]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -584,7 +638,11 @@ def plan(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
+    rerun: RerunOption = None,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -595,13 +653,23 @@ def plan(
 
     as_json = output is PlanFormat.json
     options = PlanOptions(
-        prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+        prune=prune,
+        rebalance=rebalance,
+        targets=tuple(target or ()),
+        adopt=adopt,
+        rotate=tuple(rotate or ()),
+        resolve_image=resolve_image.value if resolve_image else None,
+        with_registry_auth=with_registry_auth,
+        rerun=tuple(rerun or ()),
     )
     with _json_errors(as_json):
-        loaded = _load(_arguments(files, compose, env_file))
+        # The secrets' sources are read first: a failing one stops here, and every output
+        # masks their values.
+        loaded = with_sources(_load(_arguments(files, compose, env_file)))
         with _connect(host, context) as engine:
             result = make_plan(loaded, engine, options)
     _warn_targeting(options.targets)
+    _warn_planned(result)
     if as_json and result.plan.errors:
         typer.echo(plan_errors_json(result.plan, loaded))
     elif as_json:
@@ -680,7 +748,6 @@ def _run_apply(
     from converge.api import (
         ApplyHooks,
         ApplyRequest,
-        PlanResult,
         load_apply_input,
         saved_plan_options,
     )
@@ -692,12 +759,15 @@ def _run_apply(
     messages = _console(stderr=True) if as_json else console
     with _json_errors(as_json):
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
+        if not plan_options.destroy:  # a destroy needs no secret's value
+            loaded = with_sources(loaded)
         if saved is not None:
             if plan_options.destroy:
                 raise PlanError("destroy takes the spec files, not a saved plan")
             if plan_options != PlanOptions():
                 raise PlanError(
-                    "--prune, --rebalance, --adopt and --target were fixed when the plan was "
+                    "--prune, --rebalance, --adopt, --rotate, --target, --rerun, "
+                    "--resolve-image and --with-registry-auth were fixed when the plan was "
                     "saved; do not give them with a saved plan"
                 )
             plan_options = saved_plan_options(saved)
@@ -706,6 +776,7 @@ def _run_apply(
         _warn_targeting(plan_options.targets)
 
         def show(planned: PlanResult) -> None:
+            _warn_planned(planned)
             if not as_json:
                 console.print(plan_text(planned.plan, loaded))
 
@@ -777,7 +848,11 @@ def apply(
     prune: PruneOption = False,
     rebalance: RebalanceOption = False,
     adopt: AdoptOption = False,
+    rotate: RotateOption = None,
     target: TargetOption = None,
+    resolve_image: ResolveImageOption = None,
+    with_registry_auth: WithRegistryAuthOption = False,
+    rerun: RerunOption = None,
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
@@ -793,7 +868,14 @@ def apply(
         _arguments(files, compose, env_file),
         yes=yes,
         plan_options=PlanOptions(
-            prune=prune, rebalance=rebalance, targets=tuple(target or ()), adopt=adopt
+            prune=prune,
+            rebalance=rebalance,
+            targets=tuple(target or ()),
+            adopt=adopt,
+            rotate=tuple(rotate or ()),
+            resolve_image=resolve_image.value if resolve_image else None,
+            with_registry_auth=with_registry_auth,
+            rerun=tuple(rerun or ()),
         ),
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -841,7 +923,8 @@ def _status_exit_code(report: dict[str, Any]) -> int:
     healthy = not report["missing"] and all(
         service["converged"] for service in report["services"] if service["in_spec"]
     )
-    return 0 if healthy else 2
+    # A rollout in progress is not a settled stack: apply or `converge rollout` finishes it.
+    return 0 if healthy and not report.get("rollouts") else 2
 
 
 @app.command()
@@ -857,7 +940,8 @@ def status(
 ) -> None:
     """Per service: running/desired tasks, where they run, update state and last errors.
 
-    Exit 0: every service of the spec runs converged; 2: one does not, or is missing; 1: error.
+    Exit 0: every service of the spec runs converged; 2: one does not, or is missing, or a
+    rollout is in progress; 1: error.
     """
     from converge.api import stack_status
 
@@ -966,6 +1050,15 @@ def drift(
         FailOnOption,
         typer.Option("--fail-on", help="Exit 2 on: drift (sync), health, or any of them."),
     ] = FailOnOption.any,
+    resolve_image: Annotated[
+        ResolveImage,
+        typer.Option(
+            "--resolve-image",
+            help="always: also report tags re-pushed since they were deployed (asks each "
+            "image's registry); never (the default) compares the tags only.",
+        ),
+    ] = ResolveImage.never,
+    with_registry_auth: WithRegistryAuthOption = False,
     host: HostOption = None,
     context: ContextOption = None,
     no_color: NoColorOption = False,
@@ -984,8 +1077,14 @@ def drift(
     try:
         loaded = _load(_arguments(files, compose, env_file))
         stack = loaded.spec.stack
+        loaded = with_sources(loaded)
         with _connect(host, context) as engine:
-            report = check_drift(loaded, engine)
+            report = check_drift(
+                loaded,
+                engine,
+                resolve_image=resolve_image.value,
+                with_registry_auth=with_registry_auth,
+            )
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()
@@ -1008,12 +1107,127 @@ def schema() -> None:
     typer.echo(json.dumps(spec_json_schema(), indent=2))
 
 
+rollout_app = typer.Typer(
+    help="Blue-green and canary rollouts in progress: where they stand, finish or undo them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+RolloutArguments = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="FILE... [STACK] SERVICE",
+        help="Compose files (or use -c), the stack's name (default: from the file), and the "
+        "service (its key in the spec).",
+        show_default=False,
+    ),
+]
+
+
+def _rollout_arguments(
+    arguments: list[str] | None, compose: list[Path] | None, env_files: list[Path] | None
+) -> tuple[SpecArguments, str]:
+    """The last positional argument that is not a file names the service."""
+    given = list(arguments or [])
+    for index in range(len(given) - 1, -1, -1):
+        argument = given[index]
+        if not (Path(argument).exists() or argument.endswith((".yml", ".yaml", ".json"))):
+            rest = given[:index] + given[index + 1 :]
+            return _arguments(rest, compose, env_files), argument
+    raise typer.BadParameter("name the service (converge rollout status -c FILE SERVICE)")
+
+
+@rollout_app.command("status")
+def rollout_status(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    output: ResultOutputOption = ResultFormat.text,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Where a service's rollout stands: the new version, its traffic share, its figures.
+
+    Exit 0: no rollout in progress and nothing to roll out; 2: one is in progress or pending;
+    1: error.
+    """
+    from converge.api import rollout_state
+    from converge.render.rollout import rollout_status_json, rollout_status_text
+
+    given, service = _rollout_arguments(files, compose, env_file)
+    loaded = _load(given)
+    with _connect(host, context) as engine:
+        state = rollout_state(loaded, engine, service)
+    if output is ResultFormat.json:
+        typer.echo(rollout_status_json(state))
+    else:
+        _console().print(escape(rollout_status_text(state)))
+    raise typer.Exit(2 if state.in_progress or state.pending else 0)
+
+
+def _rollout_write(
+    what: Literal["promote", "abort"],
+    files: list[str] | None,
+    compose: list[Path] | None,
+    env_file: list[Path] | None,
+    timeout: float,
+    lock_timeout: float,
+    host: str | None,
+    context: str | None,
+) -> None:
+    from converge.api import rollout_command
+
+    given, service = _rollout_arguments(files, compose, env_file)
+    loaded = _load(given)
+    console = _console()
+    with _connect(host, context) as engine:
+        outcome = rollout_command(
+            loaded,
+            engine,
+            service,
+            what,
+            timeout=timeout,
+            lock_timeout=lock_timeout,
+            progress=lambda line: console.print(escape(f"Rollout: {line}")),
+        )
+    console.print(f"service.{escape(service)}: [green]{outcome}[/green]")
+
+
+@rollout_app.command("promote")
+def rollout_promote(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Finish a rollout now: all traffic to the new version, which then becomes the service."""
+    _rollout_write("promote", files, compose, env_file, timeout, lock_timeout, host, context)
+
+
+@rollout_app.command("abort")
+def rollout_abort(
+    files: RolloutArguments = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    timeout: TimeoutOption = 600.0,
+    lock_timeout: LockTimeoutOption = 0.0,
+    host: HostOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Undo a rollout: all traffic back to the running version, the new one removed."""
+    _rollout_write("abort", files, compose, env_file, timeout, lock_timeout, host, context)
+
+
 def _register_subcommands() -> None:
     from converge.lab.commands import lab_app
     from converge.lb.commands import lb_app
 
     app.add_typer(lab_app, name="lab")
     app.add_typer(lb_app, name="lb")
+    app.add_typer(rollout_app, name="rollout")
 
 
 def _stop_on_signals() -> None:

@@ -7,12 +7,22 @@ unset field is never reported and engine defaults never show as changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from converge.fileobjects import (
+    Contents,
+    FileKind,
+    FileRefs,
+    FileVersion,
+    file_refs,
+    resolve_versions,
+    services_using,
+    versions_of,
+)
 from converge.lb.config import container_name, desired_view
-from converge.naming import object_name, spec_key
+from converge.naming import VERSION_OF_LABEL, is_converge_record, object_name, owned_by, spec_key
 from converge.normalize import (
     align,
     default_service_view,
@@ -23,12 +33,35 @@ from converge.normalize import (
 from converge.spec import Spec
 from converge.state import ObservedState
 
-__all__ = ["Diff", "FieldChange", "ObjectDiff", "compare_views", "creation_changes", "diff"]
+__all__ = [
+    "OLD_VERSION",
+    "Diff",
+    "FieldChange",
+    "ObjectDiff",
+    "compare_views",
+    "creation_changes",
+    "diff",
+]
 
-ObjectKind = Literal["node", "network", "service", "loadbalancer"]
-DiffStatus = Literal["create", "update", "remove", "unchanged", "missing", "collision", "unowned"]
+ObjectKind = Literal["node", "network", "service", "loadbalancer", "secret", "config"]
+DiffStatus = Literal[
+    "create",
+    "update",
+    "remove",
+    "unchanged",
+    "missing",
+    "collision",
+    "unowned",
+    "rotate",
+    "unverifiable",
+]
 """``unowned``: a service of that name exists outside any stack (``docker service create``);
-its changes are those apply makes once it adopted it (``--adopt``)."""
+its changes are those apply makes once it adopted it (``--adopt``). ``rotate``: a secret or
+config whose content changed gets a new version; ``unverifiable``: a secret without converge's
+fingerprint, whose content cannot be compared. A ``remove`` of a secret or config with detail
+``OLD_VERSION`` is an old version, removed whatever ``--prune`` says."""
+
+OLD_VERSION = "an old version no service uses"
 
 
 @dataclass(frozen=True)
@@ -172,12 +205,28 @@ def _lookup(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-def diff(spec: Spec, observed: ObservedState) -> Diff:
-    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out."""
+def diff(
+    spec: Spec,
+    observed: ObservedState,
+    contents: Contents | None = None,
+    rotate: Collection[str] = (),
+    images: Mapping[str, str] | None = None,
+) -> Diff:
+    """Every object of ``spec`` compared with ``observed``, plus owned objects it left out.
+
+    Args:
+        contents: the secrets' and configs' contents by (kind, key) (``converge.sources``);
+            None when not read: their versions in use are then taken as they are.
+        rotate: secret keys to rotate even when their current version cannot be verified.
+        images: the image to send per service key, where a tag was pinned to its digest
+            (``converge.images.service_images``); others compare as written.
+    """
+    versions = resolve_versions(spec, observed, contents, rotate)
     objects: list[ObjectDiff] = []
     objects.extend(_diff_nodes(spec, observed))
     objects.extend(_diff_networks(spec, observed))
-    objects.extend(_diff_services(spec, observed))
+    objects.extend(_diff_file_objects(spec, observed, versions))
+    objects.extend(_diff_services(spec, observed, file_refs(versions), images or {}))
     objects.extend(_diff_loadbalancer(spec, observed))
     return Diff(stack=spec.stack, objects=tuple(objects))
 
@@ -266,7 +315,75 @@ def _diff_networks(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
     return result
 
 
-def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
+def _diff_file_objects(
+    spec: Spec, observed: ObservedState, versions: Mapping[tuple[FileKind, str], FileVersion]
+) -> list[ObjectDiff]:
+    """Each declared secret and config (a new version, or as it is), the old versions to
+    remove (beyond those kept), and the stack's secrets and configs no longer declared."""
+    result: list[ObjectDiff] = []
+    kinds: tuple[FileKind, ...] = ("secret", "config")
+    for kind in kinds:
+        users = services_using(observed, kind)
+        spec_services = {object_name(spec.stack, key) for key in spec.services}
+        declared = spec.secrets if kind == "secret" else spec.configs
+        known: set[str] = set()
+        for key, item in declared.items():
+            version = versions[kind, key]
+            statuses: dict[str, DiffStatus] = {
+                "unchanged": "unchanged",
+                "external": "unchanged",
+                "create": "create",
+                "rotate": "rotate",
+                "unverifiable": "unverifiable",
+                "missing": "missing",
+            }
+            status = statuses[version.status]
+            detail = ""
+            if version.collision:
+                status = "collision"
+                detail = f"{kind} {version.name} exists and is not owned by stack {spec.stack}"
+            elif status == "missing":
+                detail = f"external {kind} not found"
+            elif status == "unverifiable":
+                detail = (
+                    f"{kind} {version.name} was made without converge's fingerprint (by docker "
+                    f"stack deploy or by hand): its content cannot be compared; --rotate {key} "
+                    "gives it a new version"
+                )
+            result.append(ObjectDiff(kind, key, version.name, status, detail=detail))
+            if item.external:
+                continue
+            old = versions_of(spec, observed, kind, key)
+            known.update(entry.id for entry in old)
+            if status in ("unverifiable", "collision"):
+                continue
+            kept = 0
+            for entry in sorted(old, key=lambda entry: entry.version, reverse=True):
+                if entry.name == version.name:
+                    continue
+                if users.get(entry.id, set()) - spec_services:
+                    continue  # used by a service outside the spec: the engine keeps it
+                if kept < item.x_converge.keep:
+                    kept += 1
+                    continue
+                result.append(ObjectDiff(kind, key, entry.name, "remove", detail=OLD_VERSION))
+        observed_objects = observed.secrets if kind == "secret" else observed.configs
+        for entry in observed_objects:
+            if entry.id in known or not owned_by(entry.labels, spec.stack):
+                continue
+            if is_converge_record(entry.name, spec.stack):
+                continue
+            key = entry.labels.get(VERSION_OF_LABEL) or spec_key(spec.stack, entry.name)
+            result.append(ObjectDiff(kind, key, entry.name, "remove"))
+    return result
+
+
+def _diff_services(
+    spec: Spec,
+    observed: ObservedState,
+    files: FileRefs | None = None,
+    images: Mapping[str, str] | None = None,
+) -> list[ObjectDiff]:
     result: list[ObjectDiff] = []
     owned = observed.owned_services()
     defaults = default_service_view(spec.stack)
@@ -280,7 +397,7 @@ def _diff_services(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:
             key,
             name,
             spec.stack,
-            desired_service_view(spec, key),
+            desired_service_view(spec, key, files, (images or {}).get(key)),
             taken.view if unowned and taken is not None else current.view if current else None,
             taken is not None,
             ignore=service.x_converge.ignore,

@@ -68,6 +68,8 @@ _LOCATIONS = {
     "TmpfsOptions": "`services.<name>.volumes[].tmpfs`",
     "NetworkAttachment": "`services.<name>.networks.<network>`",
     "FileReference": "`services.<name>.secrets[]` and `.configs[]`",
+    "FileObjectConvergeSpec": "`secrets.<name>.x-converge` and `configs.<name>.x-converge`",
+    "AgeSourceSpec": "`secrets.<name>.x-converge.age`",
     "UlimitSpec": "`services.<name>.ulimits.<name>`",
     "LoggingSpec": "`services.<name>.logging`",
     "CredentialSpecSpec": "`services.<name>.credential_spec`",
@@ -91,8 +93,8 @@ _NOTES = {
     ("Spec", "networks"): "Networks, by name (`<stack>_<name>` in the swarm unless `name`).",
     ("Spec", "volumes"): "Named volumes, by name (`<stack>_<name>` unless `name`).",
     ("Spec", "services"): "Services, by name (`<stack>_<name>` in the swarm).",
-    ("Spec", "secrets"): "Swarm secrets: validated, not supported yet (an error if used).",
-    ("Spec", "configs"): "Swarm configs: validated, not supported yet (an error if used).",
+    ("Spec", "secrets"): "Swarm secrets, by name: rotated on change (docs/secrets.md).",
+    ("Spec", "configs"): "Swarm configs, by name: rotated on change (docs/secrets.md).",
     ("Spec", "x-converge"): "What converge adds: the stack name, nodes, the load balancer.",
     ("ConvergeSpec", "nodes"): "Nodes, by hostname: their role, availability and labels.",
     ("ConvergeSpec", "loadbalancer"): "An HAProxy container outside the swarm.",
@@ -131,8 +133,8 @@ _NOTES = {
     ("ServiceSpec", "logging"): "The log driver and its options.",
     ("ServiceSpec", "isolation"): "Isolation technology (Windows; `default` elsewhere).",
     ("ServiceSpec", "credential_spec"): "A Windows credential spec (`file` or `registry`).",
-    ("ServiceSpec", "secrets"): "Secrets to mount: not supported yet (an error if used).",
-    ("ServiceSpec", "configs"): "Configs to mount: not supported yet (an error if used).",
+    ("ServiceSpec", "secrets"): "Secrets mounted in `/run/secrets/` (short or long form).",
+    ("ServiceSpec", "configs"): "Configs mounted as files (short or long form).",
     ("DeploySpec", "update_config"): "How a rolling update proceeds.",
     ("DeploySpec", "rollback_config"): "How a rollback proceeds.",
     ("DeploySpec", "restart_policy"): "When tasks restart (default: always, after `5s`).",
@@ -166,7 +168,8 @@ _NOTES = {
     ("FileObjectSpec", "external"): "Exists already; never changed.",
     ("FileObjectSpec", "name"): "The object's real name.",
     ("FileObjectSpec", "labels"): "Labels on the object.",
-    ("FileObjectSpec", "driver"): "A secret store driver.",
+    ("FileObjectSpec", "driver"): "A secret store driver (not supported by converge yet).",
+    ("FileObjectSpec", "x-converge"): "Sources beyond compose (age, command) and retention.",
     ("FileObjectSpec", "driver_opts"): "Options of the driver.",
     ("FileObjectSpec", "template_driver"): "The templating driver.",
     ("UlimitSpec", "soft"): "The soft limit.",
@@ -464,7 +467,9 @@ At the top level, `x-converge` holds:
   different stacks are an error, not a merge into the last one;
 - `nodes`: the swarm's nodes by hostname, with their role, availability and labels (placement
   constraints are checked against them before anything is written);
-- `loadbalancer`: an HAProxy container outside the swarm, in front of a service.
+- `loadbalancer`: an HAProxy container outside the swarm, in front of a service;
+- `with_registry_auth` and `resolve_image`: `--with-registry-auth` and `--resolve-image` for
+  every run (docs/registries.md).
 
 In a service, `x-converge.ignore` lists fields another tool owns, like Terraform's
 `ignore_changes` and Argo CD's `ignoreDifferences`: replicas driven by an autoscaler or
@@ -510,15 +515,32 @@ Where converge goes further, or stops short:
 - `endpoint_mode: dnsrr` with a port on the routing mesh is an error when the file is
   loaded; the engine refuses it only when it creates the service, after other objects of the
   stack were written.
-- Image digests are never looked up in a registry (as `--resolve-image never`): a service
-  whose image the engine pinned to a digest does not show as changed.
-- Secrets and configs (top-level and service references) are validated, but refused: they come
-  with their own issue, and a stack is not deployed without them.
+- Image tags are pinned to digests as with stack deploy's `--resolve-image` (default
+  `always`, also `changed` and `never`); a re-pushed tag shows in the plan as its digest
+  moving; a tag no registry knows is used as written, with a warning; a service whose tag is
+  unchanged keeps the digest it runs where no new digest is resolved (docs/registries.md).
+  `--with-registry-auth` sends the docker client's credentials, as stack deploy does.
+- Secrets and configs are named, labelled and referenced as docker stack deploy does (first
+  version `<stack>_<name>` or `name`; target the key, uid and gid `0`, mode `0444` unless given),
+  plus two labels of converge's (`io.converge.version-of` and, on secrets, a salted scrypt
+  `io.converge.fingerprint`). Where stack deploy fails on changed content (swarm secrets are
+  immutable), converge creates a new version, rolls the services onto it and removes old
+  versions beyond `x-converge.keep` (docs/secrets.md). `environment` and `content` sources and
+  converge's `x-converge.age` and `x-converge.command` are read by converge; secret drivers
+  (plugins) are refused.
 - A service of the file that exists outside any stack (made with `docker service create`) is
   a collision unless `--adopt` is given: then converge adds the stack's label to it (no task
   restarts) and converges it like any other (docs/apply.md). docker stack deploy looks only
   at labelled services, so the engine refuses its creation of a second service of that name.
-- `depends_on` is ignored by both, for now; ordering comes with the jobs issue.
+- `depends_on` is honoured: apply creates and updates services in waves, each service once
+  what it depends on reached its condition (`service_started`, `service_healthy`,
+  `service_completed_successfully`); a cycle or an unknown name is an error when the file is
+  loaded. docker stack deploy ignores `depends_on` and starts every service at once (see
+  [apply.md](apply.md#order-and-jobs-depends_on-and-swarm-jobs)).
+- Jobs (`deploy.mode: replicated-job` or `global-job`) are waited for until every task
+  completed, a failed task fails the apply (with its exit code and last log lines), and a
+  re-apply of an unchanged job does not run it again (`--rerun JOB` does); docker stack deploy
+  creates jobs but waits for none of it.
 - A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
   (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from converge.actions import Plan, format_value
+from converge.actions import Action, Plan, format_value
 from converge.health import (
     ROLLBACK_STATES,
     ServiceHealth,
@@ -90,8 +90,8 @@ class ServiceStatus:
 class SpecIdentity:
     """Which spec was checked: its files, its digest and its git commit.
 
-    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, the sha256 of the spec after
-    interpolation, the same value a plan document shows.
+    ``digest`` is the plan's: ``converge.api.resolved_spec_hash``, a salted scrypt digest of
+    the spec after interpolation and of its secrets' contents, the same value a plan document shows.
     """
 
     files: tuple[str, ...]
@@ -176,9 +176,17 @@ def drift_report(
         findings=findings,
         services=_service_statuses(loaded, health, findings),
         nodes_not_ready=tuple(node.hostname for node in nodes_not_ready(observed)),
-        notes=tuple(
-            f"{finding.severity}: {finding.address}: {scrub(finding.message, loaded)}"
-            for finding in plan.findings
+        notes=(
+            *(
+                f"{finding.severity}: {finding.address}: {scrub(finding.message, loaded)}"
+                for finding in plan.findings
+            ),
+            # The new version beside a service is the rollout's, not an object to prune.
+            *(
+                f"rollout in progress: service.{key}: {candidate.name} runs the new version "
+                "beside it (converge rollout status)"
+                for key, candidate in sorted(observed.rollout_candidates().items())
+            ),
         ),
     )
 
@@ -192,7 +200,12 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     mask = Masker(loaded, plan)
     findings: list[DriftFinding] = []
     for action in plan.actions:
-        if action.kind == "create":
+        if action.object_kind in ("secret", "config") and action.kind in ("create", "remove"):
+            message = _file_object_drift(action)
+            findings.append(
+                DriftFinding("sync", action.address, action.name, None, message, action=action.kind)
+            )
+        elif action.kind == "create":
             message = f"{action.object_kind} {action.name} is in the spec but not in the swarm"
             findings.append(
                 DriftFinding("sync", action.address, action.name, None, message, action="create")
@@ -238,11 +251,25 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
             findings.append(
                 DriftFinding("sync", finding.address, finding.name, None, message, action="remove")
             )
-        elif finding.code == "missing" and finding.address.startswith("network."):
+        elif finding.code == "missing" and finding.address.startswith(
+            ("network.", "secret.", "config.")
+        ):
             findings.append(
                 DriftFinding("sync", finding.address, finding.name, None, finding.message)
             )
     return findings
+
+
+def _file_object_drift(action: Action) -> str:
+    """A secret's or config's drift, in words (never its content)."""
+    what = f"{action.object_kind} {action.key}"
+    if action.kind == "remove":
+        if action.reason.startswith("remove an old version"):
+            return f"{action.name} is an old version of {what} beyond those kept"
+        return f"{action.name} is owned by the stack but not in the spec"
+    if action.reason.startswith("new version"):
+        return f"{what}: the spec's content differs from the version the services use"
+    return f"{what} is in the spec but not in the swarm"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,6 +318,12 @@ def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
         detail = update_detail(state, health.update_message)
         detail = f": {detail}" if detail else ""
         problems.append(("update_state", f"the last update {what}{detail}"))
+    if health.job:
+        # A job's tasks stop once they completed: only a failed or unplaceable run is unwell.
+        if health.failure or health.unplaceable:
+            message = f"job: {health.completed}/{health.desired} tasks completed; "
+            problems.append(("tasks", message + (health.failure or health.unplaceable or "")))
+        return problems
     if health.running < health.desired:
         message = f"{health.running}/{health.desired} tasks running"
         if health.unplaceable:

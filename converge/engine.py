@@ -7,6 +7,7 @@ how many calls a command makes. Engine errors become ``EngineError`` naming the 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import sys
@@ -40,6 +41,7 @@ if _PARAMIKO_HIDDEN:
 try:
     import docker
     import docker.api.client
+    import docker.auth
     import docker.errors
     import docker.tls
     import docker.transport
@@ -98,6 +100,10 @@ def _error_type(error: docker.errors.APIError, explanation: str) -> type[EngineE
     if error.status_code == 409:
         return AlreadyExistsError
     return EngineError
+
+
+def _auth(registry_auth: str | None) -> dict[str, str]:
+    return {"X-Registry-Auth": registry_auth} if registry_auth else {}
 
 
 def _unreachable_reason(error: Exception) -> str:
@@ -159,6 +165,7 @@ class Engine:
         self._client: Any = client
         self.address = address
         self.calls: Counter[str] = Counter()
+        self._auth_configs: Any = None
         client.hooks["response"].append(self._count)
 
     def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -272,6 +279,20 @@ class Engine:
         with self._translate("failed to list tasks"):
             return cast(list[Json], self._client.tasks(filters=dict(filters or {})))
 
+    def task_logs(self, task_id: str, tail: int) -> str:
+        """The last ``tail`` lines a swarm task logged (stdout and stderr).
+
+        Raises:
+            EngineError: among others when the service's log driver does not allow reading
+                (the engine's words say so).
+        """
+        with self._translate(f"failed to read the logs of task {task_id}"):
+            url = self._client._url("/tasks/{0}/logs", task_id)
+            params = {"stdout": 1, "stderr": 1, "tail": tail}
+            # APIClient is a requests.Session: its public get, then the pinned _result.
+            raw = self._client._result(self._client.get(url, params=params), binary=True)
+            return _demultiplex(cast(bytes, raw)).decode(errors="replace")
+
     def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         with self._translate("failed to list configs"):
             return cast(list[Json], self._client.configs(filters=dict(filters or {})))
@@ -282,22 +303,81 @@ class Engine:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create_service(self, name: str, spec: Json) -> str:
-        """Create a service from a complete Engine API ServiceSpec; returns its id."""
+    def registry_auth(self, image: str) -> str | None:
+        """The ``X-Registry-Auth`` header the docker CLI sends for ``image`` with
+        ``--with-registry-auth``: the credentials of its registry from the docker client
+        config (``$DOCKER_CONFIG/config.json``: ``auths``, ``credsStore``, ``credHelpers``);
+        None when the config has none for it.
+
+        Raises:
+            EngineError: the image name is malformed, or a credential helper failed.
+        """
+        try:
+            registry, _ = docker.auth.resolve_repository_name(image)
+            if self._auth_configs is None:
+                self._auth_configs = docker.auth.load_config(
+                    credstore_env=self._client.credstore_env
+                )
+            found = docker.auth.resolve_authconfig(
+                self._auth_configs, registry, credstore_env=self._client.credstore_env
+            )
+        except docker.errors.DockerException as error:
+            raise EngineError(
+                f"cannot read the registry credentials for {image}: {error}"
+            ) from None
+        if not found:
+            return None
+        return bytes(docker.auth.encode_header(found)).decode("ascii")
+
+    def image_digest(self, image: str, registry_auth: str | None = None) -> str:
+        """The digest ``image``'s registry gives for its tag, asked through the engine
+        (``GET /distribution/{name}/json``, as ``docker stack deploy`` resolves images).
+
+        Raises:
+            EngineError: the registry did not answer, refused, or does not know the tag.
+        """
+        with self._translate(f"failed to resolve image {image}"):
+            url = self._client._url("/distribution/{0}/json", image)
+            response = self._client._get(url, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
+            digest = (result.get("Descriptor") or {}).get("digest")
+        if not digest:
+            raise EngineError(f"failed to resolve image {image}: the engine gave no digest")
+        return str(digest)
+
+    def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
+        """Create a service from a complete Engine API ServiceSpec; returns its id.
+
+        Args:
+            registry_auth: an ``X-Registry-Auth`` header (``registry_auth()``): the nodes
+                pull the image with these credentials.
+        """
         with self._translate(f"failed to create service {name}"):
             url = self._client._url("/services/create")
-            result = self._client._result(self._client._post_json(url, data=spec), json=True)
+            response = self._client._post_json(url, data=spec, headers=_auth(registry_auth))
+            result = self._client._result(response, json=True)
             return cast(str, result["ID"])
 
-    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+    def update_service(
+        self,
+        name: str,
+        service_id: str,
+        version: int,
+        spec: Json,
+        registry_auth: str | None = None,
+    ) -> list[str]:
         """Replace a service's spec, as of ``version``; returns the engine's warnings.
+
+        Without ``registry_auth`` the engine keeps the credentials the service had.
 
         Raises:
             OutOfSequenceError: the service changed since ``version`` was read.
         """
         with self._translate(f"failed to update service {name}"):
             url = self._client._url("/services/{0}/update", service_id)
-            response = self._client._post_json(url, data=spec, params={"version": version})
+            response = self._client._post_json(
+                url, data=spec, params={"version": version}, headers=_auth(registry_auth)
+            )
             result = self._client._result(response, json=True)
             return list(result.get("Warnings") or [])
 
@@ -322,9 +402,38 @@ class Engine:
         with self._translate(f"failed to remove network {name}"):
             self._client.remove_network(network_id)
 
-    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
-        with self._translate(f"failed to create config {name}"):
-            result = self._client.create_config(name, data, labels=dict(labels))
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        with self._translate("failed to list secrets"):
+            return cast(list[Json], self._client.secrets(filters=dict(filters or {})))
+
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        """Create a secret (as ``docker stack deploy``: data, labels, template driver)."""
+        return self._create_file_object("secret", name, data, labels, templating)
+
+    def remove_secret(self, name: str, secret_id: str) -> None:
+        with self._translate(f"failed to remove secret {name}"):
+            self._client.remove_secret(secret_id)
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object("config", name, data, labels, templating)
+
+    def _create_file_object(
+        self, kind: str, name: str, data: bytes, labels: Mapping[str, str], templating: str | None
+    ) -> str:
+        body: Json = {
+            "Name": name,
+            "Data": base64.b64encode(data).decode("ascii"),
+            "Labels": dict(labels),
+        }
+        if templating is not None:
+            body["Templating"] = {"Name": templating}
+        with self._translate(f"failed to create {kind} {name}"):
+            url = self._client._url(f"/{kind}s/create")
+            result = self._client._result(self._client._post_json(url, data=body), json=True)
             return cast(str, result["ID"])
 
     def remove_config(self, name: str, config_id: str) -> None:
@@ -398,6 +507,19 @@ class Engine:
             output = cast(bytes, self._client.exec_start(created["Id"]))
             code = self._client.exec_inspect(created["Id"]).get("ExitCode")
             return (int(code) if code is not None else -1, output.decode(errors="replace"))
+
+
+def _demultiplex(raw: bytes) -> bytes:
+    """The payload of the engine's log stream: frames of an 8-byte header (stream, 0, 0, 0,
+    big-endian length) then the bytes, unless the service runs with a TTY (raw bytes)."""
+    if not raw or raw[0] not in (0, 1, 2) or raw[1:4] != b"\0\0\0":
+        return raw
+    out, offset = bytearray(), 0
+    while offset + 8 <= len(raw):
+        length = int.from_bytes(raw[offset + 4 : offset + 8], "big")
+        out += raw[offset + 8 : offset + 8 + length]
+        offset += 8 + length
+    return bytes(out)
 
 
 @dataclass(frozen=True)

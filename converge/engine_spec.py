@@ -16,7 +16,8 @@ compose                              Engine API ServiceSpec
 key                                  ``Name`` = ``<stack>_<key>``
 deploy.labels                        ``Labels`` + ``com.docker.stack.namespace=<stack>``
                                      + ``com.docker.stack.image=<image as written>``
-image                                ``ContainerSpec.Image`` (as written; no digest lookup)
+image                                ``ContainerSpec.Image``: as written, or pinned to the
+                                     digest its registry gives (``converge.images``)
 entrypoint / command                 ``ContainerSpec.Command`` / ``Args``; a string is split
                                      as a POSIX shell does (shlex)
 environment (+ env_file)             ``ContainerSpec.Env``: ``K=V``, a bare ``K`` for a null
@@ -90,8 +91,9 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from converge.fileobjects import FileKind, FileRefs, stack_name
 from converge.naming import STACK_IMAGE_LABEL, object_name, ownership_labels
-from converge.spec import MountSpec, NetworkSpec, ServiceSpec, Spec
+from converge.spec import FileReference, MountSpec, NetworkSpec, ServiceSpec, Spec
 
 __all__ = [
     "IGNORED_ENGINE_PATHS",
@@ -158,7 +160,12 @@ IGNORED_ENGINE_PATHS: dict[str, tuple[EnginePath, ...]] = {
 
 
 def service_engine_spec(
-    spec: Spec, key: str, base: Mapping[str, Any] | None = None, force_update: bool = False
+    spec: Spec,
+    key: str,
+    base: Mapping[str, Any] | None = None,
+    force_update: bool = False,
+    files: FileRefs | None = None,
+    image: str | None = None,
 ) -> Json:
     """The Engine API ServiceSpec that ``docker stack deploy`` would send for a service.
 
@@ -168,6 +175,11 @@ def service_engine_spec(
         base: the observed ServiceSpec to update, or ``None`` to create: its ``ForceUpdate``
             counter and the fields under ``x-converge.ignore`` are kept.
         force_update: increment ``ForceUpdate`` so every task is replaced (rebalancing).
+        files: the version (name, id) of each secret and config to reference, by (kind, key)
+            (``converge.fileobjects.resolve_versions``); stack deploy's names, without ids,
+            for those not given.
+        image: the ``ContainerSpec.Image`` to send, when not the image as written (a tag
+            pinned to its digest, ``converge.images``); the label keeps the image as written.
     """
     service = spec.services[key]
     stack = spec.stack
@@ -180,7 +192,7 @@ def service_engine_spec(
             STACK_IMAGE_LABEL: service.image,
         },
         "TaskTemplate": {
-            "ContainerSpec": _container_spec(spec, key, service),
+            "ContainerSpec": _container_spec(spec, key, service, files, image or service.image),
             "Resources": _resources(service),
             "Placement": _placement(service),
             "Networks": _networks(spec, key),
@@ -213,9 +225,11 @@ def service_engine_spec(
     return result
 
 
-def _container_spec(spec: Spec, key: str, service: ServiceSpec) -> Json:
+def _container_spec(
+    spec: Spec, key: str, service: ServiceSpec, files: FileRefs | None, image: str
+) -> Json:
     container: Json = {
-        "Image": service.image,
+        "Image": image,
         "Labels": {**dict(service.labels), **ownership_labels(spec.stack)},
         "Privileges": {"CredentialSpec": _credential_spec(service), "SELinuxContext": None},
     }
@@ -241,6 +255,8 @@ def _container_spec(spec: Spec, key: str, service: ServiceSpec) -> Json:
         "Hosts": [f"{ip} {host}" for host, _, ip in map(_split_host, service.extra_hosts)] or None,
         "DNSConfig": _dns_config(service),
         "Isolation": service.isolation,
+        "Secrets": _file_references(spec, "secret", service.secrets, files) or None,
+        "Configs": _file_references(spec, "config", service.configs, files) or None,
         "Sysctls": dict(service.sysctls) or None,
         "Ulimits": [
             {"Name": name, "Hard": limit.hard, "Soft": limit.soft}
@@ -253,6 +269,35 @@ def _container_spec(spec: Spec, key: str, service: ServiceSpec) -> Json:
     optional["CapabilityDrop"] = cap_drop or None
     container.update(_without_none(optional))
     return container
+
+
+def _file_references(
+    spec: Spec, kind: FileKind, references: Iterable[FileReference], files: FileRefs | None
+) -> list[Json]:
+    """``Secrets``/``Configs`` as stack deploy sends them (``convertFileObject``): the target
+    defaults to the key, uid and gid to "0", the mode to 0444; sorted by name."""
+    name_field, id_field = (
+        ("SecretName", "SecretID") if kind == "secret" else ("ConfigName", "ConfigID")
+    )
+    result = []
+    for reference in references:
+        name, object_id = (files or {}).get((kind, reference.source)) or (
+            stack_name(spec, kind, reference.source),
+            "",
+        )
+        result.append(
+            {
+                "File": {
+                    "Name": reference.target or reference.source,
+                    "UID": reference.uid or "0",
+                    "GID": reference.gid or "0",
+                    "Mode": 0o444 if reference.mode is None else reference.mode,
+                },
+                id_field: object_id,
+                name_field: name,
+            }
+        )
+    return sorted(result, key=lambda item: str(item[name_field]))
 
 
 def _split_host(entry: str) -> tuple[str, str, str]:

@@ -6,6 +6,8 @@ its traceback.
 
     ConvergeError
     ├── SpecError            the spec files are unreadable or invalid (carries every problem)
+    ├── SourceError          a secret's or config's source cannot be read (a file, a failing
+    │                        command, a wrong age identity); raised before any write
     ├── EngineError          the Docker engine is unreachable, not a manager, or refused a call
     │   ├── EngineUnavailableError  no answer at the address (connection refused, timeout)
     │   ├── NotFoundError           the object does not exist (any more)
@@ -40,6 +42,8 @@ __all__ = [
     "NotFoundError",
     "OutOfSequenceError",
     "PlanError",
+    "RolloutError",
+    "SourceError",
     "SpecError",
     "SpecProblem",
 ]
@@ -101,6 +105,10 @@ class OutOfSequenceError(EngineError):
     """A write carried a version that is no longer current: observe again and retry."""
 
 
+class SourceError(ConvergeError):
+    """A secret's or config's content cannot be read from its source; nothing was written."""
+
+
 class PlanError(ConvergeError):
     """A saved plan cannot be used (unreadable, other stack, or the swarm moved since)."""
 
@@ -111,6 +119,11 @@ class LockError(ConvergeError):
 
 class LabError(ConvergeError):
     """The local lab swarm cannot be started, stopped or used."""
+
+
+class RolloutError(ConvergeError):
+    """A blue-green or canary rollout stopped: a gate tripped (traffic is back on the running
+    version) or it cannot go on; the message names the gate and its figures."""
 
 
 class LoadBalancerError(ConvergeError):

@@ -1,7 +1,10 @@
 """Plan -> ApplyResult: version-checked writes, bounded retries, and waiting for convergence.
 
 Phases run in order; the actions of one phase run concurrently (bounded), and a phase starts
-only when the one before succeeded and the services it touched converged. Every write sends the
+only when the one before succeeded and the services it touched converged. The services phase
+runs in waves (``depends_on``): a service is written once what it depends on reached its
+condition, and skipped when that failed. A job has converged when its current run completed;
+a failed job's error carries its last log lines. Every write sends the
 version observed and a complete spec built on the observed one. "update out of sequence" means
 observe again and retry that object, a bounded number of times. The executor prints nothing: it
 reports through ``ApplyEvents`` callbacks.
@@ -9,8 +12,9 @@ reports through ``ApplyEvents`` callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,8 +33,18 @@ from converge.errors import (
     LoadBalancerError,
     NotFoundError,
     OutOfSequenceError,
+    RolloutError,
+)
+from converge.fileobjects import (
+    Contents,
+    FileKind,
+    FileRefs,
+    create_labels,
+    file_refs,
+    resolve_versions,
 )
 from converge.health import SETTLING_STATES, ServiceHealth, has_failed_tasks, service_health
+from converge.images import pull_failure_hint, without_digest
 from converge.lb.container import execute_loadbalancer
 from converge.naming import object_name, ownership_labels
 from converge.observe import observe
@@ -61,6 +75,8 @@ Outcome = Literal[
     "removed",
     "redeployed",
     "adopted",
+    "promoted",
+    "aborted",
     "unchanged",
     "failed",
     "skipped",
@@ -73,6 +89,7 @@ _DONE_OUTCOME: dict[str, Outcome] = {
     "remove": "removed",
     "force": "redeployed",
     "adopt": "adopted",
+    "rollout": "promoted",
 }
 _UNPLACEABLE_GRACE = 5.0
 
@@ -106,12 +123,14 @@ class ApplyEvents:
         action_finished: its write ended (a service then still has to converge).
         waiting: each poll while services converge: how each of them stands.
         service_converged: the executor judged the service converged (and stable).
+        rollout_progress: a blue-green or canary rollout moved on (one line).
     """
 
     action_started: Callable[[Action], None] = lambda action: None
     action_finished: Callable[[ActionOutcome], None] = lambda outcome: None
     waiting: Callable[[list[ServiceHealth]], None] = lambda progress: None
     service_converged: Callable[[ServiceHealth], None] = lambda health: None
+    rollout_progress: Callable[[str], None] = lambda line: None
 
 
 @dataclass(frozen=True)
@@ -146,8 +165,15 @@ class _Run:
     events: ApplyEvents
     deadline: float
     observed: ObservedState
+    contents: Contents | None = field(default=None, repr=False)
+    rotate: tuple[str, ...] = ()
     outcomes: list[ActionOutcome] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    images: dict[str, str] = field(default_factory=dict)
+    """The image to send per service key (``Plan.images``); others as written."""
+    registry_auth: bool = False
+    sent_credentials: dict[str, bool] = field(default_factory=dict)
+    """Per service key written with ``registry_auth``: whether credentials were found."""
 
     @classmethod
     def start(
@@ -157,6 +183,7 @@ class _Run:
         observed: ObservedState,
         events: ApplyEvents | None,
         options: ApplyOptions | None,
+        plan: Plan | None = None,
     ) -> _Run:
         """A run whose overall deadline starts now."""
         options = options or ApplyOptions()
@@ -167,11 +194,61 @@ class _Run:
             events=events or ApplyEvents(),
             deadline=options.clock.monotonic() + options.timeout,
             observed=observed,
+            images=dict(plan.images) if plan is not None else {},
+            registry_auth=plan.registry_auth if plan is not None else False,
         )
+
+    def service_spec(
+        self,
+        key: str,
+        base: Mapping[str, Any] | None = None,
+        force_update: bool = False,
+        state: ObservedState | None = None,
+    ) -> dict[str, Any]:
+        """The ServiceSpec to send for service ``key``, with the plan's image and the versions
+        of secrets and configs in ``state`` (the last observed by default)."""
+        return service_engine_spec(
+            self.spec,
+            key,
+            base=base,
+            force_update=force_update,
+            files=self.files(state),
+            image=self.images.get(key),
+        )
+
+    def _credentials(self, key: str) -> str | None:
+        """The ``X-Registry-Auth`` header for service ``key``'s image, when asked for."""
+        if not self.registry_auth or key not in self.spec.services:
+            return None
+        header = self.engine.registry_auth(self.images.get(key) or self.spec.services[key].image)
+        self.sent_credentials[key] = header is not None
+        return header
+
+    def create_service(self, key: str, name: str) -> None:
+        header = self._credentials(key)
+        if header is None:
+            self.engine.create_service(name, self.service_spec(key))
+        else:
+            self.engine.create_service(name, self.service_spec(key), registry_auth=header)
+
+    def update_service(self, key: str, current: ObservedService, payload: dict[str, Any]) -> None:
+        """Without credentials to send, the engine keeps those the service had."""
+        header = self._credentials(key)
+        if header is None:
+            self.engine.update_service(current.name, current.id, current.version, payload)
+        else:
+            self.engine.update_service(
+                current.name, current.id, current.version, payload, registry_auth=header
+            )
 
     def refresh(self) -> ObservedState:
         self.observed = observe(self.engine, self.spec)
         return self.observed
+
+    def files(self, state: ObservedState | None = None) -> FileRefs:
+        """The versions of secrets and configs the services reference, as observed now."""
+        versions = resolve_versions(self.spec, state or self.observed, self.contents, self.rotate)
+        return file_refs(versions)
 
 
 def apply_plan(
@@ -181,13 +258,20 @@ def apply_plan(
     observed: ObservedState,
     events: ApplyEvents | None = None,
     options: ApplyOptions | None = None,
+    contents: Contents | None = None,
+    rotate: tuple[str, ...] = (),
 ) -> ApplyResult:
     """Execute ``plan`` phase by phase and wait until the swarm converged.
+
+    ``contents`` holds the secrets' and configs' contents by (kind, key), read from their
+    sources (``converge.sources``); ``rotate`` the secrets to give a new version even when
+    their current one cannot be verified.
 
     Never raises for a failed action: the result lists every action with its outcome
     (later ones ``skipped``) and ``error`` says what failed.
     """
-    run = _Run.start(spec, engine, observed, events, options)
+    run = _Run.start(spec, engine, observed, events, options, plan)
+    run.contents, run.rotate = contents, rotate
     writes_before = engine.write_count
     phases = sorted({action.phase for action in plan.actions})
     error: str | None = None
@@ -235,6 +319,76 @@ def verify_converged(
 
 
 def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
+    if phase is Phase.SERVICES:
+        return _run_waves(run, actions)
+    return _run_actions(run, phase, actions)
+
+
+def _run_waves(run: _Run, actions: list[Action]) -> str | None:
+    """The services phase, wave after wave (``depends_on``): before a service is written, the
+    services it depends on reach their condition; those this apply does not write are
+    checked as they stand. A service whose required dependency failed is skipped, and so is
+    everything that depends on it; services that do not depend on it go on."""
+    acted = {action.key for action in actions if action.object_kind == "service"}
+    failed: dict[str, str] = {}
+    errors: list[str] = []
+    for wave in sorted({action.wave for action in actions}):
+        in_wave = [action for action in actions if action.wave == wave]
+        untouched = sorted(
+            {
+                name
+                for action in in_wave
+                for name in _dependencies(run, action.key)
+                if name not in acted and name not in failed
+            }
+        )
+        if untouched:
+            for key, message in _wait_services(run, untouched, verify_only=True).items():
+                failed[key] = message
+                errors.append(message)
+        ready: list[Action] = []
+        for action in in_wave:
+            blocking = (
+                [
+                    name
+                    for name, dependency in run.spec.services[action.key].depends_on.items()
+                    if dependency.required and name in failed
+                ]
+                if action.key in run.spec.services
+                else []
+            )
+            if blocking:
+                failed[action.key] = f"skipped: {', '.join(blocking)} failed"
+                outcome = ActionOutcome(
+                    action.address,
+                    action.kind,
+                    "skipped",
+                    f"not touched: it depends on {', '.join(blocking)}, which failed",
+                )
+                run.outcomes.append(outcome)
+                run.events.action_finished(outcome)
+            else:
+                ready.append(action)
+        if not ready:
+            continue
+        error = _run_actions(run, Phase.SERVICES, ready, failed)
+        if error is not None:
+            errors.append(error)
+    return "; ".join(errors) if errors else None
+
+
+def _dependencies(run: _Run, key: str) -> list[str]:
+    service = run.spec.services.get(key)
+    return sorted(service.depends_on) if service is not None else []
+
+
+def _run_actions(
+    run: _Run, phase: Phase, actions: list[Action], failed: dict[str, str] | None = None
+) -> str | None:
+    """Run ``actions`` at once (bounded), then wait for the services they wrote; the error,
+    if any. ``failed`` collects the keys of services that failed, with why."""
+    failed = {} if failed is None else failed
+
     def execute(action: Action) -> ActionOutcome:
         run.events.action_started(action)
         try:
@@ -242,11 +396,13 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
                 # Rendered from a fresh observation: tasks backends follow the new placement.
                 state = run.observed if action.kind == "remove" else run.refresh()
                 done = cast(Outcome, execute_loadbalancer(run.spec, action, run.engine, state))
+            elif action.kind == "rollout":
+                done = cast(Outcome, _rollout(run, action))
             else:
                 _execute(run, action)
                 done = _DONE_OUTCOME[action.kind]
             outcome = ActionOutcome(action.address, action.kind, done)
-        except (_ActionFailedError, EngineError, LoadBalancerError) as failure:
+        except (_ActionFailedError, EngineError, LoadBalancerError, RolloutError) as failure:
             outcome = ActionOutcome(action.address, action.kind, "failed", str(failure))
         run.events.action_finished(outcome)
         return outcome
@@ -264,9 +420,14 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
         raise
     pool.shutdown(wait=True)
     run.outcomes.extend(outcomes)
-    failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
-    if failed:
-        return "; ".join(outcome.message for outcome in failed)
+    broken = [
+        (action, outcome)
+        for action, outcome in zip(actions, outcomes, strict=True)
+        if outcome.outcome == "failed"
+    ]
+    if broken:
+        failed.update({action.key: outcome.message for action, outcome in broken})
+        return "; ".join(outcome.message for _, outcome in broken)
     to_wait = [
         action.key
         for action in actions
@@ -274,9 +435,13 @@ def _run_phase(run: _Run, phase: Phase, actions: list[Action]) -> str | None:
     ]
     if phase is Phase.DRAINS:
         to_wait = list(run.spec.services)
-    if to_wait and run.options.wait != "none":
-        return _wait_for_services(run, to_wait)
-    return None
+    if phase is Phase.FILES:
+        run.refresh()  # the services reference the new versions by id
+    if not to_wait or run.options.wait == "none":
+        return None
+    failures = _wait_services(run, to_wait)
+    failed.update(failures)
+    return "; ".join(dict.fromkeys(failures.values())) if failures else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,10 +470,12 @@ def _execute(run: _Run, action: Action) -> None:
         _with_retries(run, f"node {action.name}", lambda state: _update_node(run, state, action))
     elif action.object_kind == "network":
         _execute_network(run, action)
+    elif action.object_kind in ("secret", "config"):
+        _execute_file_object(run, action)
     elif action.object_kind == "service":
         name = object_name(spec.stack, action.key)
         if action.kind == "create":
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            run.create_service(action.key, name)
         elif action.kind == "remove":
             service_id = _require_id(action)
             engine.remove_service(action.name, service_id)
@@ -329,9 +496,48 @@ def _execute(run: _Run, action: Action) -> None:
         elif action.kind == "replace":
             engine.remove_service(name, _require_id(action))
             _wait_until(run, lambda: _service_gone(run, name), f"service {name} to be removed")
-            engine.create_service(name, service_engine_spec(spec, action.key))
+            run.create_service(action.key, name)
         else:
             _with_retries(run, f"service {name}", lambda state: _update_service(run, state, action))
+
+
+def _rollout(run: _Run, action: Action) -> str:
+    """Blue-green or canary through the balancer (``converge.rollout``), within the apply's
+    deadline; progress lines go to the ``rollout_progress`` callback."""
+    from converge.rollout import RolloutSettings, run_rollout
+
+    settings = RolloutSettings(
+        timeout=max(1.0, run.deadline - run.options.clock.monotonic()),
+        poll_interval=run.options.poll_interval,
+        stable_for=run.options.stable_for if run.options.stable_for is not None else 1.0,
+        clock=run.options.clock,
+        progress=run.events.rollout_progress,
+        service_spec=lambda key, base: run.service_spec(key, base=base),
+        registry_auth=run._credentials,
+        cancelled=run.cancelled.is_set,
+    )
+    outcome = run_rollout(run.spec, action.key, run.engine, settings)
+    run.refresh()
+    return outcome
+
+
+def _execute_file_object(run: _Run, action: Action) -> None:
+    """Create a secret or config (a first or a new version) from its source, or remove one."""
+    kind: FileKind = "secret" if action.object_kind == "secret" else "config"
+    engine = run.engine
+    if action.kind == "remove":
+        remove = engine.remove_secret if kind == "secret" else engine.remove_config
+        # Gone already (a concurrent apply, or by hand) is what was wanted.
+        with contextlib.suppress(NotFoundError):
+            remove(action.name, _require_id(action))
+        return
+    data = (run.contents or {}).get((kind, action.key))
+    if data is None:
+        raise _ActionFailedError(f"{kind} {action.key}: its content was not read")
+    declared = (run.spec.secrets if kind == "secret" else run.spec.configs)[action.key]
+    labels = create_labels(run.spec, kind, action.key, data)
+    create = engine.create_secret if kind == "secret" else engine.create_config
+    create(action.name, data, labels, declared.template_driver)
 
 
 def _require_id(action: Action) -> str:
@@ -360,10 +566,13 @@ def _update_service(run: _Run, state: ObservedState, action: Action) -> None:
     current = state.owned_services().get(action.key)
     if current is None:
         raise _ActionFailedError(f"service {action.name} disappeared while applying")
-    payload = service_engine_spec(
-        run.spec, action.key, base=current.raw_spec, force_update=action.kind == "force"
+    payload = run.service_spec(
+        action.key,
+        base=current.raw_spec,
+        force_update=action.kind == "force",
+        state=state,
     )
-    run.engine.update_service(action.name, current.id, current.version, payload)
+    run.update_service(action.key, current, payload)
 
 
 def _adopt_service(run: _Run, state: ObservedState, action: Action) -> None:
@@ -445,8 +654,8 @@ def _reattach(run: _Run, state: ObservedState, key: str) -> None:
     current = state.owned_services().get(key)
     if current is None:
         raise _ActionFailedError(f"service {key} disappeared while its network was replaced")
-    payload = service_engine_spec(run.spec, key, base=current.raw_spec)
-    run.engine.update_service(current.name, current.id, current.version, payload)
+    payload = run.service_spec(key, base=current.raw_spec, state=state)
+    run.update_service(key, current, payload)
 
 
 def _uses_network(service: ObservedService, network_id: str) -> bool:
@@ -512,6 +721,8 @@ def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
 def _stable_window(run: _Run, service: ObservedService | None) -> float:
     if run.options.wait == "running":
         return 0.0
+    if service is not None and service.is_job:
+        return 0.0  # a completed task stays completed: there is nothing to watch
     if run.options.stable_for is not None:
         return run.options.stable_for
     if service is None:
@@ -521,7 +732,14 @@ def _stable_window(run: _Run, service: ObservedService | None) -> float:
 
 
 def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> str | None:
-    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise.
+    """Wait until ``keys`` converged and held it; the error that ends the wait otherwise."""
+    failures = _wait_services(run, keys, verify_only=verify_only)
+    return "; ".join(dict.fromkeys(failures.values())) if failures else None
+
+
+def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> dict[str, str]:
+    """Wait until ``keys`` converged and held it; what failed, by service key, otherwise
+    (empty: all converged).
 
     Args:
         verify_only: nothing was written: update states of any age count (the state the
@@ -532,7 +750,9 @@ def _wait_for_services(run: _Run, keys: list[str], *, verify_only: bool = False)
         return _wait_loop(run, keys, verify_only, watching)
 
 
-def _wait_loop(run: _Run, keys: list[str], verify_only: bool, watching: ExitStack) -> str | None:
+def _wait_loop(
+    run: _Run, keys: list[str], verify_only: bool, watching: ExitStack
+) -> dict[str, str]:
     started = _engine_time(run.observed)
     update_since = "" if verify_only else started
     converged_since: dict[str, float] = {}
@@ -550,19 +770,19 @@ def _wait_loop(run: _Run, keys: list[str], verify_only: bool, watching: ExitStac
         now = run.options.clock.monotonic()
         # While the engine is still updating or rolling back, let it finish: the apply then
         # reports where it settled, and the old tasks are back when it returns.
-        failures = [
-            f"service {item.name}: {item.failure}"
+        failures = {
+            item.key: _failure_text(run, item) + _pull_hint(run, item)
             for item in progress
             if item.failure and (item.update_state not in SETTLING_STATES or now > run.deadline)
-        ]
+        }
         for item in progress:
             if item.unplaceable is None:
                 unplaceable_since.pop(item.key, None)
             # Right after node labels change the scheduler may still judge on the old ones.
             elif now - unplaceable_since.setdefault(item.key, now) >= _UNPLACEABLE_GRACE:
-                failures.append(f"service {item.name}: {item.unplaceable}")
+                failures.setdefault(item.key, f"service {item.name}: {item.unplaceable}")
         if failures:
-            return "; ".join(failures)
+            return failures
         for item in progress:
             if item.converged or (run.options.wait == "running" and _runs_current(item)):
                 # The engine completes an update only after watching its new tasks for one
@@ -588,16 +808,23 @@ def _wait_loop(run: _Run, keys: list[str], verify_only: bool, watching: ExitStac
         ):
             for item in progress:
                 run.events.service_converged(item)
-            return None
+            return {}
         if now > run.deadline:
             waiting = ", ".join(
-                f"{item.name} ({item.running}/{item.desired} running"
-                + (f", update {item.update_state}" if item.update_state else "")
-                + ")"
+                (
+                    f"{item.name} ({item.completed}/{item.desired} completed)"
+                    if item.job
+                    else f"{item.name} ({item.running}/{item.desired} running"
+                    + (f", update {item.update_state}" if item.update_state else "")
+                    + ")"
+                )
                 for item in progress
                 if not item.converged
             )
-            return f"timed out waiting for services to converge: {waiting or 'stability window'}"
+            message = f"timed out waiting for services to converge: {waiting or 'stability window'}"
+            return {item.key: message for item in progress if not item.converged} or {
+                keys[0]: message
+            }
         first_round = False
         left = [item for item in progress if item.key not in converged_since]
         if run.options.wait == "stable" and left and all(_engine_watches(item) for item in left):
@@ -627,6 +854,44 @@ def _runs_current(item: ServiceHealth) -> bool:
         and item.updated == item.desired
         and item.update_state != "rollback_started"
     )
+
+
+def _pull_hint(run: _Run, item: ServiceHealth) -> str:
+    """Where tasks were rejected because their image could not be had: which registry, and
+    whether credentials went with it (the engine's own error names only the image)."""
+    service = run.spec.services.get(item.key)
+    if service is None:
+        return ""
+    image = run.images.get(item.key) or service.image
+    shown = without_digest(image)
+    if not any(error.state == "rejected" and shown in error.message for error in item.errors):
+        return ""
+    return "; " + pull_failure_hint(image, run.sent_credentials.get(item.key))
+
+
+JOB_LOG_LINES = 10
+"""How many of a failed job task's last log lines an apply's error shows."""
+
+
+def _failure_text(run: _Run, item: ServiceHealth) -> str:
+    """``service NAME: why``; for a failed job, with the last lines of its task's logs."""
+    if not item.job or item.failed_task is None:
+        return f"service {item.name}: {item.failure}"
+    text = f"job {item.name}: {item.failure}"
+    try:
+        lines = run.engine.task_logs(item.failed_task, JOB_LOG_LINES).splitlines()
+    except EngineError as error:
+        return f"{text}; its logs cannot be read through the engine ({error})"
+    if not lines:
+        service = run.observed.owned_services().get(item.key)
+        template = (service.raw_spec.get("TaskTemplate") or {}) if service else {}
+        driver = (template.get("LogDriver") or {}).get("Name")
+        if driver == "none":
+            # The engine answers an empty log rather than an error for this driver.
+            return f"{text}; its logs cannot be read: its log driver is none"
+        return f"{text}; it logged nothing"
+    shown = "\n".join(f"    {line}" for line in lines[-JOB_LOG_LINES:])
+    return f"{text}; its last log lines:\n{shown}"
 
 
 def _engine_time(state: ObservedState) -> str:

@@ -80,6 +80,12 @@ class ServiceHealth:
     placement: Mapping[str, int] = field(default_factory=dict)
     errors: tuple[TaskError, ...] = ()
     updated: int = 0
+    job: bool = False
+    """A swarm job: ``completed`` of ``desired`` tasks of its current run completed, and it
+    is converged once all have (its tasks then run no more: that is no sign of trouble)."""
+    completed: int = 0
+    failed_task: str | None = None
+    """The id of a job's failed task, whose logs tell why (see ``failure``)."""
 
 
 def desired_task_count(service: ObservedService) -> int:
@@ -176,6 +182,8 @@ def service_health(
         return ServiceHealth(
             key, key, False, 0, 0, None, False, failure="the service does not exist"
         )
+    if service.is_job:
+        return _job_health(state, key, service)
     ready = {node.id for node in state.nodes if node.is_ready}
     tasks = state.tasks_of(service.id)
     running = [
@@ -253,3 +261,73 @@ def nodes_not_ready(state: ObservedState) -> list[ObservedNode]:
         (node for node in state.nodes if node.hostname not in ready),
         key=lambda node: node.hostname,
     )
+
+
+def _job_health(state: ObservedState, key: str, service: ObservedService) -> ServiceHealth:
+    """A job's current run (its tasks of the service's ``JobIteration``; each update of the
+    service starts a new run): converged once every task completed, failed once a task failed
+    and the engine will not retry it (see ``_job_attempts``)."""
+    iteration = service.job_iteration or 0
+    tasks = [task for task in state.tasks_of(service.id) if (task.job_iteration or 0) == iteration]
+    completed = [task for task in tasks if task.state == "complete"]
+    running = [task for task in tasks if task.state == "running"]
+    failed = sorted(
+        (task for task in tasks if task.state in FAILED_TASK_STATES),
+        key=lambda task: task.timestamp,
+    )
+    mode = service.raw_spec.get("Mode") or {}
+    if "ReplicatedJob" in mode:
+        desired = int((mode["ReplicatedJob"] or {}).get("TotalCompletions") or 1)
+    else:
+        # A global job: one task per eligible node, as many as the orchestrator made.
+        desired = len({task.node_id for task in tasks}) or max(service.desired_tasks, 1)
+    errors = task_errors(state, service) if failed else ()
+    failure = failed_task = None
+    if failed and len(failed) >= _job_attempts(service):
+        last = failed[-1]
+        where = _hostname(state, last.node_id)
+        if last.exit_code:
+            failure = f"task on {where} exited with code {last.exit_code}"
+        else:
+            failure = f"task on {where}: {last.state}: {last.error or last.message}"
+        failed_task = last.id
+    pending = [
+        task
+        for task in tasks
+        if task.state == "pending" and "no suitable node" in task.error + task.message
+    ]
+    unplaceable = None
+    if pending and not running:
+        unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
+    done = {task.node_id if "GlobalJob" in mode else task.slot or task.id for task in completed}
+    return ServiceHealth(
+        key=key,
+        name=service.name,
+        exists=True,
+        running=len(running),
+        desired=desired,
+        update_state=None,
+        converged=failure is None and bool(tasks) and len(done) >= desired,
+        failure=failure,
+        unplaceable=unplaceable,
+        placement=_placement(state, completed),
+        errors=errors,
+        updated=len(running),
+        job=True,
+        completed=min(len(done), desired),
+        failed_task=failed_task,
+    )
+
+
+def _job_attempts(service: ObservedService) -> int:
+    """Failed tasks of one run after which a job has failed: the first when its restart
+    policy retries nothing (condition none), else ``max_attempts`` + 1, at most
+    ``FAILURES_BEFORE_GIVING_UP`` (the engine may go on retrying: apply does not wait)."""
+    template = service.raw_spec.get("TaskTemplate") or {}
+    policy = template.get("RestartPolicy") or {}
+    if policy.get("Condition") == "none":
+        return 1
+    attempts = int(policy.get("MaxAttempts") or 0)
+    if attempts:
+        return min(attempts + 1, FAILURES_BEFORE_GIVING_UP)
+    return FAILURES_BEFORE_GIVING_UP

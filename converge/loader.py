@@ -78,6 +78,11 @@ class LoadedSpec:
             masked in output (env values, and any value from a variable named like a secret).
         warnings: problems that do not stop the load (an unset variable, for example).
         digest: sha256 over the files' contents, identifying this version of the spec.
+        source_variables: the values of the variables that secrets and configs name as their
+            ``environment`` source (read when a plan needs the contents: ``converge.sources``).
+        working_dir: the first file's directory: where ``x-converge.command`` sources run.
+        contents: each secret's and config's content by (kind, key), once read
+            (``converge.sources.with_sources``, when a plan is made); masked in all output.
     """
 
     spec: Spec
@@ -85,6 +90,11 @@ class LoadedSpec:
     sensitive_paths: frozenset[FieldPath] = frozenset()
     warnings: tuple[str, ...] = ()
     digest: str = ""
+    source_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
+    working_dir: str = ""
+    contents: Mapping[tuple[str, str], bytes] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def is_sensitive(self, path: FieldPath) -> bool:
         """True when the value at ``path`` (or above it) came from a secret-like variable."""
@@ -778,7 +788,6 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
 _IGNORED_HINTS = {
     "restart": "",
     "tmpfs": " (docker stack deploy drops it; use a volumes entry of type tmpfs)",
-    "depends_on": " (docker stack deploy starts services in no particular order)",
     "container_name": " (a swarm names the containers of a service's tasks itself)",
     "build": " (build and push the image first)",
     "cpus": " (use deploy.resources.limits.cpus)",
@@ -1176,6 +1185,24 @@ def _load_sources(
                 "in the file",
             )
         )
+    source_variables: dict[str, str] = {}
+    for kind in ("secrets", "configs"):
+        for key, declared in getattr(spec, kind).items():
+            variable = declared.environment
+            if variable is None:
+                continue
+            if variable in environment:
+                source_variables[variable] = environment[variable]
+            else:
+                semantic.append(
+                    _problem(
+                        merged.positions,
+                        last_file,
+                        (kind, key, "environment"),
+                        f"{kind[:-1]} {key}: the variable {variable} is not set",
+                        merged.data,
+                    )
+                )
     if semantic:
         raise SpecError(_in_file_order(semantic))
     return LoadedSpec(
@@ -1184,6 +1211,8 @@ def _load_sources(
         sensitive_paths=frozenset(_sensitive(merged.data, merged.interpolated) | sensitive),
         warnings=tuple(warnings),
         digest=digest.hexdigest(),
+        source_variables=source_variables,
+        working_dir=str(working_dir),
     )
 
 

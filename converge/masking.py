@@ -6,7 +6,8 @@ A value is secret when
   on either side of a change (the rotated-away value too); or
 - it is a service's environment value whose name looks sensitive (``sensitive_name``), on
   either side, whoever set it: the spec, an earlier spec, or someone by hand in the swarm; or
-- it is the password of a URL (``postgres://user:PASSWORD@host``), anywhere.
+- it is the password of a URL (``postgres://user:PASSWORD@host``), anywhere; or
+- it is the content of one of the spec's secrets (``LoadedSpec.contents``), anywhere.
 
 Masked values show as ``(sensitive)``. The texts of all known secret values (the spec's, and
 those a plan saw at sensitive names) are also scrubbed wherever they show up: a task or engine
@@ -108,6 +109,10 @@ def secret_texts(loaded: LoadedSpec | None) -> frozenset[str]:
                 value = None
                 break
         texts.update(_texts(value))
+    for (kind, _key), content in (loaded.contents or {}).items():
+        if kind == "secret":
+            shown = content.decode("utf-8", errors="replace")
+            texts.update(_texts(shown) | _texts(shown.strip()))
     words = sensitive_name_words()
     for service in data.get("services", {}).values():
         for name, value in (service.get("environment") or {}).items():

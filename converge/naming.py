@@ -2,7 +2,8 @@
 
 As docker/cli's ``convert.Namespace``: a stack's objects are named ``<stack>_<key>`` and carry
 ``com.docker.stack.namespace=<stack>``, so ``docker stack ls/services/ps`` see them. converge
-adds no label of its own to swarm objects, so that a stack converge deployed and one
+adds no label of its own to swarm objects (but the new version of a service during a rollout,
+``ROLLOUT_LABEL``), so that a stack converge deployed and one
 ``docker stack deploy`` deployed are the same stack, and either tool can take over from the
 other. Only objects carrying the stack label of the stack at hand are ever changed or removed;
 every ownership test in converge asks this module.
@@ -15,11 +16,20 @@ from collections.abc import Mapping
 __all__ = [
     "CONVERGE_IMAGE_LABEL",
     "CONVERGE_MANAGED_LABEL",
+    "FINGERPRINT_LABEL",
+    "GRAPH_LABEL",
     "LB_CHECK_LABEL",
     "LB_LABEL",
     "LOCK_LABEL_PREFIX",
+    "ROLLOUT_LABEL",
+    "ROLLOUT_RUNTIME_PORT",
+    "ROLLOUT_SUFFIX",
     "STACK_IMAGE_LABEL",
     "STACK_LABEL",
+    "VERSION_OF_LABEL",
+    "candidate_name",
+    "graph_record_name",
+    "is_converge_record",
     "is_internal_label",
     "lock_name",
     "object_name",
@@ -42,6 +52,17 @@ LB_LABEL = "io.converge.loadbalancer"
 LB_CHECK_LABEL = "io.converge.loadbalancer.check"
 """Marks a throwaway container that validates a load-balancer config before it is used."""
 LOCK_LABEL_PREFIX = "io.converge.lock."
+ROLLOUT_LABEL = "io.converge.rollout.of"
+"""Marks the new version of a service during a blue-green or canary rollout; the value is the
+spec key of the service it replaces (``<stack>_<key>`` stays the service's home)."""
+ROLLOUT_SUFFIX = "-next"
+"""``<stack>_<key>-next``: the new version's service beside ``<stack>_<key>``."""
+ROLLOUT_RUNTIME_PORT = 19999
+"""HAProxy's runtime API inside the balancer container (loopback only) during rollouts."""
+VERSION_OF_LABEL = "io.converge.version-of"
+"""On a secret or config converge created: the spec key it is a version of."""
+FINGERPRINT_LABEL = "io.converge.fingerprint"
+"""On a secret converge created: a salted scrypt hash of its data (``converge.fileobjects``)."""
 _INTERNAL_LABEL_PREFIXES = ("com.docker.stack.", "io.converge.")
 
 
@@ -50,9 +71,25 @@ def object_name(stack: str, key: str) -> str:
     return f"{stack}_{key}"
 
 
+def candidate_name(stack: str, key: str) -> str:
+    """The swarm name of the new version of service ``key`` during a rollout."""
+    return object_name(stack, f"{key}{ROLLOUT_SUFFIX}")
+
+
 def spec_key(stack: str, name: str) -> str:
     """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
     return name.removeprefix(f"{stack}_")
+
+
+GRAPH_LABEL = "io.converge.graph"
+"""On a stack's graph record: the ``depends_on`` graph its last apply converged, as JSON."""
+
+
+def graph_record_name(stack: str) -> str:
+    """The name of the config object that records ``stack``'s last applied dependency graph
+    (converge's only object of its own besides the lock; labelled with the stack, so
+    ``docker stack rm`` removes it too)."""
+    return f"converge-graph-{stack}"
 
 
 def lock_name(stack: str) -> str:
@@ -78,3 +115,9 @@ def owned_by(labels: Mapping[str, str] | None, stack: str) -> bool:
 def is_internal_label(name: str) -> bool:
     """Labels converge and docker stack use for ownership: never shown as user labels."""
     return name.startswith(_INTERNAL_LABEL_PREFIXES)
+
+
+def is_converge_record(name: str, stack: str) -> bool:
+    """Whether a config of ``stack`` is one of converge's own records (the lock, the graph
+    record), never one of the spec's configs."""
+    return name in (lock_name(stack), graph_record_name(stack))

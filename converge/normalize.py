@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from converge.engine_spec import service_engine_spec
+from converge.fileobjects import FileRefs
 from converge.naming import is_internal_label, spec_key
 from converge.spec import CONSTRAINT_PATTERN, NetworkSpec, NodeSpec, Spec
 
@@ -114,9 +115,13 @@ def _without_none(values: Mapping[str, Any]) -> View:
 # Services
 
 
-def desired_service_view(spec: Spec, key: str) -> View:
-    """The view of what ``docker stack deploy`` of the file would make of ``services[key]``."""
-    return service_view(service_engine_spec(spec, key), spec.stack, {})
+def desired_service_view(
+    spec: Spec, key: str, files: FileRefs | None = None, image: str | None = None
+) -> View:
+    """The view of what ``docker stack deploy`` of the file would make of ``services[key]``
+    (referencing the versions of secrets and configs in ``files``; ``image``: the image to
+    send, when a tag was pinned to its digest)."""
+    return service_view(service_engine_spec(spec, key, files=files, image=image), spec.stack, {})
 
 
 def observed_service_view(

@@ -1,7 +1,8 @@
 """Engine -> ObservedState: a fixed number of calls, then normalisation.
 
-Four reads whatever the size of the swarm: ``/info`` (is this a manager?), ``/nodes``,
-``/networks`` and ``/services?status=true``, plus ``/tasks`` when task placement is wanted.
+Six reads whatever the size of the swarm: ``/info`` (is this a manager?), ``/nodes``,
+``/networks``, ``/services?status=true``, ``/secrets`` and ``/configs``, plus ``/tasks`` when
+task placement is wanted.
 No per-object inspect, no ``greedy`` network listing. Then the stack's load-balancer
 containers, through the engine of the balancer's node (``converge.lb.container``): one list,
 plus an inspect and a config read per balancer found.
@@ -9,6 +10,7 @@ plus an inspect and a config read per balancer found.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -23,6 +25,7 @@ from converge.normalize import (
 )
 from converge.spec import Spec
 from converge.state import (
+    ObservedFileObject,
     ObservedNetwork,
     ObservedNode,
     ObservedService,
@@ -51,8 +54,17 @@ def observe(engine: Engine, spec: Spec, with_tasks: bool = True) -> ObservedStat
     networks = engine.networks()
     services = engine.services()
     tasks = engine.tasks() if with_tasks else []
+    secrets = engine.secrets()
+    configs = engine.configs()
     state = state_from_engine_json(
-        spec.stack, info.hostname, nodes=nodes, networks=networks, services=services, tasks=tasks
+        spec.stack,
+        info.hostname,
+        nodes=nodes,
+        networks=networks,
+        services=services,
+        tasks=tasks,
+        secrets=secrets,
+        configs=configs,
     )
     state = observe_loadbalancer(engine, spec, state)
     return replace(state, api_calls=engine.call_count - before)
@@ -66,6 +78,8 @@ def state_from_engine_json(
     networks: Sequence[Mapping[str, Any]],
     services: Sequence[Mapping[str, Any]],
     tasks: Sequence[Mapping[str, Any]],
+    secrets: Sequence[Mapping[str, Any]] = (),
+    configs: Sequence[Mapping[str, Any]] = (),
 ) -> ObservedState:
     """Build an ObservedState from the Engine API's list responses (recorded or live)."""
     network_names = {network["Id"]: network["Name"] for network in networks}
@@ -79,6 +93,23 @@ def state_from_engine_json(
             for service in sorted(services, key=lambda item: item["Spec"]["Name"])
         ),
         tasks=tuple(_task(task) for task in tasks),
+        secrets=tuple(_file_object("secret", item) for item in secrets),
+        configs=tuple(_file_object("config", item) for item in configs),
+    )
+
+
+def _file_object(kind: str, item: Mapping[str, Any]) -> ObservedFileObject:
+    spec = item.get("Spec") or {}
+    data = spec.get("Data")
+    return ObservedFileObject(
+        kind=kind,
+        id=item["ID"],
+        version=(item.get("Version") or {}).get("Index", 0),
+        name=spec.get("Name", ""),
+        labels=dict(spec.get("Labels") or {}),
+        created=item.get("CreatedAt", ""),
+        data=base64.b64decode(data) if kind == "config" and data is not None else None,
+        templating=(spec.get("Templating") or {}).get("Name") or None,
     )
 
 
@@ -137,7 +168,21 @@ def _service(
         update_state=update.get("State"),
         update_message=update.get("Message"),
         update_started=update.get("StartedAt", ""),
+        job_iteration=_job_iteration(service) if _is_job(spec) else None,
+        completed_tasks=status.get("CompletedTasks", 0),
     )
+
+
+def _is_job(spec: Mapping[str, Any]) -> bool:
+    mode = spec.get("Mode") or {}
+    return "ReplicatedJob" in mode or "GlobalJob" in mode
+
+
+def _job_iteration(item: Mapping[str, Any]) -> int:
+    # The engine leaves out an index of 0 (the first run).
+    status = item.get("JobStatus") or {}
+    iteration = item.get("JobIteration") or status.get("JobIteration") or {}
+    return int(iteration.get("Index", 0))
 
 
 def _task(task: Mapping[str, Any]) -> ObservedTask:
@@ -155,4 +200,6 @@ def _task(task: Mapping[str, Any]) -> ObservedTask:
         image=(spec.get("ContainerSpec") or {}).get("Image", ""),
         timestamp=status.get("Timestamp", ""),
         template=spec,
+        job_iteration=_job_iteration(task) if "JobIteration" in task else None,
+        exit_code=(status.get("ContainerStatus") or {}).get("ExitCode"),
     )

@@ -11,16 +11,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from converge.actions import Action, ObjectKind, Phase, Plan, PlanFinding, Severity
+from converge.actions import (
+    RERUN_REASON,
+    Action,
+    ObjectKind,
+    Phase,
+    Plan,
+    PlanFinding,
+    Severity,
+)
 from converge.checks import NodeFacts, evaluate_constraint
-from converge.diff import Diff, FieldChange, ObjectDiff
+from converge.diff import OLD_VERSION, Diff, FieldChange, ObjectDiff
+from converge.errors import PlanError
 from converge.lb.config import (
     REPLACE_FIELDS,
+    container_name,
     follows_placement,
     loadbalancer_findings,
+    rolls_out,
     server_names,
 )
-from converge.naming import object_name, spec_key
+from converge.lb.rollout import describe_rollout
+from converge.naming import (
+    ROLLOUT_SUFFIX,
+    VERSION_OF_LABEL,
+    candidate_name,
+    is_converge_record,
+    object_name,
+    owned_by,
+    spec_key,
+)
+from converge.ordering import depths, waits_for
 from converge.spec import Spec
 from converge.state import ObservedState
 from converge.targeting import target_plan
@@ -41,6 +62,16 @@ class PlanOptions:
     """Only these addresses and what they need (``--target``, see ``converge.targeting``)."""
     adopt: bool = False
     """Take over the spec's services that exist outside any stack (``--adopt``)."""
+    rotate: tuple[str, ...] = ()
+    """Secrets to give a new version although their current one cannot be verified (made
+    without converge's fingerprint): ``--rotate KEY``."""
+    resolve_image: str | None = None
+    """``always``, ``changed`` or ``never`` (``--resolve-image``, ``converge.images``); None:
+    the spec's ``x-converge.resolve_image``, else ``always``."""
+    with_registry_auth: bool = False
+    """Send registry credentials (``--with-registry-auth``; the spec can turn it on too)."""
+    rerun: tuple[str, ...] = ()
+    """Jobs to run again although their spec did not change (``--rerun``)."""
 
 
 def plan(
@@ -82,6 +113,10 @@ def plan(
         elif item.status == "unowned":
             message = f"{item.detail}; --adopt takes it over"
             findings.append(PlanFinding("error", item.address, message, "collision", item.name))
+        elif item.status == "unverifiable":
+            findings.append(PlanFinding("warning", item.address, item.detail, "", item.name))
+        elif item.status == "remove" and item.detail == OLD_VERSION:
+            actions.append(_file_object_action(spec, item, observed))
         elif item.status == "remove" and not options.prune:
             findings.append(
                 PlanFinding(
@@ -96,7 +131,9 @@ def plan(
         elif item.kind == "loadbalancer":
             continue  # planned last: its backends may follow the other actions
         else:
-            actions.extend(_actions_for(item, observed))
+            actions.extend(_actions_for(item, observed, spec))
+    actions = _rollout_actions(spec, observed, actions)
+    actions.extend(_rerun_actions(spec, observed, actions, options.rerun))
     actions.extend(_redrive_actions(spec, observed, actions))
     if options.rebalance:
         actions.extend(_rebalance_actions(spec, observed, actions))
@@ -109,7 +146,8 @@ def plan(
     findings.extend(_placement_findings(spec, observed))
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
-    actions.sort(key=lambda action: (action.phase, action.object_kind, action.key))
+    actions = _in_waves(spec, actions)
+    actions.sort(key=lambda action: (action.phase, action.wave, action.object_kind, action.key))
     versions = _versions(spec, observed)
     # A saved plan that adopts is stale when the service it would take over moved.
     versions.update(
@@ -129,6 +167,8 @@ def plan(
     )
     if options.targets:
         result = target_plan(result, options.targets, spec, observed)
+        # Waves count only depths that still have an action.
+        result = replace(result, actions=tuple(_in_waves(spec, list(result.actions))))
     return result
 
 
@@ -146,7 +186,15 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
             observed_id=service.id,
             observed_version=service.version,
         )
-        for key, service in sorted(observed.owned_services().items())
+        for key, service in sorted(
+            [
+                *observed.owned_services().items(),
+                *(
+                    (f"{key}{ROLLOUT_SUFFIX}", c)
+                    for key, c in observed.rollout_candidates().items()
+                ),
+            ]
+        )
     ]
     networks = [
         Action(
@@ -160,8 +208,28 @@ def _destroy_actions(observed: ObservedState) -> list[Action]:
         )
         for key, network in sorted(observed.owned_networks().items())
     ]
+    files = [
+        Action(
+            Phase.PRUNE_FILES,
+            "remove",
+            "secret" if entry.kind == "secret" else "config",
+            entry.labels.get(VERSION_OF_LABEL) or spec_key(observed.stack, entry.name),
+            entry.name,
+            "remove (destroying the stack)",
+            observed_id=entry.id,
+        )
+        for entry in sorted(
+            (*observed.secrets, *observed.configs), key=lambda entry: (entry.kind, entry.name)
+        )
+        if owned_by(entry.labels, observed.stack)
+        and not is_converge_record(entry.name, observed.stack)
+    ]
     return (
-        services + _loadbalancer_removals(observed, reason) + _check_removals(observed) + networks
+        services
+        + _loadbalancer_removals(observed, reason)
+        + _check_removals(observed)
+        + files
+        + networks
     )
 
 
@@ -178,7 +246,9 @@ def _versions(spec: Spec, observed: ObservedState, destroy: bool = False) -> dic
     return versions
 
 
-def _actions_for(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+def _actions_for(item: ObjectDiff, observed: ObservedState, spec: Spec) -> list[Action]:
+    if item.kind in ("secret", "config"):
+        return [_file_object_action(spec, item, observed)] if item.status != "unchanged" else []
     if item.kind == "node":
         return _node_actions(item, observed)
     if item.kind == "network":
@@ -207,6 +277,39 @@ def _node_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
             observed_version=node.version,
         )
     ]
+
+
+def _file_object_action(spec: Spec, item: ObjectDiff, observed: ObservedState) -> Action:
+    """A secret's or config's create, new version (``rotate``) or removal."""
+    kind: ObjectKind = "secret" if item.kind == "secret" else "config"
+    if item.status in ("create", "rotate"):
+        owned = observed.owned_services()
+        rolling = [
+            key
+            for key, service in spec.services.items()
+            if key in owned and any(ref.source == item.key for ref in getattr(service, f"{kind}s"))
+        ]
+        reason = "create"
+        if item.status == "rotate":
+            roll = f"{len(rolling)} service{'' if len(rolling) == 1 else 's'} roll"
+            reason = f"new version; {roll}"
+        return Action(Phase.FILES, "create", kind, item.key, item.name, reason)
+    objects = observed.secrets if kind == "secret" else observed.configs
+    found = next((entry for entry in objects if entry.name == item.name), None)
+    reason = (
+        "remove an old version no service uses"
+        if item.detail == OLD_VERSION
+        else "remove (owned, no longer in the spec)"
+    )
+    return Action(
+        Phase.PRUNE_FILES,
+        "remove",
+        kind,
+        item.key,
+        item.name,
+        reason,
+        observed_id=found.id if found else None,
+    )
 
 
 def _base_action(
@@ -282,6 +385,67 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
     return [replace(base, reason="service settings differ")]
 
 
+def _rollout_actions(spec: Spec, observed: ObservedState, planned: list[Action]) -> list[Action]:
+    """Updates of blue-green and canary services become rollouts through the balancer; a
+    rollout an interrupted apply left is taken up (or its new version removed, when the spec
+    no longer asks for one)."""
+    balancer = spec.loadbalancer
+    running = balancer is not None and any(
+        lb.owned and lb.name == container_name(spec.stack, balancer)
+        for lb in observed.loadbalancers
+    )
+
+    def rolls(key: str) -> bool:
+        return running and rolls_out(spec, key)
+
+    result: list[Action] = []
+    for action in planned:
+        if action.object_kind == "service" and action.kind == "update" and rolls(action.key):
+            rollout = spec.services[action.key].x_converge.rollout
+            reason = describe_rollout(rollout, candidate_name(spec.stack, action.key))
+            if action.key in observed.rollout_candidates():
+                reason = f"take up the rollout in progress (an apply was interrupted): {reason}"
+            result.append(replace(action, kind="rollout", reason=reason))
+        else:
+            result.append(action)
+    for key, candidate in sorted(observed.rollout_candidates().items()):
+        if any(a.kind == "rollout" and a.key == key for a in result):
+            continue
+        home = observed.owned_services().get(key)
+        if rolls(key) and home is not None:
+            result = [a for a in result if not (a.object_kind == "service" and a.key == key)]
+            reason = (
+                f"an interrupted rollout left {candidate.name}: take it up where it stands "
+                "(its traffic share in the balancer), judge the steps left, finish"
+            )
+            result.append(
+                Action(
+                    Phase.SERVICES,
+                    "rollout",
+                    "service",
+                    key,
+                    home.name,
+                    reason,
+                    observed_id=home.id,
+                    observed_version=home.version,
+                )
+            )
+        else:
+            result.append(
+                Action(
+                    Phase.PRUNE_SERVICES,
+                    "remove",
+                    "service",
+                    f"{key}{ROLLOUT_SUFFIX}",
+                    candidate.name,
+                    "the new version of an abandoned rollout (the spec no longer asks for one)",
+                    observed_id=candidate.id,
+                    observed_version=candidate.version,
+                )
+            )
+    return result
+
+
 def _adopt_action(item: ObjectDiff, observed: ObservedState) -> Action:
     """Take over a service made outside any stack: add the stack's ownership label to the
     service's labels alone (a metadata update: the task template, so every task, stays), then
@@ -299,6 +463,67 @@ def _adopt_action(item: ObjectDiff, observed: ObservedState) -> Action:
         observed_id=current.id,
         observed_version=current.version,
     )
+
+
+def _rerun_actions(
+    spec: Spec, observed: ObservedState, planned: list[Action], jobs: tuple[str, ...]
+) -> list[Action]:
+    """A new run of each job named by ``--rerun`` (an update of the service starts one); a job
+    the plan updates or creates anyway runs again by that.
+
+    Raises:
+        PlanError: a name that is not a job of the spec.
+    """
+    touched = {action.key for action in planned if action.object_kind == "service"}
+    result: list[Action] = []
+    for key in dict.fromkeys(jobs):
+        declared = spec.services.get(key)
+        if declared is None or not declared.deploy.is_job:
+            jobs_in_spec = sorted(k for k, s in spec.services.items() if s.deploy.is_job)
+            raise PlanError(
+                f"--rerun {key}: not a job of stack {spec.stack} (its jobs: "
+                f"{', '.join(jobs_in_spec) or 'none'})"
+            )
+        current = observed.owned_services().get(key)
+        if key in touched or current is None:
+            continue
+        result.append(
+            Action(
+                Phase.SERVICES,
+                "force",
+                "service",
+                key,
+                current.name,
+                RERUN_REASON,
+                observed_id=current.id,
+                observed_version=current.version,
+            )
+        )
+    return result
+
+
+def _in_waves(spec: Spec, actions: list[Action]) -> list[Action]:
+    """Number the waves of the services phase by ``depends_on`` depth, counting only depths
+    that have an action (1, 2, ...), and note what each service waits for."""
+    depth = depths(spec)
+    used = sorted(
+        {
+            depth.get(action.key, 0)
+            for action in actions
+            if action.phase is Phase.SERVICES and action.object_kind == "service"
+        }
+    )
+    wave_of = {value: index + 1 for index, value in enumerate(used)}
+    return [
+        replace(
+            action,
+            wave=wave_of[depth.get(action.key, 0)],
+            waits_for=waits_for(spec, action.key),
+        )
+        if action.phase is Phase.SERVICES and action.object_kind == "service"
+        else action
+        for action in actions
+    ]
 
 
 _STUCK_UPDATES = {

@@ -9,7 +9,7 @@ the rest of converge only ever sees that form. A field the file leaves unset mea
 converge's own additions live in compose extension fields, so the same file still deploys with
 ``docker stack deploy``: a top-level ``x-converge`` (stack name, nodes, load balancer) and a
 service-level ``x-converge`` (``ignore``: fields another tool owns). Keys compose knows but swarm
-ignores (``build``, ``container_name``, ``depends_on`` ...) are accepted and reported as warnings
+ignores (``build``, ``container_name``, ``links`` ...) are accepted and reported as warnings
 by the loader (``IGNORED_SERVICE_KEYS``); other ``x-`` keys are allowed everywhere, as in compose.
 """
 
@@ -42,6 +42,7 @@ __all__ = [
     "IGNORED_SERVICE_KEYS",
     "Constraint",
     "ConvergeSpec",
+    "DependencySpec",
     "DeploySpec",
     "HealthcheckSpec",
     "LoadBalancerBackend",
@@ -57,6 +58,8 @@ __all__ = [
     "ResourcesSpec",
     "RestartPolicySpec",
     "RollbackConfigSpec",
+    "RolloutGates",
+    "RolloutSpec",
     "ServiceSpec",
     "Spec",
     "UpdateConfigSpec",
@@ -432,23 +435,103 @@ class VolumeSpec(Model):
         return self
 
 
+def _source_path(path: str | None, info: ValidationInfo) -> str | None:
+    """A source file: relative to the first file's directory (as compose), ``~`` is $HOME."""
+    if path is None:
+        return path
+    context = info.context or {}
+    if path.startswith("~") and context.get("home"):
+        path = context["home"] + path[1:]
+    base = context.get("working_dir")
+    if not path.startswith("/") and base is not None:
+        path = _join_path(base, path)
+    return path
+
+
+class AgeSourceSpec(Model):
+    """An age-encrypted file and the identity file that decrypts it."""
+
+    file: str = Field(min_length=1, description="The encrypted file (relative to the spec).")
+    identity: str = Field(
+        min_length=1, description="An age identity file (AGE-SECRET-KEY-1... lines)."
+    )
+
+    _paths = field_validator("file", "identity")(_source_path)
+
+
+class FileObjectConvergeSpec(Model):
+    """A secret's or config's ``x-converge``: sources beyond compose, and retention."""
+
+    age: AgeSourceSpec | None = Field(
+        default=None, description="Decrypt an age-encrypted file with an identity file."
+    )
+    command: str | tuple[str, ...] | None = Field(
+        default=None,
+        description=(
+            "Run this and take its standard output (a string runs through sh -c; a list "
+            "runs as is): sops -d, vault kv get -field, pass show..."
+        ),
+    )
+    keep: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Previous versions kept after a rotation, for rollback (default 1).",
+    )
+
+
 class FileObjectSpec(Model):
-    """A top-level secret or config. Validated; not applied yet (the secrets issue)."""
+    """A top-level secret or config, created as ``<stack>_<key>`` (or its ``name``)."""
 
     file: str | None = None
-    environment: str | None = None
-    content: str | None = None
+    environment: str | None = Field(
+        default=None, description="The name of a variable whose value is the content."
+    )
+    content: str | None = Field(default=None, description="The content itself (configs only).")
     external: External = False
     name: str | None = None
     labels: LabelMap = Field(default_factory=dict)
     driver: str | None = None
     driver_opts: dict[str, TextValue] = Field(default_factory=dict)
-    template_driver: str | None = None
+    template_driver: str | None = Field(
+        default=None, description='"golang": the engine renders the content per task.'
+    )
+    x_converge: FileObjectConvergeSpec = Field(
+        default_factory=FileObjectConvergeSpec, alias="x-converge"
+    )
+
+    _paths = field_validator("file")(_source_path)
 
     @model_validator(mode="before")
     @classmethod
     def _old_external_name(cls, data: object) -> object:
         return _external_name(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> FileObjectSpec:
+        sources = [
+            name
+            for name, given in (
+                ("file", self.file is not None),
+                ("environment", self.environment is not None),
+                ("content", self.content is not None),
+                ("external", self.external),
+                ("driver", self.driver is not None),
+                ("x-converge.age", self.x_converge.age is not None),
+                ("x-converge.command", self.x_converge.command is not None),
+            )
+            if given
+        ]
+        if len(sources) > 1:
+            raise ValueError("give one source, not " + " and ".join(sources))
+        if not sources:
+            raise ValueError(
+                "give a source: file, environment, content (configs), external, "
+                "x-converge.age or x-converge.command"
+            )
+        if self.external and _changed_fields(self) - {"external", "name"}:
+            raise ValueError("an external secret or config takes only 'name'")
+        return self
 
 
 class FileReference(Model):
@@ -1127,8 +1210,80 @@ IgnorePath = Annotated[
 ]
 
 
+class RolloutGates(Model):
+    """What a rollout step must show before it moves on, judged from HAProxy's own counters."""
+
+    max_error_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description=(
+            "Highest share of failed requests (HTTP 5xx answers and connection or response "
+            "failures, as HAProxy counts them for the new version's servers), in percent."
+        ),
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        description="Requests the new version must have served before a step is judged.",
+    )
+    health: bool = Field(
+        default=True,
+        description=(
+            "The new version's servers must pass the backend's health checks: every task "
+            "before traffic moves, at least one throughout each step."
+        ),
+    )
+
+
+class RolloutSpec(Model):
+    """How a new version of the service replaces the running one (``x-converge.rollout``)."""
+
+    strategy: Literal["rolling", "blue-green", "canary"] = Field(
+        default="rolling",
+        description=(
+            "rolling: swarm's own update, in place (the default); blue-green: the new version "
+            "runs beside the old one, takes all traffic at once, then the old one retires; "
+            "canary: the same, with the traffic share moving through 'steps'."
+        ),
+    )
+    steps: tuple[Annotated[int, Field(ge=1, le=100)], ...] = Field(
+        default=(10, 50, 100),
+        min_length=1,
+        description="canary: the new version's traffic share per step, in percent, ending at 100.",
+    )
+    pause: Duration = Field(
+        default=parse_duration("30s"),
+        description="How long each step is held (and judged) before the next one.",
+    )
+    gates: RolloutGates = Field(
+        default_factory=RolloutGates,
+        description="What each step must show (HAProxy's counters) before the next one.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if list(steps) != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must increase and end at 100 (for example [10, 50, 100])")
+        return steps
+
+    @property
+    def shares(self) -> tuple[int, ...]:
+        """The traffic shares the new version goes through: ``(100,)`` for blue-green."""
+        return (100,) if self.strategy == "blue-green" else self.steps
+
+
 class ServiceConvergeSpec(Model):
     """A service's ``x-converge``: per-service policy."""
+
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description=(
+            "How a changed service is released: rolling (in place), or blue-green / canary "
+            "beside the running version, through the managed load balancer."
+        ),
+    )
 
     ignore: tuple[IgnorePath, ...] = Field(
         default=(),
@@ -1159,7 +1314,6 @@ IGNORED_SERVICE_KEYS = (
     "cpu_shares",
     "cpus",
     "cpuset",
-    "depends_on",
     "develop",
     "device_cgroup_rules",
     "devices",
@@ -1201,6 +1355,80 @@ IGNORED_SERVICE_KEYS = (
 # ---------------------------------------------------------------------------------------------
 # Services
 
+DependencyCondition = Literal[
+    "service_started", "service_healthy", "service_completed_successfully"
+]
+
+
+class DependencySpec(Model):
+    """One entry of ``depends_on``: what the dependency must reach before this service is
+    created or updated (see ``converge.ordering``)."""
+
+    condition: DependencyCondition = Field(
+        default="service_started",
+        description=(
+            "service_started: its tasks run; service_healthy: its tasks run and pass their "
+            "healthcheck; service_completed_successfully: a job whose tasks all completed."
+        ),
+    )
+    required: bool = Field(
+        default=True,
+        description=(
+            "false: if the dependency fails, this service is still applied (apply still exits 1)."
+        ),
+    )
+    restart: IgnoredValue = None
+
+
+def _depends_on(value: object) -> object:
+    """The list form ``[db, cache]`` means ``condition: service_started`` for each."""
+    if isinstance(value, list | tuple):
+        return {name: {} for name in value}
+    if isinstance(value, dict):
+        return {name: ({} if entry is None else entry) for name, entry in value.items()}
+    return value
+
+
+DependsOn = Annotated[
+    dict[str, DependencySpec],
+    BeforeValidator(_depends_on),
+    _schema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": "null"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "condition": {
+                                        "enum": [
+                                            "service_started",
+                                            "service_healthy",
+                                            "service_completed_successfully",
+                                        ]
+                                    },
+                                    "required": {"type": "boolean"},
+                                    "restart": {"description": "Accepted and ignored."},
+                                },
+                                "patternProperties": {"^x-": {}},
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
+                },
+            ],
+            "description": (
+                "Services to converge first (converge orders creates and updates in waves; "
+                "docker stack deploy ignores it)."
+            ),
+        }
+    ),
+]
+
 
 class ServiceSpec(Model):
     """A swarm service, named ``<stack>_<key>`` in the swarm: the full desired state."""
@@ -1226,6 +1454,13 @@ class ServiceSpec(Model):
         default_factory=dict, description="Networks the service joins (default: <stack>_default)."
     )
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    depends_on: DependsOn = Field(
+        default_factory=dict,
+        description=(
+            "Services to converge first: a list, or a map of name to condition and required. "
+            "converge applies services in waves; docker stack deploy ignores it."
+        ),
+    )
     healthcheck: HealthcheckSpec | None = None
     restart: str | None = Field(
         default=None,
@@ -1276,7 +1511,6 @@ class ServiceSpec(Model):
     cpu_shares: IgnoredValue = None
     cpus: IgnoredValue = None
     cpuset: IgnoredValue = None
-    depends_on: IgnoredValue = None
     develop: IgnoredValue = None
     device_cgroup_rules: IgnoredValue = None
     devices: IgnoredValue = None
@@ -1448,6 +1682,22 @@ class ConvergeSpec(Model):
     )
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
     loadbalancer: LoadBalancerSpec | None = None
+    with_registry_auth: bool = Field(
+        default=False,
+        description=(
+            "Send the docker client's registry credentials (config.json auths, credsStore, "
+            "credHelpers) with every service create and update, so that nodes can pull "
+            "private images; as --with-registry-auth, which also turns it on."
+        ),
+    )
+    resolve_image: Literal["always", "changed", "never"] | None = Field(
+        default=None,
+        description=(
+            "Pin each service's tag to the digest its registry gives: always (the default), "
+            "changed (only new services and changed images), never; as docker stack deploy's "
+            "--resolve-image, which overrides it."
+        ),
+    )
 
     @field_validator("nodes", mode="before")
     @classmethod

@@ -15,7 +15,10 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
+from converge.naming import ROLLOUT_LABEL
+
 __all__ = [
+    "ObservedFileObject",
     "ObservedLoadBalancer",
     "ObservedLoadBalancerCheck",
     "ObservedNetwork",
@@ -82,11 +85,23 @@ class ObservedService:
     update_state: str | None = None
     update_message: str | None = None
     update_started: str = ""
+    job_iteration: int | None = None
+    """A job's current run (``JobStatus.JobIteration.Index``); None for other services."""
+    completed_tasks: int = 0
 
     @cached_property
     def template_digest(self) -> str:
         """Identifies the service's current task template (computed only when asked)."""
         return template_digest(self.raw_spec.get("TaskTemplate") or {})
+
+    @property
+    def rollout_of(self) -> str | None:
+        """The spec key whose new version this service is, during a rollout (else None)."""
+        return (self.raw_spec.get("Labels") or {}).get(ROLLOUT_LABEL)
+
+    @property
+    def is_job(self) -> bool:
+        return self.job_iteration is not None
 
     @property
     def published_ports(self) -> frozenset[tuple[int, str]]:
@@ -96,6 +111,21 @@ class ObservedService:
             for port in endpoint.get("Ports") or []
             if port.get("PublishedPort")
         )
+
+
+@dataclass(frozen=True)
+class ObservedFileObject:
+    """A swarm secret or config. ``data`` is a config's content (the engine never returns a
+    secret's); ``templating`` the template driver's name, if any."""
+
+    kind: str
+    id: str
+    version: int
+    name: str
+    labels: Mapping[str, str]
+    created: str = ""
+    data: bytes | None = field(default=None, repr=False)
+    templating: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +141,9 @@ class ObservedTask:
     image: str
     timestamp: str
     template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    job_iteration: int | None = None
+    """The run of its job this task belongs to; None for other services' tasks."""
+    exit_code: int | None = None
 
     @cached_property
     def template_digest(self) -> str:
@@ -157,6 +190,8 @@ class ObservedState:
     networks: tuple[ObservedNetwork, ...] = ()
     services: tuple[ObservedService, ...] = ()
     tasks: tuple[ObservedTask, ...] = ()
+    secrets: tuple[ObservedFileObject, ...] = ()
+    configs: tuple[ObservedFileObject, ...] = ()
     api_calls: int = 0
     """Requests ``observe`` made through the manager's engine (not a balancer's own engine)."""
     # The load balancer, observed through the engine of its node (converge.lb.container).
@@ -172,8 +207,16 @@ class ObservedState:
         return next((node for node in self.nodes if node.id == node_id), None)
 
     def owned_services(self) -> Mapping[str, ObservedService]:
-        """This stack's services, by spec key (computed once: the planner asks per service)."""
+        """This stack's services, by spec key (computed once: the planner asks per service).
+
+        The new version of a service during a rollout is not among them: it belongs to its
+        service's spec entry (``rollout_candidates``), it is neither drift nor a removal.
+        """
         return self._owned_services
+
+    def rollout_candidates(self) -> Mapping[str, ObservedService]:
+        """The new versions of this stack's services in a rollout, by the spec key they replace."""
+        return self._rollout_candidates
 
     @cached_property
     def _owned_services(self) -> Mapping[str, ObservedService]:
@@ -182,7 +225,17 @@ class ObservedState:
             {
                 service.name.removeprefix(prefix): service
                 for service in self.services
-                if service.owned and service.stack == self.stack
+                if service.owned and service.stack == self.stack and service.rollout_of is None
+            }
+        )
+
+    @cached_property
+    def _rollout_candidates(self) -> Mapping[str, ObservedService]:
+        return MappingProxyType(
+            {
+                service.rollout_of: service
+                for service in self.services
+                if service.owned and service.stack == self.stack and service.rollout_of
             }
         )
 

@@ -3,8 +3,10 @@
 Like terraform's ``-target``, for exceptional situations (recovering from a mistake, one urgent
 service while another is broken): a targeted plan is not the whole spec's plan. A target is an
 address, ``<kind>.<key>``: ``service.web``, ``network.backend``, ``node.worker1``,
-``loadbalancer.loadbalancer``. A service brings the networks it attaches to; nodes come only
-when named (their labels may move tasks of every service).
+``loadbalancer.loadbalancer``, ``secret.db_password``, ``config.site``. A service brings the
+networks it attaches to and the creation of the secrets' and configs' versions it references
+(not the removal of old versions, which other services may still use); nodes come only when
+named (their labels may move tasks of every service).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def known_addresses(spec: Spec, observed: ObservedState) -> frozenset[str]:
     addresses |= {f"service.{key}" for key in observed.owned_services()}
     addresses |= {f"network.{key}" for key in {*spec.networks, *spec.stack_networks()}}
     addresses |= {f"network.{key}" for key in observed.owned_networks()}
+    addresses |= {f"secret.{key}" for key in spec.secrets}
+    addresses |= {f"config.{key}" for key in spec.configs}
     addresses |= {f"node.{name}" for name in spec.nodes}
     addresses |= {f"node.{node.hostname}" for node in observed.nodes}
     if spec.loadbalancer is not None:
@@ -66,8 +70,25 @@ def target_plan(plan: Plan, targets: Sequence[str], spec: Spec, observed: Observ
             f"(addresses are kind.key; known: {listed})"
         )
     needed = needed_addresses(spec, targets)
+    created = _referenced_files(spec, targets)
     return replace(
         plan,
-        actions=tuple(action for action in plan.actions if action.address in needed),
+        actions=tuple(
+            action
+            for action in plan.actions
+            if action.address in needed or (action.address in created and action.kind == "create")
+        ),
         findings=tuple(finding for finding in plan.findings if finding.address in needed),
     )
+
+
+def _referenced_files(spec: Spec, targets: Iterable[str]) -> frozenset[str]:
+    """The secrets and configs the targeted services reference (their new versions come too)."""
+    found: set[str] = set()
+    for target in targets:
+        kind, _, key = target.partition(".")
+        service = spec.services.get(key) if kind == "service" else None
+        if service is not None:
+            found |= {f"secret.{ref.source}" for ref in service.secrets}
+            found |= {f"config.{ref.source}" for ref in service.configs}
+    return frozenset(found)

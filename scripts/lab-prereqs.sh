@@ -9,6 +9,10 @@
 #   util-linux      nsenter, unshare, setsid (normally already there)
 #   openssh-server  sshd, started by the integration tests on a lab address for ssh:// engines
 #   openssh-client  ssh, which converge (docker-py) runs for ssh:// engines
+#   docker-registry the lab's registry (distribution 2.8), started by `converge lab up`
+#   apache2-utils   htpasswd, for the registry's basic auth (bcrypt)
+#   curl            the HTTP requests of docs/tutorial.md (run by tests/integration/test_tutorial.py)
+#   age             age and age-keygen, which make the integration tests' encrypted secrets
 set -eu
 
 needed=""
@@ -23,6 +27,10 @@ have iptables || [ -x /usr/sbin/iptables ] || needed="$needed iptables"
 have nsenter && have unshare && have setsid || needed="$needed util-linux"
 have sshd || [ -x /usr/sbin/sshd ] || needed="$needed openssh-server"
 have ssh || needed="$needed openssh-client"
+have docker-registry || needed="$needed docker-registry"
+have htpasswd || needed="$needed apache2-utils"
+have curl || needed="$needed curl"
+have age && have age-keygen || needed="$needed age"
 
 if [ -z "$needed" ]; then
     echo "lab prerequisites already installed"

@@ -94,8 +94,13 @@ def status_command() -> None:
 def env_command(
     node: str = typer.Option(MANAGER, "--node", "-n", help="Node whose engine to point at."),
 ) -> None:
-    """Print `export DOCKER_HOST=...` for the manager (or --node); use with eval."""
+    """Print `export DOCKER_HOST=...` for the manager (or --node); use with eval.
+
+    How to log in to the lab's registry goes to stderr.
+    """
     lab = _lab()
     if not lab.exists():
         raise LabError(f"the lab is not set up ({lab.config.directory}): run `converge lab up`")
     typer.echo(lab.env(node))
+    # On stderr: `eval "$(converge lab env)"` takes stdout only, and the operator reads this.
+    _say(lab.registry_login_hint())

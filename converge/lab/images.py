@@ -6,8 +6,9 @@ so no ``RUN`` step (and no network) is needed:
     converge-lab/busybox:<busybox version>  busybox and its applets, CMD sh
     converge-lab/app:v1, converge-lab/app:v2
         busybox httpd on port 80 answering ``app=<version> hostname=<container> node=<$NODE>``
-        (``/version`` answers the bare version); a tiny init forwards SIGTERM, so stops are
-        instant. Set ``NODE={{.Node.Hostname}}`` in a service's env to learn the node.
+        (``/version`` answers the bare version; ``APP_STATUS=500`` makes ``/`` answer 500);
+        a tiny init forwards SIGTERM, so stops are instant. Set ``NODE={{.Node.Hostname}}``
+        in a service's env to learn the node.
     converge-lab/haproxy:<major.minor>
         Debian's haproxy binary plus every library ``ldd`` lists, config at
         /usr/local/etc/haproxy/haproxy.cfg, ``haproxy -W -db``, STOPSIGNAL SIGUSR1.
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -48,6 +52,7 @@ __all__ = [
     "haproxy_image",
     "haproxy_tag",
     "parse_ldd",
+    "push",
 ]
 
 APP_V1 = "converge-lab/app:v1"
@@ -301,17 +306,20 @@ def ensure_saved(
             except (docker.errors.BuildError, docker.errors.APIError) as error:
                 raise LabError(f"failed to build {image.tag}: {error}") from error
         target = folder / image.file_name
-        partial = target.with_suffix(".partial")
-        with partial.open("wb") as out:
-            for chunk in client.images.get(image.tag).save(named=image.tag):
-                out.write(chunk)
-        partial.rename(target)
+        # The cache is shared by every lab on the machine: a partial file of its own per writer.
+        descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                for chunk in client.images.get(image.tag).save(named=image.tag):
+                    out.write(chunk)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
         tarballs[image.tag] = target
     for other in folder.parent.iterdir():
         if other != folder and other.is_dir():
-            for leftover in other.iterdir():
-                leftover.unlink()
-            other.rmdir()
+            shutil.rmtree(other, ignore_errors=True)  # another lab may be clearing it too
     return tarballs
 
 
@@ -329,3 +337,33 @@ def ensure_loaded(
             raise LabError(f"failed to load {image.tag}: {error}") from error
         loaded.append(image.tag)
     return loaded
+
+
+def push(
+    client: docker.DockerClient,
+    source: str,
+    target: str,
+    credentials: dict[str, str],
+) -> str:
+    """Push the local image ``source`` as ``target`` (``registry/repository:tag``) and drop the
+    ``target`` tag again, so that no node has it before pulling it; returns its digest.
+
+    Raises:
+        LabError: the registry refused or did not answer.
+    """
+    repository, _, tag = target.rpartition(":")
+    try:
+        client.api.tag(source, repository, tag)
+        digest = ""
+        try:
+            for line in client.api.push(
+                repository, tag, auth_config=credentials, stream=True, decode=True
+            ):
+                if "error" in line:
+                    raise LabError(f"failed to push {target}: {line['error']}")
+                digest = (line.get("aux") or {}).get("Digest", digest)
+        finally:
+            client.api.remove_image(target, noprune=True)
+    except docker.errors.APIError as error:
+        raise LabError(f"failed to push {target}: {error}") from error
+    return str(digest)

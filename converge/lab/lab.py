@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -24,12 +25,13 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+import yaml
 
 from converge.errors import LabError
 from converge.files import atomic_write
 from converge.lab import images as lab_images
 from converge.lab import layout, system
-from converge.lab.layout import MANAGER, LabConfig
+from converge.lab.layout import MANAGER, REGISTRY_USER, LabConfig
 
 __all__ = ["API_VERSION", "Lab", "LabStatus", "NodeStatus"]
 
@@ -278,6 +280,7 @@ class Lab:
 
         cgroups = system.Cgroups()
         self._ensure_network(names)
+        self._ensure_registry(cgroups, progress)
         to_start = [name for name in names if not self._daemon_pids(name)]
         for name in names:
             self._write_node_files(name, cgroups)
@@ -298,6 +301,8 @@ class Lab:
             ]
             for job in jobs:
                 job.result()
+        if image_set is not None:
+            self._push_images(image_set.tags, progress)
         self._wait_ready(names)
         progress(f"lab ready: {len(names)} nodes in {time.monotonic() - started:.1f}s")
         return self.status()
@@ -305,7 +310,7 @@ class Lab:
     def _preflight(self, images: bool) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, cgroups, iptables): run it as root")
-        system.check_tools(system.REQUIRED_TOOLS)
+        system.check_tools({**system.REQUIRED_TOOLS, **system.REGISTRY_TOOLS})
         if images:
             system.check_tools(system.IMAGE_TOOLS)
 
@@ -397,6 +402,103 @@ class Lab:
             f"-A FORWARD -j {self.config.chain}"
             in system.run(["iptables", "-w", "-S", "FORWARD"]).splitlines()
         )
+
+    # -- the registry -----------------------------------------------------------------------
+
+    def registry_address(self) -> str:
+        """``host:port`` of the lab's registry (every node trusts it over plain HTTP)."""
+        return self.config.registry_address
+
+    def registry_credentials(self) -> dict[str, str]:
+        """``username`` and ``password`` of the lab's registry (docker-py's ``auth_config``)."""
+        try:
+            password = self.config.registry_password_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise LabError(f"the lab registry has no password file: {error}") from error
+        return {"username": REGISTRY_USER, "password": password}
+
+    def registry_login_hint(self) -> str:
+        """Shell comment lines saying how to ``docker login`` to the lab's registry."""
+        return layout.registry_login_hint(self.config)
+
+    def push_image(self, source: str, target: str) -> str:
+        """Push the manager's image ``source`` to the lab registry as ``target`` (a
+        ``repository:tag`` under the registry's address); returns the pushed digest. No node
+        keeps the ``target`` tag: a service using it makes the nodes pull."""
+        client = _client(self.config, MANAGER, timeout=300)
+        try:
+            return lab_images.push(
+                client, source, f"{self.registry_address()}/{target}", self.registry_credentials()
+            )
+        finally:
+            client.close()
+
+    def _registry_answers(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1)
+            try:
+                probe.connect((self.config.host_address, layout.REGISTRY_PORT))
+            except OSError:
+                return False
+        return True
+
+    def _ensure_registry(self, cgroups: system.Cgroups, progress: Progress) -> None:
+        """Start the registry at the host's lab address unless it runs; keep its password."""
+        config = self.config
+        directory = config.registry_dir
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        if not config.registry_password_file.exists():
+            atomic_write(config.registry_password_file, secrets.token_urlsafe(18) + "\n")
+        password = self.registry_credentials()["password"]
+        htpasswd = system.run(["htpasswd", "-niB", REGISTRY_USER], input_text=password + "\n")
+        atomic_write(directory / "htpasswd", htpasswd, mode=0o600)
+        atomic_write(
+            directory / "config.yml",
+            yaml.safe_dump(layout.registry_config(config), sort_keys=False),
+            mode=0o644,
+        )
+        if cgroups.pids(config.registry_cgroup) and self._registry_answers():
+            return
+        cgroups.kill(config.registry_cgroup)
+        cgroups.create(config.registry_cgroup)
+        script = directory / "start.sh"
+        script.write_text(
+            layout.registry_start_script(config, cgroups.procs_file(config.registry_cgroup)),
+            encoding="utf-8",
+        )
+        script.chmod(0o755)
+        system.spawn_detached(["setsid", "-f", str(script)])
+
+        joined: list[bool] = []
+
+        def probe() -> bool:
+            if self._registry_answers():
+                return True
+            # setsid -f returns at once: the script may not have joined the cgroup yet.
+            if cgroups.pids(config.registry_cgroup):
+                joined.append(True)
+            elif joined:
+                raise LabError(f"the lab registry exited: {self._registry_log_tail()}")
+            return False
+
+        system.wait_until(
+            probe, timeout=_START_TIMEOUT, what=f"the lab registry at {config.registry_address}"
+        )
+        progress(f"registry started at {config.registry_address}")
+
+    def _registry_log_tail(self) -> str:
+        try:
+            log = (self.config.registry_dir / "registry.log").read_text(encoding="utf-8")
+        except OSError:
+            return "no log"
+        lines = log.strip().splitlines()
+        return lines[-1] if lines else "empty log"
+
+    def _push_images(self, tags: list[str], progress: Progress) -> None:
+        """The lab's test images, also in its registry under the same names."""
+        for tag in tags:
+            self.push_image(tag, tag)
+        progress(f"pushed {len(tags)} image(s) to the registry {self.registry_address()}")
 
     def _write_node_files(self, name: str, cgroups: system.Cgroups) -> None:
         node_dir = self.config.node_dir(name)

@@ -12,6 +12,8 @@ A lab called ``cvlab`` (the default) with subnet ``10.213.0.0/24`` looks like th
     cgroup        <hierarchy>/cvlab/<node>/daemon  (dockerd, containerd, shims)
                   <hierarchy>/cvlab/<node>/containers  (containers, via --cgroup-parent)
     iptables      chain CVLAB, jumped to from FORWARD
+    registry      docker-registry on the host at 10.213.0.1:5000, htpasswd basic auth,
+                  cgroup <hierarchy>/cvlab/registry; every node lists it in insecure-registries
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ __all__ = [
     "DEFAULT_WORKERS",
     "MANAGER",
     "PATH_ENV",
+    "REGISTRY_PORT",
+    "REGISTRY_USER",
     "LabConfig",
     "daemon_config",
     "env_line",
@@ -41,6 +45,9 @@ __all__ = [
     "launch_command",
     "node_index",
     "node_names",
+    "registry_config",
+    "registry_login_hint",
+    "registry_start_script",
     "start_script",
 ]
 
@@ -53,6 +60,8 @@ DEFAULT_CACHE_DIR = "/var/cache/converge-lab"
 MAX_WORKERS = 60
 # The first node address is .10; lower ones stay free for the host and later use.
 FIRST_NODE_HOST = 10
+REGISTRY_PORT = 5000
+REGISTRY_USER = "converge"
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Unix socket paths are limited to 108 bytes; containerd nests a few levels below the exec root.
 _MAX_DIR_LENGTH = 60
@@ -167,6 +176,27 @@ class LabConfig:
     def start_script_path(self, node: str) -> Path:
         return self.node_dir(node) / "start.sh"
 
+    # -- the registry ---------------------------------------------------------------------
+
+    @property
+    def registry_address(self) -> str:
+        """``host:port`` of the lab's registry: the host's address on the lab bridge."""
+        return f"{self.host_address}:{REGISTRY_PORT}"
+
+    @property
+    def registry_dir(self) -> Path:
+        """Its configuration, credentials, log and storage."""
+        return self.directory / "registry"
+
+    @property
+    def registry_password_file(self) -> Path:
+        """The password of user ``converge`` (0600), for ``docker login --password-stdin``."""
+        return self.registry_dir / "password"
+
+    @property
+    def registry_cgroup(self) -> str:
+        return f"{self.name}/registry"
+
     # -- cgroups --------------------------------------------------------------------------
 
     def cgroup(self, node: str) -> str:
@@ -218,6 +248,8 @@ def daemon_config(config: LabConfig, node: str) -> dict[str, object]:
         "deprecated-key-path": str(node_dir / "key.json"),
         # Unknown names fail locally instead of leaving the machine.
         "dns": ["127.0.0.1"],
+        # The lab's own registry speaks plain HTTP on the lab bridge, nothing else.
+        "insecure-registries": [config.registry_address],
         "cgroup-parent": "/" + config.containers_cgroup(node),
         "features": {"buildkit": False},
         "log-level": "warn",
@@ -242,7 +274,6 @@ def start_script(config: LabConfig, node: str, daemon_procs_file: Path) -> str:
             f"hostname {q(node)}",
             "# A private /run/containerd: no shared shim sockets, and never the host's containerd.",
             "mount -t tmpfs -o mode=0711 converge-lab /run/containerd",
-            "export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1",
             f"exec dockerd --config-file {q(str(config.daemon_json(node)))} "
             f">> {q(str(config.log_file(node)))} 2>&1",
             "",
@@ -280,6 +311,50 @@ def iptables_rules(config: LabConfig) -> list[list[str]]:
         ["-i", bridge, "-j", "DROP"],
         ["-o", bridge, "-j", "DROP"],
     ]
+
+
+def registry_config(config: LabConfig) -> dict[str, object]:
+    """The ``config.yml`` of the lab's registry (distribution 2.8, Debian's docker-registry):
+    on the lab bridge only, htpasswd basic auth, storage in the lab directory."""
+    return {
+        "version": 0.1,
+        "log": {"level": "warn", "fields": {"service": "registry"}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(config.registry_dir / "data")},
+            "delete": {"enabled": True},
+        },
+        "http": {"addr": config.registry_address},
+        "auth": {
+            "htpasswd": {"realm": "converge-lab", "path": str(config.registry_dir / "htpasswd")}
+        },
+    }
+
+
+def registry_start_script(config: LabConfig, procs_file: Path) -> str:
+    """The script that runs the registry on the host, in the lab's cgroup (``down`` kills it)."""
+    q = shlex.quote
+    directory = config.registry_dir
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# converge lab {config.name}: the registry at {config.registry_address}",
+            "set -e",
+            f"echo $$ > {q(str(procs_file))}",
+            f"exec docker-registry serve {q(str(directory / 'config.yml'))} "
+            f">> {q(str(directory / 'registry.log'))} 2>&1",
+            "",
+        ]
+    )
+
+
+def registry_login_hint(config: LabConfig) -> str:
+    """How to log in to the lab's registry (the password stays in its file)."""
+    address = config.registry_address
+    return (
+        f"# the lab registry is {address} (user {REGISTRY_USER}); log in with:\n"
+        f"#   docker login {address} -u {REGISTRY_USER} --password-stdin "
+        f"< {shlex.quote(str(config.registry_password_file))}"
+    )
 
 
 def env_line(config: LabConfig, node: str) -> str:

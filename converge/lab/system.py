@@ -43,6 +43,7 @@ REQUIRED_TOOLS: dict[str, str] = {
     "setsid": "util-linux",
 }
 IMAGE_TOOLS: dict[str, str] = {"busybox": "busybox-static", "haproxy": "haproxy"}
+REGISTRY_TOOLS: dict[str, str] = {"docker-registry": "docker-registry", "htpasswd": "apache2-utils"}
 
 
 def _env() -> dict[str, str]:

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from converge.checks import NodeFacts, evaluate_constraint
-from converge.naming import CONVERGE_IMAGE_LABEL, LB_LABEL, object_name, ownership_labels
+from converge.naming import (
+    CONVERGE_IMAGE_LABEL,
+    LB_LABEL,
+    ROLLOUT_RUNTIME_PORT,
+    ROLLOUT_SUFFIX,
+    candidate_name,
+    object_name,
+    ownership_labels,
+)
 from converge.normalize import canonical_image
 from converge.spec import LoadBalancerBackend, LoadBalancerSpec, Spec
 from converge.state import ObservedNode, ObservedState
@@ -32,6 +40,7 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_FILE",
     "CONFIG_PATH",
+    "HOME_WEIGHT",
     "RELOAD_SIGNAL",
     "REPLACE_FIELDS",
     "Server",
@@ -45,6 +54,7 @@ __all__ = [
     "loadbalancer_findings",
     "observed_view",
     "render_config",
+    "rolls_out",
     "server_names",
 ]
 
@@ -72,6 +82,16 @@ class Server:
     address: str
     port: int
     backup: bool = False
+
+
+HOME_WEIGHT = 100
+"""The configured weight of a rollout backend's servers of the running version."""
+
+
+def rolls_out(spec: Spec, key: str) -> bool:
+    """Whether service ``key`` is released blue-green or canary (through this balancer)."""
+    service = spec.services.get(key)
+    return service is not None and service.x_converge.rollout.strategy != "rolling"
 
 
 def container_name(stack: str, balancer: LoadBalancerSpec) -> str:
@@ -194,8 +214,11 @@ def render_config(spec: Spec, observed: ObservedState | None) -> str:
         "",
         "global",
         f"{_INDENT}log stdout format raw local0",
-        "",
     ]
+    if any(rolls_out(spec, backend.service) for backend in balancer.backends.values()):
+        # Rollouts read counters and move weights here, from inside the container only.
+        lines.append(f"{_INDENT}stats socket ipv4@127.0.0.1:{ROLLOUT_RUNTIME_PORT} level admin")
+    lines.append("")
     if any(backend.method == "dns" for backend in balancer.backends.values()):
         lines += _resolvers()
     lines += _defaults(balancer)
@@ -296,7 +319,20 @@ def _backend(spec: Spec, name: str, observed: ObservedState | None) -> list[str]
     if any(server.backup for server in servers or []):
         lines.append(f"{_INDENT}option allbackups")
     lines += [f"{_INDENT}{option}" for option in backend.options]
-    if servers is None:
+    if servers is None and rolls_out(spec, backend.service):
+        # Both versions of a rollout, side by side: the new one's servers carry no traffic
+        # until the rollout moves weights through the runtime API (a reload puts them back).
+        candidate = candidate_name(spec.stack, backend.service)
+        for prefix, target, weight in (
+            (name, service, HOME_WEIGHT),
+            (f"{name}{ROLLOUT_SUFFIX}", candidate, 0),
+        ):
+            lines.append(
+                f"{_INDENT}server-template {prefix} {backend.max_servers} "
+                f"tasks.{target}:{backend.port}{check} resolvers {_RESOLVERS} init-addr none "
+                f"weight {weight}"
+            )
+    elif servers is None:
         lines.append(
             f"{_INDENT}server-template {name} {backend.max_servers} "
             f"tasks.{service}:{backend.port}{check} resolvers {_RESOLVERS} init-addr none"

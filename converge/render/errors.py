@@ -18,6 +18,7 @@ from converge.errors import (
     LoadBalancerError,
     LockError,
     PlanError,
+    SourceError,
     SpecError,
 )
 from converge.loader import LoadedSpec
@@ -30,6 +31,7 @@ ERROR_FORMAT_VERSION = "1.0"
 
 _KINDS: tuple[tuple[type[ConvergeError], str], ...] = (
     (SpecError, "spec"),
+    (SourceError, "source"),
     (EngineError, "engine"),
     (PlanError, "plan"),
     (LockError, "lock"),
@@ -42,7 +44,8 @@ def error_document(kind: str, message: str, problems: list[dict[str, Any]]) -> d
     """``{"format_version", "converge_version", "error": {"kind", "message", "problems"}}``.
 
     Args:
-        kind: ``spec``, ``plan``, ``engine``, ``lock``, ``loadbalancer``, ``lab`` or ``error``.
+        kind: ``spec``, ``source``, ``plan``, ``engine``, ``lock``, ``loadbalancer``, ``lab``
+            or ``error``.
         problems: each located where it can be: ``file``/``line``/``column``/``path`` for the
             spec, ``address`` for the plan; always a ``message``.
     """

@@ -20,6 +20,7 @@ from converge.actions import (
     Phase,
     Plan,
     PlanFinding,
+    format_change,
     format_value,
 )
 from converge.diff import FieldChange
@@ -86,7 +87,15 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
         lines.append("")
     for action in plan.actions:
         style = _STYLE[action.symbol]
+        if action.object_kind in ("secret", "config"):
+            # One line says it all (never a value): + secret db_password (...): new version
+            what = action.description.removeprefix(f"{action.symbol} ")
+            lines.extend([f"  [{style}]{action.symbol}[/{style}] {escape(what)}", ""])
+            continue
         lines.append(f"  [dim]# {escape(f'{action.address}: {action.reason}')}[/dim]")
+        if action.waits_for and plan.waves:
+            after = f"wave {action.wave}, after {', '.join(action.waits_for)}"
+            lines.append(f"  [dim]# {escape(after)}[/dim]")
         forced = ""
         if action.forced_by:
             forced = f" [dim]({escape('forced by ' + ', '.join(action.forced_by))})[/dim]"
@@ -108,11 +117,16 @@ def plan_text(plan: Plan, loaded: LoadedSpec | None = None) -> str:
             if action.kind == "create":
                 text = f"{shown.field} = {format_value(shown.path, shown.after)}"
             else:
-                text = (
-                    f"{shown.field}: {format_value(shown.path, shown.before)} -> "
-                    f"{format_value(shown.path, shown.after)}"
-                )
+                text = format_change(shown)
             lines.append(f"      [{change_style}]{symbol}[/{change_style}] {escape(text)}")
+        lines.append("")
+    order = waves_lines(plan)
+    if order:
+        lines.extend(escape(line) for line in order)
+        lines.append("")
+    if plan.graph_changes:
+        lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
+        lines.extend(f"  {escape(line)}" for line in plan.graph_changes)
         lines.append("")
     for finding in plan.findings:
         style = "red" if finding.severity == "error" else "yellow"
@@ -160,6 +174,8 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
                 "description": masker.text(masker.action(action).description),
                 "reason": action.reason,
                 "forced_by": list(action.forced_by),
+                "wave": action.wave,
+                "waits_for": list(action.waits_for),
                 "changes": [_change_json(masker, action, change) for change in action.changes],
                 "observed": {"id": action.observed_id, "version": action.observed_version},
             }
@@ -174,6 +190,8 @@ def plan_document(plan: Plan, loaded: LoadedSpec | None = None) -> dict[str, Any
             for finding in plan.findings
         ],
         "versions": dict(sorted(plan.versions.items())),
+        "graph_changes": list(plan.graph_changes),
+        "graph_recorded": plan.graph_recorded,
     }
 
 
@@ -201,6 +219,8 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
                 forced_by=tuple(item["forced_by"]),
                 observed_id=item["observed"]["id"],
                 observed_version=item["observed"]["version"],
+                wave=int(item.get("wave", 0)),
+                waits_for=tuple(item.get("waits_for", ())),
             )
             for item in document["actions"]
         )
@@ -215,9 +235,44 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
             versions=dict(document.get("versions") or {}),
             spec_digest=(document.get("spec") or {}).get("digest", ""),
             spec_files=tuple((document.get("spec") or {}).get("files", ())),
+            graph_changes=tuple(document.get("graph_changes") or ()),
+            graph_recorded=bool(document.get("graph_recorded", True)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise PlanError(f"not a plan document: missing or malformed {error}") from None
+
+
+GRAPH_CHANGED = "The dependency graph (depends_on) changed since the last apply:"
+GRAPH_NEW = "The dependency graph (depends_on) is new: no earlier apply recorded one:"
+
+
+def waves_lines(plan: Plan) -> list[str]:
+    """The services phase's order, one line per wave, when ``depends_on`` orders it::
+
+        Services in 3 waves (depends_on), each once the one before reached its condition:
+          wave 1: db
+          wave 2: seed (after db (healthy))
+          wave 3: web (after seed (completed successfully))
+
+    Nothing for a plan of one wave.
+    """
+    services = [action for action in plan.actions if action.wave]
+    count = plan.waves
+    if count < 2:
+        return []  # each action's own lines say what it waits for
+    lines = [
+        f"Services in {count} wave{'' if count == 1 else 's'} (depends_on), each once the "
+        "one before reached its condition:"
+    ]
+    for wave in range(1, count + 1):
+        members = [
+            action.key + (f" (after {', '.join(action.waits_for)})" if action.waits_for else "")
+            for action in services
+            if action.wave == wave
+        ]
+        if members:
+            lines.append(f"  wave {wave}: " + "; ".join(members))
+    return lines
 
 
 def plan_json(plan: Plan, loaded: LoadedSpec | None = None) -> str:
@@ -236,6 +291,17 @@ def plan_markdown(plan: Plan, loaded: LoadedSpec | None = None) -> str:
     for finding in warnings:
         lines.append(f"> :warning: **Warning** `{finding.address}`: {masker.text(finding.message)}")
     if errors or warnings:
+        lines.append("")
+    order = waves_lines(plan)
+    if order:
+        lines.append(order[0])
+        lines.append("")
+        lines.extend(f"- {markdown_cell(line.strip())}" for line in order[1:])
+        lines.append("")
+    if plan.graph_changes:
+        lines.append(GRAPH_CHANGED if plan.graph_recorded else GRAPH_NEW)
+        lines.append("")
+        lines.extend(f"- {markdown_cell(line)}" for line in plan.graph_changes)
         lines.append("")
     if plan.actions:
         lines.append("| | object | change |")

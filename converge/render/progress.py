@@ -40,6 +40,7 @@ _STARTING = {
     "remove": "removing",
     "force": "redeploying",
     "adopt": "adopting",
+    "rollout": "rolling out",
 }
 
 
@@ -55,6 +56,10 @@ def format_elapsed(seconds: float) -> str:
 
 def _service_state(item: ServiceHealth) -> str:
     """``2/3 running, 1/3 updated (updating)``: updated tasks show while an update moves."""
+    if item.job:
+        return f"{item.completed}/{item.desired} completed" + (
+            f", {item.running} running" if item.running else ""
+        )
     text = f"{item.running}/{item.desired} running"
     if item.updated != item.running or item.update_state in ("updating", "rollback_started"):
         text += f", {item.updated}/{item.desired} updated"
@@ -126,6 +131,7 @@ class ProgressReporter:
             action_finished=self.finished,
             waiting=self.waiting,
             service_converged=self.converged,
+            rollout_progress=self.rollout,
         )
 
     def _print(self, markup: str) -> None:
@@ -152,6 +158,9 @@ class ProgressReporter:
             if outcome.outcome == "failed":
                 message = escape(self.masker.text(outcome.message))
                 self._print(f"{address}: [red]failed[/red] after {took}: {message}")
+            elif outcome.outcome == "skipped":
+                message = escape(self.masker.text(outcome.message))
+                self._print(f"{address}: [yellow]skipped[/yellow]: {message}")
             else:
                 self._print(f"{address}: [green]{outcome.outcome}[/green] in {took}")
 
@@ -183,6 +192,13 @@ class ProgressReporter:
             self._stop_live()
             if not self.quiet:
                 self._print(f"{escape(address)}: [green]converged[/green] in {took}")
+
+    def rollout(self, line: str) -> None:
+        """A blue-green or canary rollout moved on."""
+        with self._lock:
+            self._stop_live()
+            if not self.quiet:
+                self._print(escape(f"Rollout: {line}"))
 
     def tick(self) -> None:
         """Without a live display: a line with the elapsed time after ``heartbeat`` of silence."""

@@ -23,8 +23,9 @@ __all__ = [
     "status_text",
 ]
 
-STATUS_FORMAT_VERSION = "1.1"
-"""1.1: ``lock``, the stack's apply lock when one is held."""
+STATUS_FORMAT_VERSION = "1.3"
+"""1.1: ``lock``, the stack's apply lock when one is held; 1.2: ``job`` and ``completed``;
+1.3: ``rollouts`` in progress."""
 
 
 def masked_status(report: Mapping[str, Any], loaded: LoadedSpec | None) -> dict[str, Any]:
@@ -58,10 +59,10 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
         else:
             mark = "[yellow]not converged[/yellow]"
         state = f", update {escape(service['update_state'])}" if service["update_state"] else ""
-        lines.append(
-            f"[bold]{escape(service['name'])}[/bold] {service['running']}/{service['desired']} "
-            f"running{state} {mark}"
-        )
+        counts = f"{service['running']}/{service['desired']} running"
+        if service.get("job"):
+            counts = f"job, {service['completed']}/{service['desired']} completed"
+        lines.append(f"[bold]{escape(service['name'])}[/bold] {counts}{state} {mark}")
         placement = ", ".join(f"{node}={count}" for node, count in service["placement"].items())
         if service["failure"]:
             lines.append(f"  [red]failure:[/red] {escape(service['failure'])}")
@@ -70,6 +71,11 @@ def status_text(report: Mapping[str, Any], loaded: LoadedSpec | None = None) -> 
     lines.extend(
         f"[yellow]{escape(missing)}: declared in the spec, not in the swarm[/yellow]"
         for missing in report["missing"]
+    )
+    lines.extend(
+        f"[yellow]{escape(rollout['message'])} ({rollout['running']}/{rollout['desired']} "
+        "running)[/yellow]"
+        for rollout in report.get("rollouts", [])
     )
     lock = report.get("lock")
     if lock:

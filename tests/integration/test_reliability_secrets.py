@@ -1,7 +1,9 @@
 """A secret scan over every output path of the command line, on the lab, with known values.
 
 One story: a spec takes ``DB_URL`` (a name that does not look secret: its source makes it
-secret) and ``API_KEY`` from the environment; the values are rotated, a plan is saved and
+secret) and ``API_KEY`` from the environment, and mounts two swarm secrets (``db_password``
+from a variable, ``tls_key`` from a file); the values are rotated (the swarm secrets get new
+versions), a plan is saved and
 applied, someone adds ``API_TOKEN`` by hand with ``docker service update --env-add``, the spec
 drops ``DB_URL``, and an apply fails on an image whose tag comes from a secret variable. Every
 output along the way (plan text, JSON and Markdown; the saved plan; apply progress, result and
@@ -33,9 +35,18 @@ services:
     image: converge-lab/app:{tag}
     environment:
 {env}      MODE: scan
+    secrets:
+      - db_password
+      - source: tls_key
+        target: tls.key
     deploy:
       replicas: 1
       update_config: {{monitor: 1s}}
+secrets:
+  db_password:
+    environment: DB_PASSWORD
+  tls_key:
+    file: ./tls.key
 """
 
 OLD_URL = "postgres://app:scan-old-url-7731@db/app"
@@ -44,7 +55,19 @@ NEXT_URL = "postgres://app:scan-next-url-7733@db/app"
 KEYS = ("scan-api-key-0001", "scan-api-key-0002", "scan-api-key-0003")
 HAND_SET = "scan-hand-set-token-0004"
 BAD_TAG = "scan-tag-secret-0005"
-SECRETS = (OLD_URL, NEW_URL, NEXT_URL, *KEYS, HAND_SET, BAD_TAG, "scan-old-url-7731")
+PASSWORDS = ("scan-db-password-0011", "scan-db-password-0012", "scan-db-password-0013")
+TLS_KEYS = ("scan-tls-key-0021", "scan-tls-key-0022", "scan-tls-key-0023")
+SECRETS = (
+    OLD_URL,
+    NEW_URL,
+    NEXT_URL,
+    *KEYS,
+    HAND_SET,
+    BAD_TAG,
+    "scan-old-url-7731",
+    *PASSWORDS,
+    *TLS_KEYS,
+)
 
 
 def spec(stack: str, with_secrets: bool = True, tag: str = "v1") -> str:
@@ -78,7 +101,11 @@ def test_no_output_path_shows_a_secret(
     full = cli.write("spec.yml", spec(stack))
 
     def use(url: str, key: str) -> None:
-        cli.extra_env.update(DB_URL=url, API_KEY=key, IMAGE_TOKEN=BAD_TAG)
+        turn = KEYS.index(key)
+        cli.extra_env.update(
+            DB_URL=url, API_KEY=key, IMAGE_TOKEN=BAD_TAG, DB_PASSWORD=PASSWORDS[turn]
+        )
+        cli.write("tls.key", TLS_KEYS[turn] + "\n")
 
     def run(where: str, *arguments: str | Path) -> int:
         done = cli.run(*arguments)
@@ -169,3 +196,4 @@ def test_no_output_path_shows_a_secret(
     assert "(sensitive)" in scan.outputs["plan -o text (stdout)"]
     assert "(sensitive)" in scan.outputs["plan -o text (hand-set) (stdout)"]
     assert "Debug: " in scan.outputs["apply (rotation) (stderr)"]
+    assert "): new version; 1 service roll" in scan.outputs["apply (rotation) (stdout)"]

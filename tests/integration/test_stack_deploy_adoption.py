@@ -1,10 +1,13 @@
 """converge and docker stack deploy take over from each other, on the lab, with no change.
 
 For each compose file of tests/fixtures/stackdeploy/ (a multi-network web application, a
-monitoring-style stack, a stack in two files with .env variables, every field):
+monitoring-style stack, a stack in two files with .env variables, every field, secrets and
+configs):
 
-- ``docker stack deploy -c F S``, then ``converge plan -c F S``: no change (adoption);
-- ``converge export S``: the file it writes plans no change either;
+- ``docker stack deploy -c F S``, then ``converge plan -c F S``: no change (adoption; a secret
+  stack deploy made cannot be verified, which is a warning, not a change);
+- ``converge export S``: the file it writes plans no change either (not with secrets or
+  configs, which export does not write yet);
 - ``converge apply -c F S`` on an empty stack, then ``docker stack deploy -c F S``: no
   service's ``.Spec`` changed (and no network was created or removed).
 
@@ -46,7 +49,10 @@ CASES = [
     # Jobs: converge does not wait for them yet (the jobs issue); the services it created are
     # what is compared.
     pytest.param([FIXTURES / "everything.yml"], {}, False, id="everything"),
+    pytest.param([FIXTURES / "secrets.yml"], {}, True, id="secrets"),
 ]
+# export does not write secrets and configs yet.
+NOT_EXPORTED = {FIXTURES / "secrets.yml"}
 
 
 def _run(
@@ -106,11 +112,12 @@ def test_a_stack_deploy_stack_is_adopted_and_a_converge_stack_is_kept_by_stack_d
     assert planned.returncode == 0, planned.stdout + planned.stderr
 
     # converge export writes it back as a file that plans no change either.
-    exported = tmp_path / "exported.yml"
-    written = _converge(lab, "export", stack, "--out", str(exported))
-    assert written.returncode == 0, written.stderr
-    replanned = _converge(lab, "plan", "-c", str(exported), stack, "--detailed-exitcode")
-    assert replanned.returncode == 0, exported.read_text() + replanned.stdout + replanned.stderr
+    if not NOT_EXPORTED & set(files):
+        exported = tmp_path / "exported.yml"
+        written = _converge(lab, "export", stack, "--out", str(exported))
+        assert written.returncode == 0, written.stderr
+        replanned = _converge(lab, "plan", "-c", str(exported), stack, "--detailed-exitcode")
+        assert replanned.returncode == 0, exported.read_text() + replanned.stdout + replanned.stderr
 
     # converge first, then docker stack deploy: no service spec changes.
     remove_stack(lab, docker_client, stack)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class PhaseFigures:
     failures: int = 0
     longest: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)
+    """Answers per ``app=<version>`` of the lab's app (``?`` for anything else)."""
 
     def line(self) -> str:
         return (
@@ -103,25 +106,28 @@ class Traffic:
                 self._sent += 1
                 phase = self._current
             started = time.monotonic()
-            reason = self._request()
+            reason, version = self._request()
             elapsed = time.monotonic() - started
             with self._lock:
                 phase.requests += 1
+                if reason is None:
+                    phase.versions[version] += 1
                 phase.longest = max(phase.longest, elapsed)
                 if reason is not None:
                     phase.failures += 1
                     if len(phase.reasons) < 10:
                         phase.reasons.append(f"{reason} after {elapsed:.2f}s")
 
-    def _request(self) -> str | None:
-        """None when answered 200, else why not."""
+    def _request(self) -> tuple[str | None, str]:
+        """(None when answered 200, else why not; the app version that answered)."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             connection.request("GET", "/", headers={"Connection": "close"})
             response = connection.getresponse()
-            response.read()
-            return None if response.status == 200 else f"HTTP {response.status}"
+            body = response.read().decode(errors="replace")
+            version = body.split()[0].removeprefix("app=") if body.startswith("app=") else "?"
+            return (None if response.status == 200 else f"HTTP {response.status}"), version
         except (OSError, http.client.HTTPException) as error:
-            return f"{type(error).__name__}: {error}"
+            return f"{type(error).__name__}: {error}", "?"
         finally:
             connection.close()

@@ -19,7 +19,9 @@ JSON, changed by their writes the way a swarm manager changes it where converge 
   get one task per node; tasks of an old template or on a node no longer eligible are shut down,
   with no replacement delay; any update clears ``UpdateStatus`` and a task template change sets
   a new one (``completed``);
-  ``ServiceStatus`` counts running and desired tasks;
+  ``ServiceStatus`` counts running and desired tasks; a job (replicated-job, global-job) runs
+  once per ``JobIteration`` (created at 0, + 1 on every update): its tasks are created and end
+  at once, completed or, after ``fail_job``, failed with an exit code and log lines;
 - calls are counted per endpoint exactly as ``Engine.calls`` groups them, and run one at a
   time (apply calls from several threads).
 
@@ -40,6 +42,7 @@ one second per event and do not follow the test's clock.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -117,6 +120,7 @@ class FakeSwarm:
         self._services: list[Json] = state["services"]
         self._tasks: list[Json] = state["tasks"]
         self._configs: list[Json] = state.get("configs", [])
+        self._secrets: list[Json] = state.get("secrets", [])
         self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
         objects = self._nodes + self._services + self._tasks
@@ -133,6 +137,14 @@ class FakeSwarm:
         self._settling: dict[str, tuple[int, str]] = {}
         self._linger = 0
         self._lingering: list[tuple[Json, int]] = []
+        self.registry: dict[str, str] = {}
+        """Tag -> digest, as a registry answers the distribution endpoint; others are unknown."""
+        self.credentials: dict[str, str] = {}
+        """Image -> the X-Registry-Auth header the docker client config has for it."""
+        self.sent_auth: list[tuple[str, str | None]] = []
+        """(service name, X-Registry-Auth header or None) of every create and update."""
+        self._job_failures: dict[str, tuple[int, str]] = {}
+        self._logs: dict[str, str] = {}
 
     @classmethod
     def recorded(cls, name: str) -> FakeSwarm:
@@ -168,6 +180,14 @@ class FakeSwarm:
     def fail_tasks(self, service: str, error: str = "task: non-zero exit (1)") -> None:
         """New tasks of ``service`` fail as they start (and are restarted, and fail again)."""
         self._outcomes[service] = ("failed", error)
+
+    def reject_tasks(self, service: str, error: str) -> None:
+        """New tasks of ``service`` are rejected before they start (an image no node has)."""
+        self._outcomes[service] = ("rejected", error)
+
+    def fail_job(self, service: str, exit_code: int, logs: str = "") -> None:
+        """The job's next tasks exit with ``exit_code`` after logging ``logs``."""
+        self._job_failures[service] = (exit_code, logs)
 
     def stall_tasks(self, service: str) -> None:
         """New tasks of ``service`` never get past ``preparing`` (an image that never pulls)."""
@@ -254,6 +274,15 @@ class FakeSwarm:
         return copy.deepcopy(self._tasks)
 
     @_serialised
+    def task_logs(self, task_id: str, tail: int) -> str:
+        self.calls["GET /tasks/{id}/logs"] += 1
+        fault = self._faults.pop("task_logs", None)
+        if fault is not None:
+            raise fault[0](f"failed to read the logs of task {task_id}: {fault[1]}")
+        self._find(self._tasks, "ID", task_id, f"read the logs of task {task_id}")
+        return "".join(self._logs.get(task_id, "").splitlines(keepends=True)[-tail:])
+
+    @_serialised
     def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         self.calls["GET /configs"] += 1
         prefix = str((filters or {}).get("name", ""))
@@ -271,8 +300,23 @@ class FakeSwarm:
 
     # -- writes ---------------------------------------------------------------------------------
 
+    def registry_auth(self, image: str) -> str | None:
+        return self.credentials.get(image)
+
     @_serialised
-    def create_service(self, name: str, spec: Json) -> str:
+    def image_digest(self, image: str, registry_auth: str | None = None) -> str:
+        self.calls["GET /distribution/{id}/json"] += 1
+        digest = self.registry.get(image)
+        if digest is None:
+            raise EngineError(
+                f'failed to resolve image {image}: Get "https://registry-1.docker.io/v2/": '
+                "dial tcp: lookup registry-1.docker.io: network is unreachable"
+            )
+        return digest
+
+    @_serialised
+    def create_service(self, name: str, spec: Json, registry_auth: str | None = None) -> str:
+        self.sent_auth.append((name, registry_auth))
         self._write("create_service", "POST /services/{id}", f"create service {name}")
         if any(service["Spec"]["Name"] == name for service in self._services):
             raise AlreadyExistsError(
@@ -288,12 +332,22 @@ class FakeSwarm:
             "Spec": stored,
             "Endpoint": {"Spec": stored.get("EndpointSpec") or {}},
         }
+        if _job(service):
+            service["JobStatus"] = {"JobIteration": {}, "LastExecution": self._stamp()}
         self._services.append(service)
         self._schedule()
         return str(service["ID"])
 
     @_serialised
-    def update_service(self, name: str, service_id: str, version: int, spec: Json) -> list[str]:
+    def update_service(
+        self,
+        name: str,
+        service_id: str,
+        version: int,
+        spec: Json,
+        registry_auth: str | None = None,
+    ) -> list[str]:
+        self.sent_auth.append((name, registry_auth))
         self._write("update_service", "POST /services/{id}/update", f"update service {name}")
         service = self._find(self._services, "ID", service_id, f"update service {name}")
         bumps = self._bumps.get(name, 0)
@@ -315,7 +369,11 @@ class FakeSwarm:
         # update stays paused only until the next write); a new template starts a new one.
         service.pop("UpdateStatus", None)
         self._settling.pop(name, None)
-        if template_digest(service["Spec"]["TaskTemplate"]) != before:
+        if _job(service):
+            # Any update of a job starts a new run (swarmkit: JobIteration + 1), no UpdateStatus.
+            iteration = service["JobStatus"]["JobIteration"]
+            iteration["Index"] = iteration.get("Index", 0) + 1
+        elif template_digest(service["Spec"]["TaskTemplate"]) != before:
             state = self._outcomes.get(name, ("running", ""))[0]
             update = {"failed": "paused", "preparing": "updating", "pending": "updating"}
             service["UpdateStatus"] = {
@@ -395,25 +453,78 @@ class FakeSwarm:
         self._next_index()
 
     @_serialised
-    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
-        self._write("create_config", "POST /configs/{id}", f"create config {name}")
-        if any(config["Spec"]["Name"] == name for config in self._configs):
-            raise AlreadyExistsError(
-                f"failed to create config {name}: rpc error: code = AlreadyExists "
-                f"desc = config {name} already exists"
-            )
-        config = {
-            "ID": self._new_id("config"),
-            "Version": {"Index": self._next_index()},
-            "Spec": {"Name": name, "Labels": dict(labels), "Data": data.decode()},
-        }
-        self._configs.append(config)
-        return str(config["ID"])
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
+        self.calls["GET /secrets"] += 1
+        # As the engine: a secret's data is never returned.
+        return [
+            {**item, "Spec": {k: v for k, v in item["Spec"].items() if k != "Data"}}
+            for item in copy.deepcopy(self._secrets)
+        ]
+
+    @_serialised
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object(self._secrets, "secret", name, data, labels, templating)
+
+    @_serialised
+    def remove_secret(self, name: str, secret_id: str) -> None:
+        self._remove_file_object(self._secrets, "secret", name, secret_id)
+
+    @_serialised
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], templating: str | None = None
+    ) -> str:
+        return self._create_file_object(self._configs, "config", name, data, labels, templating)
 
     @_serialised
     def remove_config(self, name: str, config_id: str) -> None:
-        self._write("remove_config", "DELETE /configs/{id}", f"remove config {name}")
-        self._configs.remove(self._find(self._configs, "ID", config_id, f"remove config {name}"))
+        self._remove_file_object(self._configs, "config", name, config_id)
+
+    def _create_file_object(
+        self,
+        objects: list[Json],
+        kind: str,
+        name: str,
+        data: bytes,
+        labels: Mapping[str, str],
+        templating: str | None,
+    ) -> str:
+        self._write(f"create_{kind}", f"POST /{kind}s/{{id}}", f"create {kind} {name}")
+        if any(item["Spec"]["Name"] == name for item in objects):
+            raise AlreadyExistsError(
+                f"failed to create {kind} {name}: rpc error: code = AlreadyExists "
+                f"desc = {kind} {name} already exists"
+            )
+        spec: Json = {
+            "Name": name,
+            "Labels": dict(labels),
+            "Data": base64.b64encode(data).decode("ascii"),
+        }
+        if templating is not None:
+            spec["Templating"] = {"Name": templating}
+        index = self._next_index()
+        created = {
+            "ID": self._new_id(kind),
+            "Version": {"Index": index},
+            "CreatedAt": self._stamp(),
+            "Spec": spec,
+        }
+        objects.append(created)
+        return str(created["ID"])
+
+    def _remove_file_object(self, objects: list[Json], kind: str, name: str, item_id: str) -> None:
+        self._write(f"remove_{kind}", f"DELETE /{kind}s/{{id}}", f"remove {kind} {name}")
+        item = self._find(objects, "ID", item_id, f"remove {kind} {name}")
+        field, id_field = ("Secrets", "SecretID") if kind == "secret" else ("Configs", "ConfigID")
+        for service in self._services:
+            container = service["Spec"]["TaskTemplate"].get("ContainerSpec") or {}
+            if any(ref.get(id_field) == item_id for ref in container.get(field) or []):
+                raise InUseError(
+                    f"failed to remove {kind} {name}: rpc error: code = InvalidArgument desc = "
+                    f"{kind} '{name}' is in use by the following service: {service['Spec']['Name']}"
+                )
+        objects.remove(item)
         self._next_index()
 
     # -- the engine's side ----------------------------------------------------------------------
@@ -457,6 +568,22 @@ class FakeSwarm:
             if network is None:
                 raise NotFoundError(f"failed to {action}: network {target} not found")
             attachment["Target"] = network["Id"]
+        container = template["ContainerSpec"]
+        for field, id_field, name_field, objects in (
+            ("Secrets", "SecretID", "SecretName", self._secrets),
+            ("Configs", "ConfigID", "ConfigName", self._configs),
+        ):
+            for reference in container.get(field) or []:
+                # As swarmkit: the id must exist and carry the name given.
+                if not any(
+                    item["ID"] == reference.get(id_field)
+                    and item["Spec"]["Name"] == reference.get(name_field)
+                    for item in objects
+                ):
+                    raise NotFoundError(
+                        f"failed to {action}: {field[:-1].lower()} "
+                        f"{reference.get(name_field)} ({reference.get(id_field)!r}) not found"
+                    )
         return stored
 
     def _tasks_of(self, service: Json) -> list[Json]:
@@ -496,6 +623,9 @@ class FakeSwarm:
             self._schedule_service(service)
 
     def _schedule_service(self, service: Json) -> None:
+        if _job(service):
+            self._schedule_job(service)
+            return
         template = service["Spec"]["TaskTemplate"]
         digest = template_digest(template)
         nodes = self._eligible(service)
@@ -551,6 +681,32 @@ class FakeSwarm:
             if key not in kept:
                 self._tasks.append(self._new_task(service, key, node_id, *outcome(key)))
 
+    def _schedule_job(self, service: Json) -> None:
+        """A job's run: its tasks are created and end at once, completed, or failed with the
+        exit code ``fail_job`` gave; a run is never scheduled twice."""
+        iteration = service["JobStatus"]["JobIteration"].get("Index", 0)
+        if any(
+            task["JobIteration"].get("Index", 0) == iteration for task in self._tasks_of(service)
+        ):
+            return
+        mode = service["Spec"]["Mode"]
+        nodes = self._eligible(service)
+        if "ReplicatedJob" in mode:
+            total = int(mode["ReplicatedJob"].get("TotalCompletions") or 1)
+            wanted = {slot: nodes[slot % len(nodes)]["ID"] for slot in range(total)}
+        else:
+            wanted = {node["ID"]: node["ID"] for node in nodes}
+        code, logs = self._job_failures.get(service["Spec"]["Name"], (0, ""))
+        for key, node_id in wanted.items():
+            task = self._new_task(service, key, node_id, "complete", "")
+            task["DesiredState"] = "complete"
+            task["JobIteration"] = {"Index": iteration} if iteration else {}
+            task["Status"]["ContainerStatus"] = {"ExitCode": code}
+            if code:
+                task["Status"].update(State="failed", Err=f"task: non-zero exit ({code})")
+                self._logs[task["ID"]] = logs
+            self._tasks.append(task)
+
     def _new_task(self, service: Json, key: Any, node_id: str, state: str, error: str) -> Json:
         spec = copy.deepcopy(service["Spec"]["TaskTemplate"])
         spec.pop("Runtime", None)  # the engine fills it on the service, never on its tasks
@@ -560,7 +716,7 @@ class FakeSwarm:
             "ServiceID": service["ID"],
             "NodeID": "" if state == "pending" and _replicated(service) else node_id,
             "Spec": spec,
-            "DesiredState": "shutdown" if state == "failed" else "running",
+            "DesiredState": "shutdown" if state in ("failed", "rejected") else "running",
             "Status": {
                 "State": state,
                 "Message": {"pending": "pending task scheduling"}.get(state, "started"),
@@ -575,6 +731,11 @@ class FakeSwarm:
 
 def _replicated(service: Json) -> bool:
     return "Global" not in (service["Spec"].get("Mode") or {})
+
+
+def _job(service: Json) -> bool:
+    mode = service["Spec"].get("Mode") or {}
+    return "ReplicatedJob" in mode or "GlobalJob" in mode
 
 
 def _replicas(service: Json) -> int:

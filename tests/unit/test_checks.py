@@ -344,19 +344,26 @@ def test_dnsrr_refuses_ports_on_the_routing_mesh() -> None:
     ]
 
 
-def test_secrets_and_configs_are_refused_until_converge_applies_them() -> None:
+def test_secrets_and_configs_must_be_declared_and_a_secret_never_holds_its_value() -> None:
     spec = _spec(
-        secrets={"key": {"file": "./key.pem"}},
-        services={"web": {"image": "a", "secrets": ["key"], "configs": ["missing"]}},
+        secrets={"key": {"content": "inline"}, "pem": {"file": "./key.pem"}},
+        configs={"site": {"file": "./site.conf", "template_driver": "jinja"}},
+        services={"web": {"image": "a", "secrets": ["key", "pem"], "configs": ["missing"]}},
     )
     assert check_spec(spec) == [
         (
             ("services", "web", "configs", 0),
             "config 'missing' is not declared under 'configs'",
         ),
-        (("secrets",), "secrets are not supported by converge yet"),
-        (("services", "web", "secrets"), "secrets are not supported by converge yet"),
-        (("services", "web", "configs"), "configs are not supported by converge yet"),
+        (
+            ("secrets", "key", "content"),
+            "a secret's value never sits in the file: use file, environment, "
+            "x-converge.age or x-converge.command",
+        ),
+        (
+            ("configs", "site", "template_driver"),
+            "template_driver 'jinja' is unknown; the engine knows 'golang'",
+        ),
     ]
 
 

@@ -59,6 +59,12 @@ class FakeClient:
     def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
+    def secrets(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def configs(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return []
+
     def close(self) -> None:
         pass
 

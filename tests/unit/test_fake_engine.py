@@ -45,7 +45,7 @@ def test_a_recording_is_observed_as_recorded() -> None:
     # The scheduler leaves a converged recording alone: same tasks, same counts.
     assert observed.services == expected.services
     assert observed.tasks == expected.tasks
-    assert observed.api_calls == 6  # the five swarm reads and the stack's containers
+    assert observed.api_calls == 8  # the seven swarm reads and the stack's containers
 
 
 def test_writes_bump_versions_and_a_stale_version_is_out_of_sequence() -> None:

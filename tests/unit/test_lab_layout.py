@@ -18,6 +18,9 @@ from converge.lab.layout import (
     launch_command,
     node_index,
     node_names,
+    registry_config,
+    registry_login_hint,
+    registry_start_script,
     start_script,
 )
 
@@ -130,7 +133,9 @@ def test_start_script() -> None:
     assert lines[0] == "#!/bin/sh"
     assert "echo $$ > /sys/fs/cgroup/freezer/cvlab/worker2/daemon/cgroup.procs" in lines
     assert "hostname worker2" in lines
-    assert "export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1" in lines
+    # Nodes pull (from the lab registry; anything else fails at once, with no route out),
+    # so a private image deploys for real; an image only on the nodes still runs.
+    assert not any("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE" in line for line in lines)
     assert lines[-1] == (
         "exec dockerd --config-file /var/lib/converge-lab/nodes/worker2/daemon.json "
         ">> /var/lib/converge-lab/nodes/worker2/dockerd.log 2>&1"
@@ -165,3 +170,37 @@ def test_env_line() -> None:
     assert env_line(spaced, "worker1") == (
         "export DOCKER_HOST='unix:///tmp/my lab/nodes/worker1/docker.sock'"
     )
+
+
+def test_every_node_trusts_the_lab_registry_and_nothing_else() -> None:
+    for node in NODES:
+        assert daemon_config(DEFAULT, node)["insecure-registries"] == ["10.213.0.1:5000"]
+    other = LabConfig(name="l13r", subnet=ipaddress.IPv4Network("10.222.0.0/24"))
+    assert daemon_config(other, "worker1")["insecure-registries"] == ["10.222.0.1:5000"]
+
+
+def test_the_registry_listens_on_the_lab_bridge_with_basic_auth() -> None:
+    config = registry_config(DEFAULT)
+    assert config["http"] == {"addr": "10.213.0.1:5000"}
+    assert config["auth"] == {
+        "htpasswd": {"realm": "converge-lab", "path": "/var/lib/converge-lab/registry/htpasswd"}
+    }
+    assert config["storage"]["filesystem"] == {  # type: ignore[index]
+        "rootdirectory": "/var/lib/converge-lab/registry/data"
+    }
+    script = registry_start_script(
+        DEFAULT, Path("/sys/fs/cgroup/freezer/cvlab/registry/cgroup.procs")
+    ).splitlines()
+    # In the lab's cgroup first, so that `down` kills it with the nodes.
+    assert script[3] == "echo $$ > /sys/fs/cgroup/freezer/cvlab/registry/cgroup.procs"
+    assert script[4].startswith(
+        "exec docker-registry serve /var/lib/converge-lab/registry/config.yml"
+    )
+
+
+def test_the_login_hint_never_shows_the_password() -> None:
+    assert registry_login_hint(DEFAULT).splitlines() == [
+        "# the lab registry is 10.213.0.1:5000 (user converge); log in with:",
+        "#   docker login 10.213.0.1:5000 -u converge --password-stdin "
+        "< /var/lib/converge-lab/registry/password",
+    ]

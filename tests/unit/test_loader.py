@@ -366,7 +366,7 @@ def test_x_keys_are_ignored_in_every_compose_mapping() -> None:
 def test_keys_swarm_ignores_are_warnings_with_their_place() -> None:
     body = (
         "services:\n  web:\n    image: app\n    build: .\n    container_name: web\n"
-        "    depends_on: [db]\n    ports: ['127.0.0.1:80:80']\n"
+        "    links: [db]\n    ports: ['127.0.0.1:80:80']\n"
         "    volumes: [{type: tmpfs, target: /t, tmpfs: {mode: 01777}}]\n"
     )
     loaded = _load(body)
@@ -374,8 +374,7 @@ def test_keys_swarm_ignores_are_warnings_with_their_place() -> None:
         "spec.yml:6: services.web.build: ignored by swarm (build and push the image first)",
         "spec.yml:7: services.web.container_name: ignored by swarm (a swarm names the "
         "containers of a service's tasks itself)",
-        "spec.yml:8: services.web.depends_on: ignored by swarm (docker stack deploy starts "
-        "services in no particular order)",
+        "spec.yml:8: services.web.links: ignored by swarm",
         "spec.yml:9: services.web.ports[0]: the host IP is ignored: a swarm service listens on "
         "every address",
         "spec.yml:10: services.web.volumes[0].tmpfs.mode: ignored, as by docker stack deploy "

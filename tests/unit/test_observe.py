@@ -78,6 +78,14 @@ class FakeEngine:
         self.calls["tasks"] += 1
         return []
 
+    def secrets(self) -> list[dict[str, Any]]:
+        self.calls["secrets"] += 1
+        return []
+
+    def configs(self) -> list[dict[str, Any]]:
+        self.calls["configs"] += 1
+        return []
+
     def containers(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         self.calls["containers"] += 1
         assert filters == {"label": ["com.docker.stack.namespace=shop"]}
@@ -117,8 +125,8 @@ def observed(engine: FakeEngine, of: Spec) -> ObservedState:
 def test_the_calls_do_not_grow_with_the_services(services: int) -> None:
     engine = FakeEngine(services)
     state = observed(engine, spec())
-    # The five swarm reads, and one list of the stack's load-balancer containers.
-    assert state.api_calls == 6
+    # The seven swarm reads, and one list of the stack's load-balancer containers.
+    assert state.api_calls == 8
     assert engine.calls["containers"] == 1
     assert len(state.services) == services
 
@@ -130,7 +138,7 @@ def test_without_a_balancer_in_the_spec_a_leftover_one_is_still_found() -> None:
         ("shop_old", True, CONFIG)
     ]
     assert state.loadbalancer_engine == "manager"
-    assert state.api_calls == 6 + 2  # its inspect and its config
+    assert state.api_calls == 8 + 2  # its inspect and its config
 
 
 def test_the_spec_balancer_is_read_with_its_config() -> None:
@@ -144,14 +152,14 @@ def test_the_spec_balancer_is_read_with_its_config() -> None:
         CONFIG,
         7,
     )
-    assert state.api_calls == 6 + 2
+    assert state.api_calls == 8 + 2
 
 
 def test_a_missing_balancer_costs_one_inspect_of_its_name() -> None:
     engine = FakeEngine()
     state = observed(engine, spec(WITH_LB))
     assert state.loadbalancers == ()
-    assert state.api_calls == 6 + 1
+    assert state.api_calls == 8 + 1
 
 
 def test_an_unowned_container_holding_the_name_is_seen_as_not_owned() -> None:
@@ -170,4 +178,4 @@ def test_a_leftover_config_check_container_is_found_without_more_calls() -> None
     assert [(c.id, c.name) for c in state.loadbalancer_checks] == [
         ("id-shop_loadbalancer-check-123456", "shop_loadbalancer-check-123456")
     ]
-    assert state.api_calls == 6
+    assert state.api_calls == 8

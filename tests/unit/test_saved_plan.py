@@ -80,6 +80,8 @@ def test_a_saved_plan_records_version_options_and_each_spec_file(tmp_path: Path)
         "rebalance": False,
         "adopt": False,
         "targets": ["service.db"],
+        "rotate": [],
+        "rerun": [],
     }
     spec = tmp_path / "spec" / "stack.yml"
     assert document["spec_files"] == [

@@ -2,8 +2,10 @@
 
 ``APIClient`` has no public call that sends a complete ServiceSpec, NetworkCreate or
 ContainerCreate body as is, so the engine posts them with ``_url``, ``_post_json`` and
-``_result``. Private methods may change in any release: pyproject.toml bounds ``docker<8``,
-and these tests fail loudly, naming what moved, if an allowed release changes them anyway.
+``_result``; ``_get`` asks the distribution endpoint with exactly the registry credentials
+converge chose (the public ``inspect_distribution`` sends the client config's own).
+Private methods may change in any release: pyproject.toml bounds ``docker<8``, and these tests
+fail loudly, naming what moved, if an allowed release changes them anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ EXPECTED = {
     "_url": "(self, pathfmt, *args, **kwargs)",
     "_post_json": "(self, url, data, **kwargs)",
     "_result": "(self, response, json=False, binary=False)",
+    "_get": "(self, *args, **kwargs)",
 }
 
 

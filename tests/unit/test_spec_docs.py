@@ -83,7 +83,7 @@ def test_the_compose_sections_are_there() -> None:
         "## Environment files",
     ):
         assert f"\n{heading}\n" in text
-    for key in ("build", "container_name", "depends_on", "links", "network_mode"):
+    for key in ("build", "container_name", "links", "network_mode"):
         assert f"`{key}`" in text.split("## Keys swarm ignores")[1].split("\n## ")[0]
     differences = text.split("## Differences from docker stack deploy")[1].split("\n## ")[0]
     for topic in (".env", "--env-file", "depends_on", "dns_opt", "Secrets", "--prune"):

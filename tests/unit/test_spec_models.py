@@ -289,9 +289,9 @@ def test_container_settings() -> None:
 
 
 def test_keys_swarm_ignores_are_accepted() -> None:
-    service = _service(build=".", container_name="x", depends_on=["db"], links=["db"])
+    service = _service(build=".", container_name="x", links=["db"])
     assert service.image == "app"
-    assert {"build", "container_name", "depends_on", "links"} <= set(IGNORED_SERVICE_KEYS)
+    assert {"build", "container_name", "links"} <= set(IGNORED_SERVICE_KEYS)
 
 
 def test_x_keys_are_allowed_everywhere_but_x_converge_is_checked() -> None:
