@@ -252,13 +252,22 @@ def _parse_fast(file: str, text: str) -> _Document | None:
 def _positions_in(file: str, text: str) -> dict[FieldPath, Position]:
     """Every path's source position, by parsing ``text`` again with the position-keeping
     loader (the fast path parsed it already, so it is known to be valid YAML)."""
-    loader = _ComposeLoader(text)
+    try:
+        loader = _ComposeLoader(text)
+    except yaml.reader.ReaderError:
+        return {}  # a character only libyaml accepts: positions unknown (line 1)
     try:
         positions: dict[FieldPath, Position] = {}
         root = loader.get_single_node()
         if root is not None:
             _record_positions(loader, file, root, (), positions)
         return positions
+    except yaml.MarkedYAMLError as error:
+        # libyaml accepted what PyYAML refuses (a byte-order mark inside the text): report it
+        # as the careful path always did, now that there is a problem to report.
+        raise SpecError([_yaml_problem(file, error)]) from None
+    except (yaml.YAMLError, RecursionError):
+        return {}
     finally:
         loader.dispose()
 

@@ -602,3 +602,11 @@ def test_the_collector_is_running_again_after_a_load() -> None:
     with pytest.raises(SpecError):
         load_spec_text(PLAIN + "bogus: 1\n", "spec.yml", {})
     assert gc.isenabled()
+
+
+def test_text_only_libyaml_accepts_reports_pyyamls_error_once_a_problem_needs_a_line() -> None:
+    # A byte-order mark inside the text: libyaml reads on, PyYAML (which places problems) stops.
+    text = HEADER.replace("x-converge:\n", "x-converge:\n\ufeff\n") + "services:\n  web: {}\n"
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, "spec.yml", {})
+    assert "invalid YAML" in str(caught.value)
