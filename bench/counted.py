@@ -1,14 +1,16 @@
 """Run the converge CLI exactly as ``converge ...`` does, recording every Engine's API calls.
 
 ``python -m bench.counted OUT.json plan spec.yml`` runs ``converge plan spec.yml`` and, at
-exit, writes ``{"METHOD /endpoint": count}`` (summed over the engines the command opened) to
-OUT.json. The calls are counted by ``Engine`` itself, at the SDK's transport.
+exit, writes ``{"calls": {"METHOD /endpoint": count}, "peak_rss_mb": MB}`` to OUT.json: the
+calls summed over the engines the command opened (counted by ``Engine`` itself, at the SDK's
+transport) and the process's peak resident memory.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import resource
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,7 +34,9 @@ def main() -> None:
         total: Counter[str] = Counter()
         for engine in engines:
             total.update(engine.calls)
-        out.write_text(json.dumps(dict(sorted(total.items()))), encoding="utf-8")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        document = {"calls": dict(sorted(total.items())), "peak_rss_mb": peak_mb}
+        out.write_text(json.dumps(document), encoding="utf-8")
 
     atexit.register(dump)
     sys.argv = ["converge", *sys.argv[2:]]

@@ -6,6 +6,8 @@ same machine), then summarised over the runs like any other figure.
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +36,15 @@ COMPARISONS = (
         "cold_converge",
         "cold_floor",
         "engine floor: detached `docker stack deploy` + polling until every task runs",
-        {200: 1.2},
+        {200: 1.2, 1000: 1.2},
+    ),
+    Comparison(
+        "cold_vs_floor_hold",
+        "cold deploy to converged",
+        "cold_converge",
+        "cold_floor_hold",
+        "engine floor until every task runs + the hold converge applies (5 s)",
+        {},
     ),
     Comparison(
         "cold_vs_stack_wait",
@@ -61,12 +71,20 @@ COMPARISONS = (
         {},
     ),
     Comparison(
+        "noop_plan_vs_python",
+        "no-op `converge plan` (whole process)",
+        "noop_plan",
+        "python_start",
+        "`python -c pass` (the interpreter's start)",
+        {},
+    ),
+    Comparison(
         "inprocess_vs_api_floor",
         "no-op plan in process (observe + diff + plan)",
         "inprocess_plan",
         "api_floor",
         "API floor: the same 5 list calls through the SDK",
-        {200: 2.0},
+        {200: 2.0, 1000: 2.0},
     ),
     Comparison(
         "change_vs_stack_wait",
@@ -84,11 +102,34 @@ COMPARISONS = (
         "engine floor: detached `docker stack deploy` + polling until the new task runs",
         {},
     ),
+    Comparison(
+        "change_vs_completed",
+        "one field changed, to converged",
+        "change_converge",
+        "change_floor_completed",
+        "engine floor: detached `docker stack deploy` + polling until the engine marks the "
+        "update `completed` (after its monitor window)",
+        {10: 1.1, 50: 1.1, 200: 1.1, 1000: 1.1},
+    ),
 )
+
+PEAKS = ("cold_converge_peak_mb", "change_converge_peak_mb", "noop_plan_peak_mb")
+"""Peak resident memory of converge's processes, MB."""
+
+GROWTH = (
+    "cold_converge",
+    "cold_floor",
+    "noop_plan",
+    "inprocess_plan",
+    "api_floor",
+    "change_converge",
+)
+"""Figures whose growth with N the report shows."""
 
 SECONDS = (
     "cold_converge",
     "cold_floor",
+    "cold_floor_hold",
     "cold_floor_cli",
     "cold_stack_wait",
     "noop_plan",
@@ -100,6 +141,8 @@ SECONDS = (
     "change_converge",
     "change_stack_wait",
     "change_floor",
+    "change_floor_completed",
+    "python_start",
     "cleanup_converge",
     "cleanup_stack",
     "wall",
@@ -199,6 +242,21 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
                 "met": all(run["change_converge_writes"] == 1 for run in runs),
             }
         )
+        peaks = {
+            key: _stats([run[key] for run in runs if run.get(key) is not None]) for key in PEAKS
+        }
+        sizes[size_text]["peak_mb"] = peaks
+        if size == 10:
+            plan_process = figures["noop_plan"]
+            targets.append(
+                {
+                    "target": "no-op `converge plan` (whole process) < 0.3 s",
+                    "size": size,
+                    "value": None if plan_process is None else plan_process["median"],
+                    "unit": "s",
+                    "met": None if plan_process is None else plan_process["median"] < 0.3,
+                }
+            )
         if size == 200:
             noop = figures["noop_apply"]
             for lock in (False, True):
@@ -235,27 +293,90 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
             "peak_mb": results[0]["peak_mb"],
             "actions": results[0]["actions"],
         }
-        if int(count_text) == 10_000:
-            total = stages["total"]
+        load_stats, parse = (
+            planner[count_text]["load_seconds"],
+            _stats(
+                [item["parse_seconds"] for item in results if item.get("parse_seconds") is not None]
+            ),
+        )
+        planner[count_text]["parse_seconds"] = parse
+        count = int(count_text)
+        total = stages["total"]
+        limits = {10_000: 0.5, 100_000: 5.0}
+        if count in limits:
             targets.append(
                 {
-                    "target": "planner alone, 10,000 services: < 1 s",
-                    "size": 10_000,
+                    "target": f"planner alone (observe + diff + plan), {count:,} services: "
+                    f"< {limits[count]:g} s",
+                    "size": count,
                     "value": total["median"] if total else None,
                     "unit": "s",
-                    "met": bool(total and total["median"] < 1.0),
+                    "met": bool(total and total["median"] < limits[count]),
                 }
             )
             targets.append(
                 {
-                    "target": "planner alone, 10,000 services: < 200 MB",
-                    "size": 10_000,
+                    "target": f"planner alone, {count:,} services: < 1 GB",
+                    "size": count,
                     "value": results[0]["peak_mb"],
                     "unit": "MB",
-                    "met": results[0]["peak_mb"] < 200,
+                    "met": results[0]["peak_mb"] < 1024,
                 }
             )
-    return {"sizes": sizes, "planner": planner, "targets": targets}
+        load_limits = {1_000: 0.15, 10_000: 1.0}
+        if count in load_limits:
+            targets.append(
+                {
+                    "target": f"load_spec_text, {count:,} services: < {load_limits[count]:g} s",
+                    "size": count,
+                    "value": load_stats["median"] if load_stats else None,
+                    "unit": "s",
+                    "met": bool(load_stats and load_stats["median"] < load_limits[count]),
+                }
+            )
+        if count == 10_000 and load_stats and parse:
+            ratio = load_stats["median"] / parse["median"]
+            targets.append(
+                {
+                    "target": "load_spec_text, 10,000 services: <= 4x libyaml's parse alone",
+                    "size": count,
+                    "value": ratio,
+                    "unit": "x",
+                    "met": ratio <= 4.0,
+                }
+            )
+    planner_growth = _growth(
+        {int(count): data["seconds"]["total"] for count, data in planner.items()}
+    )
+    growth = {
+        key: _growth({int(size): data["seconds"].get(key) for size, data in sizes.items()})
+        for key in GROWTH
+    }
+    return {
+        "sizes": sizes,
+        "planner": planner,
+        "targets": targets,
+        "growth": growth,
+        "planner_growth": planner_growth,
+    }
+
+
+def _growth(figures: dict[int, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Between consecutive sizes: the log-log slope (1.0 is linear, 2.0 quadratic, 0 flat)
+    and the cost of each added service, from the medians."""
+    known = sorted((size, stats["median"]) for size, stats in figures.items() if stats)
+    steps = []
+    for (small, before), (large, after) in itertools.pairwise(known):
+        slope = math.log(after / before) / math.log(large / small) if before > 0 else None
+        steps.append(
+            {
+                "from": small,
+                "to": large,
+                "slope": slope,
+                "per_service": (after - before) / (large - small),
+            }
+        )
+    return steps
 
 
 def _fmt(stats: dict[str, Any] | None, unit: str = "s") -> str:
@@ -346,20 +467,59 @@ def markdown(document: dict[str, Any]) -> str:
             "",
             "observe_json = Engine JSON -> ObservedState (normalisation); one service changed.",
             "",
-            "| services | observe_json | diff | plan | total | peak memory | load_spec_text |",
-            "|---|---|---|---|---|---|---|",
+            "| services | observe_json | diff | plan | total | peak memory | load_spec_text "
+            "| libyaml parse alone | load / parse |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for count, data in summary["planner"].items():
             stages = data["seconds"]
-            load = data["load_seconds"]
+            load, parse = data["load_seconds"], data.get("parse_seconds")
+            ratio = f"{load['median'] / parse['median']:.2f}{TIMES}" if load and parse else DASH
             lines.append(
                 f"| {count} | {_fmt(stages['observe_json'])} | {_fmt(stages['diff'])} | "
                 f"{_fmt(stages['plan'])} | {_fmt(stages['total'])} | {data['peak_mb']:.1f} MB | "
-                f"{_fmt(load) if load else 'refused by the loader'} |"
+                f"{_fmt(load) if load else 'larger than the loader reads (8 MiB)'} | "
+                f"{_fmt(parse)} | {ratio} |"
             )
+        steps = summary.get("planner_growth") or []
+        if steps:
+            lines += ["", "Growth of the planner's total: " + _steps_text(steps) + "."]
+    if summary["sizes"]:
+        lines += [
+            "",
+            "## Growth with N (log-log slope between sizes: 1 linear, 0 flat; and per added "
+            "service)",
+            "",
+            "| figure | "
+            + " | ".join(
+                f"{step['from']}{DASH}{step['to']}"
+                for step in next(iter(summary.get("growth", {}).values()), [])
+            )
+            + " |",
+            "|---|" + "---|" * len(next(iter(summary.get("growth", {}).values()), [])),
+        ]
+        for key, steps in summary.get("growth", {}).items():
+            cells = [
+                DASH
+                if step["slope"] is None
+                else f"{step['slope']:.2f} ({step['per_service'] * 1000:.2f} ms)"
+                for step in steps
+            ]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "## Peak memory of converge's processes (resident, MB)",
+            "",
+            "| N | cold `apply` | one-field `apply` | no-op `plan` |",
+            "|---|---|---|---|",
+        ]
+        for size_text, data in summary["sizes"].items():
+            peaks = data.get("peak_mb", {})
+            cells = [_fmt(peaks.get(key), " MB") for key in PEAKS]
+            lines.append(f"| {size_text} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Targets (issue 8)",
+        "## Targets (issues 8 and 19)",
         "",
         "| target | N | value | verdict |",
         "|---|---|---|---|",
@@ -371,6 +531,15 @@ def markdown(document: dict[str, Any]) -> str:
             f"| {target['target']} | {target['size']} | {shown} | {_verdict(target['met'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _steps_text(steps: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{step['from']:,} {DASH} {step['to']:,}: slope "
+        + (DASH if step["slope"] is None else f"{step['slope']:.2f}")
+        + f", {step['per_service'] * 1e6:.0f} µs per added service"
+        for step in steps
+    )
 
 
 def main() -> None:

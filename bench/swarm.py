@@ -39,6 +39,8 @@ class CommandResult:
     seconds: float
     calls: dict[str, int] = field(default_factory=dict)
     output: str = ""
+    peak_mb: float | None = None
+    """The process's peak resident memory (``bench.counted`` processes only)."""
 
     @property
     def writes(self) -> int:
@@ -96,8 +98,13 @@ class Swarm:
         calls_file = self.work / "calls.json"
         calls_file.unlink(missing_ok=True)
         result = timed([sys.executable, "-m", "bench.counted", str(calls_file), *args], self.env)
-        result.calls = json.loads(calls_file.read_text(encoding="utf-8"))
+        counted = json.loads(calls_file.read_text(encoding="utf-8"))
+        result.calls, result.peak_mb = counted["calls"], counted["peak_rss_mb"]
         return result
+
+    def python_start(self) -> float:
+        """``python -c pass``: the interpreter's own start, the floor of any Python CLI."""
+        return timed([sys.executable, "-c", "pass"], self.env).seconds
 
     def stack_deploy(self, compose: Path, stack: str, wait: bool) -> CommandResult:
         argv = ["docker", "stack", "deploy", "-c", str(compose), "--resolve-image", "never"]
@@ -133,6 +140,14 @@ class Swarm:
 
     def wait_updated(self, service: str, env_item: str, timeout: float = 300) -> None:
         wait_for(lambda: self.updated_running(service, env_item), timeout, f"{service} updated")
+
+    def update_completed(self, service: str) -> bool:
+        """The engine marked the service's update ``completed`` (after its monitor window)."""
+        inspected = self.api.inspect_service(service)
+        return bool((inspected.get("UpdateStatus") or {}).get("State") == "completed")
+
+    def wait_update_completed(self, service: str, timeout: float = 300) -> None:
+        wait_for(lambda: self.update_completed(service), timeout, f"{service} update completed")
 
     # -- the API floor ---------------------------------------------------------------------
 

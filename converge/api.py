@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
+from converge.collector import collector_paused
 from converge.diff import diff
 from converge.errors import EngineError, PlanError
 from converge.fileobjects import slow_digest
@@ -142,26 +143,27 @@ def make_plan(
                 engines=engines,
             )
             return PlanResult(loaded, observed, result, options)
-    observed = observe(engine, loaded.spec)
-    registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
-    images: dict[str, str] = {}
-    warnings: tuple[str, ...] = ()
-    if not options.destroy:
-        images, warnings = _resolve_images(
-            engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
+    with collector_paused():
+        observed = observe(engine, loaded.spec)
+        registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
+        images: dict[str, str] = {}
+        warnings: tuple[str, ...] = ()
+        if not options.destroy:
+            images, warnings = _resolve_images(
+                engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
+            )
+        difference = diff(
+            loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
         )
-    difference = diff(
-        loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
-    )
-    result = plan(
-        loaded.spec,
-        difference,
-        observed,
-        options,
-        spec_digest=resolved_spec_hash(loaded),
-        spec_files=loaded.files,
-        engines=engines,
-    )
+        result = plan(
+            loaded.spec,
+            difference,
+            observed,
+            options,
+            spec_digest=resolved_spec_hash(loaded),
+            spec_files=loaded.files,
+            engines=engines,
+        )
     result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
     changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer import rich_utils
 from typer._click.exceptions import ClickException  # click as typer vendors it (0.26 and on)
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
@@ -84,6 +83,10 @@ def _set_color(enabled: bool) -> None:
     _terminal.color = enabled
     # Typer draws help and usage errors with its own consoles; None is its "no colour" value,
     # and with it rich writes no escape at all (bold and dim included).
+    if enabled and "typer.rich_utils" not in sys.modules:
+        return  # never changed, so still "auto"; importing it costs a tenth of the start
+    from typer import rich_utils
+
     rich_utils.COLOR_SYSTEM = "auto" if enabled else None
 
 
@@ -467,6 +470,28 @@ class PlanFormat(StrEnum):
     markdown = "markdown"
 
 
+class WaitFor(StrEnum):
+    """How long ``apply`` waits once written (``converge.executor.ApplyOptions.wait``)."""
+
+    stable = "stable"
+    running = "running"
+    none = "none"
+
+
+WaitOption = Annotated[
+    WaitFor,
+    typer.Option(
+        "--wait",
+        envvar="CONVERGE_WAIT",
+        show_envvar=True,
+        help="stable (the default): every service converged and held its update monitor "
+        "window (5s unless update_config.monitor says otherwise); running: every task of the "
+        "current spec runs, no window held; none: do not wait (exit 0 then only means the "
+        "engine accepted every write).",
+    ),
+]
+
+
 class ResultFormat(StrEnum):
     """What ``apply``, ``destroy`` and ``status`` render: a result has no Markdown form."""
 
@@ -726,6 +751,7 @@ def _run_apply(
     host: str | None,
     context: str | None,
     verb: str = "Apply",
+    wait: WaitFor = WaitFor.stable,
 ) -> None:
     """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
     from converge.api import (
@@ -775,7 +801,7 @@ def _run_apply(
 
         request = ApplyRequest(
             plan_options=plan_options,
-            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency),
+            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
             lock_timeout=lock_timeout,
             saved_plan=saved,
         )
@@ -840,6 +866,7 @@ def apply(
     timeout: TimeoutOption = 600.0,
     lock_timeout: LockTimeoutOption = 0.0,
     concurrency: ConcurrencyOption = 8,
+    wait: WaitOption = WaitFor.stable,
     output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
     context: ContextOption = None,
@@ -867,6 +894,7 @@ def apply(
         output=output,
         host=host,
         context=context,
+        wait=wait,
     )
 
 

@@ -139,14 +139,32 @@ def compare_views(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> li
 
 def _identical(first: Any, second: Any) -> bool:
     """Equal and of the same types all the way down (1 and 1.0, or True and 1, are not)."""
+    # Called for every declared object: plain loops, strings (most leaves) compared inline.
     if type(first) is not type(second):
         return False
     if isinstance(first, dict):
-        return first.keys() == second.keys() and all(
-            _identical(value, second[key]) for key, value in first.items()
-        )
+        if len(first) != len(second):
+            return False
+        for key, value in first.items():
+            if key not in second:
+                return False
+            other = second[key]
+            if type(value) is str:
+                if type(other) is not str or value != other:
+                    return False
+            elif not _identical(value, other):
+                return False
+        return True
     if isinstance(first, list | tuple):
-        return len(first) == len(second) and all(map(_identical, first, second))
+        if len(first) != len(second):
+            return False
+        for value, other in zip(first, second, strict=True):
+            if type(value) is str:
+                if type(other) is not str or value != other:
+                    return False
+            elif not _identical(value, other):
+                return False
+        return True
     return bool(first == second)
 
 

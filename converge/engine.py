@@ -10,18 +10,15 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import docker
-import docker.auth
-import docker.errors
-import docker.tls
-import docker.utils
 import requests
 
 from converge.contexts import DEFAULT_CONTEXT, current_context_name, load_context
@@ -34,7 +31,26 @@ from converge.errors import (
     OutOfSequenceError,
 )
 
-__all__ = ["Endpoint", "Engine", "EngineInfo", "connect", "resolve_endpoint"]
+# docker-py imports paramiko (and with it cryptography, bcrypt, nacl and invoke) whenever it is
+# installed, although only ssh:// hosts use it: about a quarter of a whole `converge plan`.
+# It is hidden while docker imports (the SDK then leaves its ssh adapter out) and brought in
+# by _enable_ssh() when a host is ssh://.
+_PARAMIKO_HIDDEN = "paramiko" not in sys.modules
+if _PARAMIKO_HIDDEN:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # import paramiko: ImportError
+try:
+    import docker
+    import docker.api.client
+    import docker.auth
+    import docker.errors
+    import docker.tls
+    import docker.transport
+    import docker.utils
+finally:
+    if _PARAMIKO_HIDDEN:
+        del sys.modules["paramiko"]
+
+__all__ = ["Endpoint", "Engine", "EngineInfo", "EventWatch", "connect", "resolve_endpoint"]
 
 Json = dict[str, Any]
 
@@ -99,6 +115,41 @@ def _unreachable_reason(error: Exception) -> str:
     # urllib3 prefixes its own object repr: keep the part a person reads.
     text = text.rsplit(": ", 1)[-1] if ">: " in text else text
     return text or error.__class__.__name__
+
+
+class EventWatch:
+    """Events of one stack's services and of every node, read by a daemon thread;
+    ``wait(timeout)`` returns as soon as one arrived since the last ``wait`` (True), or after
+    ``timeout`` seconds (False)."""
+
+    def __init__(self, stream: Any, service_prefix: str) -> None:
+        self._stream = stream
+        self._prefix = service_prefix
+        self._arrived = threading.Event()
+        self.received = 0
+        """Relevant events seen so far."""
+        self._thread = threading.Thread(target=self._read, name="converge-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name", "")
+                if event.get("Type") == "node" or name.startswith(self._prefix):
+                    self.received += 1
+                    self._arrived.set()
+        except Exception:  # closed or broken: the waits fall back to polling
+            _log.debug("the event stream ended", exc_info=True)
+
+    def wait(self, timeout: float) -> bool:
+        arrived = self._arrived.wait(timeout)
+        self._arrived.clear()
+        return arrived
+
+    def close(self) -> None:
+        with suppress(Exception):  # the connection may be gone already
+            self._stream.close()
+        self._thread.join(timeout=2)
 
 
 class Engine:
@@ -169,6 +220,28 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @contextmanager
+    def watch_events(self, stack: str) -> Iterator[EventWatch | None]:
+        """Follow the engine's ``/events`` for the stack's services and every node, in a
+        background thread, for as long as the block runs. Yields None when the engine (or a
+        fake in tests) cannot stream events: callers then only poll.
+
+        Swarm managers report service and node changes (an update's state moving to
+        ``completed``, ``paused`` or ``rollback_started``; a node going down); task state
+        changes are not events on the manager, so polling stays the source of truth.
+        """
+        filters = {"type": ["service", "node"]}
+        try:
+            stream = self._client.events(decode=True, filters=filters)
+        except (AttributeError, docker.errors.APIError, requests.exceptions.RequestException):
+            yield None
+            return
+        watch = EventWatch(stream, f"{stack}_")
+        try:
+            yield watch
+        finally:
+            watch.close()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -562,6 +635,16 @@ def resolve_endpoint(
     return Endpoint(found.host, f"context {context} ({source})", context)
 
 
+def _enable_ssh() -> None:
+    """Give docker-py the ssh adapter it left out while paramiko was hidden (see the imports)."""
+    if getattr(docker.api.client, "SSHHTTPAdapter", None) is not None:
+        return
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    docker.transport.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[misc]
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
+
+
 def _ssh_host_as_written(client: docker.APIClient, address: str) -> None:
     # docker-py adds ":22" to an ssh:// URL without a port, and its ssh client adapter then
     # passes "-p 22", which overrides the Port of the operator's ~/.ssh/config.
@@ -585,6 +668,8 @@ def connect(
         EngineError: the address is malformed, or the context unknown.
     """
     endpoint = resolve_endpoint(host, context)
+    if endpoint.address.startswith("ssh://"):
+        _enable_ssh()
     try:
         if endpoint.context is None:
             environment = {**os.environ, "DOCKER_HOST": endpoint.address}

@@ -16,14 +16,14 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal, cast
 
 from converge.actions import Action, Phase, Plan
-from converge.engine import Engine
+from converge.engine import Engine, EventWatch
 from converge.engine_spec import (
     network_create_body,
     service_engine_spec,
@@ -63,13 +63,19 @@ from converge.spec import Spec
 from converge.state import ObservedService, ObservedState
 
 __all__ = [
+    "WAIT_MODES",
     "ActionOutcome",
     "ApplyEvents",
     "ApplyOptions",
     "ApplyResult",
+    "WaitMode",
     "apply_plan",
     "verify_converged",
 ]
+
+WaitMode = Literal["stable", "running", "none"]
+WAIT_MODES: tuple[WaitMode, ...] = ("stable", "running", "none")
+
 
 Outcome = Literal[
     "created",
@@ -145,6 +151,14 @@ class ApplyOptions:
     poll_interval: float = 0.5
     stable_for: float | None = None
     """Seconds a service must stay converged; None: its update monitor window (default 5s)."""
+    event_fallback: float = 2.0
+    """Seconds between observations while every service left is in an update the engine
+    itself watches: its events (``/events``) wake the wait at once; polling stays the
+    fallback and the source of truth."""
+    wait: WaitMode = "stable"
+    """How long to wait once written: ``stable`` (converged and held for the stability
+    window: the engine's update monitor), ``running`` (every task of the current template
+    runs, no window, an update's monitor not waited for), ``none`` (not at all)."""
     clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
     """Every deadline and sleep of the apply: replaced by a fake clock in tests."""
 
@@ -307,7 +321,8 @@ def verify_converged(
     run = _Run.start(spec, engine, observed, events, options)
     writes_before = engine.write_count
     keys = [key for key in spec.services if key in observed.owned_services()]
-    error = _wait_for_services(run, keys, verify_only=True) if keys else None
+    waits = keys and run.options.wait != "none"
+    error = _wait_for_services(run, keys, verify_only=True) if waits else None
     return ApplyResult(
         stack=spec.stack, outcomes=(), error=error, write_calls=engine.write_count - writes_before
     )
@@ -432,7 +447,7 @@ def _run_actions(
         to_wait = list(run.spec.services)
     if phase is Phase.FILES:
         run.refresh()  # the services reference the new versions by id
-    if not to_wait:
+    if not to_wait or run.options.wait == "none":
         return None
     failures = _wait_services(run, to_wait)
     failed.update(failures)
@@ -751,6 +766,8 @@ def _wait_until(run: _Run, condition: Callable[[], bool], what: str) -> None:
 
 
 def _stable_window(run: _Run, service: ObservedService | None) -> float:
+    if run.options.wait == "running":
+        return 0.0
     if service is not None and service.is_job:
         return 0.0  # a completed task stays completed: there is nothing to watch
     if run.options.stable_for is not None:
@@ -776,11 +793,19 @@ def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> 
             service is left in), and a service found converged at once that never failed
             with its current spec has held already.
     """
+    with ExitStack() as watching:
+        return _wait_loop(run, keys, verify_only, watching)
+
+
+def _wait_loop(
+    run: _Run, keys: list[str], verify_only: bool, watching: ExitStack
+) -> dict[str, str]:
     started = _engine_time(run.observed)
     update_since = "" if verify_only else started
     converged_since: dict[str, float] = {}
     unplaceable_since: dict[str, float] = {}
     first_round = True
+    watch: EventWatch | Literal[False] | None = False  # False: not opened yet
     while True:
         state = run.refresh()
         owned = state.owned_services()
@@ -806,7 +831,7 @@ def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> 
         if failures:
             return failures
         for item in progress:
-            if item.converged:
+            if item.converged or (run.options.wait == "running" and _runs_current(item)):
                 # The engine completes an update only after watching its new tasks for one
                 # more update monitor window (swarmkit's updater): that window has been held
                 # already, and waiting it out again doubled the time of every update.
@@ -848,7 +873,34 @@ def _wait_services(run: _Run, keys: list[str], *, verify_only: bool = False) -> 
                 keys[0]: message
             }
         first_round = False
+        left = [item for item in progress if item.key not in converged_since]
+        if run.options.wait == "stable" and left and all(_engine_watches(item) for item in left):
+            # The engine watches every update left and reports its end as an event.
+            if watch is False:
+                watch = watching.enter_context(run.engine.watch_events(run.spec.stack))
+                if watch is not None:
+                    continue  # observe once more: nothing between the last look and now is lost
+            if watch is not None:
+                watch.wait(run.options.event_fallback)
+                continue
         run.options.clock.sleep(run.options.poll_interval)
+
+
+def _engine_watches(item: ServiceHealth) -> bool:
+    """An update in flight that the engine monitors itself: it ends in an update state change
+    (``completed``, ``paused``, a rollback), which the manager reports as a service event."""
+    return item.failure is None and item.update_state in SETTLING_STATES
+
+
+def _runs_current(item: ServiceHealth) -> bool:
+    """Every wanted task runs the current template: enough for ``--wait running`` even while
+    the engine still watches an update through its monitor window."""
+    return (
+        item.failure is None
+        and item.running == item.desired
+        and item.updated == item.desired
+        and item.update_state != "rollback_started"
+    )
 
 
 def _pull_hint(run: _Run, item: ServiceHealth) -> str:

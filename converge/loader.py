@@ -17,7 +17,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from converge.checks import check_spec
+from converge.collector import collector_paused
 from converge.envfiles import EnvFileError, parse_dotenv, parse_env_file
 from converge.errors import SpecError, SpecProblem
 from converge.merge import Override, Reset, merge_documents, relocate, strip_markers
@@ -117,9 +118,38 @@ def path_text(path: Sequence[str | int]) -> str:
 
 @dataclass
 class _Document:
+    """A parsed file. Its source positions are computed when first asked for (``locate``):
+    only a spec with a problem or a warning to report needs them, and recording them costs
+    more than parsing."""
+
     data: dict[str, Any]
-    positions: dict[FieldPath, Position] = field(default_factory=dict)
+    locate: Callable[[], dict[FieldPath, Position]] = dict
     interpolated: dict[FieldPath, tuple[str, ...]] = field(default_factory=dict)
+    _positions: dict[FieldPath, Position] | None = None
+
+    @property
+    def positions(self) -> dict[FieldPath, Position]:
+        if self._positions is None:
+            self._positions = self.locate()
+        return self._positions
+
+    def relocate(self, moves: Callable[[dict[FieldPath, Position]], None]) -> None:
+        """Apply ``moves`` to the positions, now if they exist, else once they are computed."""
+        if self._positions is not None:
+            moves(self._positions)
+            return
+        locate = self.locate
+
+        def moved() -> dict[FieldPath, Position]:
+            positions = locate()
+            moves(positions)
+            return positions
+
+        self.locate = moved
+
+
+_Where = Callable[[], Position]
+"""A position found only when asked for (see ``_Document``)."""
 
 
 def _mark(file: str, node: yaml.Node) -> Position:
@@ -142,7 +172,110 @@ _ComposeLoader.add_constructor("!override", _construct_override)
 _ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
 
 
+class _FastLoader(yaml.CSafeLoader):
+    """libyaml's parser with the same constructors: no positions kept, for the common case."""
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        # libyaml asks for the tag of every scalar; a plain scalar's depends on its text alone,
+        # and a spec repeats the same few texts (images, modes, keys) thousands of times.
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(_PLAIN_TAGS) < 10_000:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return,no-untyped-call]
+
+
+_PLAIN_TAGS: dict[str, str] = {}
+
+
+_FastLoader.add_constructor("!override", _construct_override)
+_FastLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+
+class _NeedsCarefulPathError(Exception):
+    """The text has aliases, merge keys, duplicate or complex keys: take the careful path."""
+
+
+_STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
+
+def _plain_value(loader: Any, node: yaml.Node, seen: set[int]) -> Any:
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
+    if id(node) in seen:
+        raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
+    seen.add(id(node))
+    if kind is yaml.SequenceNode and node.tag == _SEQ:
+        return [_plain_value(loader, item, seen) for item in node.value]
+    if kind is not yaml.MappingNode or node.tag != _MAP:
+        return loader.construct_object(node, deep=True)  # !override and friends
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        tag = key_node.tag
+        if tag == _STR and type(key_node) is yaml.ScalarNode:
+            key = key_node.value
+        elif tag == _INT and type(key_node) is yaml.ScalarNode:
+            key = loader.construct_object(key_node)
+        else:
+            raise _NeedsCarefulPathError  # merge keys (<<), complex keys
+        if key in mapping:
+            raise _NeedsCarefulPathError  # a duplicate key: the careful path names it
+        if type(value_node) is yaml.ScalarNode and value_node.tag == _STR:
+            mapping[key] = value_node.value
+        else:
+            mapping[key] = _plain_value(loader, value_node, seen)
+    return mapping
+
+
+def _parse_fast(file: str, text: str) -> _Document | None:
+    """The usual spec through libyaml, positions left for later; None when the text needs
+    the careful path (any YAML error, aliases, merge keys, duplicate keys: that path reports
+    them with positions, or handles them)."""
+    loader = _FastLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = {} if root is None else _plain_value(loader, root, set())
+    except (yaml.YAMLError, _NeedsCarefulPathError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        return None
+    return _Document(data, locate=lambda: _positions_in(file, text))
+
+
+def _positions_in(file: str, text: str) -> dict[FieldPath, Position]:
+    """Every path's source position, by parsing ``text`` again with the position-keeping
+    loader (the fast path parsed it already, so it is known to be valid YAML)."""
+    try:
+        loader = _ComposeLoader(text)
+    except yaml.reader.ReaderError:
+        return {}  # a character only libyaml accepts: positions unknown (line 1)
+    try:
+        positions: dict[FieldPath, Position] = {}
+        root = loader.get_single_node()
+        if root is not None:
+            _record_positions(loader, file, root, (), positions)
+        return positions
+    except yaml.MarkedYAMLError as error:
+        # libyaml accepted what PyYAML refuses (a byte-order mark inside the text): report it
+        # as the careful path always did, now that there is a problem to report.
+        raise SpecError([_yaml_problem(file, error)]) from None
+    except (yaml.YAMLError, RecursionError):
+        return {}
+    finally:
+        loader.dispose()
+
+
 def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document | None:
+    fast = _parse_fast(file, text)
+    if fast is not None:
+        return fast
     try:
         loader = _ComposeLoader(text)  # refuses control characters right away
     except yaml.reader.ReaderError as error:
@@ -173,9 +306,9 @@ def _parse_yaml(file: str, text: str, problems: list[SpecProblem]) -> _Document 
                 )
             )
             return None
-        document = _Document(data)
-        _record_positions(loader, file, root, (), document.positions)
-        return document
+        positions: dict[FieldPath, Position] = {}
+        _record_positions(loader, file, root, (), positions)
+        return _Document(data, _positions=positions)
     except yaml.MarkedYAMLError as error:
         problems.append(_yaml_problem(file, error))
         return None
@@ -744,13 +877,15 @@ def _resolve_environment(
                 (*base, index): (*base, str(item).partition("=")[0])
                 for index, item in enumerate(environment)
             }
-            document.positions.update(
-                {
-                    moved[path]: position
-                    for path, position in document.positions.items()
-                    if path in moved
-                }
-            )
+
+            def move_items(
+                positions: dict[FieldPath, Position], moved: dict[FieldPath, FieldPath] = moved
+            ) -> None:
+                positions.update(
+                    {moved[path]: where for path, where in positions.items() if path in moved}
+                )
+
+            document.relocate(move_items)
             document.interpolated = {
                 moved.get(path, path): used for path, used in document.interpolated.items()
             }
@@ -823,19 +958,18 @@ def _read_dotenv(
         return {}
 
 
-def _stack_names(document: _Document, file: str) -> list[tuple[str, str, Position]]:
+def _stack_names(document: _Document, file: str) -> list[tuple[str, str, _Where]]:
     """The stack names a file gives: (where, name, position) for x-converge.stack and name."""
-    found: list[tuple[str, str, Position]] = []
+    found: list[tuple[str, str, _Where]] = []
+
+    def where(path: FieldPath) -> _Where:
+        return lambda: _position_of(document.positions, file, path)
+
     extension = document.data.get("x-converge")
     if isinstance(extension, dict) and isinstance(extension.get("stack"), str):
-        path: FieldPath = ("x-converge", "stack")
-        found.append(
-            ("x-converge.stack", extension["stack"], _position_of(document.positions, file, path))
-        )
+        found.append(("x-converge.stack", extension["stack"], where(("x-converge", "stack"))))
     if isinstance(document.data.get("name"), str):
-        found.append(
-            ("name", document.data["name"], _position_of(document.positions, file, ("name",)))
-        )
+        found.append(("name", document.data["name"], where(("name",))))
     return found
 
 
@@ -971,6 +1105,28 @@ def _load(
     variable_files: Sequence[Path] = (),
     variable_files_required: bool = False,
 ) -> LoadedSpec:
+    with collector_paused():  # a large spec is some 300,000 small objects
+        return _load_sources(
+            sources,
+            environ,
+            stack=stack,
+            require_stack=require_stack,
+            working_dir=working_dir,
+            variable_files=variable_files,
+            variable_files_required=variable_files_required,
+        )
+
+
+def _load_sources(
+    sources: Sequence[tuple[str, str]],
+    environ: Mapping[str, str] | None,
+    *,
+    stack: str | None,
+    require_stack: bool,
+    working_dir: Path,
+    variable_files: Sequence[Path] = (),
+    variable_files_required: bool = False,
+) -> LoadedSpec:
     process = os.environ if environ is None else environ
     if sum(len(text.encode()) for _, text in sources) > MAX_SPEC_BYTES:
         raise SpecError([_too_large(sources[-1][0], len(sources) > 1)])
@@ -984,21 +1140,23 @@ def _load(
         from_files.update(_read_dotenv(variable_file, problems, digest, variable_files_required))
     environment: Mapping[str, str] = {**from_files, **process}
     merged: _Document | None = None
-    names: list[tuple[str, str, Position]] = []
+    names: list[tuple[str, str, _Where]] = []
     first_file = sources[0][0] if sources else "<spec>"
     sensitive: set[FieldPath] = set()
     for file, text in sources:
         document = _parse_yaml(file, text, problems)
         if document is None:
             continue
-        _interpolate(file, document, environment, problems, warnings)
+        if "$" in text:  # nothing to interpolate otherwise: skip walking every value
+            _interpolate(file, document, environment, problems, warnings)
         warnings.extend(_ignored_key_warnings(document, file))
         names.extend(_stack_names(document, file))
         merged = document if merged is None else _merge(merged, document)
     if problems:
         raise SpecError(problems)
     assert merged is not None
-    merged.data = strip_markers(merged.data)
+    if any("!reset" in text or "!override" in text for _, text in sources):
+        merged.data = strip_markers(merged.data)
     _check_stack_names(names, stack, problems)
     warnings.extend(_stack_warning(names, stack))
     sensitive |= _resolve_environment(
@@ -1068,17 +1226,18 @@ def _load(
 
 
 def _check_stack_names(
-    names: Sequence[tuple[str, str, Position]], stack: str | None, problems: list[SpecProblem]
+    names: Sequence[tuple[str, str, _Where]], stack: str | None, problems: list[SpecProblem]
 ) -> None:
     """Files that name different stacks are an error, not a merge into the last one (a
     top-level ``name``, compose's project name, gives way to ``x-converge.stack``). The
     command line's STACK wins over both, as with docker stack deploy (see ``_stack_warning``)."""
     named = {name for where, name, _ in names if where == "x-converge.stack"}
     project = {name for where, name, _ in names if where == "name"}
-    for where, name, position in names:
+    for where, name, locate in names:
         others = named if where == "x-converge.stack" else (named or project)
         conflict = next((other for other in sorted(others) if other != name), None)
         if conflict is not None and not (where == "name" and named):
+            position = locate()
             problems.append(
                 SpecProblem(
                     position.file,
@@ -1090,14 +1249,15 @@ def _check_stack_names(
             )
 
 
-def _stack_warning(names: Sequence[tuple[str, str, Position]], stack: str | None) -> list[str]:
+def _stack_warning(names: Sequence[tuple[str, str, _Where]], stack: str | None) -> list[str]:
     """The command line's STACK deploys a file under another name than ``x-converge.stack``
     says: allowed (a test or staging copy of a stack), and said."""
     return [
         f"{position.file}:{position.line}: {where}: the file names stack {name!r}; "
         f"deploying it as stack {stack!r}, as the command line says"
-        for where, name, position in names
+        for where, name, locate in names
         if stack is not None and where == "x-converge.stack" and name != stack
+        for position in (locate(),)
     ]
 
 
@@ -1107,16 +1267,19 @@ def _merge(base: _Document, override: _Document) -> _Document:
     def survives(path: FieldPath) -> bool:
         return not any(path[: len(prefix)] == prefix for prefix in result.dropped)
 
-    moved_positions = {
-        relocate(path, result.base_relocations): pos for path, pos in base.positions.items()
-    }
+    def locate() -> dict[FieldPath, Position]:
+        moved = {
+            relocate(path, result.base_relocations): pos for path, pos in base.positions.items()
+        }
+        positions = {path: pos for path, pos in moved.items() if survives(path)}
+        for path, pos in override.positions.items():
+            positions[relocate(path, result.relocations)] = pos
+        return positions
+
     moved_interpolated = {
         relocate(path, result.base_relocations): used for path, used in base.interpolated.items()
     }
-    positions = {path: pos for path, pos in moved_positions.items() if survives(path)}
-    for path, pos in override.positions.items():
-        positions[relocate(path, result.relocations)] = pos
     interpolated = {path: used for path, used in moved_interpolated.items() if survives(path)}
     for path, used in override.interpolated.items():
         interpolated[relocate(path, result.relocations)] = used
-    return _Document(result.data, positions, interpolated)
+    return _Document(result.data, locate, interpolated)

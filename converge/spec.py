@@ -83,8 +83,10 @@ class Model(BaseModel):
     @classmethod
     def _drop_extensions(cls, data: object) -> object:
         """Compose allows ``x-`` keys in every mapping it defines, for anchors and tools."""
-        if not isinstance(data, dict):
-            return data
+        if not isinstance(data, dict) or not any(
+            isinstance(key, str) and key.startswith("x-") for key in data
+        ):
+            return data  # the usual case, checked first: this runs for every mapping
         ours = {field.alias for field in cls.model_fields.values() if field.alias}
         return {
             key: value

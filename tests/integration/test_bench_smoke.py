@@ -35,6 +35,7 @@ def test_bench_runs_at_n10(lab: Lab) -> None:
                 {
                     "seconds": item.seconds,
                     "load_seconds": item.load_seconds,
+                    "parse_seconds": item.parse_seconds,
                     "peak_mb": item.peak_mb,
                     "actions": item.actions,
                 }
@@ -51,10 +52,22 @@ def test_bench_runs_at_n10(lab: Lab) -> None:
     assert calls["cold_apply"]["writes"] == 11  # the network and 10 services
     assert summary["planner"]["50"]["actions"] == 1
     ratios = summary["sizes"]["10"]["ratios"]
-    for key in ("cold_vs_floor", "noop_apply_vs_stack", "inprocess_vs_api_floor"):
+    for key in (
+        "cold_vs_floor",
+        "cold_vs_floor_hold",
+        "noop_apply_vs_stack",
+        "noop_plan_vs_python",
+        "inprocess_vs_api_floor",
+        "change_vs_completed",
+    ):
         assert ratios[key] is not None
         assert ratios[key]["median"] > 0
     assert ratios["cold_vs_stack_wait"] is None  # skipped
+    # The update's end came through the engine's event stream, opened once for the wait.
+    assert result["change_converge_calls"].get("GET /events") == 1
+    assert result["change_floor_completed"] >= result["change_floor"]
+    assert result["cold_converge_peak_mb"] > 0
     text = report.markdown({**document, "summary": summary})
     assert "| 10 (runs: 1) | cold deploy to converged |" in text
+    assert "## Peak memory of converge's processes" in text
     json.dumps(document)

@@ -49,7 +49,8 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -217,6 +218,11 @@ class FakeSwarm:
 
     def close(self) -> None:
         pass
+
+    @contextmanager
+    def watch_events(self, stack: str) -> Iterator[None]:
+        """No event stream: the executor's waits poll, on the fake clock."""
+        yield None
 
     def __enter__(self) -> FakeSwarm:
         return self

@@ -7,6 +7,7 @@ interpreter: this test process has long imported all of them through other tests
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,70 @@ def test_fast_commands_import_no_docker_requests_or_paramiko() -> None:
         "`python -X importtime -m converge validate specs/exampleapp-lab.yml` and import it "
         "inside the function that needs the engine"
     )
+
+
+# What a plan needs is the SDK (docker, requests); what it never needs at all.
+NOT_FOR_PLAN = (
+    "paramiko",  # ssh:// hosts only: docker-py would import it (and the next three) anyway
+    "cryptography",
+    "invoke",
+    "nacl",
+    "deepdiff",  # only when two views differ
+    "typer.rich_utils",  # typer's help and usage errors
+    "markdown_it",
+    "jsonschema",
+    "prometheus_client",  # drift metrics
+)
+
+_PLAN_PROBE = """
+import contextlib, io, json, sys
+
+sys.argv = ["converge", "plan", {spec!r}]
+import converge.cli
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    try:
+        converge.cli.main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code or 0
+loaded = sorted(name for name in {modules!r} if name in sys.modules)
+print(json.dumps({{"code": code, "output": out.getvalue(), "loaded": loaded}}))
+"""
+
+
+def test_plan_imports_the_sdk_and_nothing_it_does_not_need(tmp_path: Path) -> None:
+    # No engine answers: the plan gets as far as connecting, with everything imported by then.
+    probe = _PLAN_PROBE.format(spec=SPEC, modules=NOT_FOR_PLAN)
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONTEXT": ""},
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.splitlines()[-1])
+    assert report["code"] == 1
+    assert "cannot reach the Docker engine" in report["output"]
+    assert report["loaded"] == [], (
+        f"`converge plan` loaded {report['loaded']}; find the importer with "
+        "`python -X importtime -m converge plan SPEC` and import it where it is needed"
+    )
+
+
+def test_an_ssh_host_still_gets_the_sdks_ssh_adapter() -> None:
+    # converge.engine hides paramiko while docker-py imports; an ssh:// host brings it back.
+    probe = (
+        "import sys; from converge.engine import connect; "
+        "before = 'paramiko' in sys.modules; "
+        "engine = connect('ssh://lab-node'); "
+        "print(before, type(engine._client._custom_adapter).__name__)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["False", "SSHHTTPAdapter"]

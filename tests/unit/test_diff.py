@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from converge.diff import FieldChange, compare_views, creation_changes, diff
 from converge.loader import load_spec_text
 from converge.observe import state_from_engine_json
@@ -137,3 +139,25 @@ def test_a_declared_network_nobody_uses_is_not_created() -> None:
     assert [(item.address, item.status) for item in result.objects if item.kind == "network"] == [
         ("network.default", "create")
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "identical"),
+    [
+        ({"a": [1, "x", None, True]}, {"a": [1, "x", None, True]}, True),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}, True),
+        ({"a": 1}, {"a": 1.0}, False),
+        ({"a": 1}, {"a": True}, False),
+        ({"a": [1]}, {"a": (1,)}, False),
+        ({1: "x"}, {"1": "x"}, False),
+        ({"a": {1, 2}}, {"a": {1, 2}}, True),  # not JSON: compared by walking
+        ({"a": float("nan")}, {"a": float("nan")}, False),
+        ({"a": "x"}, {"a": "y"}, False),
+    ],
+)
+def test_identical_is_equal_with_the_same_types_all_the_way_down(
+    first: object, second: object, identical: bool
+) -> None:
+    from converge.diff import _identical
+
+    assert _identical(first, second) is identical

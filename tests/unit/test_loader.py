@@ -530,3 +530,85 @@ def test_documents_that_are_not_specs(text: str, message: str) -> None:
 )
 def test_path_text(path: tuple[str | int, ...], text: str) -> None:
     assert path_text(path) == text
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path: libyaml first, positions only when something is reported
+
+PLAIN = HEADER + (
+    "services:\n"
+    "  web:\n"
+    "    image: app:1\n"
+    "    environment: {A: '1', B: 'on', C: 2}\n"
+    "    deploy: {replicas: 2, labels: [x=1]}\n"
+    "  db:\n"
+    "    image: db:1\n"
+    "    networks: [back]\n"
+    "networks:\n"
+    "  back: {}\n"
+)
+
+
+def _without_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("positions were computed for a spec with nothing to report")
+
+    monkeypatch.setattr("converge.loader._record_positions", refuse)
+
+
+def test_a_valid_spec_loads_without_computing_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = load_spec_text(PLAIN, "spec.yml", {})
+    _without_positions(monkeypatch)
+    assert load_spec_text(PLAIN, "spec.yml", {}) == expected
+
+
+def test_an_error_found_after_the_fast_parse_still_names_line_and_field() -> None:
+    text = PLAIN.replace("replicas: 2", "replicas: two")
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, "spec.yml", {})
+    assert str(caught.value) == (
+        "spec.yml:7:14: services.web.deploy.replicas: expected a whole number, got 'two'"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # aliases and merge keys take the careful path, which checks cycles and expansion
+        HEADER + "x-base: &base {image: app:1}\nservices:\n  web: *base\n  api:\n    <<: *base\n",
+        # the same values as PLAIN, written in flow and block styles, quoted and not
+        PLAIN.replace("{A: '1', B: 'on', C: 2}", "\n      A: '1'\n      B: 'on'\n      C: 2"),
+        PLAIN.replace("app:1", '"app:1"').replace("[back]", "\n      - back"),
+    ],
+)
+def test_fast_and_careful_paths_give_the_same_spec(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = load_spec_text(text, "spec.yml", {})
+    monkeypatch.setattr("converge.loader._parse_fast", lambda file, text: None)
+    assert load_spec_text(text, "spec.yml", {}) == fast
+
+
+def test_a_duplicate_key_is_reported_with_its_position() -> None:
+    text = PLAIN.replace("    image: db:1\n", "    image: db:1\n    image: db:2\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, "spec.yml", {})
+    assert "spec.yml:10:5: services.db.image: key 'image' is given twice" in str(caught.value)
+
+
+def test_the_collector_is_running_again_after_a_load() -> None:
+    import gc
+
+    load_spec_text(PLAIN, "spec.yml", {})
+    assert gc.isenabled()
+    with pytest.raises(SpecError):
+        load_spec_text(PLAIN + "bogus: 1\n", "spec.yml", {})
+    assert gc.isenabled()
+
+
+def test_text_only_libyaml_accepts_reports_pyyamls_error_once_a_problem_needs_a_line() -> None:
+    # A byte-order mark inside the text: libyaml reads on, PyYAML (which places problems) stops.
+    text = HEADER.replace("x-converge:\n", "x-converge:\n\ufeff\n") + "services:\n  web: {}\n"
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, "spec.yml", {})
+    assert "invalid YAML" in str(caught.value)
