@@ -25,7 +25,7 @@ from converge.files import atomic_write
 from converge.health import service_health
 from converge.images import RESOLVE_MODES, ResolveMode, images_to_resolve, service_images
 from converge.loader import LoadedSpec, load_spec
-from converge.membership import manages_membership
+from converge.membership import EngineProbe, manages_membership
 from converge.naming import GRAPH_LABEL, graph_record_name, object_name, ownership_labels
 from converge.ordering import Graph, graph_changes, graph_of
 from converge.planner import PlanOptions, plan
@@ -130,18 +130,7 @@ def make_plan(
         if engine.info().local_state != "active":
             # No swarm yet: the membership steps make it; the rest is planned after them.
             observed = ObservedState(stack=loaded.spec.stack, manager="")
-            difference = diff(
-                loaded.spec, observed, loaded.contents, options.rotate, prune=options.prune
-            )
-            result = plan(
-                loaded.spec,
-                difference,
-                observed,
-                options,
-                spec_digest=resolved_spec_hash(loaded),
-                spec_files=loaded.files,
-                engines=engines,
-            )
+            result = _diff_and_plan(loaded, observed, options, {}, engines)
             return PlanResult(loaded, observed, result, options)
     with collector_paused():
         observed = observe(engine, loaded.spec)
@@ -152,18 +141,7 @@ def make_plan(
             images, warnings = _resolve_images(
                 engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
             )
-        difference = diff(
-            loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
-        )
-        result = plan(
-            loaded.spec,
-            difference,
-            observed,
-            options,
-            spec_digest=resolved_spec_hash(loaded),
-            spec_files=loaded.files,
-            engines=engines,
-        )
+        result = _diff_and_plan(loaded, observed, options, images, engines)
     result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
     changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
@@ -174,6 +152,27 @@ def make_plan(
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
     return PlanResult(loaded, observed, result, options, warnings)
+
+
+def _diff_and_plan(
+    loaded: LoadedSpec,
+    observed: ObservedState,
+    options: PlanOptions,
+    images: dict[str, str],
+    engines: Mapping[str, EngineProbe] | None,
+) -> Plan:
+    difference = diff(
+        loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
+    )
+    return plan(
+        loaded.spec,
+        difference,
+        observed,
+        options,
+        spec_digest=resolved_spec_hash(loaded),
+        spec_files=loaded.files,
+        engines=engines,
+    )
 
 
 def _resolve_mode(spec: Spec, options: PlanOptions) -> ResolveMode:
