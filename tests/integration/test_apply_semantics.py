@@ -202,8 +202,10 @@ def test_concurrent_applies_wait_for_the_lock_or_fail_none_reports_an_unverified
 
 
 def test_more_replicas_than_nodes_for_a_host_port_fails_fast_with_the_reason(
-    stack: str, converge_cli: ConvergeCli, tmp_path: Path
+    stack: str, converge_cli: ConvergeCli, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
+    """The placement preview refuses it before any write (once the executor found it only
+    after its grace for the scheduler; the fake swarm's tests keep that path)."""
     spec = tmp_path / "spec.yml"
     spec.write_text(
         f"""
@@ -219,8 +221,10 @@ services:
     )
     failed = converge_cli("apply", str(spec), "--yes", "--timeout", "300")
     assert failed.returncode == 1
-    assert "timed out" not in failed.stderr  # the grace, not the 300s timeout
-    assert f"service {stack}_web: 2 of 7 tasks cannot be placed: no suitable node" in failed.stderr
+    assert "timed out" not in failed.stderr
+    reason = "7 replicas with host port 39181 need 7 eligible nodes; 5 are eligible"
+    assert reason in failed.stdout + failed.stderr
+    assert not docker_client.services.list(filters={"name": f"{stack}_web"})  # nothing written
 
 
 # ---------------------------------------------------------------------------------------------

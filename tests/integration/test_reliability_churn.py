@@ -113,7 +113,7 @@ def test_no_request_fails_or_stalls_while_converge_scales_drains_and_rolls(
     apply(engine, spec(stack, method, start))
     host = lab.manager_address()
     wait_for(
-        lambda: Traffic(host, PORTS[method])._request() is None,
+        lambda: Traffic(host, PORTS[method]).answers(),
         timeout=30,
         what="the load balancer to answer",
     )

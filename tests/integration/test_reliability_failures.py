@@ -75,7 +75,7 @@ def test_a_failing_update_exits_1_naming_the_errors_and_old_replicas_keep_servin
     first = cli.run("apply", "--yes", good)
     assert first.returncode == 0, first.stdout + first.stderr
     host = lab.manager_address()
-    wait_for(lambda: Traffic(host, PORT)._request() is None, timeout=30, what="the balancer")
+    wait_for(lambda: Traffic(host, PORT).answers(), timeout=30, what="the balancer")
 
     with Traffic(host, PORT, clients=2, max_seconds=300) as load, load.phase(bad) as figures:
         run = cli.run("apply", "--yes", "--timeout", "120", broken)

@@ -118,6 +118,11 @@ class Traffic:
                     if len(phase.reasons) < 10:
                         phase.reasons.append(f"{reason} after {elapsed:.2f}s")
 
+    def answers(self) -> bool:
+        """One request now: answered 200 (to wait for the balancer before a test's load)."""
+        reason, _ = self._request()
+        return reason is None
+
     def _request(self) -> tuple[str | None, str]:
         """(None when answered 200, else why not; the app version that answered)."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
