@@ -503,14 +503,15 @@ def apply(
     With nothing to change apply writes nothing, not even the lock: it waits (up to
     ``request.lock_timeout``) while a live apply holds the lock, then verifies that the
     services converged and are healthy, waiting for updates in flight. A lock whose holder is
-    gone is taken over by an apply that writes, and reported by one that does not.
+    gone is taken over by an apply that writes, and removed (its one write) by one that does
+    not, so that no apply killed mid-way leaves a lock behind once the stack converged.
 
     Raises:
         EngineError: the engine is unreachable, not a manager, or refused a read.
         LockError: another apply holds the stack's lock past ``request.lock_timeout``.
         PlanError: the saved plan is stale.
     """
-    from converge.lock import stack_lock, wait_for_release
+    from converge.lock import remove_gone, stack_lock, wait_for_release
 
     options = request.apply_options or _default_apply_options()
     if request.saved_plan is None and manages_membership(loaded.spec.cluster):
@@ -520,7 +521,7 @@ def apply(
     if request.saved_plan is None:
         unlocked = make_plan(loaded, engine, request.plan_options)
         if _nothing_to_do(unlocked):
-            waited, _ = wait_for_release(
+            waited, gone = wait_for_release(
                 engine,
                 loaded.spec.stack,
                 wait=request.lock_timeout,
@@ -530,6 +531,9 @@ def apply(
             if waited:  # the holder may have changed the swarm: plan again
                 unlocked = make_plan(loaded, engine, request.plan_options)
             if _nothing_to_do(unlocked):
+                if gone is not None:
+                    remove_gone(engine, gone)
+                    unlocked = _lock_finding(unlocked, _removed(gone))
                 hooks.plan_ready(unlocked)
                 return _verified(unlocked, engine, request, hooks)
     taken_over: list[LockInfo] = []
@@ -619,6 +623,20 @@ def _apply_membership(
 
 def _nothing_to_do(result: PlanResult) -> bool:
     return not result.plan.has_changes and not result.plan.errors and not result.plan.graph_changes
+
+
+def _lock_finding(result: PlanResult, message: str) -> PlanResult:
+    """``result`` whose warning about the stack's lock says ``message`` instead."""
+    kept = tuple(finding for finding in result.plan.findings if finding.address != "lock")
+    finding = PlanFinding("warning", "lock", message)
+    return replace(result, plan=replace(result.plan, findings=(*kept, finding)))
+
+
+def _removed(holder: LockInfo) -> str:
+    return (
+        f"removed the lock of stack {holder.stack} left by {holder.owner} "
+        f"(lock id {holder.lock_id}), which was no longer running"
+    )
 
 
 def _took_over(holder: LockInfo) -> str:

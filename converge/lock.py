@@ -349,6 +349,13 @@ def wait_for_release(
     return bool(holders), gone
 
 
+def remove_gone(engine: Engine, holder: LockInfo) -> None:
+    """Remove the lock of a holder that is gone (``wait_for_release`` found it). By its config
+    id: if another apply took it over meanwhile, that apply's lock is a new object, left alone.
+    """
+    _remove_quietly(engine, holder)
+
+
 def _remove_quietly(engine: Engine, holder: LockInfo) -> None:
     with suppress(NotFoundError):
         engine.remove_config(lock_name(holder.stack), holder.config_id)

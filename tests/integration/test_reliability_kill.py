@@ -135,17 +135,8 @@ DESTROY_POINTS = [
     KillPoint("destroy: first service removed", r"^service\.\S+: removed in "),
     KillPoint("destroy: load balancer removed", r"^loadbalancer\.\S+: removed in "),
 ]
-# Killed after its last write and before it released the lock, the apply leaves a lock whose
-# holder is gone; the next apply finds nothing to change, says so, and (making no write) leaves
-# that lock. The suite's promise says no lock is left.
-LEFT_LOCK = pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 items 1 and 4: a no-op apply after a killed one reports the dead holder's "
-    "lock but leaves it (it makes no write); the promise says no lock is left",
-)
-KNOWN = {"create: load balancer starting": LEFT_LOCK, "create: load balancer created": LEFT_LOCK}
 POINTS = [
-    pytest.param(scenario, point, id=point.name, marks=KNOWN.get(point.name, ()))
+    pytest.param(scenario, point, id=point.name)
     for scenario, points in (
         ("create", CREATE_POINTS),
         ("update", UPDATE_POINTS),

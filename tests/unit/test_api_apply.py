@@ -211,7 +211,7 @@ def _gone_holder() -> ProcessIdentity:
     return replace(here, process=here.process.rsplit(":", 1)[0] + ":1")
 
 
-def test_a_dead_holders_lock_is_reported_by_a_no_op_apply_and_taken_over_by_a_real_one() -> None:
+def test_a_dead_holders_lock_is_removed_by_a_no_op_apply_and_taken_over_by_a_real_one() -> None:
     loaded, swarm, engine = _applied_swarm()
     dead = acquire(engine, "fxrec", wait=0, hold_for=600, holder=_gone_holder())
     writes = swarm.write_count
@@ -219,13 +219,13 @@ def test_a_dead_holders_lock_is_reported_by_a_no_op_apply_and_taken_over_by_a_re
     assert noop.status == "no_changes"
     warnings = [finding.message for finding in noop.plan.plan.findings]
     assert warnings == [
-        f"stack fxrec is locked by {dead.owner} (lock id {dead.lock_id}), which is no longer "
-        f"running; the next apply takes the lock over, or remove it with: "
-        f"converge unlock fxrec {dead.lock_id}"
+        f"removed the lock of stack fxrec left by {dead.owner} (lock id {dead.lock_id}), "
+        "which was no longer running"
     ]
-    assert swarm.write_count == writes  # reported, left in place
-    assert read_lock(engine, "fxrec") == dead
+    assert swarm.write_count == writes + 1  # the lock's removal, nothing else
+    assert read_lock(engine, "fxrec") is None
 
+    dead = acquire(engine, "fxrec", wait=0, hold_for=600, holder=_gone_holder())
     changed, _ = load_apply_input(
         [BASE_SPEC, PLANS / "scale_only" / "override.yml"], environ=ENVIRON
     )
