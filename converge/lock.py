@@ -288,11 +288,22 @@ def acquire(
         )
     except PollTimeoutError:
         raise LockError(_held_message(holders[-1], wait)) from None
-    except BaseException:
-        # Interrupted after the lock was created but before it was handed over: release it.
+    except BaseException as error:
+        # Interrupted while taking the lock: release it if it was made, even when the create
+        # landed but its answer did not (then only the lock's labels say it is ours).
+        released = False
         for config_id in created:
             with suppress(Exception):
                 engine.remove_config(lock_name(stack), config_id)
+                released = True
+        if not created:
+            with suppress(Exception):
+                current = read_lock(engine, stack)
+                if current is not None and me.process and current.process == me.process:
+                    _remove_quietly(engine, current)
+                    released = True
+        if released and isinstance(error, Interrupted):
+            error.locks_released.append(stack)
         raise
 
 

@@ -206,6 +206,24 @@ def test_an_interruption_releases_the_lock_and_says_so() -> None:
     assert read_lock(engine, "prod") == held_by_others
 
 
+def test_an_interruption_while_the_lock_is_made_releases_it_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal lands while the lock's create is answered: made, but never handed over."""
+    engine, swarm, _ = fake_engine()
+    create = swarm.create_config
+
+    def created_then_interrupted(*args: object, **kwargs: object) -> str:
+        create(*args, **kwargs)  # type: ignore[arg-type]
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(swarm, "create_config", created_then_interrupted)
+    with pytest.raises(Interrupted) as interrupted:
+        acquire(engine, "prod", wait=0, hold_for=60)
+    assert interrupted.value.locks_released == ["prod"]
+    assert read_lock(engine, "prod") is None
+
+
 def test_the_message_of_a_stale_lock_says_why() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     lock = LockInfo("prod", "you@laptop pid 7", now, now + timedelta(seconds=60), "id1", "laptop")
