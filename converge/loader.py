@@ -1083,6 +1083,17 @@ def load_spec(
     )
 
 
+def _require_encodable(file: str, text: str) -> None:
+    """Text given from Python may hold what no file can (a lone surrogate): refused, located."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        before = text[: error.start]
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        message = f"not valid text: character {text[error.start]!a} cannot be encoded as UTF-8"
+        raise SpecError([SpecProblem(file, line, column, "", message)]) from None
+
+
 def _too_large(file: str, several: bool) -> SpecProblem:
     what = "the spec files are" if several else "the file is"
     return SpecProblem(
@@ -1128,6 +1139,8 @@ def _load_sources(
     variable_files_required: bool = False,
 ) -> LoadedSpec:
     process = os.environ if environ is None else environ
+    for file, text in sources:
+        _require_encodable(file, text)
     if sum(len(text.encode()) for _, text in sources) > MAX_SPEC_BYTES:
         raise SpecError([_too_large(sources[-1][0], len(sources) > 1)])
     problems: list[SpecProblem] = []

@@ -612,3 +612,12 @@ def test_text_only_libyaml_accepts_reports_pyyamls_error_once_a_problem_needs_a_
     with pytest.raises(SpecError) as caught:
         load_spec_text(text, "spec.yml", {})
     assert "invalid YAML" in str(caught.value)
+
+
+def test_text_with_a_lone_surrogate_is_refused_with_its_position() -> None:
+    """Found by the property test: text from Python that no file can hold."""
+    with pytest.raises(SpecError) as refused:
+        load_spec_text("x-converge:\n  stack: a\n\ud800 services: {}\n", "fuzz.yml", {})
+    assert str(refused.value.problems[0]) == (
+        "fuzz.yml:3:1: not valid text: character '\\ud800' cannot be encoded as UTF-8"
+    )
