@@ -1191,6 +1191,7 @@ def _rollout_write(
     given, service = _rollout_arguments(files, compose, env_file)
     loaded = _load(given)
     console = _console()
+    masker = Masker(loaded)  # engine and task errors may quote the spec's values
     with _connect(host, context) as engine:
         outcome = rollout_command(
             loaded,
@@ -1199,7 +1200,7 @@ def _rollout_write(
             what,
             timeout=timeout,
             lock_timeout=lock_timeout,
-            progress=lambda line: console.print(escape(f"Rollout: {line}")),
+            progress=lambda line: console.print(escape(f"Rollout: {masker.text(line)}")),
         )
     console.print(f"service.{escape(service)}: [green]{outcome}[/green]")
 
