@@ -311,6 +311,33 @@ def test_apply_records_the_graph_and_the_next_plan_says_when_it_changed() -> Non
     assert make_plan(loaded(), engine).plan.graph_changes == ()
 
 
+def test_a_destroy_killed_before_removing_the_graph_record_is_finished_by_the_next_one() -> None:
+    """The record is converge's own object: a destroy killed after its last removal left it,
+    and the next destroy (nothing else left) must still find and remove it (issue 15, item 5)."""
+    from converge.api import ApplyRequest, apply, destroy, make_plan
+    from converge.naming import graph_record_name
+    from converge.planner import PlanOptions
+
+    fake = swarm()
+    engine = cast(Engine, fake)
+    request = ApplyRequest(apply_options=ApplyOptions(clock=FakeClock(), stable_for=0.0))
+    text = yaml.safe_dump(three_tiers(), sort_keys=False)
+    loaded = load_spec_text(text, "stack.yml", require_stack=False)
+    assert apply(loaded, engine, request).ok
+    for service in engine.services():  # what the killed destroy did remove
+        engine.remove_service(service["Spec"]["Name"], service["ID"])
+    for network in engine.networks():
+        if network["Name"].startswith(f"{STACK}_"):
+            engine.remove_network(network["Name"], network["Id"])
+    assert [c["Spec"]["Name"] for c in fake.configs()] == [graph_record_name(STACK)]
+    planned = make_plan(loaded, engine, PlanOptions(destroy=True)).plan
+    assert "seed: no longer waits for db" in planned.graph_changes
+    run = destroy(loaded, engine, request)
+    assert run.ok
+    assert fake.configs() == []
+    assert destroy(loaded, engine, request).status == "no_changes"
+
+
 def test_a_secret_a_failed_job_logged_is_masked_in_the_error() -> None:
     from converge.masking import Masker
 
