@@ -314,3 +314,19 @@ def test_a_failed_promote_or_abort_shows_no_secret_of_the_spec(
     assert result.exit_code == 1
     assert secret not in shown
     assert "No such image: (sensitive)" in shown
+
+
+def test_destroy_removes_the_new_version_of_a_rollout_in_progress_too() -> None:
+    """``<stack>_<key>-next`` is converge's, however briefly it lives: destroy finds it."""
+    from converge.diff import diff
+    from converge.planner import PlanOptions, plan
+
+    new = SPEC.replace("app:v1", "app:v2")
+    spec, observed = _observed_with(new, home_spec=SPEC, candidate=True)
+    destroyed = plan(spec, diff(spec, observed), observed, PlanOptions(destroy=True))
+    assert sorted(
+        (a.address, a.kind, a.name) for a in destroyed.actions if a.object_kind == "service"
+    ) == [
+        ("service.web", "remove", "shop_web"),
+        ("service.web-next", "remove", "shop_web-next"),
+    ]
