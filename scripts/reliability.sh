@@ -1,5 +1,5 @@
 #!/bin/sh
-# The reliability campaign on the lab swarm: every kill point (24), every failing-update variant,
+# The reliability campaign on the lab swarm: every kill point (35), every failing-update variant,
 # node loss and link cut, both load-balancer methods under churn, every concurrency scenario and
 # the secret scan (tests/integration/test_reliability_*.py with CONVERGE_RELIABILITY=full),
 # ROUNDS times; then the figures for docs/reliability.md.

@@ -4,7 +4,8 @@ leaves no lock, duplicate or orphan; a plan after it is empty.
 
 The points are found in the command's own progress output (``KillPoint``): nodes, networks,
 services, the wait for convergence, the load balancer (its validation container included), a
-rolling update, and removals. CI runs a sample; ``CONVERGE_RELIABILITY=full`` runs all 24
+rolling update, and removals; and the phases later work added (secrets and configs, a job,
+a canary rollout). CI runs a sample; ``CONVERGE_RELIABILITY=full`` runs all 35
 (scripts/reliability.sh).
 """
 
