@@ -4,7 +4,7 @@
 # the secret scan (tests/integration/test_reliability_*.py with CONVERGE_RELIABILITY=full),
 # ROUNDS times; then the figures for docs/reliability.md.
 #
-#   sh scripts/reliability.sh                 # one round, about 25 minutes on 2 vCPU
+#   sh scripts/reliability.sh                 # one round, about 35 minutes on 2 vCPU
 #   ROUNDS=3 sh scripts/reliability.sh -x     # extra arguments go to pytest
 #
 # Needs root and the lab's packages (scripts/lab-prereqs.sh); uses the lab named by
