@@ -222,6 +222,35 @@ def test_a_failed_job_stays_failed_on_a_no_op_apply_until_it_runs_again() -> Non
     assert rerun.ok, rerun.error
 
 
+def test_a_no_op_apply_after_a_failed_job_fails_writes_nothing_and_respects_the_lock() -> None:
+    """Issue 15, item 1, with a job in the stack: nothing to change is no success while the
+    job's run failed, and a live holder's lock is respected."""
+    from converge.api import ApplyRequest, apply, make_plan
+    from converge.errors import LockError
+    from converge.lock import acquire
+
+    document = three_tiers()
+    for key in ("seed", "web"):
+        document["services"][key].pop("depends_on")
+    text = yaml.safe_dump(document, sort_keys=False)
+    loaded = load_spec_text(text, "stack.yml", require_stack=False)
+    fake = swarm()
+    engine = cast(Engine, fake)
+    request = ApplyRequest(apply_options=ApplyOptions(clock=FakeClock(), stable_for=0.0))
+    fake.fail_job(f"{STACK}_seed", 3, "boom\n")
+    assert apply(loaded, engine, request).status == "failed"
+    assert make_plan(loaded, engine).plan.actions == ()
+    writes = fake.write_count
+    again = apply(loaded, engine, request)
+    assert again.status == "failed"
+    assert again.result is not None
+    assert "job fxrec_seed: task on dbhost exited with code 3" in str(again.result.error)
+    assert fake.write_count == writes
+    acquire(engine, STACK, wait=0, hold_for=600)
+    with pytest.raises(LockError, match=f"stack {STACK} is locked by"):
+        apply(loaded, engine, request)
+
+
 def test_rerun_plans_a_new_run_of_an_unchanged_job_only() -> None:
     fake, spec = swarm(), load(three_tiers())
     assert apply(spec, fake).ok
