@@ -144,9 +144,16 @@ def make_plan(
         result = _diff_and_plan(loaded, observed, options, images, engines)
     result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
-    changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
-    if changes and not options.destroy:
-        result = replace(result, graph_changes=changes, graph_recorded=recorded is not None)
+    if options.destroy:
+        # The record goes with the stack; planned even when nothing else is left (a destroy
+        # killed after its last removal left it), so that the next destroy removes it.
+        if recorded is not None:
+            gone = graph_changes(recorded[1], {}) or ("the recorded graph is removed",)
+            result = replace(result, graph_changes=gone, graph_recorded=True)
+    else:
+        changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
+        if changes:
+            result = replace(result, graph_changes=changes, graph_recorded=recorded is not None)
     holder = read_lock(engine, loaded.spec.stack)
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":

@@ -1193,16 +1193,21 @@ def _rollout_write(
     loaded = _load(given)
     console = _console()
     masker = Masker(loaded)  # engine and task errors may quote the spec's values
-    with _connect(host, context) as engine:
-        outcome = rollout_command(
-            loaded,
-            engine,
-            service,
-            what,
-            timeout=timeout,
-            lock_timeout=lock_timeout,
-            progress=lambda line: console.print(escape(f"Rollout: {masker.text(line)}")),
-        )
+    try:
+        with _connect(host, context) as engine:
+            outcome = rollout_command(
+                loaded,
+                engine,
+                service,
+                what,
+                timeout=timeout,
+                lock_timeout=lock_timeout,
+                progress=lambda line: console.print(escape(f"Rollout: {masker.text(line)}")),
+            )
+    except ConvergeError as error:
+        # Masked with the spec, as apply's errors are (main() has no spec to mask with).
+        typer.echo(f"Error: {masker.text(str(error))}", err=True)
+        raise typer.Exit(1) from None
     console.print(f"service.{escape(service)}: [green]{outcome}[/green]")
 
 

@@ -24,6 +24,10 @@ __all__ = ["COMMAND_TIMEOUT", "read_sources", "with_sources"]
 COMMAND_TIMEOUT = 60.0
 """Seconds a source command may run before it counts as failed."""
 
+# The engine's limits (swarmkit's controlapi: data must be larger than 0 and less than these),
+# enforced only when the object is created, after nodes and networks were written.
+_ENGINE_LIMITS: dict[str, int] = {"secret": 500 * 1024, "config": 1000 * 1024}
+
 # Only the last lines of a failing command's error output are shown: enough for the reason.
 _STDERR_LINES = 3
 
@@ -37,11 +41,32 @@ def read_sources(loaded: LoadedSpec) -> dict[tuple[str, str], bytes]:
     contents: dict[tuple[str, str], bytes] = {}
     for key, declared in loaded.spec.secrets.items():
         if not declared.external:
-            contents["secret", key] = _read(loaded, "secret", key, declared)
+            contents["secret", key] = _within_limits(
+                "secret", key, _read(loaded, "secret", key, declared)
+            )
     for key, declared in loaded.spec.configs.items():
         if not declared.external:
-            contents["config", key] = _read(loaded, "config", key, declared)
+            contents["config", key] = _within_limits(
+                "config", key, _read(loaded, "config", key, declared)
+            )
     return contents
+
+
+def _within_limits(kind: FileKind, key: str, data: bytes) -> bytes:
+    """``data``, when the engine would take it (it refuses an empty one, or one too large)."""
+    limit = _ENGINE_LIMITS[kind]
+    if not data:
+        raise SourceError(f"{kind} {key}: empty; the engine refuses an empty {kind}")
+    if len(data) >= limit:
+        raise SourceError(
+            f"{kind} {key}: {_kibibytes(len(data))}; the engine refuses a {kind} of "
+            f"{_kibibytes(limit)} or more"
+        )
+    return data
+
+
+def _kibibytes(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size % 1024 else f"{size >> 10} KiB"
 
 
 def with_sources(loaded: LoadedSpec) -> LoadedSpec:

@@ -1,10 +1,10 @@
 #!/bin/sh
-# The reliability campaign on the lab swarm: every kill point (24), every failing-update variant,
+# The reliability campaign on the lab swarm: every kill point (35), every failing-update variant,
 # node loss and link cut, both load-balancer methods under churn, every concurrency scenario and
 # the secret scan (tests/integration/test_reliability_*.py with CONVERGE_RELIABILITY=full),
 # ROUNDS times; then the figures for docs/reliability.md.
 #
-#   sh scripts/reliability.sh                 # one round, about 25 minutes on 2 vCPU
+#   sh scripts/reliability.sh                 # one round, about 35 minutes on 2 vCPU
 #   ROUNDS=3 sh scripts/reliability.sh -x     # extra arguments go to pytest
 #
 # Needs root and the lab's packages (scripts/lab-prereqs.sh); uses the lab named by

@@ -6,9 +6,14 @@ flight may finish (the swarm reschedules the task on another node) or fail, but 
 only on a state the engine confirms right then; once the node is back, the next apply exits 0
 on a verified state, leaves no lock, and a plan after it is empty.
 
-(The paused-update case, where the engine keeps an update paused after a node loss, could not
-be produced on purpose here: with a spare eligible node the swarm completed the update every
-time. The planner's re-drive of a paused update is tested on the fake swarm.)
+With a spare eligible node the swarm completes the update elsewhere. Without one (``no spare
+node``: the three replicas may run on worker1-3 only, one per node), the task of the lost node
+cannot be placed: an apply in flight that fails must fail at once naming the reason (not wait
+for its timeout), and once the node is back the next apply must converge. The engine may keep
+such an update paused after the node returns (the lab notes record it; not reproducible on
+purpose: in the audit run of 2026-11-28 it was still ``updating`` and went on by itself); when
+it is paused, the next apply must resume it and say so. The re-drive of a paused update is also
+tested with a crash-induced pause (``test_apply_semantics.py``) and on the fake swarm.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ services:
         max_replicas_per_node: 1
       update_config: {{parallelism: 1, monitor: 10s, failure_action: pause}}
 """
+NO_SPARE = "constraints: [node.role == worker, node.hostname != dbhost]"
 
 
 def _new_task_node(client: docker.DockerClient, service: str) -> str | None:
@@ -50,7 +56,9 @@ def _new_task_node(client: docker.DockerClient, service: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("fault", ["node loss", "link cut"] if FULL else ["node loss"])
+@pytest.mark.parametrize(
+    "fault", ["node loss", "link cut", "node loss, no spare node"] if FULL else ["node loss"]
+)
 def test_a_fault_mid_apply_then_the_next_apply_recovers(
     lab: Lab,
     stack: str,
@@ -61,9 +69,12 @@ def test_a_fault_mid_apply_then_the_next_apply_recovers(
 ) -> None:
     cli = Cli(lab, tmp_path)
     service = f"{stack}_web"
-    first = cli.run("apply", "--yes", cli.write("v1.yml", SPEC.format(stack=stack, version="v1")))
+    spec = SPEC
+    if "spare" in fault:
+        spec = SPEC.replace("constraints: [node.role == worker]", NO_SPARE)
+    first = cli.run("apply", "--yes", cli.write("v1.yml", spec.format(stack=stack, version="v1")))
     assert first.returncode == 0, first.stdout + first.stderr
-    target = cli.write("v2.yml", SPEC.format(stack=stack, version="v2"))
+    target = cli.write("v2.yml", spec.format(stack=stack, version="v2"))
     expected = {"web": Expected("converge-lab/app:v2", 3)}
     running = cli.start("apply", "--yes", "--timeout", "240", target)
     at_exit: list[list[str]] = []
@@ -83,9 +94,9 @@ def test_a_fault_mid_apply_then_the_next_apply_recovers(
     judge = threading.Thread(target=judge_at_exit, daemon=True)
     judge.start()
     victim = wait_for(
-        lambda: _new_task_node(docker_client, service), timeout=60, what="a task of v2 to run"
+        lambda: _new_task_node(docker_client, service), timeout=180, what="a task of v2 to run"
     )
-    if fault == "node loss":
+    if fault.startswith("node loss"):
         faults.stop_node(victim)
     else:
         faults.cut_link(victim)
@@ -97,11 +108,14 @@ def test_a_fault_mid_apply_then_the_next_apply_recovers(
     judge.join(timeout=300)
     output, in_flight = "".join(lines), at_exit[0]
     # Back again: the node returns with its data (and the same node id).
-    if fault == "node loss":
+    if fault.startswith("node loss"):
         faults.start_node(victim)
     else:
         faults.restore_link(victim)
     wait_for(lambda: node_state(docker_client, victim) == "ready", timeout=60, what="ready")
+    update_state = (docker_client.api.inspect_service(service).get("UpdateStatus") or {}).get(
+        "State"
+    )
 
     recovery = cli.run("apply", "--yes", "--timeout", "240", target)
     problems = service_problems(docker_client, stack, expected) if recovery.returncode == 0 else []
@@ -111,6 +125,7 @@ def test_a_fault_mid_apply_then_the_next_apply_recovers(
         apply_in_flight_exit=running.returncode,
         in_flight_problems=in_flight,
         recovery_exit=recovery.returncode,
+        update_state_before_recovery=update_state,
         problems=problems,
     )
     # The apply that met the fault claimed success only for a state the engine confirmed.
@@ -118,6 +133,10 @@ def test_a_fault_mid_apply_then_the_next_apply_recovers(
     assert in_flight == [], output
     if running.returncode == 1:
         assert service in output
+    if "spare" in fault and running.returncode == 1:  # failed at once, with the reason
+        assert "cannot be placed: no suitable node" in output, output
+    if update_state == "paused":  # the engine kept the update paused: the plan resumes it
+        assert "the last update was paused: re-apply resumes it" in recovery.stdout
     assert recovery.returncode == 0, recovery.stdout + recovery.stderr
     assert problems == []
     assert leftovers(docker_client, stack, balancers=0) == []

@@ -222,6 +222,35 @@ def test_a_failed_job_stays_failed_on_a_no_op_apply_until_it_runs_again() -> Non
     assert rerun.ok, rerun.error
 
 
+def test_a_no_op_apply_after_a_failed_job_fails_writes_nothing_and_respects_the_lock() -> None:
+    """Issue 15, item 1, with a job in the stack: nothing to change is no success while the
+    job's run failed, and a live holder's lock is respected."""
+    from converge.api import ApplyRequest, apply, make_plan
+    from converge.errors import LockError
+    from converge.lock import acquire
+
+    document = three_tiers()
+    for key in ("seed", "web"):
+        document["services"][key].pop("depends_on")
+    text = yaml.safe_dump(document, sort_keys=False)
+    loaded = load_spec_text(text, "stack.yml", require_stack=False)
+    fake = swarm()
+    engine = cast(Engine, fake)
+    request = ApplyRequest(apply_options=ApplyOptions(clock=FakeClock(), stable_for=0.0))
+    fake.fail_job(f"{STACK}_seed", 3, "boom\n")
+    assert apply(loaded, engine, request).status == "failed"
+    assert make_plan(loaded, engine).plan.actions == ()
+    writes = fake.write_count
+    again = apply(loaded, engine, request)
+    assert again.status == "failed"
+    assert again.result is not None
+    assert "job fxrec_seed: task on dbhost exited with code 3" in str(again.result.error)
+    assert fake.write_count == writes
+    acquire(engine, STACK, wait=0, hold_for=600)
+    with pytest.raises(LockError, match=f"stack {STACK} is locked by"):
+        apply(loaded, engine, request)
+
+
 def test_rerun_plans_a_new_run_of_an_unchanged_job_only() -> None:
     fake, spec = swarm(), load(three_tiers())
     assert apply(spec, fake).ok
@@ -309,6 +338,33 @@ def test_apply_records_the_graph_and_the_next_plan_says_when_it_changed() -> Non
     # The lock taken and released, the record replaced (removed, created): no service write.
     assert fake.write_count - writes == 4
     assert make_plan(loaded(), engine).plan.graph_changes == ()
+
+
+def test_a_destroy_killed_before_removing_the_graph_record_is_finished_by_the_next_one() -> None:
+    """The record is converge's own object: a destroy killed after its last removal left it,
+    and the next destroy (nothing else left) must still find and remove it (issue 15, item 5)."""
+    from converge.api import ApplyRequest, apply, destroy, make_plan
+    from converge.naming import graph_record_name
+    from converge.planner import PlanOptions
+
+    fake = swarm()
+    engine = cast(Engine, fake)
+    request = ApplyRequest(apply_options=ApplyOptions(clock=FakeClock(), stable_for=0.0))
+    text = yaml.safe_dump(three_tiers(), sort_keys=False)
+    loaded = load_spec_text(text, "stack.yml", require_stack=False)
+    assert apply(loaded, engine, request).ok
+    for service in engine.services():  # what the killed destroy did remove
+        engine.remove_service(service["Spec"]["Name"], service["ID"])
+    for network in engine.networks():
+        if network["Name"].startswith(f"{STACK}_"):
+            engine.remove_network(network["Name"], network["Id"])
+    assert [c["Spec"]["Name"] for c in fake.configs()] == [graph_record_name(STACK)]
+    planned = make_plan(loaded, engine, PlanOptions(destroy=True)).plan
+    assert "seed: no longer waits for db" in planned.graph_changes
+    run = destroy(loaded, engine, request)
+    assert run.ok
+    assert fake.configs() == []
+    assert destroy(loaded, engine, request).status == "no_changes"
 
 
 def test_a_secret_a_failed_job_logged_is_masked_in_the_error() -> None:

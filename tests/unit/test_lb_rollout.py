@@ -282,3 +282,51 @@ def test_the_new_version_is_reached_only_through_the_balancer() -> None:
     assert len(payload["Labels"][ROLLOUT_DIGEST_LABEL]) == 16
     assert "Ports" not in payload["EndpointSpec"]
     assert all("Aliases" not in network for network in payload["TaskTemplate"]["Networks"])
+
+
+@pytest.mark.parametrize("what", ["promote", "abort"])
+def test_a_failed_promote_or_abort_shows_no_secret_of_the_spec(
+    what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollout commands' errors quote task errors, which may quote the spec's values: they
+    are masked as apply's are, not only by rule (URL passwords) as errors without a spec."""
+    from fake_engine import FakeSwarm
+    from typer.testing import CliRunner
+
+    from converge import cli
+    from converge.errors import RolloutError
+
+    secret = "rollout-tag-secret-0042"
+    spec = tmp_path / "spec.yml"
+    spec.write_text(SPEC.replace("image: app:v1", "image: app:${APP_TOKEN}"), encoding="utf-8")
+    monkeypatch.setenv("APP_TOKEN", secret)
+    fake = FakeSwarm.recorded("empty")
+    monkeypatch.setattr("converge.engine.connect", lambda host=None, context=None: fake)
+
+    def failing(*args: object, **kwargs: object) -> str:
+        raise RolloutError(
+            f"the new version: service shop_web-next: task rejected: No such image: app:{secret}"
+        )
+
+    monkeypatch.setattr("converge.api.rollout_command", failing)
+    result = CliRunner().invoke(cli.rollout_app, [what, "-c", str(spec), "web"])
+    shown = result.output + str(result.exception or "")
+    assert result.exit_code == 1
+    assert secret not in shown
+    assert "No such image: (sensitive)" in shown
+
+
+def test_destroy_removes_the_new_version_of_a_rollout_in_progress_too() -> None:
+    """``<stack>_<key>-next`` is converge's, however briefly it lives: destroy finds it."""
+    from converge.diff import diff
+    from converge.planner import PlanOptions, plan
+
+    new = SPEC.replace("app:v1", "app:v2")
+    spec, observed = _observed_with(new, home_spec=SPEC, candidate=True)
+    destroyed = plan(spec, diff(spec, observed), observed, PlanOptions(destroy=True))
+    assert sorted(
+        (a.address, a.kind, a.name) for a in destroyed.actions if a.object_kind == "service"
+    ) == [
+        ("service.web", "remove", "shop_web"),
+        ("service.web-next", "remove", "shop_web-next"),
+    ]

@@ -247,6 +247,34 @@ def test_sources_that_fail_stop_before_any_write(tmp_path: Path) -> None:
     assert swarm.write_count == 0
 
 
+@pytest.mark.parametrize(
+    ("what", "size", "error"),
+    [
+        ("secret api_key", 0, r"^secret api_key: empty; the engine refuses an empty secret"),
+        ("secret db_password", 500 * 1024, r"^secret db_password: 500 KiB; the engine refuses "),
+        (
+            "config site",
+            1000 * 1024,
+            r"^config site: 1000.0 KiB; the engine refuses a config of 1000 KiB or",
+        ),
+    ],
+)
+def test_contents_the_engine_would_refuse_stop_before_any_write(
+    tmp_path: Path, what: str, size: int, error: str
+) -> None:
+    """Swarm refuses an empty secret or config, a secret of 500 KiB and more, a config of
+    1000 KiB and more, only when it is created, after nodes and networks were written."""
+    big = "x" * (size - 1) if what == "secret db_password" else PASSWORD  # + a newline
+    path = _write(tmp_path, password=big)
+    api_key = "" if what == "secret api_key" else "fake-api-key-0001"
+    if what == "config site":
+        path.write_text(path.read_text().replace('content: "listen', f'content: "{"x" * size}'))
+    swarm, engine = _swarm()
+    with pytest.raises(SourceError, match=error):
+        apply(_load(path, api_key=api_key), engine, ApplyRequest(apply_options=FAST))
+    assert swarm.write_count == 0
+
+
 def test_a_command_source_gives_its_standard_output(tmp_path: Path) -> None:
     path = _write(tmp_path)
     path.write_text(
