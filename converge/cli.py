@@ -1156,6 +1156,8 @@ def rollout_status(
     output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Where a service's rollout stands: the new version, its traffic share, its figures.
 
@@ -1214,6 +1216,8 @@ def rollout_promote(
     lock_timeout: LockTimeoutOption = 0.0,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Finish a rollout now: all traffic to the new version, which then becomes the service."""
     _rollout_write("promote", files, compose, env_file, timeout, lock_timeout, host, context)
@@ -1228,6 +1232,8 @@ def rollout_abort(
     lock_timeout: LockTimeoutOption = 0.0,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Undo a rollout: all traffic back to the running version, the new one removed."""
     _rollout_write("abort", files, compose, env_file, timeout, lock_timeout, host, context)

@@ -227,6 +227,23 @@ def test_no_color_means_no_escape_at_all(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [
+        ["rollout", "status", SPEC, "web"],
+        ["lb", "render", str(ROOT / "specs" / "exampleapp-lab.yml")],
+    ],
+    ids=lambda words: " ".join(words[:2]),
+)
+def test_debug_after_a_subcommand_names_the_engine(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("MYSQL_ROOT_PASSWORD", "x")
+    on_swarm(monkeypatch, applied_swarm())
+    result = run(*command, "--debug")
+    assert "Debug: Docker engine at fake\n" in result.stderr, result.output
+
+
+@pytest.mark.parametrize(
     ("args", "env"), [(["--debug"], {}), ([], {"CONVERGE_LOG": "debug"})], ids=["flag", "var"]
 )
 def test_debug_names_the_engine(
@@ -251,9 +268,13 @@ def test_debug_names_the_engine(
         ["status", SPEC],
         ["drift", SPEC],
         ["unlock", "fxrec"],
+        ["export", "fxrec"],
+        ["rollout", "status", SPEC, "web"],
+        ["rollout", "promote", SPEC, "web"],
+        ["rollout", "abort", SPEC, "web"],
         ["lb", "render", str(ROOT / "specs" / "exampleapp-lab.yml")],
     ],
-    ids=lambda words: words[0] if words[0] != "lb" else "lb render",
+    ids=lambda words: " ".join(words[:2]) if words[0] in ("lb", "rollout") else words[0],
 )
 def test_every_connecting_command_passes_its_context(
     monkeypatch: pytest.MonkeyPatch, command: list[str]
@@ -266,6 +287,11 @@ def test_every_connecting_command_passes_its_context(
     yes = ["--yes"] if command[0] in ("apply", "destroy") else []
     result = run(*command, "--context", "prod", *yes)
     assert result.exit_code == 1
+    assert str(result.exception) == "connect host=None context=prod"
+    # --debug (and --no-color, where there is colour) after the command too, as before it.
+    colour = ["--no-color"] if command[0] not in ("unlock", "export", "lb") else []
+    result = run(*command, "--context", "prod", *yes, "--debug", *colour)
+    assert result.exit_code == 1, result.output
     assert str(result.exception) == "connect host=None context=prod"
 
 
