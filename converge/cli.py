@@ -156,8 +156,10 @@ def _tidy(params: Sequence[Parameter]) -> None:
         if type(param) is TyperArgument:
             # Typer offers no class per parameter; an _Argument only overrides how it displays.
             param.__class__ = _Argument
-            many = "..." if param.nargs != 1 else ""
-            param.metavar = (param.metavar or param.name.upper()) + many
+            name = param.metavar or param.name.upper()
+            # A metavar that says which part repeats (FILE... STACK) keeps its own shape.
+            many = "..." if param.nargs != 1 and "..." not in name else ""
+            param.metavar = name + many
         elif isinstance(param, TyperOption) and param.metavar is None:
             if param.is_flag:
                 param.metavar = ""

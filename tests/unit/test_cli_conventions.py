@@ -96,6 +96,13 @@ COMMANDS = [
     ["lab", "env"],
     ["lb"],
     ["lb", "render"],
+    ["lab", "down"],
+    ["lab", "status"],
+    ["export"],
+    ["rollout"],
+    ["rollout", "status"],
+    ["rollout", "promote"],
+    ["rollout", "abort"],
 ]
 
 
@@ -107,6 +114,22 @@ def test_help_reads_as_an_operator_expects(command: list[str], flag: str) -> Non
     assert "Usage: converge" in result.stdout
     for stray in ("<bool>", "{", "<list", "<str>", "<float>", "<int>", "<path>"):
         assert stray not in result.stdout, f"{stray} in the help of {command}"
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["plan"], "converge plan [OPTIONS] [FILE... STACK]"),
+        (["apply"], "converge apply [OPTIONS] [FILE... STACK]"),
+        (["rollout", "status"], "converge rollout status [OPTIONS] [FILE... [STACK] SERVICE]"),
+        (["lb", "render"], "converge lb render [OPTIONS] FILES..."),
+        (["unlock"], "converge unlock [OPTIONS] STACK [LOCK_ID]"),
+    ],
+    ids=["plan", "apply", "rollout status", "lb render", "unlock"],
+)
+def test_usage_repeats_only_what_repeats(command: list[str], usage: str) -> None:
+    # One stack, one service: a metavar that already says FILE... gets no "..." after it.
+    assert f"Usage: {usage}" in " ".join(run(*command, "--help").stdout.split())
 
 
 def test_connecting_commands_take_host_and_context() -> None:
