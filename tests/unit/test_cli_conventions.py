@@ -7,6 +7,7 @@ what is checked here is the command line itself: its options, exit codes and out
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -207,11 +208,28 @@ def test_variables_set_what_ci_sets(monkeypatch: pytest.MonkeyPatch) -> None:
         "CONVERGE_TIMEOUT": "15m",
         "CONVERGE_LOCK_TIMEOUT": "30s",
         "CONVERGE_CONCURRENCY": "3",
+        "CONVERGE_WAIT": "running",
     }
     assert run("apply", SPEC, env=env).exit_code == 0
     assert (seen["timeout"], seen["lock_timeout"], seen["concurrency"]) == (900.0, 30.0, 3)
-    assert run("apply", SPEC, "--timeout", "2m", env=env).exit_code == 0
-    assert seen["timeout"] == 120.0  # the flag wins
+    assert seen["wait"] is cli.WaitFor.running
+    assert run("apply", SPEC, "--timeout", "2m", "--wait", "none", env=env).exit_code == 0
+    assert (seen["timeout"], seen["wait"]) == (120.0, cli.WaitFor.none)  # the flag wins
+
+    rollout: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(cli, "_rollout_write", lambda *given: rollout.append(given))
+    assert run("rollout", "promote", SPEC, "web", env=env).exit_code == 0
+    assert rollout[-1][4:6] == (900.0, 30.0)
+
+
+def test_the_metrics_file_variable_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_swarm(monkeypatch, applied_swarm())
+    metrics = tmp_path / "converge.prom"
+    result = run("drift", SPEC, env={"CONVERGE_METRICS_FILE": str(metrics)})
+    assert result.exit_code == 0, result.output
+    assert "converge_" in metrics.read_text(encoding="utf-8")
 
 
 # -- colour --------------------------------------------------------------------------------------
@@ -436,3 +454,39 @@ def test_a_plan_with_errors_never_says_no_changes(monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 1
     assert "No changes" not in result.stdout
     assert "The plan has 1 error: nothing can be applied." in result.stdout
+
+
+# -- every option is accounted for in docs/cli.md ------------------------------------------------
+
+_NOT_SETTINGS = {"--help", "--version", "--install-completion", "--show-completion"}
+
+
+def _options() -> dict[str, set[str | None]]:
+    """Each long option of every command, with the variables that set it."""
+    import typer.main
+
+    options: dict[str, set[str | None]] = {}
+
+    def walk(command: Any) -> None:
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option":
+                name = next(opt for opt in param.opts if opt.startswith("--"))
+                options.setdefault(name, set()).add(param.envvar)
+        for child in getattr(command, "commands", {}).values():
+            walk(child)
+
+    walk(typer.main.get_command(cli.app))
+    return {name: envvars for name, envvars in options.items() if name not in _NOT_SETTINGS}
+
+
+def test_every_option_has_its_variable_or_says_why_not_in_the_docs() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    for name, envvars in _options().items():
+        for envvar in envvars - {None}:
+            assert f"`{envvar}`" in section, f"{envvar} ({name}) is not in docs/cli.md"
+        # A flag without a variable is named there: with its variable, or why it has none.
+        written = "-o" if name == "--output" else name
+        assert re.search(rf"`[^`]*{re.escape(written)}(?![\w-])[^`]*`", section), (
+            f"docs/cli.md's environment variables say nothing of {name}"
+        )
