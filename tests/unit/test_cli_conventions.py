@@ -161,6 +161,10 @@ def test_shell_completion_is_typers_own(monkeypatch: pytest.MonkeyPatch) -> None
         ["status", SPEC, "-o", "markdown"],  # a format status cannot render
         ["apply", SPEC, "-o", "markdown"],
         ["destroy", SPEC, "-o", "markdown"],
+        ["rollout", "status", SPEC, "web", "-o", "markdown"],
+        ["show", SPEC, "-o", "yaml"],
+        ["drift", SPEC, "--fail-on", "sometimes"],
+        ["lab", "up", "--workers", "many"],
         ["apply", SPEC, "--timeout", "soon"],  # a bad value
         ["nosuchcommand"],
     ],
@@ -490,3 +494,26 @@ def test_every_option_has_its_variable_or_says_why_not_in_the_docs() -> None:
         assert re.search(rf"`[^`]*{re.escape(written)}(?![\w-])[^`]*`", section), (
             f"docs/cli.md's environment variables say nothing of {name}"
         )
+
+
+_COMMAND_LINE = re.compile(r"^\s*(?:\$ )?converge [a-z-]")
+
+
+def _shows_converge_commands(text: str) -> bool:
+    """A line of code (indented, or in a fenced block) runs ``converge``."""
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif (fenced or line.startswith("    ")) and _COMMAND_LINE.match(line):
+            return True
+    return False
+
+
+def test_every_doc_that_shows_converge_commands_says_how_to_get_it_on_path() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = {page.relative_to(ROOT).as_posix(): page.read_text(encoding="utf-8") for page in pages}
+    showing = {name: text for name, text in texts.items() if _shows_converge_commands(text)}
+    assert {"README.md", "docs/apply.md", "docs/cluster.md"} <= set(showing)
+    silent = [name for name, text in showing.items() if ". .venv/bin/activate" not in text]
+    assert not silent, f"these pages show converge commands, not how to get it on PATH: {silent}"
