@@ -156,8 +156,10 @@ def _tidy(params: Sequence[Parameter]) -> None:
         if type(param) is TyperArgument:
             # Typer offers no class per parameter; an _Argument only overrides how it displays.
             param.__class__ = _Argument
-            many = "..." if param.nargs != 1 else ""
-            param.metavar = (param.metavar or param.name.upper()) + many
+            name = param.metavar or param.name.upper()
+            # A metavar that says which part repeats (FILE... STACK) keeps its own shape.
+            many = "..." if param.nargs != 1 and "..." not in name else ""
+            param.metavar = name + many
         elif isinstance(param, TyperOption) and param.metavar is None:
             if param.is_flag:
                 param.metavar = ""
@@ -1157,6 +1159,8 @@ def rollout_status(
     output: ResultOutputOption = ResultFormat.text,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Where a service's rollout stands: the new version, its traffic share, its figures.
 
@@ -1220,6 +1224,8 @@ def rollout_promote(
     lock_timeout: LockTimeoutOption = 0.0,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Finish a rollout now: all traffic to the new version, which then becomes the service."""
     _rollout_write("promote", files, compose, env_file, timeout, lock_timeout, host, context)
@@ -1234,6 +1240,8 @@ def rollout_abort(
     lock_timeout: LockTimeoutOption = 0.0,
     host: HostOption = None,
     context: ContextOption = None,
+    no_color: NoColorOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Undo a rollout: all traffic back to the running version, the new one removed."""
     _rollout_write("abort", files, compose, env_file, timeout, lock_timeout, host, context)

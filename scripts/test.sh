@@ -16,6 +16,12 @@ sh scripts/test-lowest.sh
 # The wheel a release would publish; tests/integration/test_wheel.py installs it into a fresh venv.
 CONVERGE_WHEEL="$(pwd)/$(sh scripts/build-wheel.sh)"
 export CONVERGE_WHEEL
+# The integration tests' lab is their own, never the one `sh scripts/lab.sh` leaves running with
+# the example stack (whose cluster spec owns that lab's nodes); a lab chosen by the caller is kept.
+: "${CONVERGE_LAB_NAME:=cvtst}"
+: "${CONVERGE_LAB_SUBNET:=10.213.2.0/24}"
+: "${CONVERGE_LAB_DIR:=/var/lib/converge-test-lab}"
+export CONVERGE_LAB_NAME CONVERGE_LAB_SUBNET CONVERGE_LAB_DIR
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
 # pytest's 5 means no test ran: that is a failure here, never a pass.

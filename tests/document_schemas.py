@@ -14,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
-KINDS = ("plan", "apply", "drift", "status", "error")
+KINDS = ("plan", "apply", "drift", "status", "rollout", "error")
 
 
 @cache

@@ -92,8 +92,14 @@ def down_command() -> None:
 
 @lab_app.command("status")
 def status_command() -> None:
-    """Show each node's daemon, link and swarm state."""
-    typer.echo(render_status(_lab().status()))
+    """Show each node's daemon, link and swarm state.
+
+    Exit 0: the lab is ready; 2: it is not set up or not ready (as ``converge status``).
+    """
+    status = _lab().status()
+    typer.echo(render_status(status))
+    if not status.ready:
+        raise typer.Exit(2)
 
 
 @lab_app.command("env")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from converge.cli import DebugOption, _connect
 from converge.errors import ConvergeError
 from converge.lb.config import render_config
 from converge.loader import load_spec
@@ -53,6 +54,7 @@ def render(
             show_default=False,
         ),
     ] = None,
+    debug: DebugOption = False,
 ) -> None:
     """Print the haproxy.cfg that apply would write, from the spec and the swarm as it is."""
     loaded = load_spec(files)
@@ -63,9 +65,8 @@ def render(
         raise ConvergeError(f"{', '.join(map(str, files))}: the spec declares no loadbalancer")
     observed = None
     if not offline:
-        from converge.engine import connect
         from converge.observe import observe
 
-        with connect(host, context=context) as engine:
+        with _connect(host, context) as engine:
             observed = observe(engine, spec)
     typer.echo(render_config(spec, observed), nl=False)

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from converge.version import converge_version
 
 if TYPE_CHECKING:
     from converge.rollout import RolloutStatus
 
-__all__ = ["rollout_status_json", "rollout_status_text"]
+__all__ = [
+    "ROLLOUT_FORMAT_VERSION",
+    "rollout_status_document",
+    "rollout_status_json",
+    "rollout_status_text",
+]
+
+ROLLOUT_FORMAT_VERSION = "1.0"
 
 
 def _steps(steps: tuple[int, ...]) -> str:
@@ -41,9 +50,19 @@ def rollout_status_text(status: RolloutStatus) -> str:
     )
 
 
-def rollout_status_json(status: RolloutStatus) -> str:
-    """The status as indented JSON, with ``in_progress`` and the new version's error rate."""
-    document = dataclasses.asdict(status)
+def rollout_status_document(status: RolloutStatus) -> dict[str, Any]:
+    """The status as a JSON-ready document (``format_version`` first;
+    docs/schemas/rollout.schema.json), with ``in_progress`` and the new version's error rate."""
+    document: dict[str, Any] = {
+        "format_version": ROLLOUT_FORMAT_VERSION,
+        "converge_version": converge_version(),
+        **dataclasses.asdict(status),
+    }
     document["figures"]["error_rate"] = status.figures.error_rate
     document["in_progress"] = status.in_progress
-    return json.dumps(document, indent=2)
+    return document
+
+
+def rollout_status_json(status: RolloutStatus) -> str:
+    """``rollout_status_document`` as indented JSON."""
+    return json.dumps(rollout_status_document(status), indent=2)

@@ -1,8 +1,8 @@
 """What the real commands print on the lab fits the published schemas (docs/schemas/).
 
-One stack through ``plan``, ``apply``, ``drift`` and ``status`` with ``-o json``, then a hand
-change so that drift has a finding to describe; the plan's and drift's ``spec.digest`` are
-the same value for the same spec and variables.
+One stack through ``plan``, ``apply``, ``drift``, ``status`` and ``rollout status`` with
+``-o json``, then a hand change so that drift has a finding to describe; the plan's and drift's
+``spec.digest`` are the same value for the same spec and variables.
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ def test_plan_apply_drift_and_status_json_fit_their_schemas(
     assert [service["name"] for service in status["services"]] == [f"{stack}_web"]
     assert_valid("status", status)
 
+    # No rollout (the service rolls in place), none pending: exit 0.
+    rollout = _document(converge_cli("rollout", "status", str(spec), "web", "-o", "json"))
+    assert (rollout["in_progress"], rollout["pending"]) == (False, False)
+    assert_valid("rollout", rollout)
+
     subprocess.run(
         ["docker", "service", "scale", "--detach", f"{stack}_web=1"],
         env={**os.environ, "DOCKER_HOST": lab.docker_host()},
@@ -95,6 +100,10 @@ def test_plan_apply_drift_and_status_json_fit_their_schemas(
         ("sync", "deploy.replicas", 1, 2)
     ]
     assert_valid("drift", drifted)
+    # The service now differs from the spec: the next apply changes it (exit 2).
+    pending = _document(converge_cli("rollout", "status", str(spec), "web", "-o", "json"), code=2)
+    assert (pending["in_progress"], pending["pending"]) == (False, True)
+    assert_valid("rollout", pending)
 
     # Another value of a variable the spec reads is another spec: another digest.
     replanned = _document(_converge(lab, "bonjour", "plan", str(spec), "-o", "json"))

@@ -7,6 +7,7 @@ what is checked here is the command line itself: its options, exit codes and out
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -96,6 +97,13 @@ COMMANDS = [
     ["lab", "env"],
     ["lb"],
     ["lb", "render"],
+    ["lab", "down"],
+    ["lab", "status"],
+    ["export"],
+    ["rollout"],
+    ["rollout", "status"],
+    ["rollout", "promote"],
+    ["rollout", "abort"],
 ]
 
 
@@ -107,6 +115,22 @@ def test_help_reads_as_an_operator_expects(command: list[str], flag: str) -> Non
     assert "Usage: converge" in result.stdout
     for stray in ("<bool>", "{", "<list", "<str>", "<float>", "<int>", "<path>"):
         assert stray not in result.stdout, f"{stray} in the help of {command}"
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["plan"], "converge plan [OPTIONS] [FILE... STACK]"),
+        (["apply"], "converge apply [OPTIONS] [FILE... STACK]"),
+        (["rollout", "status"], "converge rollout status [OPTIONS] [FILE... [STACK] SERVICE]"),
+        (["lb", "render"], "converge lb render [OPTIONS] FILES..."),
+        (["unlock"], "converge unlock [OPTIONS] STACK [LOCK_ID]"),
+    ],
+    ids=["plan", "apply", "rollout status", "lb render", "unlock"],
+)
+def test_usage_repeats_only_what_repeats(command: list[str], usage: str) -> None:
+    # One stack, one service: a metavar that already says FILE... gets no "..." after it.
+    assert f"Usage: {usage}" in " ".join(run(*command, "--help").stdout.split())
 
 
 def test_connecting_commands_take_host_and_context() -> None:
@@ -137,6 +161,10 @@ def test_shell_completion_is_typers_own(monkeypatch: pytest.MonkeyPatch) -> None
         ["status", SPEC, "-o", "markdown"],  # a format status cannot render
         ["apply", SPEC, "-o", "markdown"],
         ["destroy", SPEC, "-o", "markdown"],
+        ["rollout", "status", SPEC, "web", "-o", "markdown"],
+        ["show", SPEC, "-o", "yaml"],
+        ["drift", SPEC, "--fail-on", "sometimes"],
+        ["lab", "up", "--workers", "many"],
         ["apply", SPEC, "--timeout", "soon"],  # a bad value
         ["nosuchcommand"],
     ],
@@ -184,11 +212,28 @@ def test_variables_set_what_ci_sets(monkeypatch: pytest.MonkeyPatch) -> None:
         "CONVERGE_TIMEOUT": "15m",
         "CONVERGE_LOCK_TIMEOUT": "30s",
         "CONVERGE_CONCURRENCY": "3",
+        "CONVERGE_WAIT": "running",
     }
     assert run("apply", SPEC, env=env).exit_code == 0
     assert (seen["timeout"], seen["lock_timeout"], seen["concurrency"]) == (900.0, 30.0, 3)
-    assert run("apply", SPEC, "--timeout", "2m", env=env).exit_code == 0
-    assert seen["timeout"] == 120.0  # the flag wins
+    assert seen["wait"] is cli.WaitFor.running
+    assert run("apply", SPEC, "--timeout", "2m", "--wait", "none", env=env).exit_code == 0
+    assert (seen["timeout"], seen["wait"]) == (120.0, cli.WaitFor.none)  # the flag wins
+
+    rollout: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(cli, "_rollout_write", lambda *given: rollout.append(given))
+    assert run("rollout", "promote", SPEC, "web", env=env).exit_code == 0
+    assert rollout[-1][4:6] == (900.0, 30.0)
+
+
+def test_the_metrics_file_variable_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_swarm(monkeypatch, applied_swarm())
+    metrics = tmp_path / "converge.prom"
+    result = run("drift", SPEC, env={"CONVERGE_METRICS_FILE": str(metrics)})
+    assert result.exit_code == 0, result.output
+    assert "converge_" in metrics.read_text(encoding="utf-8")
 
 
 # -- colour --------------------------------------------------------------------------------------
@@ -227,6 +272,23 @@ def test_no_color_means_no_escape_at_all(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [
+        ["rollout", "status", SPEC, "web"],
+        ["lb", "render", str(ROOT / "specs" / "exampleapp-lab.yml")],
+    ],
+    ids=lambda words: " ".join(words[:2]),
+)
+def test_debug_after_a_subcommand_names_the_engine(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("MYSQL_ROOT_PASSWORD", "x")
+    on_swarm(monkeypatch, applied_swarm())
+    result = run(*command, "--debug")
+    assert "Debug: Docker engine at fake\n" in result.stderr, result.output
+
+
+@pytest.mark.parametrize(
     ("args", "env"), [(["--debug"], {}), ([], {"CONVERGE_LOG": "debug"})], ids=["flag", "var"]
 )
 def test_debug_names_the_engine(
@@ -251,9 +313,13 @@ def test_debug_names_the_engine(
         ["status", SPEC],
         ["drift", SPEC],
         ["unlock", "fxrec"],
+        ["export", "fxrec"],
+        ["rollout", "status", SPEC, "web"],
+        ["rollout", "promote", SPEC, "web"],
+        ["rollout", "abort", SPEC, "web"],
         ["lb", "render", str(ROOT / "specs" / "exampleapp-lab.yml")],
     ],
-    ids=lambda words: words[0] if words[0] != "lb" else "lb render",
+    ids=lambda words: " ".join(words[:2]) if words[0] in ("lb", "rollout") else words[0],
 )
 def test_every_connecting_command_passes_its_context(
     monkeypatch: pytest.MonkeyPatch, command: list[str]
@@ -266,6 +332,11 @@ def test_every_connecting_command_passes_its_context(
     yes = ["--yes"] if command[0] in ("apply", "destroy") else []
     result = run(*command, "--context", "prod", *yes)
     assert result.exit_code == 1
+    assert str(result.exception) == "connect host=None context=prod"
+    # --debug (and --no-color, where there is colour) after the command too, as before it.
+    colour = ["--no-color"] if command[0] not in ("unlock", "export", "lb") else []
+    result = run(*command, "--context", "prod", *yes, "--debug", *colour)
+    assert result.exit_code == 1, result.output
     assert str(result.exception) == "connect host=None context=prod"
 
 
@@ -387,3 +458,62 @@ def test_a_plan_with_errors_never_says_no_changes(monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 1
     assert "No changes" not in result.stdout
     assert "The plan has 1 error: nothing can be applied." in result.stdout
+
+
+# -- every option is accounted for in docs/cli.md ------------------------------------------------
+
+_NOT_SETTINGS = {"--help", "--version", "--install-completion", "--show-completion"}
+
+
+def _options() -> dict[str, set[str | None]]:
+    """Each long option of every command, with the variables that set it."""
+    import typer.main
+
+    options: dict[str, set[str | None]] = {}
+
+    def walk(command: Any) -> None:
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option":
+                name = next(opt for opt in param.opts if opt.startswith("--"))
+                options.setdefault(name, set()).add(param.envvar)
+        for child in getattr(command, "commands", {}).values():
+            walk(child)
+
+    walk(typer.main.get_command(cli.app))
+    return {name: envvars for name, envvars in options.items() if name not in _NOT_SETTINGS}
+
+
+def test_every_option_has_its_variable_or_says_why_not_in_the_docs() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    for name, envvars in _options().items():
+        for envvar in envvars - {None}:
+            assert f"`{envvar}`" in section, f"{envvar} ({name}) is not in docs/cli.md"
+        # A flag without a variable is named there: with its variable, or why it has none.
+        written = "-o" if name == "--output" else name
+        assert re.search(rf"`[^`]*{re.escape(written)}(?![\w-])[^`]*`", section), (
+            f"docs/cli.md's environment variables say nothing of {name}"
+        )
+
+
+_COMMAND_LINE = re.compile(r"^\s*(?:\$ )?converge [a-z-]")
+
+
+def _shows_converge_commands(text: str) -> bool:
+    """A line of code (indented, or in a fenced block) runs ``converge``."""
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif (fenced or line.startswith("    ")) and _COMMAND_LINE.match(line):
+            return True
+    return False
+
+
+def test_every_doc_that_shows_converge_commands_says_how_to_get_it_on_path() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = {page.relative_to(ROOT).as_posix(): page.read_text(encoding="utf-8") for page in pages}
+    showing = {name: text for name, text in texts.items() if _shows_converge_commands(text)}
+    assert {"README.md", "docs/apply.md", "docs/cluster.md"} <= set(showing)
+    silent = [name for name, text in showing.items() if ". .venv/bin/activate" not in text]
+    assert not silent, f"these pages show converge commands, not how to get it on PATH: {silent}"

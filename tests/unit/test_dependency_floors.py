@@ -67,3 +67,35 @@ def test_every_floor_is_pinned_in_the_lowest_constraints() -> None:
     assert not mismatched, f"floor in pyproject.toml vs pin in {CONSTRAINTS.name}: {mismatched}"
     extra = sorted(set(pins) - set(floors))
     assert not extra, f"{CONSTRAINTS.name} pins what pyproject.toml does not require: {extra}"
+
+
+def _imported_top_level_modules() -> set[str]:
+    """Every module converge/ imports (at any depth of its code), by its top-level name."""
+    import ast
+
+    found: set[str] = set()
+    for path in (ROOT / "converge").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_every_directly_imported_distribution_is_declared() -> None:
+    import sys
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {_name(text) for text in project["dependencies"]}
+    providers = packages_distributions()
+    third_party = _imported_top_level_modules() - set(sys.stdlib_module_names) - {"converge"}
+    assert {"docker", "yaml", "typer"} <= third_party
+    undeclared = {
+        module: providers.get(module)
+        for module in sorted(third_party)
+        if not {_name(dist) for dist in providers.get(module, [])} & declared
+    }
+    # A module only a transitive dependency brings may vanish with its next release.
+    assert not undeclared, f"imported by converge/, not declared in pyproject.toml: {undeclared}"

@@ -86,6 +86,32 @@ def test_apply_documents_fit_the_schema_applied_and_failed() -> None:
     assert_valid("apply", document)
 
 
+def test_rollout_status_documents_fit_the_schema() -> None:
+    from converge.lb.rollout import Figures
+    from converge.render.rollout import rollout_status_json
+    from converge.rollout import RolloutStatus
+
+    running = RolloutStatus(
+        stack="shop",
+        key="web",
+        service="shop_web",
+        strategy="canary",
+        steps=(10, 50, 100),
+        candidate="shop_web-next",
+        share=50,
+        candidate_up=2,
+        candidate_running=2,
+        candidate_desired=2,
+        figures=Figures(200, 1, 0),
+    )
+    idle = RolloutStatus("shop", "web", "shop_web", "blue-green", (100,), None, None, pending=True)
+    for status in (running, idle):
+        document = json.loads(rollout_status_json(status))
+        assert document["converge_version"] == __version__
+        assert document["in_progress"] is (status.candidate is not None)
+        assert_valid("rollout", document)
+
+
 def test_a_document_that_strays_from_its_schema_is_caught() -> None:
     loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
     result = make_plan(loaded, cast(Engine, FakeSwarm.recorded("fxrec")))

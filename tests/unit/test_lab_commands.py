@@ -73,6 +73,20 @@ def test_status_table() -> None:
     assert lines[-1] == "lab not ready: 2 nodes, subnet 10.213.0.0/24, directory /lab"
 
 
+def test_status_of_a_lab_that_is_not_set_up_exits_2() -> None:
+    # As `converge status`: 0 ready, 2 not (a script can wait on it), 1 an error.
+    directory = f"/tmp/converge-no-lab-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "converge", "lab", "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CONVERGE_LAB_DIR": directory},
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == f"lab is not set up ({directory}); start it with `converge lab up`\n"
+
+
 def test_env_of_a_lab_that_is_not_set_up_is_one_line_and_exit_1() -> None:
     directory = f"/tmp/converge-no-lab-{uuid.uuid4().hex[:8]}"  # short: it holds sockets
     result = subprocess.run(
