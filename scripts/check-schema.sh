@@ -1,7 +1,7 @@
 #!/bin/sh
-# The compose files of specs/, docs/tutorial/ and the tests, checked against docs/converge.schema.json with
-# ajv, a JavaScript validator as editors and CI tools use (tests/unit/test_schema.py checks the
-# same files from Python). Installs nodejs and npm if they are missing (as root, Debian/Ubuntu),
+# The compose files of specs/, docs/tutorial/ and the tests, checked against
+# docs/converge.schema.json with ajv, a JavaScript validator as editors and CI tools use
+# (tests/unit/test_schema.py checks the same files from Python). Installs nodejs and npm if they are missing (as root, Debian/Ubuntu),
 # and the pinned ajv and yaml packages into scripts/schema-check/node_modules.
 set -eu
 cd "$(dirname "$0")/.."
