@@ -546,7 +546,9 @@ Where converge goes further, or stops short:
   completed, a failed task fails the apply (with its exit code and last log lines), and a
   re-apply of an unchanged job does not run it again (`--rerun JOB` does); docker stack deploy
   creates jobs but waits for none of it.
-- A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
+- A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema, and
+  its schemas before 3.7 refuse `x-` keys inside a service (a service's `x-converge`): write
+  `version: "3.7"` or later, or no version, in a file both tools deploy.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
   (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).
 
