@@ -497,8 +497,9 @@ Other `x-` keys are allowed in every mapping compose defines, and ignored.
 These compose keys are accepted and ignored, each with a warning naming its file and line
 (docker stack deploy ignores or refuses them), so that a file shared with `docker compose up`
 works: {ignored}. Also ignored with a warning: a host IP in a port (`127.0.0.1:80:80`), a
-long-form port's `host_ip`, a tmpfs mount's `mode`, and a network attachment's
-`ipv4_address`, `ipv6_address`, `link_local_ips` and `priority`.
+long-form port's `host_ip`, a tmpfs mount's `mode`, a network attachment's
+`ipv4_address`, `ipv6_address`, `link_local_ips` and `priority`, and a network's
+`enable_ipv6`.
 
 ## Differences from docker stack deploy
 
