@@ -552,6 +552,8 @@ Where converge goes further, or stops short:
   `version: "3.7"` or later, or no version, in a file both tools deploy.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
   (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).
+- `credential_spec.config` (a Windows credential spec held in a swarm config) is refused as not
+  supported yet; docker stack deploy sends it. `file` and `registry` work.
 
 """
 
