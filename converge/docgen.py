@@ -497,8 +497,9 @@ Other `x-` keys are allowed in every mapping compose defines, and ignored.
 These compose keys are accepted and ignored, each with a warning naming its file and line
 (docker stack deploy ignores or refuses them), so that a file shared with `docker compose up`
 works: {ignored}. Also ignored with a warning: a host IP in a port (`127.0.0.1:80:80`), a
-long-form port's `host_ip`, a tmpfs mount's `mode`, and a network attachment's
-`ipv4_address`, `ipv6_address`, `link_local_ips` and `priority`.
+long-form port's `host_ip`, a tmpfs mount's `mode`, a network attachment's
+`ipv4_address`, `ipv6_address`, `link_local_ips` and `priority`, and a network's
+`enable_ipv6`.
 
 ## Differences from docker stack deploy
 
@@ -546,9 +547,13 @@ Where converge goes further, or stops short:
   completed, a failed task fails the apply (with its exit code and last log lines), and a
   re-apply of an unchanged job does not run it again (`--rerun JOB` does); docker stack deploy
   creates jobs but waits for none of it.
-- A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema.
+- A `version` key is accepted and ignored; docker stack deploy uses it to pick its schema, and
+  its schemas before 3.7 refuse `x-` keys inside a service (a service's `x-converge`): write
+  `version: "3.7"` or later, or no version, in a file both tools deploy.
 - `healthcheck.start_interval` is refused: converge speaks Engine API 1.41, which lacks it
   (docker stack deploy sends it, and an engine older than API 1.44 drops it silently).
+- `credential_spec.config` (a Windows credential spec held in a swarm config) is refused as not
+  supported yet; docker stack deploy sends it. `file` and `registry` work.
 
 """
 

@@ -34,6 +34,7 @@ from converge.spec import (
     IGNORED_SERVICE_KEYS,
     NAME_PATTERN,
     STACK_PATTERN,
+    ClusterSpec,
     ConvergeSpec,
     DeploySpec,
     ServiceSpec,
@@ -630,10 +631,16 @@ def _message(error: Mapping[str, Any], path: FieldPath) -> str:
                 candidates = [*known, *(f"deploy.{key}" for key in _fields_by_key(DeploySpec))]
                 candidates += list(_FORMER_NAMES)
             elif model is Spec:
-                # converge's own settings live under x-converge: stack -> x-converge.stack.
+                # converge's own settings live under x-converge: stack -> x-converge.stack;
+                # the nodes under x-converge.cluster (x-converge.nodes is refused: moved).
                 candidates = [
                     *known,
-                    *(f"x-converge.{key}" for key in _fields_by_key(ConvergeSpec)),
+                    *(
+                        f"x-converge.{key}"
+                        for key in _fields_by_key(ConvergeSpec)
+                        if key != "nodes"
+                    ),
+                    *(f"x-converge.cluster.{key}" for key in _fields_by_key(ClusterSpec)),
                 ]
             nested = [item for item in candidates if item.rpartition(".")[2] == unknown]
             close = nested or difflib.get_close_matches(unknown, candidates, n=1, cutoff=0.6)
@@ -756,14 +763,12 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
     options" (but never an error, so that files shared with ``docker compose up`` work)."""
     warnings: list[str] = []
     services = document.data.get("services")
-    if not isinstance(services, dict):
-        return warnings
 
     def warn(path: FieldPath, message: str) -> None:
         where = _position_of(document.positions, file, path)
         warnings.append(f"{where.file}:{where.line}: {path_text(path)}: {message}")
 
-    for name, service in services.items():
+    for name, service in services.items() if isinstance(services, dict) else ():
         if not isinstance(service, dict):
             continue
         for key in service:
@@ -791,6 +796,10 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
                 for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
                     if isinstance(options, dict) and key in options:
                         warn(("services", name, "networks", network, key), "ignored by swarm")
+    declared = document.data.get("networks")
+    for network, settings in declared.items() if isinstance(declared, dict) else ():
+        if isinstance(settings, dict) and "enable_ipv6" in settings:
+            warn(("networks", network, "enable_ipv6"), "ignored by swarm")
     return warnings
 
 

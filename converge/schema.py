@@ -3,11 +3,11 @@
 Made from the spec models, then adjusted so that the tools that read compose files accept it:
 yaml-language-server (VS Code's YAML extension), check-jsonschema and ajv. So: ECMA-262 regular
 expressions only (no ``(?P<name>``), a ``${VAR}`` accepted wherever a value could be written
-through a variable (a number, a boolean, a string with a pattern), no ``required`` keys (an
-override file is a fragment; the loader checks completeness), ``x-`` keys allowed in every
-mapping compose defines, and no ``$id`` on a host the project does not own. The compose
-specification's own schema (compose-spec/compose-spec, ``schema/compose-spec.json``) is the
-reference for the compose part.
+through a variable (a number, a boolean, a string with a pattern or from a set of words), no
+``required`` keys (an override file is a fragment; the loader checks completeness), ``x-`` keys
+allowed in every mapping compose defines, and no ``$id`` on a host the project does not own. The
+compose specification's own schema (compose-spec/compose-spec, ``schema/compose-spec.json``) is
+the reference for the compose part.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _adapt(node: Any) -> Any:
     typed = set(types) if isinstance(types, list) else {types}
     if typed & _TYPED and "string" not in typed:
         return {"anyOf": [result, _VARIABLE]}
-    if "string" in typed and "pattern" in result:
+    if "string" in typed and ("pattern" in result or "enum" in result):
         return {"anyOf": [result, _VARIABLE]}
     return result
 

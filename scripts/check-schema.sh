@@ -1,7 +1,7 @@
 #!/bin/sh
-# The compose files of specs/ and of the tests, checked against docs/converge.schema.json with
-# ajv, a JavaScript validator as editors and CI tools use (tests/unit/test_schema.py checks the
-# same files from Python). Installs nodejs and npm if they are missing (as root, Debian/Ubuntu),
+# The compose files of specs/, docs/tutorial/ and the tests, checked against
+# docs/converge.schema.json with ajv, a JavaScript validator as editors and CI tools use
+# (tests/unit/test_schema.py checks the same files from Python). Installs nodejs and npm if they are missing (as root, Debian/Ubuntu),
 # and the pinned ajv and yaml packages into scripts/schema-check/node_modules.
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --prefix scripts/schema-check --no-audit --no-fund --loglevel=error >/dev/null
 node scripts/schema-check/check.mjs docs/converge.schema.json \
-    specs/*.yml \
+    specs/*.yml docs/tutorial/*.yml \
     tests/fixtures/specs/good/*.yml tests/fixtures/specs/good/override/*.yml \
     tests/fixtures/stackdeploy/*.yml tests/fixtures/stackdeploy/twofiles/*.yml \
-    tests/fixtures/recorded/fxrec.yml
+    tests/fixtures/recorded/fxrec.yml tests/fixtures/plans/*/*.yml

@@ -7,12 +7,17 @@ import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 import { parse } from "yaml";
 
-// compose's merge tags: an editor sees the tagged value itself.
+// compose's merge tags: an editor sees the tagged value itself, a scalar with the type YAML
+// gives it untagged (`!reset null` is null, `!override 3` is 3).
+const untagged = (text) => {
+  const value = parse(text);
+  return value !== null && typeof value === "object" ? text : value;
+};
 const tags = ["!reset", "!override"].flatMap((tag) =>
   ["map", "seq", "scalar"].map((kind) => ({
     tag,
     collection: kind === "scalar" ? undefined : kind,
-    resolve: (value) => value,
+    resolve: kind === "scalar" ? untagged : (value) => value,
   })),
 );
 
@@ -22,7 +27,10 @@ const validate = ajv.compile(JSON.parse(readFileSync(schemaPath, "utf8")));
 let failed = 0;
 for (const file of files) {
   const document = parse(readFileSync(file, "utf8"), { customTags: tags, merge: true });
-  if (validate(document)) {
+  if (document === null || document === undefined) {
+    // Comments only (a plan fixture's empty override): nothing to check, as in an editor.
+    console.log(`${file}: empty`);
+  } else if (validate(document)) {
     console.log(`${file}: valid`);
   } else {
     failed += 1;

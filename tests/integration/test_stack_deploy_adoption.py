@@ -1,8 +1,8 @@
 """converge and docker stack deploy take over from each other, on the lab, with no change.
 
-For each compose file of tests/fixtures/stackdeploy/ (a multi-network web application, a
-monitoring-style stack, a stack in two files with .env variables, every field, secrets and
-configs):
+For each compose file of tests/fixtures/stackdeploy/ (a multi-network web application with
+x-converge keys at the top level and in a service, a monitoring-style stack, a stack in two
+files with .env variables, every field, secrets and configs):
 
 - ``docker stack deploy -c F S``, then ``converge plan -c F S``: no change (adoption; a secret
   stack deploy made cannot be verified, which is a warning, not a change);
@@ -41,15 +41,13 @@ TWO_FILES_VARIABLES = {
 }
 
 CASES = [
-    pytest.param([FIXTURES / "webapp.yml"], {}, True, id="webapp"),
-    pytest.param([FIXTURES / "monitoring.yml"], {}, True, id="monitoring"),
+    pytest.param([FIXTURES / "webapp.yml"], {}, id="webapp"),
+    pytest.param([FIXTURES / "monitoring.yml"], {}, id="monitoring"),
     pytest.param(
-        [TWO_FILES / "base.yml", TWO_FILES / "prod.yml"], TWO_FILES_VARIABLES, True, id="two-files"
+        [TWO_FILES / "base.yml", TWO_FILES / "prod.yml"], TWO_FILES_VARIABLES, id="two-files"
     ),
-    # Jobs: converge does not wait for them yet (the jobs issue); the services it created are
-    # what is compared.
-    pytest.param([FIXTURES / "everything.yml"], {}, False, id="everything"),
-    pytest.param([FIXTURES / "secrets.yml"], {}, True, id="secrets"),
+    pytest.param([FIXTURES / "everything.yml"], {}, id="everything"),
+    pytest.param([FIXTURES / "secrets.yml"], {}, id="secrets"),
 ]
 # export does not write secrets and configs yet.
 NOT_EXPORTED = {FIXTURES / "secrets.yml"}
@@ -92,11 +90,10 @@ def _networks(client: docker.APIClient, stack: str) -> dict[str, str]:
     return {network["Name"]: network["Id"] for network in networks}
 
 
-@pytest.mark.parametrize(("files", "variables", "converges"), CASES)
+@pytest.mark.parametrize(("files", "variables"), CASES)
 def test_a_stack_deploy_stack_is_adopted_and_a_converge_stack_is_kept_by_stack_deploy(
     files: list[Path],
     variables: dict[str, str],
-    converges: bool,
     stack: str,
     lab: Lab,
     docker_client: docker.DockerClient,
@@ -122,8 +119,7 @@ def test_a_stack_deploy_stack_is_adopted_and_a_converge_stack_is_kept_by_stack_d
     # converge first, then docker stack deploy: no service spec changes.
     remove_stack(lab, docker_client, stack)
     applied = _converge(lab, "apply", *compose, stack, "--yes", "--timeout", "90")
-    if converges:
-        assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     before, networks_before = _service_specs(client, stack), _networks(client, stack)
     assert before
     _stack_deploy(lab, files, stack, variables)

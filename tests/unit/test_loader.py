@@ -382,6 +382,11 @@ def test_keys_swarm_ignores_are_warnings_with_their_place() -> None:
     )
 
 
+def test_a_network_key_swarm_ignores_is_a_warning_with_its_place() -> None:
+    body = "services:\n  web: {image: app, networks: [v6]}\nnetworks:\n  v6: {enable_ipv6: true}\n"
+    assert _load(body).warnings == ("spec.yml:6: networks.v6.enable_ipv6: ignored by swarm",)
+
+
 def test_did_you_mean_knows_compose_and_converge_names() -> None:
     body = "replicas: 2\nservices:\n  web:\n    image: app\n    env: {A: 1}\n    replicas: 2\n"
     assert _error(body).splitlines() == [
@@ -391,8 +396,9 @@ def test_did_you_mean_knows_compose_and_converge_names() -> None:
         "spec.yml:8:5: services.web.replicas: unknown field 'replicas'; did you mean "
         "'deploy.replicas'?",
     ]
+    # Not x-converge.nodes, which is refused since the cluster spec owns the nodes.
     assert _error("nodes: {}\n") == (
-        "spec.yml:3:1: nodes: unknown field 'nodes'; did you mean 'x-converge.nodes'?"
+        "spec.yml:3:1: nodes: unknown field 'nodes'; did you mean 'x-converge.cluster.nodes'?"
     )
 
 

@@ -26,15 +26,28 @@ WHOLE_SPECS = sorted(
     [*(ROOT / "specs").glob("*.yml"), *GOOD.glob("*.yml"), GOOD / "override" / "1-base.yml"]
 )
 STACK_DEPLOY = ROOT / "tests" / "fixtures" / "stackdeploy"
-# Every compose file of the repository (scripts/check-schema.sh checks the same with ajv).
+
+
+def _has_content(path: Path) -> bool:
+    """False for a file of comments only (a plan fixture's empty override): nothing to check."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+
+
+# Every compose file of the repository (scripts/check-schema.sh checks the same with ajv): the
+# specs, the tutorial's files, and the test compose files (whole files and override fragments).
 COMPOSE_FILES = sorted(
-    {
+    path
+    for path in {
         *WHOLE_SPECS,
         *(GOOD / "override").glob("*.yml"),
         *STACK_DEPLOY.glob("*.yml"),
         *(STACK_DEPLOY / "twofiles").glob("*.yml"),
         ROOT / "tests" / "fixtures" / "recorded" / "fxrec.yml",
+        *(ROOT / "tests" / "fixtures" / "plans").glob("*/*.yml"),
+        *(ROOT / "docs" / "tutorial").glob("*.yml"),
     }
+    if _has_content(path)
 )
 
 
@@ -54,7 +67,11 @@ def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         return loader.construct_sequence(node)
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    # A scalar keeps the type YAML gives it untagged: `!reset null` is null, `!override 3` is 3.
+    plain = node.style is None
+    tag = loader.resolve(yaml.ScalarNode, node.value, (plain, not plain))
+    untagged = yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
+    return loader.construct_object(untagged)
 
 
 _TaggedLoader.add_constructor("!reset", _tagged)
@@ -149,6 +166,10 @@ def test_x_keys_are_allowed_in_every_compose_mapping(
         {"ports": ["${PORT}:80"]},
         {"deploy": {"placement": {"constraints": ["${CONSTRAINT}"]}}},
         {"stop_grace_period": "${GRACE}"},
+        # One of a closed set of words (the loader checks the value once it is known).
+        {"deploy": {"mode": "${MODE:-global}"}},
+        {"deploy": {"endpoint_mode": "$ENDPOINT_MODE"}},
+        {"deploy": {"update_config": {"order": "${ORDER}"}}},
     ],
 )
 def test_a_variable_is_accepted_where_a_value_is_expected(
@@ -162,6 +183,38 @@ def test_a_string_without_a_variable_is_still_checked(
 ) -> None:
     assert not validator.is_valid({"services": {"web": {"deploy": {"replicas": "three"}}}})
     assert not validator.is_valid({"services": {"web": {"ports": ["80:http"]}}})
+    assert not validator.is_valid({"services": {"web": {"deploy": {"mode": "globle"}}}})
+
+
+def test_a_variable_is_accepted_for_a_node_availability(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    # docs/tutorial/exampleapp.yml drains a node with WORKER2=drain.
+    def cluster(availability: str) -> dict[str, Any]:
+        return {"x-converge": {"cluster": {"nodes": {"w1": {"availability": availability}}}}}
+
+    assert validator.is_valid(cluster("${WORKER2:-active}"))
+    assert not validator.is_valid(cluster("drained"))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("replicas: !reset null", None),
+        ("replicas: !override 3", 3),
+        ("replicas: !reset 0", 0),
+    ],
+)
+def test_a_tagged_scalar_keeps_its_yaml_type(
+    text: str, value: object, validator: jsonschema.Draft202012Validator, tmp_path: Path
+) -> None:
+    # As compose reads it: `!reset null` is null (the key goes back to its default), not the
+    # text 'null'; `!override 3` is the number 3.
+    path = tmp_path / "override.yml"
+    path.write_text(f"services:\n  web:\n    deploy:\n      {text}\n", encoding="utf-8")
+    document = _document(path)
+    assert document["services"]["web"]["deploy"]["replicas"] == value
+    assert validator.is_valid(document)
 
 
 def test_the_schema_uses_ecma_262_regular_expressions_only() -> None:
@@ -228,5 +281,13 @@ def test_a_javascript_validator_accepts_every_compose_file_and_refuses_bad_ones(
 
     accepted = ajv(*COMPOSE_FILES)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    # Tagged scalars keep their YAML type here too.
+    tagged = tmp_path / "tagged.yml"
+    tagged.write_text(
+        "services:\n  web:\n    deploy:\n      replicas: !reset null\n"
+        "      mode: !override global\n    init: !override true\n",
+        encoding="utf-8",
+    )
+    assert ajv(tagged).returncode == 0, ajv(tagged).stdout
     for case in ("bad_enum_mode", "bad_port_string", "unknown_key_did_you_mean"):
         assert ajv(BAD / f"{case}.yml").returncode == 1, case
