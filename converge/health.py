@@ -25,6 +25,7 @@ __all__ = [
     "desired_task_count",
     "has_failed_tasks",
     "nodes_not_ready",
+    "running_tasks",
     "service_health",
     "task_errors",
     "update_detail",
@@ -184,13 +185,8 @@ def service_health(
         )
     if service.is_job:
         return _job_health(state, key, service)
-    ready = {node.id for node in state.nodes if node.is_ready}
     tasks = state.tasks_of(service.id)
-    running = [
-        task
-        for task in tasks
-        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
-    ]
+    running = running_tasks(state, service)
     desired = desired_task_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
     update_state = (
@@ -243,6 +239,17 @@ def service_health(
         errors=errors,
         updated=len(running) - len(stale),
     )
+
+
+def running_tasks(state: ObservedState, service: ObservedService) -> list[ObservedTask]:
+    """The service's tasks that count as running: running, meant to, on a node that is ready
+    (a node that just died reads as Ready for a while, and its tasks as running)."""
+    ready = {node.id for node in state.nodes if node.is_ready}
+    return [
+        task
+        for task in state.tasks_of(service.id)
+        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
+    ]
 
 
 def has_failed_tasks(state: ObservedState, service: ObservedService) -> bool:

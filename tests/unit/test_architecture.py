@@ -119,7 +119,6 @@ RULES = {
     "a sleep": (r"time\.sleep\(", "converge.polling"),
 }
 NOT_YET = {
-    "a task judged running": "lb.config judges tasks itself",
     "a file renamed into place": "lab.images renames its own files",
 }
 
