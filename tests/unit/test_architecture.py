@@ -118,9 +118,7 @@ RULES = {
     "a file renamed into place": (r"os\.replace\(|mkstemp\(", "converge.files"),
     "a sleep": (r"time\.sleep\(", "converge.polling"),
 }
-NOT_YET = {
-    "a file renamed into place": "lab.images renames its own files",
-}
+NOT_YET = {}
 
 
 @pytest.mark.parametrize(
