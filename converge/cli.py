@@ -754,12 +754,7 @@ def _run_apply(
     wait: WaitFor = WaitFor.stable,
 ) -> None:
     """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
-    from converge.api import (
-        ApplyHooks,
-        ApplyRequest,
-        load_apply_input,
-        saved_plan_options,
-    )
+    from converge.api import ApplyHooks, ApplyRequest, apply_plan_options, load_apply_input
     from converge.api import apply as apply_spec
     from converge.executor import ApplyOptions, ApplyResult
 
@@ -770,16 +765,14 @@ def _run_apply(
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
         if not plan_options.destroy:  # a destroy needs no secret's value
             loaded = with_sources(loaded)
-        if saved is not None:
-            if plan_options.destroy:
-                raise PlanError("destroy takes the spec files, not a saved plan")
-            if plan_options != PlanOptions():
-                raise PlanError(
-                    "--prune, --rebalance, --adopt, --take-over, --rotate, --target, --rerun, "
-                    "--resolve-image and --with-registry-auth were fixed when the plan was "
-                    "saved; do not give them with a saved plan"
-                )
-            plan_options = saved_plan_options(saved)
+        request = ApplyRequest(
+            plan_options=plan_options,
+            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
+            lock_timeout=lock_timeout,
+            saved_plan=saved,
+        )
+        # Before connecting: a saved plan given with options is refused at once.
+        plan_options = apply_plan_options(request)
         for warning in loaded.warnings:
             _warn(warning)
         _warn_targeting(plan_options.targets)
@@ -799,12 +792,6 @@ def _run_apply(
                 )
             return typer.confirm(f"{verb} these changes?", default=False)
 
-        request = ApplyRequest(
-            plan_options=plan_options,
-            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
-            lock_timeout=lock_timeout,
-            saved_plan=saved,
-        )
         live = messages.is_terminal and _terminal.color
         masker = Masker(loaded)
         with (
@@ -1013,22 +1000,10 @@ def unlock(
 
     The lock's id is required; a live holder's lock is kept unless --force.
     """
-    from converge.lock import holder_state, read_lock
-    from converge.lock import unlock as remove_lock
+    from converge.api import unlock_stack
 
     with _connect(host, context) as engine:
-        if lock_id is None:
-            holder = read_lock(engine, stack)
-            if holder is None:
-                typer.echo(f"stack {stack} is not locked")
-                return
-            gone = holder_state(holder) != "live"
-            running = "which is no longer running" if gone else "which may still be running"
-            raise ConvergeError(
-                f"stack {stack} is locked by {holder.describe()}, {running}; to remove the "
-                f"lock, give its id: converge unlock {stack} {holder.lock_id}"
-            )
-        removed = remove_lock(engine, stack, lock_id, force=force)
+        removed = unlock_stack(engine, stack, lock_id, force=force)
     if removed is None:
         typer.echo(f"stack {stack} is not locked")
     else:

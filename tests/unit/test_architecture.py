@@ -99,7 +99,6 @@ def test_drift_is_pure_and_does_not_import_the_executor() -> None:
     assert not loaded & {"converge.executor", "converge.engine", "converge.lock"}, loaded
 
 
-@pytest.mark.xfail(strict=True, reason="unlock calls converge.lock itself")
 def test_the_cli_reaches_the_swarm_only_through_the_api() -> None:
     # The engine for connecting, the executor for ApplyOptions (a value); everything that
     # reads or writes the swarm is a call into converge.api.
@@ -118,20 +117,9 @@ RULES = {
     "a file renamed into place": (r"os\.replace\(|mkstemp\(", "converge.files"),
     "a sleep": (r"time\.sleep\(", "converge.polling"),
 }
-NOT_YET = {}
 
 
-@pytest.mark.parametrize(
-    "rule",
-    [
-        pytest.param(
-            rule,
-            id=rule,
-            marks=[pytest.mark.xfail(strict=True, reason=NOT_YET[rule])] if rule in NOT_YET else [],
-        )
-        for rule in RULES
-    ],
-)
+@pytest.mark.parametrize("rule", list(RULES))
 def test_each_rule_has_one_home(rule: str) -> None:
     pattern, home = RULES[rule]
     offenders = _offenders(pattern, home)
