@@ -25,7 +25,7 @@ from typing import Any, Literal
 from converge.actions import Action, Plan, format_value
 from converge.fileobjects import FileKind, versions_of
 from converge.health import (
-    ROLLBACK_STATES,
+    FAILED_UPDATE_STATES,
     ServiceHealth,
     nodes_not_ready,
     service_health,
@@ -330,7 +330,7 @@ def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
     """(field, message) for each way one existing service is unwell."""
     problems: list[tuple[str, str]] = []
     state = health.update_state
-    if state in ROLLBACK_STATES or state == "paused":
+    if state in FAILED_UPDATE_STATES:
         what = "was rolled back" if state == "rollback_completed" else state.replace("_", " ")
         detail = update_detail(state, health.update_message)
         detail = f": {detail}" if detail else ""

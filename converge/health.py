@@ -18,6 +18,7 @@ from converge.state import ObservedNode, ObservedService, ObservedState, Observe
 
 __all__ = [
     "FAILED_TASK_STATES",
+    "FAILED_UPDATE_STATES",
     "ROLLBACK_STATES",
     "SETTLING_STATES",
     "ServiceHealth",
@@ -35,6 +36,8 @@ ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_co
 """Update states that mean the engine undid (or is undoing) the last update."""
 SETTLING_STATES = frozenset({"updating", "rollback_started"})
 """Update states in which the engine is still moving tasks: let it finish before judging."""
+FAILED_UPDATE_STATES = ROLLBACK_STATES | {"paused"}
+"""Update states that make a service failed: rolled back (or rolling back), or paused."""
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 FAILURES_BEFORE_GIVING_UP = 3
 """Failed tasks of the current template (since the apply began) that make a failure."""
@@ -196,7 +199,7 @@ def service_health(
     )
     errors = task_errors(state, service, since)
     failure = unplaceable = None
-    if update_state in ROLLBACK_STATES or update_state == "paused":
+    if update_state in FAILED_UPDATE_STATES:
         failure = _update_failure(update_state, service.update_message) + _errors_suffix(errors)
     else:
         # Tasks the scheduler cannot place while fewer than wanted run: 5 of 7 placed waits for
