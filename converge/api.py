@@ -69,6 +69,7 @@ __all__ = [
     "save_plan",
     "saved_plan_options",
     "saved_spec_files",
+    "stack_settled",
     "stack_status",
     "unlock_stack",
 ]
@@ -872,6 +873,14 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
         "lock": lock,
         "rollouts": rollouts,
     }
+
+
+def stack_settled(report: Mapping[str, Any]) -> bool:
+    """Whether a ``stack_status`` report shows the stack settled: every service of the spec
+    exists and runs converged, and no rollout is in progress (apply or ``converge rollout``
+    finishes one)."""
+    converged = all(service["converged"] for service in report["services"] if service["in_spec"])
+    return converged and not report["missing"] and not report.get("rollouts")
 
 
 def unlock_stack(

@@ -917,14 +917,6 @@ def destroy(
     )
 
 
-def _status_exit_code(report: dict[str, Any]) -> int:
-    healthy = not report["missing"] and all(
-        service["converged"] for service in report["services"] if service["in_spec"]
-    )
-    # A rollout in progress is not a settled stack: apply or `converge rollout` finishes it.
-    return 0 if healthy and not report.get("rollouts") else 2
-
-
 @app.command()
 def status(
     files: SpecFiles = None,
@@ -941,7 +933,7 @@ def status(
     Exit 0: every service of the spec runs converged; 2: one does not, or is missing, or a
     rollout is in progress; 1: error.
     """
-    from converge.api import stack_status
+    from converge.api import stack_settled, stack_status
 
     loaded = _load(_arguments(files, compose, env_file))
     with _connect(host, context) as engine:
@@ -952,7 +944,7 @@ def status(
         text = status_text(report, loaded)
         if text:  # a stack with nothing to show prints nothing, not an empty line
             _console().print(text)
-    raise typer.Exit(_status_exit_code(report))
+    raise typer.Exit(0 if stack_settled(report) else 2)
 
 
 @app.command()

@@ -22,6 +22,7 @@ from converge.api import (
     load_apply_input,
     make_plan,
     save_plan,
+    stack_settled,
     stack_status,
     unlock_stack,
 )
@@ -341,3 +342,11 @@ def test_unlock_shows_a_held_lock_without_its_id_and_removes_it_with_it() -> Non
     assert read_lock(engine, "fxrec") == dead
     assert unlock_stack(engine, "fxrec", dead.lock_id) == dead
     assert read_lock(engine, "fxrec") is None
+
+
+def test_status_from_python_says_whether_the_stack_is_settled() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    _, engine = _empty_swarm()
+    assert not stack_settled(stack_status(loaded.spec, engine))  # every service missing
+    assert apply(loaded, engine, ApplyRequest(apply_options=_fast())).ok
+    assert stack_settled(stack_status(loaded.spec, engine))
