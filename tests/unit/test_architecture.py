@@ -113,6 +113,11 @@ RULES = {
     "the <stack>_<name> rule": (r"""f["'][^"']*\{[\w.]*stack\}_""", "converge.naming"),
     # One definition of a running task (on a ready node, meant to run).
     "a task judged running": (r"\.state\s*==\s*['\"]running['\"]", "converge.health"),
+    # Typed errors: only the engine seam reads what an engine error says.
+    "an error's text matched": (
+        r"""in str\(\w*(error|exc)\w*\)|\.explanation|status_code""",
+        "converge.engine",
+    ),
     # One atomic write and one poll loop.
     "a file renamed into place": (r"os\.replace\(|mkstemp\(", "converge.files"),
     "a sleep": (r"time\.sleep\(", "converge.polling"),
@@ -133,3 +138,43 @@ def test_the_load_balancer_is_one_package() -> None:
         if re.search(r"haproxy|loadbalancer|(^|\.)lb_", name) and not name.startswith("converge.lb")
     ]
     assert outside == []
+
+
+# The pure core: values in, values out (docs/architecture.md, the table's "Pure?" column).
+PURE = (
+    "converge.actions",
+    "converge.checks",
+    "converge.diff",
+    "converge.drift",
+    "converge.engine_spec",
+    "converge.export",
+    "converge.fileobjects",
+    "converge.health",
+    "converge.images",
+    "converge.lb.config",
+    "converge.lb.rollout",
+    "converge.membership",
+    "converge.normalize",
+    "converge.ordering",
+    "converge.placement",
+    "converge.planner",
+    "converge.targeting",
+)
+IMPURE = {"converge.engine", "converge.executor", "converge.lock", "converge.observe"}
+
+
+def _standard_imports(name: str) -> set[str]:
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_decision_code_takes_no_engine_clock_or_logger(name: str) -> None:
+    assert not _closure(name) & IMPURE, _closure(name) & IMPURE
+    assert not _standard_imports(name) & {"logging", "time", "random", "docker", "requests"}
