@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,15 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _code(path: Path) -> str:
+@cache
+def _tree(name: str) -> ast.Module:
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"))
+
+
+@cache
+def _code(name: str) -> str:
     """The module's source without its docstrings and comments (prose may name anything)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (
@@ -41,10 +48,11 @@ def _code(path: Path) -> str:
     return ast.unparse(tree)
 
 
-def _imports(name: str, *, lazy: bool) -> set[str]:
+@cache
+def _imports(name: str, *, lazy: bool) -> frozenset[str]:
     """The converge modules ``name`` imports: at module level, or anywhere with ``lazy``
     (imports under ``if TYPE_CHECKING:`` are never counted)."""
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    tree = _tree(name)
     found: set[str] = set()
 
     def visit(node: ast.AST, top: bool) -> None:
@@ -64,10 +72,11 @@ def _imports(name: str, *, lazy: bool) -> set[str]:
             visit(child, inner)
 
     visit(tree, True)
-    return {module for module in found if module in MODULES}
+    return frozenset(module for module in found if module in MODULES)
 
 
-def _closure(name: str) -> set[str]:
+@cache
+def _closure(name: str) -> frozenset[str]:
     """Every converge module that importing ``name`` loads (module-level imports)."""
     seen: set[str] = set()
     todo = [name]
@@ -79,16 +88,16 @@ def _closure(name: str) -> set[str]:
         todo.extend(_imports(current, lazy=False))
         parts = current.split(".")
         todo.extend(".".join(parts[:end]) for end in range(1, len(parts)))  # the packages
-    return seen - {name}
+    return frozenset(seen - {name})
 
 
 def _offenders(pattern: str, home: str) -> dict[str, list[str]]:
     regex = re.compile(pattern)
     found: dict[str, list[str]] = {}
-    for name, path in MODULES.items():
+    for name in MODULES:
         if name == home:
             continue
-        lines = [line.strip() for line in _code(path).splitlines() if regex.search(line)]
+        lines = [line.strip() for line in _code(name).splitlines() if regex.search(line)]
         if lines:
             found[name] = lines
     return found
@@ -164,7 +173,7 @@ IMPURE = {"converge.engine", "converge.executor", "converge.lock", "converge.obs
 
 
 def _standard_imports(name: str) -> set[str]:
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    tree = _tree(name)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
