@@ -12,6 +12,7 @@ import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from converge.engine_spec import service_engine_spec
 from converge.naming import ROLLOUT_RUNTIME_PORT, ROLLOUT_SUFFIX
@@ -94,6 +95,7 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
         *_check_not_yet_supported(spec),
         *_check_published_ports(spec),
         *_check_endpoint_mode(spec),
+        *_check_subnets(spec),
         *_check_nodes(spec),
         *_check_placement(spec),
         *_check_loadbalancer(spec),
@@ -217,6 +219,23 @@ def _check_published_ports(spec: Spec) -> Iterator[FieldProblem]:
                 )
             else:
                 owners[key] = name
+
+
+def _check_subnets(spec: Spec) -> Iterator[FieldProblem]:
+    """Two networks of one stack with overlapping subnets: the engine creates both, and the
+    tasks on the second wait in New for an address it cannot give."""
+    seen: list[tuple[str, str]] = []
+    for key, network in spec.networks.items():
+        if network.external or network.ipam is None:
+            continue
+        for index, pool in enumerate(network.ipam.config):
+            for other, subnet in seen:
+                if ip_network(pool.subnet).overlaps(ip_network(subnet)):
+                    yield (
+                        ("networks", key, "ipam", "config", index, "subnet"),
+                        f"subnet {pool.subnet} overlaps {subnet} of network {other!r}",
+                    )
+            seen.append((key, pool.subnet))
 
 
 def _check_endpoint_mode(spec: Spec) -> Iterator[FieldProblem]:

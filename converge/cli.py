@@ -606,10 +606,11 @@ def validate(
 ) -> None:
     """Check compose files without touching any swarm: exit 0 when valid, 1 when not.
 
-    Each file is checked on its own, unless --merge.
+    Files given with -c merge in order, as plan and apply merge them; files given as
+    arguments are checked each on its own, unless --merge.
     """
     given = _arguments(files, compose, env_file)
-    groups = [given.files] if merge else [[file] for file in given.files]
+    groups = [given.files] if merge or compose else [[file] for file in given.files]
     failed = False
     for group in groups:
         try:

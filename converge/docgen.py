@@ -733,7 +733,7 @@ variable's value when it is set, and is otherwise sent as the bare name.
 ## Several files
 
 `converge plan -c base.yml -c prod.yml STACK` (and apply, drift, status, destroy, and
-`converge validate --merge`) reads the files in order and merges them by the compose
+`converge validate -c base.yml -c prod.yml`) reads the files in order and merges them by the compose
 specification's rules:
 
 - mappings merge key by key, the later file winning;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from ipaddress import ip_network
 
 from converge.actions import (
     RERUN_REASON,
@@ -184,6 +185,7 @@ def plan(
         )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
+    findings.extend(_subnet_findings(spec, observed))
     actions = _in_waves(spec, actions)
     actions.sort(key=lambda action: (action.phase, action.wave, action.object_kind, action.key))
     actions[:0] = membership  # in the order they must run
@@ -842,6 +844,37 @@ def _port_findings(
         )
         for collision in port_collisions(spec, observed, adopted)
     ]
+
+
+def _subnet_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding]:
+    """Subnets of the spec's networks that overlap a swarm network of another name: the
+    engine creates the network, and the tasks on it then wait in New for an address."""
+    taken = [
+        (network.name, subnet)
+        for network in observed.networks
+        if network.scope == "swarm"
+        for pool in network.view.get("ipam", {}).get("config", ())
+        if (subnet := pool.get("subnet"))
+    ]
+    findings = []
+    for key, network in spec.stack_networks().items():
+        if network.external or network.ipam is None:
+            continue
+        name = spec.network_name(key)
+        for pool in network.ipam.config:
+            for other, subnet in taken:
+                if other != name and ip_network(pool.subnet).overlaps(
+                    ip_network(subnet, strict=False)
+                ):
+                    message = (
+                        f"subnet {pool.subnet} overlaps {subnet} of network {other}: the "
+                        "engine would create the network, and its tasks would wait in New "
+                        "for an address"
+                    )
+                    findings.append(
+                        PlanFinding("error", f"network.{key}", message, "collision", name)
+                    )
+    return findings
 
 
 # ---------------------------------------------------------------------------------------------

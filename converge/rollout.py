@@ -513,6 +513,12 @@ def promote_rollout(
         candidate = run.observed.rollout_candidates().get(key)
         if candidate is None:
             raise RolloutError(f"no rollout of service {run.home} is in progress")
+        if _candidate_digest(candidate) != _digest(run.service_payload()):
+            # Promoting would give all traffic to a version nobody tested.
+            raise RolloutError(
+                f"{candidate.name} runs another spec than the file gives for {run.home}: "
+                "`converge apply` rolls the file's spec out, `converge rollout abort` undoes it"
+            )
         service = _wait_healthy(run, candidate.name, "", "the new version")
         _wait_servers_up(run, "next", _desired(service), gate=True)
         _promote(run)

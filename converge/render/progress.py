@@ -69,6 +69,25 @@ def _service_state(item: ServiceHealth) -> str:
     return text
 
 
+LISTED = 8
+"""Services named in a waiting line: a stack of hundreds gets a count, not a line of each."""
+
+
+def _listed(waiting: list[ServiceHealth]) -> tuple[list[ServiceHealth], int]:
+    """The services to name (those not yet at their count first) and how many are left out."""
+    if len(waiting) <= LISTED:
+        return waiting, 0
+    behind = sorted(waiting, key=lambda item: item.converged)  # stable: in the executor's order
+    return behind[:LISTED], len(waiting) - LISTED
+
+
+def _totals(waiting: list[ServiceHealth]) -> str:
+    """``1000 services, 212/1000 tasks running`` (a job's completed tasks count as done)."""
+    done = sum(item.completed if item.job else item.running for item in waiting)
+    desired = sum(item.desired for item in waiting)
+    return f"{len(waiting)} services, {done}/{desired} tasks running or done"
+
+
 class ProgressReporter:
     """Executor events -> ``console``; a context manager that stops the live display on exit.
 
@@ -231,12 +250,17 @@ class ProgressReporter:
             self.tick()
 
     def _waiting_line(self) -> str:
-        return "; ".join(f"{item.name} {_service_state(item)}" for item in self._waiting)
+        shown, more = _listed(self._waiting)
+        line = "; ".join(f"{item.name} {_service_state(item)}" for item in shown)
+        return f"{_totals(self._waiting)}: {line}; and {more} more" if more else line
 
     def _live_view(self) -> RenderableType:
         elapsed = format_elapsed(self.clock() - self._wait_started)
         rows: list[RenderableType] = [Spinner("dots", Text(f"Waiting for services ({elapsed})"))]
-        rows.extend(Text(f"  {item.name}  {_service_state(item)}") for item in self._waiting)
+        shown, more = _listed(self._waiting)
+        rows.extend(Text(f"  {item.name}  {_service_state(item)}") for item in shown)
+        if more:
+            rows.append(Text(f"  and {more} more ({_totals(self._waiting)})"))
         return Group(*rows)
 
     def _show_live(self) -> None:

@@ -319,3 +319,34 @@ def test_sigterm_releases_the_lock_and_sigkill_leaves_one_the_next_apply_takes_o
     # Nothing to change: the dead holder's lock is its one write.
     assert f"removed the lock of stack {stack} left by {held.owner}" in noop.stdout
     assert read_lock(engine, stack) is None
+
+
+def test_a_subnet_taken_by_another_swarm_network_is_refused_at_plan_time(
+    stack: str, docker_client: docker.DockerClient, converge_cli: ConvergeCli, tmp_path: Path
+) -> None:
+    # Made by hand: the engine would create the stack's network over it, and the tasks on it
+    # would then wait in New for an address until apply's timeout.
+    taken = docker_client.networks.create(
+        f"{stack}-by-hand",
+        driver="overlay",
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.93.0.0/24")]),
+    )
+    try:
+        spec = _write(
+            tmp_path / "spec.yml",
+            NETWORKED.replace(
+                "backend: {{}}", "backend: {{ipam: {{config: [{{subnet: 10.93.0.0/16}}]}}}}"
+            ),
+            stack,
+        )
+        planned = converge_cli("plan", str(spec))
+        assert planned.returncode == 1, planned.stdout + planned.stderr
+        assert (
+            f"network.backend: subnet 10.93.0.0/16 overlaps 10.93.0.0/24 of network "
+            f"{stack}-by-hand" in planned.stdout + planned.stderr
+        )
+        applied = converge_cli("apply", str(spec), "--yes")
+        assert applied.returncode == 1, applied.stdout + applied.stderr
+        assert not docker_client.networks.list(names=[f"{stack}_backend"])
+    finally:
+        taken.remove()

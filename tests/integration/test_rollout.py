@@ -48,7 +48,7 @@ services:
   web:
     image: converge-lab/app:{version}
     environment: {{APP_STATUS: "{status}"}}
-    networks: [backend]
+    networks: [backend]{service_files}
     deploy:
       replicas: 2
       update_config: {{monitor: 1s}}
@@ -58,6 +58,14 @@ services:
         steps: {steps}
         pause: {pause}
         gates: {{max_error_rate: 1, min_requests: {min_requests}}}
+{files}"""
+
+# A secret and a config the service mounts: a promotion must send their versions in use.
+FILES = """
+secrets:
+  token: {environment: ROLLOUT_TOKEN}
+configs:
+  page: {content: "page of the rollout test"}
 """
 
 
@@ -71,8 +79,11 @@ def spec_text(
     steps: str = "[100]",
     pause: str = "2s",
     min_requests: int = 20,
+    with_files: bool = False,
 ) -> str:
     return SPEC.format(
+        service_files="\n    secrets: [token]\n    configs: [page]" if with_files else "",
+        files=FILES if with_files else "",
         stack=stack,
         port=port,
         version=version,
@@ -348,15 +359,19 @@ def test_an_apply_killed_mid_rollout_is_taken_up_by_the_next_one(
 
 
 def test_rollout_abort_and_promote_finish_a_rollout_left_at_50_percent(
-    lab: Lab, stack: str, engine: Engine, docker_client: docker.DockerClient, tmp_path: Path
+    lab: Lab,
+    stack: str,
+    engine: Engine,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = 18288
-    deploy_v1(engine, spec_text(stack, port, strategy="canary", steps="[50, 100]"), lab, port)
+    monkeypatch.setenv("ROLLOUT_TOKEN", "rollout-token-value")
+    canary = {"strategy": "canary", "steps": "[50, 100]", "with_files": True}
+    deploy_v1(engine, spec_text(stack, port, **canary), lab, port)
     path = tmp_path / "spec.yml"
-    path.write_text(
-        spec_text(stack, port, version="v2", strategy="canary", steps="[50, 100]", pause="10m"),
-        encoding="utf-8",
-    )
+    path.write_text(spec_text(stack, port, version="v2", pause="10m", **canary), encoding="utf-8")
 
     def killed_at_50() -> None:
         code, output = converge_streaming(
@@ -385,6 +400,13 @@ def test_rollout_abort_and_promote_finish_a_rollout_left_at_50_percent(
 
         with traffic.phase("second rollout, killed at 50%"):
             killed_at_50()
+        # A file changed since the new version started: promoting it would send every request
+        # to a spec that nobody tested.
+        changed = tmp_path / "changed.yml"
+        changed.write_text(path.read_text().replace("page of the", "new page of the"))
+        code, output = converge_streaming(lab, changed, "rollout", "promote", "web")
+        assert code == 1, output
+        assert "runs another spec than the file gives" in output, output
         with traffic.phase("rollout promote"):
             code, output = converge_streaming(lab, path, "rollout", "promote", "web")
         assert code == 0, output
@@ -409,3 +431,6 @@ def test_rollout_abort_and_promote_finish_a_rollout_left_at_50_percent(
     code, output = converge_streaming(lab, path, "rollout", "status", "web")
     assert code == 0, output
     assert "no rollout in progress, it runs the spec" in output, output
+    # The promoted service mounts the secret's and config's versions in use, as apply sends them.
+    code, output = converge_streaming(lab, path, "plan", "--detailed-exitcode")
+    assert code == 0, output

@@ -98,6 +98,14 @@ def test_validate_merges_files_in_order() -> None:
     assert result.stdout.startswith(" + ".join(files) + ": valid (stack shop: ")
 
 
+def test_validate_merges_files_given_with_c_as_stack_deploy_does() -> None:
+    # An override file alone may lack what the base gives (here: the services' images).
+    files = [f"{GOOD}/override/1-base.yml", f"{GOOD}/override/2-prod.yml"]
+    result = CliRunner().invoke(cli.app, ["validate", "-c", files[0], "-c", files[1]])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(" + ".join(files) + ": valid (stack shop: ")
+
+
 @pytest.mark.parametrize(
     "case", sorted(path.name for path in (ROOT / BAD).iterdir() if path.is_dir())
 )

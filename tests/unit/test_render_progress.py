@@ -149,3 +149,21 @@ def test_on_a_terminal_the_waiting_display_is_live_and_gone_at_the_end() -> None
     assert "service.web: updating..." in output
     assert "service.web: converged in 0.0s" in output
     assert "\x1b[1m" not in output  # no colour system: no bold either
+
+
+def test_a_wait_for_hundreds_of_services_names_a_few_and_counts_the_rest() -> None:
+    clock = Clock()
+    reporter, buffer = _reporter(clock)
+    waiting = [
+        ServiceHealth(f"s{index:03}", f"big_s{index:03}", True, 1, 1, None, True, updated=1)
+        for index in range(300)
+    ]
+    waiting[150] = ServiceHealth("s150", "big_s150", True, 0, 1, None, False)
+    reporter.waiting(waiting)
+    (line,) = buffer.getvalue().splitlines()
+    assert line == (
+        "Waiting (0.0s): 300 services, 299/300 tasks running or done: big_s150 0/1 running; "
+        "big_s000 1/1 running; big_s001 1/1 running; big_s002 1/1 running; "
+        "big_s003 1/1 running; big_s004 1/1 running; big_s005 1/1 running; "
+        "big_s006 1/1 running; and 292 more"
+    )
