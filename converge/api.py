@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from converge.actions import PLAN_FORMAT_VERSION, Plan, PlanFinding
 from converge.collector import collector_paused
 from converge.diff import diff
-from converge.errors import EngineError, PlanError
+from converge.errors import EngineError, LockError, PlanError
 from converge.fileobjects import slow_digest
 from converge.files import atomic_write
 from converge.health import service_health
@@ -52,6 +52,7 @@ __all__ = [
     "ApplyStatus",
     "PlanResult",
     "apply",
+    "apply_plan_options",
     "check_drift",
     "check_saved_plan",
     "check_saved_plan_version",
@@ -68,7 +69,9 @@ __all__ = [
     "save_plan",
     "saved_plan_options",
     "saved_spec_files",
+    "stack_settled",
     "stack_status",
+    "unlock_stack",
 ]
 
 
@@ -499,6 +502,25 @@ def saved_plan_options(document: Mapping[str, Any]) -> PlanOptions:
     )
 
 
+def apply_plan_options(request: ApplyRequest) -> PlanOptions:
+    """The options apply plans with: the request's, or those its saved plan was made with.
+
+    Raises:
+        PlanError: a saved plan comes with options of its own, or with a destroy.
+    """
+    if request.saved_plan is None:
+        return request.plan_options
+    if request.plan_options.destroy:
+        raise PlanError("destroy takes the spec files, not a saved plan")
+    if request.plan_options != PlanOptions():
+        raise PlanError(
+            "--prune, --rebalance, --adopt, --take-over, --rotate, --target, --rerun, "
+            "--resolve-image and --with-registry-auth were fixed when the plan was "
+            "saved; do not give them with a saved plan"
+        )
+    return saved_plan_options(request.saved_plan)
+
+
 def apply(
     loaded: LoadedSpec,
     engine: Engine,
@@ -516,10 +538,11 @@ def apply(
     Raises:
         EngineError: the engine is unreachable, not a manager, or refused a read.
         LockError: another apply holds the stack's lock past ``request.lock_timeout``.
-        PlanError: the saved plan is stale.
+        PlanError: the saved plan is stale, or comes with plan options or a destroy.
     """
     from converge.lock import remove_gone, stack_lock, wait_for_release
 
+    request = replace(request, plan_options=apply_plan_options(request))
     options = request.apply_options or _default_apply_options()
     if request.saved_plan is None and manages_membership(loaded.spec.cluster):
         joined = _apply_membership(loaded, engine, request, hooks)
@@ -857,6 +880,43 @@ def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:
         "lock": lock,
         "rollouts": rollouts,
     }
+
+
+def stack_settled(report: Mapping[str, Any]) -> bool:
+    """Whether a ``stack_status`` report shows the stack settled: every service of the spec
+    exists and runs converged, and no rollout is in progress (apply or ``converge rollout``
+    finishes one)."""
+    converged = all(service["converged"] for service in report["services"] if service["in_spec"])
+    return converged and not report["missing"] and not report.get("rollouts")
+
+
+def unlock_stack(
+    engine: Engine, stack: str, lock_id: str | None = None, *, force: bool = False
+) -> LockInfo | None:
+    """Remove ``stack``'s apply lock left behind by an apply that died (as terraform
+    force-unlock): the lock's id is required, and a live holder's lock is kept unless ``force``.
+
+    Returns:
+        the lock removed; None when the stack is not locked.
+
+    Raises:
+        LockError: the stack is locked and ``lock_id`` is not given (nothing is removed; the
+            message names the holder, whether it still runs, and the id to give), or is not
+            the lock's id, or the holder may still run and ``force`` is not given.
+    """
+    from converge.lock import holder_state, read_lock, unlock
+
+    if lock_id is not None:
+        return unlock(engine, stack, lock_id, force=force)
+    holder = read_lock(engine, stack)
+    if holder is None:
+        return None
+    gone = holder_state(holder) != "live"
+    running = "which is no longer running" if gone else "which may still be running"
+    raise LockError(
+        f"stack {stack} is locked by {holder.describe()}, {running}; to remove the "
+        f"lock, give its id: converge unlock {stack} {holder.lock_id}"
+    )
 
 
 def rollout_state(loaded: LoadedSpec, engine: Engine, service: str) -> RolloutStatus:

@@ -757,12 +757,7 @@ def _run_apply(
     wait: WaitFor = WaitFor.stable,
 ) -> None:
     """Call ``api.apply`` with the terminal's hooks, then report; for apply and destroy."""
-    from converge.api import (
-        ApplyHooks,
-        ApplyRequest,
-        load_apply_input,
-        saved_plan_options,
-    )
+    from converge.api import ApplyHooks, ApplyRequest, apply_plan_options, load_apply_input
     from converge.api import apply as apply_spec
     from converge.executor import ApplyOptions, ApplyResult
 
@@ -773,16 +768,14 @@ def _run_apply(
         loaded, saved = load_apply_input(given.files, stack=given.stack, env_files=given.env_files)
         if not plan_options.destroy:  # a destroy needs no secret's value
             loaded = with_sources(loaded)
-        if saved is not None:
-            if plan_options.destroy:
-                raise PlanError("destroy takes the spec files, not a saved plan")
-            if plan_options != PlanOptions():
-                raise PlanError(
-                    "--prune, --rebalance, --adopt, --take-over, --rotate, --target, --rerun, "
-                    "--resolve-image and --with-registry-auth were fixed when the plan was "
-                    "saved; do not give them with a saved plan"
-                )
-            plan_options = saved_plan_options(saved)
+        request = ApplyRequest(
+            plan_options=plan_options,
+            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
+            lock_timeout=lock_timeout,
+            saved_plan=saved,
+        )
+        # Before connecting: a saved plan given with options is refused at once.
+        plan_options = apply_plan_options(request)
         for warning in loaded.warnings:
             _warn(warning)
         _warn_targeting(plan_options.targets)
@@ -802,12 +795,6 @@ def _run_apply(
                 )
             return typer.confirm(f"{verb} these changes?", default=False)
 
-        request = ApplyRequest(
-            plan_options=plan_options,
-            apply_options=ApplyOptions(timeout=timeout, concurrency=concurrency, wait=wait.value),
-            lock_timeout=lock_timeout,
-            saved_plan=saved,
-        )
         live = messages.is_terminal and _terminal.color
         masker = Masker(loaded)
         with (
@@ -933,14 +920,6 @@ def destroy(
     )
 
 
-def _status_exit_code(report: dict[str, Any]) -> int:
-    healthy = not report["missing"] and all(
-        service["converged"] for service in report["services"] if service["in_spec"]
-    )
-    # A rollout in progress is not a settled stack: apply or `converge rollout` finishes it.
-    return 0 if healthy and not report.get("rollouts") else 2
-
-
 @app.command()
 def status(
     files: SpecFiles = None,
@@ -957,7 +936,7 @@ def status(
     Exit 0: every service of the spec runs converged; 2: one does not, or is missing, or a
     rollout is in progress; 1: error.
     """
-    from converge.api import stack_status
+    from converge.api import stack_settled, stack_status
 
     loaded = _load(_arguments(files, compose, env_file))
     with _connect(host, context) as engine:
@@ -968,7 +947,7 @@ def status(
         text = status_text(report, loaded)
         if text:  # a stack with nothing to show prints nothing, not an empty line
             _console().print(text)
-    raise typer.Exit(_status_exit_code(report))
+    raise typer.Exit(0 if stack_settled(report) else 2)
 
 
 @app.command()
@@ -1016,22 +995,10 @@ def unlock(
 
     The lock's id is required; a live holder's lock is kept unless --force.
     """
-    from converge.lock import holder_state, read_lock
-    from converge.lock import unlock as remove_lock
+    from converge.api import unlock_stack
 
     with _connect(host, context) as engine:
-        if lock_id is None:
-            holder = read_lock(engine, stack)
-            if holder is None:
-                typer.echo(f"stack {stack} is not locked")
-                return
-            gone = holder_state(holder) != "live"
-            running = "which is no longer running" if gone else "which may still be running"
-            raise ConvergeError(
-                f"stack {stack} is locked by {holder.describe()}, {running}; to remove the "
-                f"lock, give its id: converge unlock {stack} {holder.lock_id}"
-            )
-        removed = remove_lock(engine, stack, lock_id, force=force)
+        removed = unlock_stack(engine, stack, lock_id, force=force)
     if removed is None:
         typer.echo(f"stack {stack} is not locked")
     else:

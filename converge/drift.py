@@ -23,8 +23,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from converge.actions import Action, Plan, format_value
+from converge.fileobjects import FileKind, versions_of
 from converge.health import (
-    ROLLBACK_STATES,
+    FAILED_UPDATE_STATES,
     ServiceHealth,
     nodes_not_ready,
     service_health,
@@ -33,6 +34,7 @@ from converge.health import (
 from converge.loader import LoadedSpec
 from converge.masking import Masker, scrub
 from converge.naming import object_name
+from converge.spec import Spec
 from converge.state import ObservedState
 
 __all__ = [
@@ -166,7 +168,7 @@ def drift_report(
         key: service_health(observed, key, owned.get(key))
         for key in sorted(set(loaded.spec.services) | set(owned))
     }
-    sync = _sync_findings(loaded, plan)
+    sync = _sync_findings(loaded, plan, observed)
     findings = (*sync, *_health_findings(loaded, observed, health))
     return DriftReport(
         stack=loaded.spec.stack,
@@ -195,7 +197,7 @@ def drift_report(
 # Sync
 
 
-def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
+def _sync_findings(loaded: LoadedSpec, plan: Plan, observed: ObservedState) -> list[DriftFinding]:
     stack = loaded.spec.stack
     mask = Masker(loaded, plan)
     findings: list[DriftFinding] = []
@@ -203,7 +205,7 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
         if action.object_kind == "cluster":
             continue  # who owns the nodes is converge's bookkeeping, not the swarm's settings
         if action.object_kind in ("secret", "config") and action.kind in ("create", "remove"):
-            message = _file_object_drift(action)
+            message = _file_object_drift(action, loaded.spec, observed)
             findings.append(
                 DriftFinding("sync", action.address, action.name, None, message, action=action.kind)
             )
@@ -264,14 +266,25 @@ def _sync_findings(loaded: LoadedSpec, plan: Plan) -> list[DriftFinding]:
     return findings
 
 
-def _file_object_drift(action: Action) -> str:
-    """A secret's or config's drift, in words (never its content)."""
-    what = f"{action.object_kind} {action.key}"
+def _file_object_drift(action: Action, spec: Spec, observed: ObservedState) -> str:
+    """A secret's or config's drift, in words (never its content).
+
+    Told from the spec and the swarm as the diff tells them (an action's reason is for humans):
+    the stack's versions of a declared key make a create a new version and a removal an old one.
+    """
+    kind: FileKind = "secret" if action.object_kind == "secret" else "config"
+    what = f"{kind} {action.key}"
+    declared = (spec.secrets if kind == "secret" else spec.configs).get(action.key)
+    versions = (
+        versions_of(spec, observed, kind, action.key)
+        if declared is not None and not declared.external
+        else []
+    )
     if action.kind == "remove":
-        if action.reason.startswith("remove an old version"):
+        if any(version.name == action.name for version in versions):
             return f"{action.name} is an old version of {what} beyond those kept"
         return f"{action.name} is owned by the stack but not in the spec"
-    if action.reason.startswith("new version"):
+    if versions:
         return f"{what}: the spec's content differs from the version the services use"
     return f"{what} is in the spec but not in the swarm"
 
@@ -317,7 +330,7 @@ def _service_problems(health: ServiceHealth) -> list[tuple[str, str]]:
     """(field, message) for each way one existing service is unwell."""
     problems: list[tuple[str, str]] = []
     state = health.update_state
-    if state in ROLLBACK_STATES or state == "paused":
+    if state in FAILED_UPDATE_STATES:
         what = "was rolled back" if state == "rollback_completed" else state.replace("_", " ")
         detail = update_detail(state, health.update_message)
         detail = f": {detail}" if detail else ""

@@ -30,6 +30,7 @@ from converge.errors import (
     NotFoundError,
     OutOfSequenceError,
 )
+from converge.naming import name_prefix
 
 # docker-py imports paramiko (and with it cryptography, bcrypt, nacl and invoke) whenever it is
 # installed, although only ssh:// hosts use it: about a quarter of a whole `converge plan`.
@@ -237,7 +238,7 @@ class Engine:
         except (AttributeError, docker.errors.APIError, requests.exceptions.RequestException):
             yield None
             return
-        watch = EventWatch(stream, f"{stack}_")
+        watch = EventWatch(stream, name_prefix(stack))
         try:
             yield watch
         finally:

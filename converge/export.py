@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from converge.errors import ConvergeError
-from converge.naming import STACK_IMAGE_LABEL, is_internal_label, spec_key
+from converge.naming import (
+    STACK_IMAGE_LABEL,
+    is_internal_label,
+    object_name,
+    owned_by,
+    spec_key,
+)
 from converge.normalize import (
     DEFAULT_RESTART_POLICY,
     DEFAULT_UPDATE_CONFIG,
@@ -225,14 +231,11 @@ def _mounts(mounts: Iterable[Mapping[str, Any]], stack: str) -> tuple[list[Json]
 
 
 def _volume(key: str, name: str, stack: str, options: Mapping[str, Any]) -> Json:
-    if (
-        "Labels" not in options
-        or (options.get("Labels") or {}).get("com.docker.stack.namespace") != stack
-    ):
+    if not owned_by(options.get("Labels"), stack):
         # No stack labels on the mount: a volume the stack does not create (external).
         return {"external": True, **({"name": name} if name != key else {})}
     volume: Json = {}
-    if name != f"{stack}_{key}":
+    if name != object_name(stack, key):
         volume["name"] = name
     labels = _user_labels(options.get("Labels"))
     if labels:
@@ -352,7 +355,7 @@ def _networks(observed: ObservedState, used: set[str]) -> Json:
     result: Json = {}
     stack = observed.stack
     for name in sorted(used):
-        network = observed.network_named(f"{stack}_{name}") or observed.network_named(name)
+        network = observed.network_named(object_name(stack, name)) or observed.network_named(name)
         if network is None:
             continue
         if not (network.owned and network.stack == stack):
@@ -363,7 +366,7 @@ def _networks(observed: ObservedState, used: set[str]) -> Json:
             continue
         view = network.view
         written: Json = {}
-        if network.name != f"{stack}_{name}":
+        if network.name != object_name(stack, name):
             written["name"] = network.name
         if view.get("driver") not in (None, "", "overlay"):
             written["driver"] = view["driver"]

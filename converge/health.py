@@ -18,6 +18,7 @@ from converge.state import ObservedNode, ObservedService, ObservedState, Observe
 
 __all__ = [
     "FAILED_TASK_STATES",
+    "FAILED_UPDATE_STATES",
     "ROLLBACK_STATES",
     "SETTLING_STATES",
     "ServiceHealth",
@@ -25,6 +26,7 @@ __all__ = [
     "desired_task_count",
     "has_failed_tasks",
     "nodes_not_ready",
+    "running_tasks",
     "service_health",
     "task_errors",
     "update_detail",
@@ -34,6 +36,8 @@ ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_co
 """Update states that mean the engine undid (or is undoing) the last update."""
 SETTLING_STATES = frozenset({"updating", "rollback_started"})
 """Update states in which the engine is still moving tasks: let it finish before judging."""
+FAILED_UPDATE_STATES = ROLLBACK_STATES | {"paused"}
+"""Update states that make a service failed: rolled back (or rolling back), or paused."""
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 FAILURES_BEFORE_GIVING_UP = 3
 """Failed tasks of the current template (since the apply began) that make a failure."""
@@ -184,13 +188,8 @@ def service_health(
         )
     if service.is_job:
         return _job_health(state, key, service)
-    ready = {node.id for node in state.nodes if node.is_ready}
     tasks = state.tasks_of(service.id)
-    running = [
-        task
-        for task in tasks
-        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
-    ]
+    running = running_tasks(state, service)
     desired = desired_task_count(service)
     # An update status left over from before this apply (a paused hand update) is history.
     update_state = (
@@ -200,7 +199,7 @@ def service_health(
     )
     errors = task_errors(state, service, since)
     failure = unplaceable = None
-    if update_state in ROLLBACK_STATES or update_state == "paused":
+    if update_state in FAILED_UPDATE_STATES:
         failure = _update_failure(update_state, service.update_message) + _errors_suffix(errors)
     else:
         # Tasks the scheduler cannot place while fewer than wanted run: 5 of 7 placed waits for
@@ -243,6 +242,17 @@ def service_health(
         errors=errors,
         updated=len(running) - len(stale),
     )
+
+
+def running_tasks(state: ObservedState, service: ObservedService) -> list[ObservedTask]:
+    """The service's tasks that count as running: running, meant to, on a node that is ready
+    (a node that just died reads as Ready for a while, and its tasks as running)."""
+    ready = {node.id for node in state.nodes if node.is_ready}
+    return [
+        task
+        for task in state.tasks_of(service.id)
+        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
+    ]
 
 
 def has_failed_tasks(state: ObservedState, service: ObservedService) -> bool:

@@ -37,6 +37,7 @@ __all__ = [
     "is_converge_record",
     "is_internal_label",
     "lock_name",
+    "name_prefix",
     "object_name",
     "owned_by",
     "owner_of",
@@ -91,9 +92,14 @@ def candidate_name(stack: str, key: str) -> str:
     return object_name(stack, f"{key}{ROLLOUT_SUFFIX}")
 
 
+def name_prefix(stack: str) -> str:
+    """How the swarm name of every object of ``stack`` begins: ``<stack>_``."""
+    return object_name(stack, "")
+
+
 def spec_key(stack: str, name: str) -> str:
     """The spec key of an object named ``<stack>_<key>`` (the name itself otherwise)."""
-    return name.removeprefix(f"{stack}_")
+    return name.removeprefix(name_prefix(stack))
 
 
 GRAPH_LABEL = "io.converge.graph"

@@ -30,7 +30,7 @@ from typing import Any
 
 from converge.engine_spec import service_engine_spec
 from converge.fileobjects import FileRefs
-from converge.naming import CLUSTER_LABELS_LABEL, is_internal_label, spec_key
+from converge.naming import CLUSTER_LABELS_LABEL, is_internal_label, object_name, spec_key
 from converge.spec import CONSTRAINT_PATTERN, NetworkSpec, NodeSpec, Spec
 
 __all__ = [
@@ -133,7 +133,7 @@ def observed_service_view(
 
 def default_service_view(stack: str = "stack") -> View:
     """The view of a service that sets nothing: what every unset field compares as."""
-    return service_view({"Name": f"{stack}_service"}, stack, {})
+    return service_view({"Name": object_name(stack, "service")}, stack, {})
 
 
 def service_view(

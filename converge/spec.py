@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from converge.naming import object_name
 from converge.units import format_duration, parse_cpus, parse_duration, parse_memory
 
 __all__ = [
@@ -1866,7 +1867,7 @@ class Spec(Model):
             return declared.name
         if declared is not None and declared.external:
             return key
-        return f"{self.stack}_{key}"
+        return object_name(self.stack, key)
 
     def volume_name(self, key: str) -> str:
         """The engine name of volume ``key``: its ``name``, or ``<stack>_<key>``."""
@@ -1875,4 +1876,4 @@ class Spec(Model):
             return declared.name
         if declared is not None and declared.external:
             return key
-        return f"{self.stack}_{key}"
+        return object_name(self.stack, key)

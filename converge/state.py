@@ -15,7 +15,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from converge.naming import ROLLOUT_LABEL
+from converge.naming import ROLLOUT_LABEL, spec_key
 
 __all__ = [
     "ClusterOwner",
@@ -240,10 +240,9 @@ class ObservedState:
 
     @cached_property
     def _owned_services(self) -> Mapping[str, ObservedService]:
-        prefix = f"{self.stack}_"
         return MappingProxyType(
             {
-                service.name.removeprefix(prefix): service
+                spec_key(self.stack, service.name): service
                 for service in self.services
                 if service.owned and service.stack == self.stack and service.rollout_of is None
             }
@@ -261,9 +260,8 @@ class ObservedState:
 
     def owned_networks(self) -> dict[str, ObservedNetwork]:
         """This stack's networks, by spec key."""
-        prefix = f"{self.stack}_"
         return {
-            network.name.removeprefix(prefix): network
+            spec_key(self.stack, network.name): network
             for network in self.networks
             if network.owned and network.stack == self.stack
         }

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from converge.actions import Plan
 from converge.errors import PlanError
+from converge.naming import spec_key
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -34,9 +35,8 @@ def known_addresses(spec: Spec, observed: ObservedState) -> frozenset[str]:
     addresses |= {f"node.{node.hostname}" for node in observed.nodes}
     if spec.loadbalancer is not None:
         addresses.add(f"loadbalancer.{spec.loadbalancer.name}")
-    prefix = f"{observed.stack}_"
     addresses |= {
-        f"loadbalancer.{item.name.removeprefix(prefix)}"
+        f"loadbalancer.{spec_key(observed.stack, item.name)}"
         for item in observed.loadbalancers
         if item.owned
     }

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +35,7 @@ import docker.errors
 from docker.models.images import Image
 
 from converge.errors import LabError
+from converge.files import atomic_file
 from converge.lab import system
 
 __all__ = [
@@ -307,15 +306,9 @@ def ensure_saved(
                 raise LabError(f"failed to build {image.tag}: {error}") from error
         target = folder / image.file_name
         # The cache is shared by every lab on the machine: a partial file of its own per writer.
-        descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
-        try:
-            with os.fdopen(descriptor, "wb") as out:
-                for chunk in client.images.get(image.tag).save(named=image.tag):
-                    out.write(chunk)
-            os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with atomic_file(target) as out:
+            for chunk in client.images.get(image.tag).save(named=image.tag):
+                out.write(chunk)
         tarballs[image.tag] = target
     for other in folder.parent.iterdir():
         if other != folder and other.is_dir():

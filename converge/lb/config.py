@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from converge.checks import NodeFacts, evaluate_constraint
+from converge.health import running_tasks
 from converge.naming import (
     CONVERGE_IMAGE_LABEL,
     LB_LABEL,
@@ -166,8 +167,7 @@ def backend_servers(spec: Spec, key: str, observed: ObservedState | None) -> lis
     ready = {node.id: node for node in observed.nodes if node.is_ready}
     hosts = {
         ready[task.node_id].hostname: ready[task.node_id].address
-        for task in observed.tasks_of(service.id)
-        if task.state == "running" and task.desired_state == "running" and task.node_id in ready
+        for task in running_tasks(observed, service)
     }
     servers = [Server(host, address, backend.port) for host, address in sorted(hosts.items())]
     declared = spec.services.get(backend.service)

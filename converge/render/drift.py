@@ -15,7 +15,7 @@ from converge.render._markdown import markdown_cell
 from converge.version import converge_version
 
 if TYPE_CHECKING:
-    # Types only: converge.drift imports the plan renderer (a cycle) and the executor (docker).
+    # Types only: the renderer reads the report, it needs nothing else of converge.drift.
     from converge.drift import DriftFinding, DriftReport
 
 __all__ = [

@@ -19,7 +19,7 @@ from converge.errors import ConvergeError
 from converge.files import atomic_write
 
 if TYPE_CHECKING:
-    # Types only: converge.drift imports the executor (docker), which fast commands must not load.
+    # Types only: the renderer reads the report, it needs nothing else of converge.drift.
     from converge.drift import DriftReport
 
 __all__ = ["failure_metrics", "report_metrics", "write_metrics"]

@@ -23,6 +23,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from converge.actions import Action
+from converge.health import SETTLING_STATES
 from converge.masking import Masker
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _service_state(item: ServiceHealth) -> str:
             f", {item.running} running" if item.running else ""
         )
     text = f"{item.running}/{item.desired} running"
-    if item.updated != item.running or item.update_state in ("updating", "rollback_started"):
+    if item.updated != item.running or item.update_state in SETTLING_STATES:
         text += f", {item.updated}/{item.desired} updated"
     if item.update_state:
         text += f" ({item.update_state.replace('_', ' ')})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import cast
 import pytest
 from fake_engine import FakeClock, FakeSwarm
 from rich.markup import escape
-from test_planner import BASE_SPEC, ENVIRON, PLANS
+from test_planner import BASE_SPEC, ENVIRON, PLANS, patched_recording
 
 from converge.api import (
     ApplyHooks,
@@ -20,13 +21,17 @@ from converge.api import (
     destroy,
     load_apply_input,
     make_plan,
+    save_plan,
+    stack_settled,
     stack_status,
+    unlock_stack,
 )
 from converge.engine import Engine
 from converge.errors import Interrupted, LockError, PlanError
 from converge.executor import ApplyOptions
 from converge.loader import LoadedSpec
 from converge.lock import LockInfo, ProcessIdentity, acquire, read_lock
+from converge.planner import PlanOptions
 from converge.render import status_document, status_text
 from tests.document_schemas import assert_valid
 
@@ -300,3 +305,48 @@ def test_an_apply_fails_when_a_service_it_did_not_touch_is_stuck(tmp_path: Path)
     assert run.result.error is not None
     assert "fxrec_db" in run.result.error
     assert "paused" in run.result.error
+
+
+# -- every command from Python: a saved plan, and unlock -----------------------------------------
+
+
+def test_a_saved_plan_applied_from_python_plans_again_with_the_options_it_was_saved_with(
+    tmp_path: Path,
+) -> None:
+    # The case's swarm runs a service the spec left out: only --prune plans its removal.
+    case = PLANS / "service_left_out_prune"
+    swarm = FakeSwarm(patched_recording(json.loads((case / "observed.json").read_text())))
+    engine = cast(Engine, swarm)
+    target = tmp_path / "plan.json"
+    loaded, _ = load_apply_input([case / "spec.yml"], environ=ENVIRON)
+    save_plan(make_plan(loaded, engine, PlanOptions(prune=True)), target)
+    loaded, saved = load_apply_input([target], environ=ENVIRON)
+    run = apply(loaded, engine, ApplyRequest(apply_options=FAST, saved_plan=saved))
+    assert (run.status, run.plan.options) == ("applied", PlanOptions(prune=True))
+    assert "service.agent" in [action.address for action in run.plan.plan.actions]
+    with pytest.raises(PlanError, match="were fixed when the plan was saved"):
+        apply(loaded, engine, ApplyRequest(PlanOptions(prune=True), FAST, saved_plan=saved))
+    with pytest.raises(PlanError, match="destroy takes the spec files, not a saved plan"):
+        destroy(loaded, engine, ApplyRequest(apply_options=FAST, saved_plan=saved))
+
+
+def test_unlock_shows_a_held_lock_without_its_id_and_removes_it_with_it() -> None:
+    _, engine = _empty_swarm()
+    assert unlock_stack(engine, "fxrec") is None  # not locked
+    here = ProcessIdentity.current()
+    dead = acquire(
+        engine, "fxrec", wait=0, hold_for=60, holder=replace(here, process=here.process + "0")
+    )
+    with pytest.raises(LockError, match=f"give its id: converge unlock fxrec {dead.lock_id}$"):
+        unlock_stack(engine, "fxrec")
+    assert read_lock(engine, "fxrec") == dead
+    assert unlock_stack(engine, "fxrec", dead.lock_id) == dead
+    assert read_lock(engine, "fxrec") is None
+
+
+def test_status_from_python_says_whether_the_stack_is_settled() -> None:
+    loaded, _ = load_apply_input([BASE_SPEC], environ=ENVIRON)
+    _, engine = _empty_swarm()
+    assert not stack_settled(stack_status(loaded.spec, engine))  # every service missing
+    assert apply(loaded, engine, ApplyRequest(apply_options=_fast())).ok
+    assert stack_settled(stack_status(loaded.spec, engine))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeClock
 
-from converge.files import atomic_write
+from converge.files import atomic_file, atomic_write
 from converge.polling import Backoff, PollTimeoutError, backoff_delays, poll_until
 
 
@@ -56,3 +56,21 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "missing-dir" / "x", "data")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_atomic_file_interrupted_while_written_leaves_the_old_one(tmp_path: Path) -> None:
+    target = tmp_path / "image.tar"
+    target.write_bytes(b"old")
+
+    def write_half() -> None:
+        with atomic_file(target) as out:
+            out.write(b"half of the new one")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_half()
+    assert target.read_bytes() == b"old"
+    assert [path.name for path in tmp_path.iterdir()] == ["image.tar"]
+    with atomic_file(target) as out:
+        out.write(b"new")
+    assert target.read_bytes() == b"new"

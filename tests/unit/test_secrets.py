@@ -407,6 +407,30 @@ def test_drift_names_a_changed_secret_without_its_value(tmp_path: Path) -> None:
     assert report.exit_code() == 2
 
 
+def test_drift_reads_a_new_version_and_an_old_one_from_the_plan_not_its_reasons(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from converge.drift import drift_report
+
+    _, engine = _swarm()
+    path = _write(tmp_path, keep=0)
+    _apply(_load(path), engine)
+    _write(tmp_path, "drifted-password-2323", keep=0)
+    planned = make_plan(_load(path), engine)
+    # An action's reason is for humans: worded otherwise, the plan means the same.
+    actions = tuple(replace(action, reason="(reworded)") for action in planned.plan.actions)
+    reworded = replace(planned.plan, actions=actions)
+    report = drift_report(planned.loaded, reworded, planned.observed, checked_at=datetime.now(UTC))
+    messages = [item.message for item in report.sync_findings if item.address.startswith("secret")]
+    assert messages == [
+        "secret db_password: the spec's content differs from the version the services use",
+        "sec_db_password is an old version of secret db_password beyond those kept",
+    ]
+
+
 def test_a_secrets_content_is_scrubbed_from_any_text(tmp_path: Path) -> None:
     from converge.masking import Masker
     from converge.sources import with_sources
