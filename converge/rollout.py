@@ -407,17 +407,22 @@ def _hold(run: _Rollout, share: int) -> None:
     started = clock.monotonic()
     verdict: list[GateFailure | None] = [None]
     figures: list[Figures] = [Figures()]
+    last_up = [started]  # the step starts with the new version's servers up
 
     def judged() -> bool:
         now = run.stats()
         figures[0] = candidate_figures(before, now, run.backends)
         up = sum(stat.is_up for stat in servers(now, run.backends, "next"))
+        looked = clock.monotonic()
+        if up:
+            last_up[0] = looked
         result = judge(
             rollout.gates,
             figures[0],
             up,
             share,
-            held_enough=clock.monotonic() - started >= rollout.pause / 1e9,
+            held_enough=looked - started >= rollout.pause / 1e9,
+            down_for=looked - last_up[0],
         )
         if isinstance(result, GateFailure):
             verdict[0] = result

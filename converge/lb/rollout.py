@@ -210,17 +210,34 @@ class GateFailure:
         return f"gate {self.gate}: {self.detail}"
 
 
+HEALTH_GATE_GRACE = 5.0
+"""Seconds the new version may have no server up before the health gate trips. One failed
+connection marks a server down (``on-error mark-down``, so no request waits on it), and two
+checks a second apart (``rise 2``) bring it back: a look in between must not end a rollout."""
+
+
 def judge(
-    gates: RolloutGates, figures: Figures, up: int, share: int, held_enough: bool
+    gates: RolloutGates,
+    figures: Figures,
+    up: int,
+    share: int,
+    held_enough: bool,
+    down_for: float = 0.0,
 ) -> GateFailure | bool | None:
     """One look at a step: a ``GateFailure``, ``True`` when the step passed, ``False`` to hold.
 
     Args:
         up: the new version's servers that pass their health checks now.
         held_enough: the step's pause has elapsed.
+        down_for: seconds since the new version last had a server up (0 while one is).
     """
     if gates.health and share > 0 and up == 0:
-        return GateFailure("health", "no server of the new version passes its health check")
+        if down_for < HEALTH_GATE_GRACE:
+            return False
+        return GateFailure(
+            "health",
+            f"no server of the new version passed its health check for {down_for:.0f}s",
+        )
     if figures.requests < gates.min_requests:
         return False
     if figures.error_rate > gates.max_error_rate:

@@ -110,9 +110,11 @@ def test_gates() -> None:
         "gate max_error_rate: 5.0% errors (2 of 40 requests: 2 HTTP 5xx, 0 connection "
         "failures) > 1% allowed"
     )
-    down = judge(gates, Figures(), up=0, share=10, held_enough=False)
+    # A server marked down by one failed connection is back two checks later: no verdict.
+    assert judge(gates, Figures(100, 0, 1), up=0, share=10, held_enough=True, down_for=2) is False
+    down = judge(gates, Figures(), up=0, share=10, held_enough=False, down_for=6)
     assert isinstance(down, GateFailure)
-    assert down.gate == "health"
+    assert str(down) == "gate health: no server of the new version passed its health check for 6s"
 
 
 def test_steps_left_from_the_share_in_force() -> None:
