@@ -126,6 +126,10 @@ class _Document:
     locate: Callable[[], dict[FieldPath, Position]] = dict
     interpolated: dict[FieldPath, tuple[str, ...]] = field(default_factory=dict)
     _positions: dict[FieldPath, Position] | None = None
+    source_sizes: dict[str, int] | None = None
+    """Per service key, at most how many characters its data came from (its text, plus what
+    interpolation and the environment added): lets ``check_spec`` skip converting a service
+    that cannot reach the engine's size limit. ``None``: unknown (the careful path)."""
 
     @property
     def positions(self) -> dict[FieldPath, Position]:
@@ -246,7 +250,21 @@ def _parse_fast(file: str, text: str) -> _Document | None:
         loader.dispose()
     if not isinstance(data, dict):
         return None
-    return _Document(data, locate=lambda: _positions_in(file, text))
+    document = _Document(data, locate=lambda: _positions_in(file, text))
+    document.source_sizes = {} if root is None else _service_text_sizes(root)
+    return document
+
+
+def _service_text_sizes(root: yaml.Node) -> dict[str, int]:
+    """Each service's text length in characters (libyaml's marks count characters): without
+    aliases or merge keys (the fast path has none), all of a service's data is written there."""
+    sizes: dict[str, int] = {}
+    for key_node, value_node in root.value:
+        if key_node.value == "services" and type(value_node) is yaml.MappingNode:
+            for name_node, service_node in value_node.value:
+                size = service_node.end_mark.index - service_node.start_mark.index
+                sizes[name_node.value] = sizes.get(name_node.value, 0) + size
+    return sizes
 
 
 def _positions_in(file: str, text: str) -> dict[FieldPath, Position]:
@@ -494,6 +512,8 @@ def _interpolate(
     problems: list[SpecProblem],
     warnings: list[str],
 ) -> None:
+    sizes = document.source_sizes
+
     def walk(value: Any, path: FieldPath) -> Any:
         if isinstance(value, Override):
             return Override(walk(value.value, path))
@@ -511,6 +531,8 @@ def _interpolate(
             return value
         if used:
             document.interpolated[path] = used
+        if sizes is not None and len(path) > 1 and path[0] == "services":
+            sizes[str(path[1])] = sizes.get(str(path[1]), 0) + len(result)
         for name in unset:
             where = _position_of(document.positions, file, path)
             warnings.append(
@@ -834,6 +856,7 @@ def _resolve_environment(
             continue
         merged: dict[str, str | None] = {}
         from_outside: set[str] = set()
+        added = 0  # characters from env files and the environment (see _Document.source_sizes)
         for index, entry in enumerate(_env_file_entries(env_files)):
             path, required = entry
             where: FieldPath = ("services", name, "env_file", index)
@@ -853,6 +876,7 @@ def _resolve_environment(
                 )
                 continue
             digest.update(text.encode())
+            added += len(text)
             try:
                 lines = parse_env_file(text, environ)
             except EnvFileError as error:
@@ -869,6 +893,9 @@ def _resolve_environment(
             continue  # malformed: validation reports it
         for key, value in explicit.items():
             merged[key] = _from_environment(key, value, environ, from_outside)
+        added += sum(len(environ[key]) for key in from_outside if key in environ)
+        if document.source_sizes is not None:
+            document.source_sizes[name] = document.source_sizes.get(name, 0) + added
         service["environment"] = merged
         if isinstance(environment, list):
             # The list became a mapping: its items' positions and variables follow their keys.
@@ -1194,7 +1221,7 @@ def _load_sources(
         ) from None
     semantic = [
         _problem(merged.positions, last_file, path, message, merged.data)
-        for path, message in check_spec(spec)
+        for path, message in check_spec(spec, merged.source_sizes)
     ]
     if require_stack and not spec.stack:
         semantic.append(
@@ -1295,4 +1322,10 @@ def _merge(base: _Document, override: _Document) -> _Document:
     interpolated = {path: used for path, used in moved_interpolated.items() if survives(path)}
     for path, used in override.interpolated.items():
         interpolated[relocate(path, result.relocations)] = used
-    return _Document(result.data, locate, interpolated)
+    sizes = None
+    if base.source_sizes is not None and override.source_sizes is not None:
+        # A merged service holds at most what both files give it.
+        sizes = dict(base.source_sizes)
+        for key, size in override.source_sizes.items():
+            sizes[key] = sizes.get(key, 0) + size
+    return _Document(result.data, locate, interpolated, source_sizes=sizes)
