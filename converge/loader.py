@@ -177,21 +177,37 @@ _ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
 
 
 class _FastLoader(yaml.CSafeLoader):
-    """libyaml's parser with the same constructors: no positions kept, for the common case."""
+    """libyaml's parser with the same constructors: no positions kept, for the common case.
+
+    libyaml calls back into Python for every node: its tag, and the path resolvers' descend
+    and ascend. Safe loading registers no path resolver (checked below), so a tag depends on
+    the node's kind and, for a plain scalar, its text alone: answered here without PyYAML's
+    general lookup, and the descend and ascend calls do nothing."""
 
     def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        # libyaml asks for the tag of every scalar; a plain scalar's depends on its text alone,
-        # and a spec repeats the same few texts (images, modes, keys) thousands of times.
         if kind is yaml.ScalarNode and implicit[0]:
+            # A spec repeats the same few texts (images, modes, keys) thousands of times.
             tag = _PLAIN_TAGS.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
                 if len(_PLAIN_TAGS) < 10_000:
                     _PLAIN_TAGS[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return,no-untyped-call]
+        return _DEFAULT_TAGS[kind]
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: object) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
+assert not _FastLoader.yaml_path_resolvers, "path resolvers: _FastLoader would ignore them"
+_DEFAULT_TAGS: dict[type[yaml.Node], str] = {
+    yaml.ScalarNode: _FastLoader.DEFAULT_SCALAR_TAG,
+    yaml.SequenceNode: _FastLoader.DEFAULT_SEQUENCE_TAG,
+    yaml.MappingNode: _FastLoader.DEFAULT_MAPPING_TAG,
+}
 _PLAIN_TAGS: dict[str, str] = {}
 
 
@@ -207,13 +223,21 @@ _STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
 _SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
 
 
-def _plain_value(loader: Any, node: yaml.Node, seen: set[int]) -> Any:
+def _plain_value(loader: Any, node: yaml.Node, seen: set[int] | None) -> Any:
+    """The data of ``node``; ``seen`` (None when the text has no anchor, so no alias) finds
+    aliases, which take the careful path."""
     kind = type(node)
     if kind is yaml.ScalarNode:
-        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
-    if id(node) in seen:
-        raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
-    seen.add(id(node))
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            return value
+        if tag == _INT and value.isascii() and value.isdigit() and value[0] != "0":
+            return int(value)  # decimal, as construct_yaml_int reads it (0... is octal)
+        return loader.construct_object(node, deep=True)
+    if seen is not None:
+        if id(node) in seen:
+            raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
+        seen.add(id(node))
     if kind is yaml.SequenceNode and node.tag == _SEQ:
         return [_plain_value(loader, item, seen) for item in node.value]
     if kind is not yaml.MappingNode or node.tag != _MAP:
@@ -243,7 +267,8 @@ def _parse_fast(file: str, text: str) -> _Document | None:
     loader = _FastLoader(text)
     try:
         root = loader.get_single_node()
-        data = {} if root is None else _plain_value(loader, root, set())
+        seen: set[int] | None = set() if "&" in text else None  # an alias needs an &anchor
+        data = {} if root is None else _plain_value(loader, root, seen)
     except (yaml.YAMLError, _NeedsCarefulPathError, RecursionError):
         return None
     finally:
