@@ -1102,6 +1102,10 @@ class NetworkAttachment(Model):
     priority: IgnoredValue = None
 
 
+_NO_OPTIONS = NetworkAttachment()
+"""A network joined without options: one frozen instance for all (see ``_shared_default``)."""
+
+
 def _networks_to_map(value: object) -> object:
     if isinstance(value, list):
         if not all(isinstance(item, str) for item in value):
@@ -1109,9 +1113,11 @@ def _networks_to_map(value: object) -> object:
         for name in value:
             if value.count(name) > 1:
                 raise ValueError(f"network {name!r} is listed twice")
-        return {name: {} for name in value}
+        return dict.fromkeys(value, _NO_OPTIONS)
     if isinstance(value, dict):
-        return {name: ({} if options is None else options) for name, options in value.items()}
+        return {
+            name: (_NO_OPTIONS if options is None else options) for name, options in value.items()
+        }
     return value
 
 
