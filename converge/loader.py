@@ -556,8 +556,8 @@ def _interpolate(
             return value
         if used:
             document.interpolated[path] = used
-        if sizes is not None and len(path) > 1 and path[0] == "services":
-            sizes[str(path[1])] = sizes.get(str(path[1]), 0) + len(result)
+        if sizes is not None and len(path) > 1 and path[0] == "services" and path[1] in sizes:
+            sizes[str(path[1])] += len(result)
         for name in unset:
             where = _position_of(document.positions, file, path)
             warnings.append(
@@ -919,8 +919,8 @@ def _resolve_environment(
         for key, value in explicit.items():
             merged[key] = _from_environment(key, value, environ, from_outside)
         added += sum(len(environ[key]) for key in from_outside if key in environ)
-        if document.source_sizes is not None:
-            document.source_sizes[name] = document.source_sizes.get(name, 0) + added
+        if document.source_sizes is not None and name in document.source_sizes:
+            document.source_sizes[name] += added
         service["environment"] = merged
         if isinstance(environment, list):
             # The list became a mapping: its items' positions and variables follow their keys.
