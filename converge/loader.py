@@ -239,7 +239,12 @@ def _plain_value(loader: Any, node: yaml.Node, seen: set[int] | None) -> Any:
             raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
         seen.add(id(node))
     if kind is yaml.SequenceNode and node.tag == _SEQ:
-        return [_plain_value(loader, item, seen) for item in node.value]
+        return [
+            item.value
+            if type(item) is yaml.ScalarNode and item.tag == _STR
+            else _plain_value(loader, item, seen)
+            for item in node.value
+        ]
     if kind is not yaml.MappingNode or node.tag != _MAP:
         return loader.construct_object(node, deep=True)  # !override and friends
     mapping: dict[Any, Any] = {}
