@@ -15,9 +15,17 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 from converge.engine_spec import service_engine_spec
+from converge.fileobjects import FileKind, stack_name
 from converge.naming import ROLLOUT_RUNTIME_PORT, ROLLOUT_SUFFIX
 from converge.ordering import dangling_dependencies, dependency_cycle
-from converge.spec import DEFAULT_NETWORK, NodeSpec, ServiceSpec, Spec, parse_constraint
+from converge.spec import (
+    DEFAULT_NETWORK,
+    FileReference,
+    NodeSpec,
+    ServiceSpec,
+    Spec,
+    parse_constraint,
+)
 
 __all__ = [
     "ENGINE_SPEC_LIMIT",
@@ -86,8 +94,16 @@ def evaluate_constraint(constraint: str, node: NodeFacts) -> bool | None:
     return matches if operator == "==" else not matches
 
 
-def check_spec(spec: Spec) -> list[FieldProblem]:
-    """Every cross-object problem of a type-valid spec, in a stable order."""
+def check_spec(spec: Spec, source_sizes: Mapping[str, int] | None = None) -> list[FieldProblem]:
+    """Every cross-object problem of a type-valid spec, in a stable order.
+
+    Args:
+        spec: the spec.
+        source_sizes: for each service key, at most how many characters of source its data
+            came from (its text in the files, plus what interpolation, ``env_file`` and the
+            environment added); with it, a service far below the engine's size limit is not
+            converted to check its size (``_size_bound``). Without it, every service is.
+    """
     problems = [
         *_check_references(spec),
         *_check_file_objects(spec),
@@ -102,7 +118,7 @@ def check_spec(spec: Spec) -> list[FieldProblem]:
         *_check_rollouts(spec),
     ]
     # The engine payloads are built only from a spec whose references hold.
-    return problems or list(_check_service_sizes(spec))
+    return problems or list(_check_service_sizes(spec, source_sizes))
 
 
 def _check_references(spec: Spec) -> Iterator[FieldProblem]:
@@ -253,9 +269,22 @@ def _check_endpoint_mode(spec: Spec) -> Iterator[FieldProblem]:
                 )
 
 
-def _check_service_sizes(spec: Spec) -> Iterator[FieldProblem]:
-    """A service the engine would refuse for its size, found before anything is written."""
+def _check_service_sizes(
+    spec: Spec, source_sizes: Mapping[str, int] | None
+) -> Iterator[FieldProblem]:
+    """A service the engine would refuse for its size, found before anything is written.
+
+    Converting every service to measure it was most of the time checking a large spec takes,
+    so a service whose size is bounded well below the limit by ``_size_bound`` is not
+    converted; any other one is, and measured exactly."""
+    names: dict[tuple[str, str], int] = {}
     for name in spec.services:
+        source_size = None if source_sizes is None else source_sizes.get(name)
+        if (
+            source_size is not None
+            and _size_bound(spec, name, source_size, names) <= ENGINE_SPEC_LIMIT
+        ):
+            continue
         body = json.dumps(service_engine_spec(spec, name), separators=(",", ":"))
         size = len(body.encode())
         if size > ENGINE_SPEC_LIMIT:
@@ -265,6 +294,60 @@ def _check_service_sizes(spec: Spec) -> Iterator[FieldProblem]:
                 f"refuses a service spec above {_mebibytes(ENGINE_SPEC_LIMIT)} (its gRPC "
                 "message limit): keep large values in files mounted into the service",
             )
+
+
+# The bound's constants. A character of source becomes at most 12 bytes of the JSON sent
+# (``json.dumps`` escapes a character outside the BMP as two \\uXXXX, 12 bytes; YAML escapes
+# and implicit values such as ``on`` -> true or ``1e15`` -> "1000000000000000.0" grow less), and
+# a source character may be sent twice (the image: ``Image`` and its label): 24. Every field's
+# keys, defaults and a number converted from a short form (``1e308`` as an int, durations in
+# ns) fit in the fixed part; each entry that becomes a whole object from as little as one
+# character of source (a port, mount, secret, config, network, ulimit, generic resource) gets
+# ``_ENTRY`` bytes on top, and the names it is resolved to are counted from the spec itself.
+_PER_SOURCE_CHARACTER = 24
+_PER_CHARACTER = 12
+_FIXED = 64 * 1024
+_ENTRY = 1024
+
+
+def _size_bound(spec: Spec, key: str, source_size: int, names: dict[tuple[str, str], int]) -> int:
+    """An upper bound on the size of service ``key``'s Engine API spec as converge sends it
+    (``service_engine_spec``, JSON), from the size of its source and of what the spec adds:
+    the stack's and the key's names, and each mount's, network's, secret's and config's
+    resolved names and declared options. ``names`` caches the part each named object adds.
+    tests/unit/test_size_limits.py holds it against the exact size on the worst cases."""
+    service = spec.services[key]
+    stack = len(spec.stack or "")
+    bound = _FIXED + _PER_SOURCE_CHARACTER * source_size + _PER_CHARACTER * (len(key) + 4 * stack)
+    reservations = service.deploy.resources.reservations
+    entries = len(service.ports) + len(service.ulimits)
+    entries += len(reservations.generic_resources) if reservations is not None else 0
+    bound += _ENTRY * entries
+    for mount in service.volumes:
+        bound += _ENTRY + _PER_CHARACTER * (len(mount.source or "") + len(mount.target) + stack)
+        if mount.type == "volume" and mount.source:
+            if ("volume", mount.source) not in names:
+                declared = spec.volumes[mount.source]
+                options = [dict(declared.labels), declared.driver, declared.driver_opts]
+                names["volume", mount.source] = len(json.dumps(options)) + _PER_CHARACTER * len(
+                    spec.volume_name(mount.source)
+                )
+            bound += names["volume", mount.source]
+    for network in service.networks or (DEFAULT_NETWORK,):
+        if ("network", network) not in names:
+            names["network", network] = _PER_CHARACTER * len(spec.network_name(network))
+        bound += _ENTRY + _PER_CHARACTER * len(key) + names["network", network]
+    kinds: tuple[tuple[FileKind, tuple[FileReference, ...]], ...] = (
+        ("secret", service.secrets),
+        ("config", service.configs),
+    )
+    for kind, references in kinds:
+        for reference in references:
+            if (kind, reference.source) not in names:
+                name = stack_name(spec, kind, reference.source)
+                names[kind, reference.source] = _PER_CHARACTER * (len(name) + len(reference.source))
+            bound += _ENTRY + names[kind, reference.source]
+    return bound
 
 
 def _mebibytes(size: int) -> str:

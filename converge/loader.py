@@ -127,6 +127,10 @@ class _Document:
     locate: Callable[[], dict[FieldPath, Position]] = dict
     interpolated: dict[FieldPath, tuple[str, ...]] = field(default_factory=dict)
     _positions: dict[FieldPath, Position] | None = None
+    source_sizes: dict[str, int] | None = None
+    """Per service key, at most how many characters its data came from (its text, plus what
+    interpolation and the environment added): lets ``check_spec`` skip converting a service
+    that cannot reach the engine's size limit. ``None``: unknown (the careful path)."""
 
     @property
     def positions(self) -> dict[FieldPath, Position]:
@@ -174,21 +178,37 @@ _ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
 
 
 class _FastLoader(yaml.CSafeLoader):
-    """libyaml's parser with the same constructors: no positions kept, for the common case."""
+    """libyaml's parser with the same constructors: no positions kept, for the common case.
+
+    libyaml calls back into Python for every node: its tag, and the path resolvers' descend
+    and ascend. Safe loading registers no path resolver (checked below), so a tag depends on
+    the node's kind and, for a plain scalar, its text alone: answered here without PyYAML's
+    general lookup, and the descend and ascend calls do nothing."""
 
     def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        # libyaml asks for the tag of every scalar; a plain scalar's depends on its text alone,
-        # and a spec repeats the same few texts (images, modes, keys) thousands of times.
         if kind is yaml.ScalarNode and implicit[0]:
+            # A spec repeats the same few texts (images, modes, keys) thousands of times.
             tag = _PLAIN_TAGS.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
                 if len(_PLAIN_TAGS) < 10_000:
                     _PLAIN_TAGS[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return,no-untyped-call]
+        return _DEFAULT_TAGS[kind]
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: object) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
+assert not _FastLoader.yaml_path_resolvers, "path resolvers: _FastLoader would ignore them"
+_DEFAULT_TAGS: dict[type[yaml.Node], str] = {
+    yaml.ScalarNode: _FastLoader.DEFAULT_SCALAR_TAG,
+    yaml.SequenceNode: _FastLoader.DEFAULT_SEQUENCE_TAG,
+    yaml.MappingNode: _FastLoader.DEFAULT_MAPPING_TAG,
+}
 _PLAIN_TAGS: dict[str, str] = {}
 
 
@@ -204,15 +224,28 @@ _STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
 _SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
 
 
-def _plain_value(loader: Any, node: yaml.Node, seen: set[int]) -> Any:
+def _plain_value(loader: Any, node: yaml.Node, seen: set[int] | None) -> Any:
+    """The data of ``node``; ``seen`` (None when the text has no anchor, so no alias) finds
+    aliases, which take the careful path."""
     kind = type(node)
     if kind is yaml.ScalarNode:
-        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
-    if id(node) in seen:
-        raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
-    seen.add(id(node))
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            return value
+        if tag == _INT and value.isascii() and value.isdigit() and value[0] != "0":
+            return int(value)  # decimal, as construct_yaml_int reads it (0... is octal)
+        return loader.construct_object(node, deep=True)
+    if seen is not None:
+        if id(node) in seen:
+            raise _NeedsCarefulPathError  # an alias: the careful path checks cycles and bombs
+        seen.add(id(node))
     if kind is yaml.SequenceNode and node.tag == _SEQ:
-        return [_plain_value(loader, item, seen) for item in node.value]
+        return [
+            item.value
+            if type(item) is yaml.ScalarNode and item.tag == _STR
+            else _plain_value(loader, item, seen)
+            for item in node.value
+        ]
     if kind is not yaml.MappingNode or node.tag != _MAP:
         return loader.construct_object(node, deep=True)  # !override and friends
     mapping: dict[Any, Any] = {}
@@ -240,14 +273,29 @@ def _parse_fast(file: str, text: str) -> _Document | None:
     loader = _FastLoader(text)
     try:
         root = loader.get_single_node()
-        data = {} if root is None else _plain_value(loader, root, set())
+        seen: set[int] | None = set() if "&" in text else None  # an alias needs an &anchor
+        data = {} if root is None else _plain_value(loader, root, seen)
     except (yaml.YAMLError, _NeedsCarefulPathError, RecursionError):
         return None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         return None
-    return _Document(data, locate=lambda: _positions_in(file, text))
+    document = _Document(data, locate=lambda: _positions_in(file, text))
+    document.source_sizes = {} if root is None else _service_text_sizes(root)
+    return document
+
+
+def _service_text_sizes(root: yaml.Node) -> dict[str, int]:
+    """Each service's text length in characters (libyaml's marks count characters): without
+    aliases or merge keys (the fast path has none), all of a service's data is written there."""
+    sizes: dict[str, int] = {}
+    for key_node, value_node in root.value:
+        if key_node.value == "services" and type(value_node) is yaml.MappingNode:
+            for name_node, service_node in value_node.value:
+                size = service_node.end_mark.index - service_node.start_mark.index
+                sizes[name_node.value] = sizes.get(name_node.value, 0) + size
+    return sizes
 
 
 def _positions_in(file: str, text: str) -> dict[FieldPath, Position]:
@@ -495,6 +543,8 @@ def _interpolate(
     problems: list[SpecProblem],
     warnings: list[str],
 ) -> None:
+    sizes = document.source_sizes
+
     def walk(value: Any, path: FieldPath) -> Any:
         if isinstance(value, Override):
             return Override(walk(value.value, path))
@@ -512,6 +562,8 @@ def _interpolate(
             return value
         if used:
             document.interpolated[path] = used
+        if sizes is not None and len(path) > 1 and path[0] == "services" and path[1] in sizes:
+            sizes[str(path[1])] += len(result)
         for name in unset:
             where = _position_of(document.positions, file, path)
             warnings.append(
@@ -843,6 +895,7 @@ def _resolve_environment(
             continue
         merged: dict[str, str | None] = {}
         from_outside: set[str] = set()
+        added = 0  # characters from env files and the environment (see _Document.source_sizes)
         for index, entry in enumerate(_env_file_entries(env_files)):
             path, required = entry
             where: FieldPath = ("services", name, "env_file", index)
@@ -862,6 +915,7 @@ def _resolve_environment(
                 )
                 continue
             digest.update(text.encode())
+            added += len(text)
             try:
                 lines = parse_env_file(text, environ)
             except EnvFileError as error:
@@ -878,6 +932,9 @@ def _resolve_environment(
             continue  # malformed: validation reports it
         for key, value in explicit.items():
             merged[key] = _from_environment(key, value, environ, from_outside)
+        added += sum(len(environ[key]) for key in from_outside if key in environ)
+        if document.source_sizes is not None and name in document.source_sizes:
+            document.source_sizes[name] += added
         service["environment"] = merged
         if isinstance(environment, list):
             # The list became a mapping: its items' positions and variables follow their keys.
@@ -1203,7 +1260,7 @@ def _load_sources(
         ) from None
     semantic = [
         _problem(merged.positions, last_file, path, message, merged.data)
-        for path, message in check_spec(spec)
+        for path, message in check_spec(spec, merged.source_sizes)
     ]
     if require_stack and not spec.stack:
         semantic.append(
@@ -1304,4 +1361,10 @@ def _merge(base: _Document, override: _Document) -> _Document:
     interpolated = {path: used for path, used in moved_interpolated.items() if survives(path)}
     for path, used in override.interpolated.items():
         interpolated[relocate(path, result.relocations)] = used
-    return _Document(result.data, locate, interpolated)
+    sizes = None
+    if base.source_sizes is not None and override.source_sizes is not None:
+        # A merged service holds at most what both files give it.
+        sizes = dict(base.source_sizes)
+        for key, size in override.source_sizes.items():
+            sizes[key] = sizes.get(key, 0) + size
+    return _Document(result.data, locate, interpolated, source_sizes=sizes)

@@ -585,6 +585,10 @@ def test_an_error_found_after_the_fast_parse_still_names_line_and_field() -> Non
         # the same values as PLAIN, written in flow and block styles, quoted and not
         PLAIN.replace("{A: '1', B: 'on', C: 2}", "\n      A: '1'\n      B: 'on'\n      C: 2"),
         PLAIN.replace("app:1", '"app:1"').replace("[back]", "\n      - back"),
+        # integers in each form YAML 1.1 reads (the fast path reads plain decimals itself)
+        PLAIN.replace("{A: '1', B: 'on', C: 2}", "{A: 0, B: 010, C: 1_000, D: +5, E: 0x1f, F: 12}"),
+        # an anchor and an alias inside one value's text, not YAML's
+        PLAIN.replace("app:1", "'app:1&x=*y'"),
     ],
 )
 def test_fast_and_careful_paths_give_the_same_spec(
