@@ -122,15 +122,25 @@ def preview_placement(
     fresh_keys = set(fresh)
     drained_hosts = set(drained)
     placements: list[ServicePlacement] = []
+    # Which nodes may run a service depends on its constraints alone: worked out once per
+    # set of constraints (with each node's id -> hostname), not once per service.
+    by_constraints: dict[tuple[str, ...], tuple[list[_Node], dict[str | None, str]]] = {}
     for key in sorted(spec.services):
         service = spec.services[key]
         deploy = service.deploy
         if deploy.is_job or (not deploy.is_global and deploy.replicas == 0):
             continue
-        eligible = [node for node in state.values() if _runnable(service, node.facts)]
+        constraints = tuple(deploy.placement.constraints)
+        if constraints not in by_constraints:
+            runnable = [node for node in state.values() if _runnable(service, node.facts)]
+            by_constraints[constraints] = (
+                runnable,
+                {node.facts.node_id: node.hostname for node in runnable},
+            )
+        eligible, hostnames = by_constraints[constraints]
         if not eligible:
             continue  # the planner's placement check says "no node satisfies ..."
-        current = {} if key in fresh_keys else _current(observed, key, eligible)
+        current = {} if key in fresh_keys else _current(observed, key, hostnames)
         placement = _place(key, service, eligible, current)
         findings.extend(_uneven_spread(key, service, state, eligible))
         placements.append(placement)
@@ -200,12 +210,14 @@ def _runnable(service: ServiceSpec, node: NodeFacts) -> bool:
     )
 
 
-def _current(observed: ObservedState, key: str, eligible: list[_Node]) -> dict[str, int]:
-    """Where the service's tasks run today, on nodes it may still use."""
+def _current(
+    observed: ObservedState, key: str, hostnames: Mapping[str | None, str]
+) -> dict[str, int]:
+    """Where the service's tasks run today, on nodes it may still use (``hostnames``: their
+    hostnames by node id)."""
     service = observed.owned_services().get(key)
     if service is None:
         return {}
-    hostnames = {node.facts.node_id: node.hostname for node in eligible}
     counts: dict[str, int] = {}
     for task in observed.tasks_of(service.id):
         hostname = hostnames.get(task.node_id)
