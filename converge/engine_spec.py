@@ -343,6 +343,8 @@ def _dns_config(service: ServiceSpec) -> Json | None:
 
 def effective_capabilities(add: Iterable[str], drop: Iterable[str]) -> tuple[list[str], list[str]]:
     """``cap_add``/``cap_drop`` as docker/cli sends them (``opts.EffectiveCapAddCapDrop``)."""
+    if not add and not drop:
+        return [], []  # the usual case, asked once per service and plan
 
     def normalised(capabilities: Iterable[str]) -> set[str]:
         result = set()

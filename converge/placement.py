@@ -247,16 +247,22 @@ def _place(
     maximum = deploy.placement.max_replicas_per_node or 0
     spreads = [preference.spread for preference in deploy.placement.preferences]
     counts = dict.fromkeys((node.hostname for node in eligible), 0)
-    port_taken = sum(bool(ports & node.host_ports) for node in eligible)
+    port_taken = sum(bool(ports & node.host_ports) for node in eligible) if ports else 0
     # Each node's group at every level of the spread preferences, and the service's tasks per
-    # group, kept as tasks are placed (not recounted per candidate).
-    paths = {
-        node.hostname: [
-            tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
-            for level in range(len(spreads))
-        ]
-        for node in eligible
-    }
+    # group, kept as tasks are placed (not recounted per candidate). Most services have no
+    # preference: no groups to make for them.
+    no_groups: list[tuple[str | None, ...]] = []
+    paths = (
+        {
+            node.hostname: [
+                tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
+                for level in range(len(spreads))
+            ]
+            for node in eligible
+        }
+        if spreads
+        else {}
+    )
     in_group: list[dict[tuple[str | None, ...], int]] = [{} for _ in spreads]
 
     def admits(node: _Node) -> bool:
@@ -267,7 +273,7 @@ def _place(
         return node.fits(cpus, memory)
 
     def take(node: _Node) -> None:
-        for level, path in enumerate(paths[node.hostname]):
+        for level, path in enumerate(paths.get(node.hostname, no_groups)):
             in_group[level][path] = in_group[level].get(path, 0) + 1
         counts[node.hostname] += 1
         node.tasks += 1
@@ -299,7 +305,8 @@ def _place(
 
             def order(node: _Node) -> tuple[object, ...]:
                 groups = [
-                    in_group[level].get(path, 0) for level, path in enumerate(paths[node.hostname])
+                    in_group[level].get(path, 0)
+                    for level, path in enumerate(paths.get(node.hostname, no_groups))
                 ]
                 return (*groups, counts[node.hostname], node.tasks, node.hostname)
 
