@@ -160,6 +160,16 @@ def _identical(first: Any, second: Any) -> bool:
             if type(value) in _LEAVES:
                 if type(other) is not type(value) or value != other:
                     return False
+            elif type(value) is list and type(other) is list:
+                # Lists of strings (env, constraints, aliases) without another call.
+                if len(value) != len(other):
+                    return False
+                for item, other_item in zip(value, other, strict=True):
+                    if type(item) in _LEAVES:
+                        if type(other_item) is not type(item) or item != other_item:
+                            return False
+                    elif not _identical(item, other_item):
+                        return False
             elif not _identical(value, other):
                 return False
         return True
@@ -403,12 +413,13 @@ def _diff_services(
     owned = observed.owned_services()
     defaults = default_service_view(spec.stack)
     network_names = {network.id: network.name for network in observed.networks}
+    aligned_images: dict[str, bool] = {}  # most services share an image with others
     for key, service in spec.services.items():
         name = object_name(spec.stack, key)
         current = owned.get(key)
         payload = service_engine_spec(spec, key, files=files, image=(images or {}).get(key))
         if current is not None and _unchanged_service(
-            spec, service.x_converge.ignore, payload, current, network_names
+            spec, service.x_converge.ignore, payload, current, network_names, aligned_images
         ):
             result.append(ObjectDiff("service", key, name, "unchanged"))
             continue
@@ -443,6 +454,7 @@ def _unchanged_service(
     payload: Mapping[str, Any],
     current: ObservedService,
     network_names: Mapping[str, str],
+    aligned_images: dict[str, bool] | None = None,
 ) -> bool:
     """Whether the owned ``current`` is what ``payload`` would make, told without views.
 
@@ -450,13 +462,18 @@ def _unchanged_service(
     identical once what no view shows is set aside (``normalize.comparable_service_spec``),
     so the views are identical; both views are of the same stack; no ``x-converge.ignore``
     path (``align`` writes those into the observed view); and the image reads the same once
-    ``align`` has dropped an unpinned digest. Anything else is compared view against view.
+    ``align`` has dropped an unpinned digest (``aligned_images`` keeps that answer per image
+    for the next service). Anything else is compared view against view.
     """
     if ignore or (current.stack or "") != spec.stack:
         return False
     task = payload.get("TaskTemplate") or {}
-    image = canonical_image((task.get("ContainerSpec") or {}).get("Image", ""))
-    if "@" not in image and canonical_image(image, keep_digest=False) != image:
+    written = (task.get("ContainerSpec") or {}).get("Image", "")
+    known = aligned_images if aligned_images is not None else {}
+    if written not in known:
+        image = canonical_image(written)
+        known[written] = "@" in image or canonical_image(image, keep_digest=False) == image
+    if not known[written]:
         return False
     desired = comparable_service_spec(payload, {})
     observed = comparable_service_spec(current.raw_spec, network_names)
