@@ -220,16 +220,18 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
     timed run). Peak resident memory is that of the calling process: see
     ``measure_planner_process`` for a figure of this size alone."""
     text = workload.spec_text(STACK, "10.150.0.0/16", workload.services(count, changed=0))
-    loads = [_timed_load(text)]
-    loaded = loads[0][0]
-    loads += [_timed_load(text, loaded) for _ in range(runs - 1)]
+    loaded, *timing = _timed_load(text)
+    timings = [tuple(timing)]
+    for _ in range(runs - 1):
+        _, *timing = _timed_load(text, loaded)  # each load's spec freed: one is kept
+        timings.append(tuple(timing))
     del text
     raw = _engine_json(loaded, count)
     gc.collect()
     rss = _status_mb("VmRSS")
     reset = _reset_peak_rss()
     results = []
-    for _, load_seconds, parse_seconds in loads:
+    for load_seconds, parse_seconds in timings:
         gc.collect()
         seconds, cpu, actions = _stages(loaded, raw)
         results.append(
