@@ -325,15 +325,27 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
             # The process's peak when measured in its own process (spec and engine JSON
             # included), else what the stages allocate (tracemalloc).
             memory = planner[count_text]["peak_rss_mb"] or results[0]["peak_mb"]
+            what = "resident peak" if planner[count_text]["peak_rss_mb"] else "traced"
             targets.append(
                 {
-                    "target": f"planner alone, {count:,} services: < 1 GB",
+                    "target": f"planner alone, {count:,} services: < 1 GB ({what})",
                     "size": count,
                     "value": memory,
                     "unit": "MB",
                     "met": memory < 1024,
                 }
             )
+            if planner[count_text]["peak_rss_mb"]:
+                targets.append(
+                    {
+                        "target": f"planner alone, {count:,} services: what the stages "
+                        "allocate < 1 GB (traced)",
+                        "size": count,
+                        "value": results[0]["peak_mb"],
+                        "unit": "MB",
+                        "met": results[0]["peak_mb"] < 1024,
+                    }
+                )
         load_limits = {1_000: 0.15, 10_000: 1.0}
         if count in load_limits:
             targets.append(
@@ -424,20 +436,28 @@ def markdown(document: dict[str, Any]) -> str:
     """The report: comparisons with ratios and targets, API calls, the planner alone."""
     summary = document.get("summary") or summarise(document)
     machine = document.get("machine", {})
+    docker = (
+        f"Docker engine {machine.get('docker_engine')} (CLI {machine.get('docker_client')}), "
+        f"{machine.get('swarm_nodes')} swarm nodes, "
+        if "swarm_nodes" in machine
+        else "no lab (the planner alone), "
+    )
     lines = [
         "# converge benchmark",
         "",
         f"Machine: {machine.get('nproc')} CPUs, {machine.get('memory_gib')} GiB, kernel "
-        f"{machine.get('kernel')}, Docker engine {machine.get('docker_engine')} (CLI "
-        f"{machine.get('docker_client')}), {machine.get('swarm_nodes')} swarm nodes, "
+        f"{machine.get('kernel')}, Python {machine.get('python')}, {docker}"
         f"load average at start {' '.join(machine.get('load_average_at_start', []))}. "
         f"Started {document.get('started')}.",
-        "",
-        "Median of the runs (min-max); ratios are converge / baseline within each run.",
-        "",
-        "| N | measurement | converge | baseline | baseline time | ratio | target |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if summary["sizes"]:
+        lines += [
+            "",
+            "Median of the runs (min-max); ratios are converge / baseline within each run.",
+            "",
+            "| N | measurement | converge | baseline | baseline time | ratio | target |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for size_text, data in summary["sizes"].items():
         size = int(size_text)
         seconds = data["seconds"]
@@ -458,17 +478,18 @@ def markdown(document: dict[str, Any]) -> str:
                 f"{_fmt(seconds.get(comparison.converge))} | {comparison.baseline_label} | "
                 f"{base_text} | {_fmt(ratio, TIMES)} | {target} |"
             )
-    lines += [
-        "",
-        "## API calls per command (counted at the SDK's transport by `Engine.calls`)",
-        "",
-        "Writes in brackets: to the stack's objects + to the stack lock (a config created "
-        "and removed).",
-        "",
-        "| N | no-op `plan` | no-op `apply` (writes) | in-process plan | cold `apply` (writes) "
-        "| one-field `apply` (writes) |",
-        "|---|---|---|---|---|---|",
-    ]
+    if summary["sizes"]:
+        lines += [
+            "",
+            "## API calls per command (counted at the SDK's transport by `Engine.calls`)",
+            "",
+            "Writes in brackets: to the stack's objects + to the stack lock (a config created "
+            "and removed).",
+            "",
+            "| N | no-op `plan` | no-op `apply` (writes) | in-process plan | cold `apply` "
+            "(writes) | one-field `apply` (writes) |",
+            "|---|---|---|---|---|---|",
+        ]
     for size_text, data in summary["sizes"].items():
         calls = data["calls"]
         lines.append(

@@ -38,4 +38,5 @@ def test_the_benchmark_without_sizes_needs_no_lab(tmp_path: Path) -> None:
     text = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "Growth of the planner's wall time: 10 \N{EN DASH} 20: slope" in text
     assert "per added service" in text
+    assert "no lab (the planner alone)" in text
     assert "Growth of the planner's traced memory" in text
