@@ -2,13 +2,16 @@
 
     python -m bench [--sizes 10,50,200] [--runs 3] [--slow-runs N] [--wait-max 50]
                     [--planner-sizes 1000,10000,100000] [--out bench/results]
+    python -m bench --sizes '' --planner-sizes 1000,10000,100000   # the planner alone, no lab
 
 Per size N and per run, in this order: converge (cold apply, no-op plan/apply as processes,
 in-process plan, API floor, one-field change), then docker stack deploy (``--detach=false``
 cold, no-op redeploy, ``--detach=false`` one-field change; then the engine floors: detached
 deploy polled until every task runs, detached one-field change polled until the new task
 runs). Every stack is removed, and its containers gone from every node, before the next cold
-deploy. Writes ``results.json`` and ``results.md`` under ``--out``.
+deploy. Then the loader and the planner alone on synthetic state (``bench.synthetic``), each
+size in a process of its own (its peak memory is that size's). Writes ``results.json`` and
+``results.md`` under ``--out``; with ``--sizes ''`` no lab is needed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 from bench import report, workload
 from bench.swarm import Swarm
-from bench.synthetic import measure_planner
+from bench.synthetic import measure_planner_process
 from converge.api import make_plan
 from converge.engine import connect
 from converge.loader import load_spec
@@ -190,9 +193,10 @@ def run_size(
     return result
 
 
-def _machine(swarm: Swarm) -> dict[str, Any]:
+def _machine(swarm: Swarm | None) -> dict[str, Any]:
     def text(argv: list[str]) -> str:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=swarm.env)
+        env = swarm.env if swarm is not None else None
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         return done.stdout.strip()
 
     memory_kib = next(
@@ -200,17 +204,23 @@ def _machine(swarm: Swarm) -> dict[str, Any]:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal:")
     )
-    info = swarm.info()
-    return {
+    machine: dict[str, Any] = {
         "nproc": int(text(["nproc"]) or 0),
         "memory_gib": round(memory_kib / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "docker_client": text(["docker", "version", "--format", "{{.Client.Version}}"]),
-        "docker_engine": info.get("ServerVersion", ""),
-        "swarm_nodes": len(swarm.api.nodes()),
-        "load_average_at_start": list(Path("/proc/loadavg").read_text().split()[:3]),
+        "load_average_at_start": _load_average(),
     }
+    if swarm is not None:
+        info = swarm.info()
+        machine["docker_client"] = text(["docker", "version", "--format", "{{.Client.Version}}"])
+        machine["docker_engine"] = info.get("ServerVersion", "")
+        machine["swarm_nodes"] = len(swarm.api.nodes())
+    return machine
+
+
+def _load_average() -> list[str]:
+    return list(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _sizes(text: str) -> list[int]:
@@ -219,7 +229,9 @@ def _sizes(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10,50,200", help="stack sizes (comma-separated)")
+    parser.add_argument(
+        "--sizes", default="10,50,200", help="stack sizes (comma-separated; '': no lab runs)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per size (median, min, max)")
     parser.add_argument(
         "--runs-large", type=int, default=None, help="runs for sizes above --wait-max"
@@ -246,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    swarm = Swarm()
+    swarm = Swarm() if _sizes(args.sizes) else None
     document: dict[str, Any] = {
         "format_version": "1.0",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -257,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         for size in _sizes(args.sizes):
+            assert swarm is not None
             large = size > args.wait_max
             runs = args.runs_large if large and args.runs_large else args.runs
             slow_runs = args.slow_runs if args.slow_runs is not None else runs
@@ -267,19 +280,26 @@ def main(argv: list[str] | None = None) -> int:
                 document["sizes"][str(size)] = results
                 _save(out, document)
     finally:
-        swarm.close()
+        if swarm is not None:
+            swarm.close()
     for count in _sizes(args.planner_sizes):
-        _log(f"planner alone, {count} synthetic services")
+        load_average = _load_average()
+        _log(f"planner alone, {count} synthetic services (load {' '.join(load_average)})")
         document["planner"][str(count)] = [
             {
                 "seconds": item.seconds,
+                "cpu_seconds": item.cpu_seconds,
                 "load_seconds": item.load_seconds,
                 "parse_seconds": item.parse_seconds,
                 "peak_mb": item.peak_mb,
+                "rss_mb": item.rss_mb,
+                "peak_rss_mb": item.peak_rss_mb,
                 "actions": item.actions,
+                "load_average": load_average,
             }
-            for item in measure_planner(count, args.runs)
+            for item in measure_planner_process(count, args.runs)
         ]
+        _save(out, document)
     document["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _save(out, document)
     print((out / "results.md").read_text(encoding="utf-8"))

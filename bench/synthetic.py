@@ -3,15 +3,23 @@
 The observed state is the Engine API JSON a swarm would return for the benchmark stack after
 a converge apply (the payloads converge itself would send, with the ids, versions and
 network ids the engine adds), with one service's env changed so the plan has one update.
+
+``python -m bench.synthetic COUNT RUNS`` measures one size in a process of its own and prints
+the results as JSON (``measure_planner_process`` runs it), so that the peak resident memory is
+that of this size alone: the spec, the engine's JSON and converge's work on them.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,28 +35,42 @@ from converge.planner import PlanOptions, plan
 from converge.spec import Spec
 from converge.state import ObservedState
 
-__all__ = ["PlannerResult", "measure_planner"]
+__all__ = ["PlannerResult", "measure_planner", "measure_planner_process"]
 
 STACK = "synth"
 NODES = ("manager", "dbhost", "worker1", "worker2", "worker3")
+STAGES = ("observe_json", "diff", "plan")
 
 
 @dataclass(frozen=True)
 class PlannerResult:
     services: int
     seconds: dict[str, float]
-    """Per stage (observe_json, diff, plan) and total (observe_json + diff + plan)."""
+    """Wall time per stage (observe_json, diff, plan) and total (their sum)."""
     load_seconds: float | None
     """load_spec_text of the spec (parse, interpolate, validate, check); None when the spec
     is larger than the loader reads (``MAX_SPEC_BYTES``)."""
     parse_seconds: float | None
     """libyaml alone (``yaml.load`` with ``CSafeLoader``) on the same text, the same run."""
     peak_mb: float
-    """Peak traced memory of observe_json + diff + plan, MiB (tracemalloc)."""
+    """Peak traced memory of observe_json + diff + plan, MiB (tracemalloc: what the stages
+    allocate, the spec and the engine's JSON not counted)."""
     actions: int
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """The process's CPU time per stage and total: less disturbed than wall time by other
+    processes on a shared machine (it still counts cache and memory contention)."""
+    rss_mb: float | None = None
+    """Resident memory before the stages: the interpreter, converge, the spec and the engine's
+    JSON (Linux ``VmRSS``; None elsewhere)."""
+    peak_rss_mb: float | None = None
+    """Peak resident memory of the process while the (untraced) runs ran (Linux ``VmHWM``,
+    reset once the fixtures were built; None when it cannot be reset)."""
 
 
 def _engine_json(loaded: LoadedSpec, count: int) -> dict[str, Any]:
+    """The swarm as a converge apply of the spec left it, before one service's env changed
+    (``workload.services(count, changed=0)``: service 0 has ``LOG_LEVEL=debug`` in the spec,
+    ``info`` in the swarm)."""
     spec = loaded.spec
     network_ids = {f"{STACK}_{key}": f"net{index:021d}" for index, key in enumerate(spec.networks)}
     networks = [
@@ -74,13 +96,17 @@ def _engine_json(loaded: LoadedSpec, count: int) -> dict[str, Any]:
         }
         for index, name in enumerate(NODES)
     ]
-    # The swarm as it was before one service's env changed in the spec.
-    current = _spec(workload.spec_text(STACK, "10.150.0.0/16", workload.services(count)))
     services, tasks = [], []
-    for index, key in enumerate(current.services):
-        body = service_engine_spec(current, key)
+    for index, key in enumerate(spec.services):
+        body = service_engine_spec(spec, key)
         template = body["TaskTemplate"]
-        template["ContainerSpec"]["Isolation"] = "default"
+        container = template["ContainerSpec"]
+        if index == 0:
+            container["Env"] = [
+                "LOG_LEVEL=info" if entry == "LOG_LEVEL=debug" else entry
+                for entry in container["Env"]
+            ]
+        container["Isolation"] = "default"
         template["ForceUpdate"] = 0
         template["Runtime"] = "container"
         for attachment in template["Networks"]:
@@ -108,18 +134,24 @@ def _engine_json(loaded: LoadedSpec, count: int) -> dict[str, Any]:
     return {"nodes": nodes, "networks": networks, "services": services, "tasks": tasks}
 
 
-def _stages(loaded: LoadedSpec, raw: dict[str, Any]) -> tuple[dict[str, float], int]:
+def _stages(
+    loaded: LoadedSpec, raw: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, float], int]:
     with collector_paused():  # as converge.api.make_plan runs them
         return _timed_stages(loaded, raw)
 
 
-def _timed_stages(loaded: LoadedSpec, raw: dict[str, Any]) -> tuple[dict[str, float], int]:
+def _timed_stages(
+    loaded: LoadedSpec, raw: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, float], int]:
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
     def stage(name: str, work: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         value = work()
         seconds[name] = time.perf_counter() - started
+        cpu[name] = time.process_time() - started_cpu
         return value
 
     observed: ObservedState = stage(
@@ -137,39 +169,77 @@ def _timed_stages(loaded: LoadedSpec, raw: dict[str, Any]) -> tuple[dict[str, fl
             spec_files=loaded.files,
         ),
     )
-    seconds["total"] = seconds["observe_json"] + seconds["diff"] + seconds["plan"]
-    return seconds, len(result.actions)
+    seconds["total"] = sum(seconds[name] for name in STAGES)
+    cpu["total"] = sum(cpu[name] for name in STAGES)
+    return seconds, cpu, len(result.actions)
 
 
 def _spec(text: str) -> Spec:
     return Spec.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))
 
 
-def _timed_load(text: str) -> tuple[LoadedSpec, float | None, float | None]:
-    """The loaded spec, the loader's time and libyaml's time to parse the same text."""
+def _timed_load(
+    text: str, loaded: LoadedSpec | None = None
+) -> tuple[LoadedSpec, float | None, float | None]:
+    """The loaded spec, the loader's time and libyaml's time to parse the same text (a spec
+    larger than the loader reads is validated once: ``loaded`` is that one)."""
     started = time.perf_counter()
     yaml.load(text, Loader=yaml.CSafeLoader)
     parse_seconds = time.perf_counter() - started
     if len(text.encode()) > MAX_SPEC_BYTES:
-        return LoadedSpec(spec=_spec(text), files=("<synth>",)), None, parse_seconds
+        spec = loaded or LoadedSpec(spec=_spec(text), files=("<synth>",))
+        return spec, None, parse_seconds
     started = time.perf_counter()
     loaded = load_spec_text(text)
     return loaded, time.perf_counter() - started, parse_seconds
 
 
+def _status_mb(name: str) -> float | None:
+    """A figure of /proc/self/status (``VmRSS``, ``VmHWM``) in MiB; None where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak resident figure (``VmHWM``) to the current one (Linux 4.0+)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
 def measure_planner(count: int, runs: int) -> list[PlannerResult]:
     """``runs`` timings of the loader and the pure pipeline on ``count`` synthetic services,
     then one traced run for peak memory (tracemalloc slows code down, so it never shares a
-    timed run)."""
+    timed run). Peak resident memory is that of the calling process: see
+    ``measure_planner_process`` for a figure of this size alone."""
     text = workload.spec_text(STACK, "10.150.0.0/16", workload.services(count, changed=0))
-    loads = [_timed_load(text) for _ in range(runs)]
-    loaded = loads[0][0]
+    loaded, *timing = _timed_load(text)
+    timings = [tuple(timing)]
+    for _ in range(runs - 1):
+        _, *timing = _timed_load(text, loaded)  # each load's spec freed: one is kept
+        timings.append(tuple(timing))
+    del text
     raw = _engine_json(loaded, count)
+    gc.collect()
+    rss = _status_mb("VmRSS")
+    reset = _reset_peak_rss()
     results = []
-    for _, load_seconds, parse_seconds in loads:
+    for load_seconds, parse_seconds in timings:
         gc.collect()
-        seconds, actions = _stages(loaded, raw)
-        results.append(PlannerResult(count, seconds, load_seconds, parse_seconds, 0.0, actions))
+        seconds, cpu, actions = _stages(loaded, raw)
+        results.append(
+            PlannerResult(
+                count, seconds, load_seconds, parse_seconds, 0.0, actions, cpu_seconds=cpu
+            )
+        )
+    peak_rss = _status_mb("VmHWM") if reset else None
     gc.collect()
     tracemalloc.start()
     try:
@@ -177,4 +247,27 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return [replace(item, peak_mb=peak / 2**20) for item in results]
+    return [
+        replace(item, peak_mb=peak / 2**20, rss_mb=rss, peak_rss_mb=peak_rss) for item in results
+    ]
+
+
+def measure_planner_process(count: int, runs: int) -> list[PlannerResult]:
+    """``measure_planner`` in a fresh Python process, so its memory figures are this size's."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.synthetic", str(count), str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [PlannerResult(**item) for item in json.loads(done.stdout)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    count, runs = (int(value) for value in (argv or sys.argv[1:]))
+    print(json.dumps([asdict(item) for item in measure_planner(count, runs)]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

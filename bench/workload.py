@@ -45,12 +45,18 @@ def services(count: int, changed: int | None = None) -> list[Service]:
 def spec_text(stack: str, subnet: str, items: list[Service]) -> str:
     """converge's file for ``items``: the compose file, naming its stack in ``x-converge``."""
     document: dict[str, Any] = {"x-converge": {"stack": stack}, **_compose(subnet, items)}
-    return yaml.safe_dump(document, sort_keys=False)
+    return _dump(document)
 
 
 def compose_text(subnet: str, items: list[Service]) -> str:
     """The compose file for ``docker stack deploy`` (the same file converge reads)."""
-    return yaml.safe_dump(_compose(subnet, items), sort_keys=False)
+    return _dump(_compose(subnet, items))
+
+
+def _dump(document: dict[str, Any]) -> str:
+    # libyaml's emitter writes the same text as ``yaml.safe_dump`` here, 3x as fast (100,000
+    # services otherwise take minutes before the planner benchmark even starts).
+    return yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False)
 
 
 def _compose(subnet: str, items: list[Service]) -> dict[str, Any]:

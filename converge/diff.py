@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from converge.engine_spec import service_engine_spec
 from converge.fileobjects import (
     Contents,
     FileKind,
@@ -25,13 +26,15 @@ from converge.lb.config import container_name, desired_view
 from converge.naming import VERSION_OF_LABEL, is_converge_record, object_name, owned_by, spec_key
 from converge.normalize import (
     align,
+    canonical_image,
+    comparable_service_spec,
     default_service_view,
     desired_network_view,
     desired_node_view,
-    desired_service_view,
+    service_view,
 )
 from converge.spec import Spec
-from converge.state import ObservedState
+from converge.state import ObservedService, ObservedState
 
 __all__ = [
     "OLD_VERSION",
@@ -137,9 +140,14 @@ def compare_views(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> li
     return sorted(changes.values(), key=lambda change: change.path)
 
 
+_LEAVES = frozenset({str, int, bool, type(None)})
+"""Leaf types compared inline by ``_identical`` (``==`` on two of the same one is exact;
+floats are not among them: NaN is not equal to itself)."""
+
+
 def _identical(first: Any, second: Any) -> bool:
     """Equal and of the same types all the way down (1 and 1.0, or True and 1, are not)."""
-    # Called for every declared object: plain loops, strings (most leaves) compared inline.
+    # Called for every declared object: plain loops, the usual leaves compared inline.
     if type(first) is not type(second):
         return False
     if isinstance(first, dict):
@@ -149,9 +157,19 @@ def _identical(first: Any, second: Any) -> bool:
             if key not in second:
                 return False
             other = second[key]
-            if type(value) is str:
-                if type(other) is not str or value != other:
+            if type(value) in _LEAVES:
+                if type(other) is not type(value) or value != other:
                     return False
+            elif type(value) is list and type(other) is list:
+                # Lists of strings (env, constraints, aliases) without another call.
+                if len(value) != len(other):
+                    return False
+                for item, other_item in zip(value, other, strict=True):
+                    if type(item) in _LEAVES:
+                        if type(other_item) is not type(item) or item != other_item:
+                            return False
+                    elif not _identical(item, other_item):
+                        return False
             elif not _identical(value, other):
                 return False
         return True
@@ -159,8 +177,8 @@ def _identical(first: Any, second: Any) -> bool:
         if len(first) != len(second):
             return False
         for value, other in zip(first, second, strict=True):
-            if type(value) is str:
-                if type(other) is not str or value != other:
+            if type(value) in _LEAVES:
+                if type(other) is not type(value) or value != other:
                     return False
             elif not _identical(value, other):
                 return False
@@ -326,10 +344,13 @@ def _diff_file_objects(
     remove (beyond those kept), and the stack's secrets and configs no longer declared."""
     result: list[ObjectDiff] = []
     kinds: tuple[FileKind, ...] = ("secret", "config")
+    spec_services: set[str] = set()
     for kind in kinds:
-        users = services_using(observed, kind)
-        spec_services = {object_name(spec.stack, key) for key in spec.services}
         declared = spec.secrets if kind == "secret" else spec.configs
+        # Both walk every service: only worth it when the spec declares objects of the kind.
+        users = services_using(observed, kind) if declared else {}
+        if declared and not spec_services:
+            spec_services = {object_name(spec.stack, key) for key in spec.services}
         known: set[str] = set()
         for key, item in declared.items():
             version = versions[kind, key]
@@ -391,9 +412,17 @@ def _diff_services(
     result: list[ObjectDiff] = []
     owned = observed.owned_services()
     defaults = default_service_view(spec.stack)
+    network_names = {network.id: network.name for network in observed.networks}
+    aligned_images: dict[str, bool] = {}  # most services share an image with others
     for key, service in spec.services.items():
         name = object_name(spec.stack, key)
         current = owned.get(key)
+        payload = service_engine_spec(spec, key, files=files, image=(images or {}).get(key))
+        if current is not None and _unchanged_service(
+            spec, service.x_converge.ignore, payload, current, network_names, aligned_images
+        ):
+            result.append(ObjectDiff("service", key, name, "unchanged"))
+            continue
         taken = observed.service_named(name)
         unowned = current is None and taken is not None and not taken.owned
         compared = _compare_owned(
@@ -401,7 +430,7 @@ def _diff_services(
             key,
             name,
             spec.stack,
-            desired_service_view(spec, key, files, (images or {}).get(key)),
+            service_view(payload, spec.stack, {}),  # = desired_service_view
             taken.view if unowned and taken is not None else current.view if current else None,
             taken is not None,
             ignore=service.x_converge.ignore,
@@ -417,6 +446,38 @@ def _diff_services(
         if key not in spec.services
     )
     return result
+
+
+def _unchanged_service(
+    spec: Spec,
+    ignore: tuple[str, ...],
+    payload: Mapping[str, Any],
+    current: ObservedService,
+    network_names: Mapping[str, str],
+    aligned_images: dict[str, bool] | None = None,
+) -> bool:
+    """Whether the owned ``current`` is what ``payload`` would make, told without views.
+
+    True only where ``_compare_owned`` would find no change: the two engine specs are
+    identical once what no view shows is set aside (``normalize.comparable_service_spec``),
+    so the views are identical; both views are of the same stack; no ``x-converge.ignore``
+    path (``align`` writes those into the observed view); and the image reads the same once
+    ``align`` has dropped an unpinned digest (``aligned_images`` keeps that answer per image
+    for the next service). Anything else is compared view against view.
+    """
+    if ignore or (current.stack or "") != spec.stack:
+        return False
+    task = payload.get("TaskTemplate") or {}
+    written = (task.get("ContainerSpec") or {}).get("Image", "")
+    known = aligned_images if aligned_images is not None else {}
+    if written not in known:
+        image = canonical_image(written)
+        known[written] = "@" in image or canonical_image(image, keep_digest=False) == image
+    if not known[written]:
+        return False
+    desired = comparable_service_spec(payload, {})
+    observed = comparable_service_spec(current.raw_spec, network_names)
+    return desired is not None and observed is not None and _identical(observed, desired)
 
 
 def _diff_loadbalancer(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:

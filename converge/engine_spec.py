@@ -255,8 +255,12 @@ def _container_spec(
         "Hosts": [f"{ip} {host}" for host, _, ip in map(_split_host, service.extra_hosts)] or None,
         "DNSConfig": _dns_config(service),
         "Isolation": service.isolation,
-        "Secrets": _file_references(spec, "secret", service.secrets, files) or None,
-        "Configs": _file_references(spec, "config", service.configs, files) or None,
+        "Secrets": _file_references(spec, "secret", service.secrets, files)
+        if service.secrets
+        else None,
+        "Configs": _file_references(spec, "config", service.configs, files)
+        if service.configs
+        else None,
         "Sysctls": dict(service.sysctls) or None,
         "Ulimits": [
             {"Name": name, "Hard": limit.hard, "Soft": limit.soft}
@@ -343,6 +347,8 @@ def _dns_config(service: ServiceSpec) -> Json | None:
 
 def effective_capabilities(add: Iterable[str], drop: Iterable[str]) -> tuple[list[str], list[str]]:
     """``cap_add``/``cap_drop`` as docker/cli sends them (``opts.EffectiveCapAddCapDrop``)."""
+    if not add and not drop:
+        return [], []  # the usual case, asked once per service and plan
 
     def normalised(capabilities: Iterable[str]) -> set[str]:
         result = set()

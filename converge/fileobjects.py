@@ -238,6 +238,8 @@ def resolve_versions(
     result: dict[tuple[FileKind, str], FileVersion] = {}
     kinds: tuple[FileKind, ...] = ("secret", "config")
     for kind in kinds:
+        if not _declared(spec, kind):
+            continue  # nothing to resolve: spare the walk over every service
         users = services_using(observed, kind)
         by_name = {item.name: item for item in _observed(observed, kind)}
         for key, declared in _declared(spec, kind).items():

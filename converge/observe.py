@@ -26,9 +26,9 @@ from converge.naming import (
     owner_of,
 )
 from converge.normalize import (
+    LazyServiceView,
     observed_network_view,
     observed_node_view,
-    observed_service_view,
 )
 from converge.spec import Spec
 from converge.state import (
@@ -196,7 +196,8 @@ def _service(
         name=spec["Name"],
         owned=owner is not None,
         stack=owner,
-        view=observed_service_view(spec, owner or stack, network_names),
+        # Made only if the diff reads it (see normalize.comparable_service_spec).
+        view=LazyServiceView(spec, owner or stack, network_names),
         raw_spec=spec,
         running_tasks=status.get("RunningTasks", 0),
         desired_tasks=status.get("DesiredTasks", 0),

@@ -122,15 +122,25 @@ def preview_placement(
     fresh_keys = set(fresh)
     drained_hosts = set(drained)
     placements: list[ServicePlacement] = []
+    # Which nodes may run a service depends on its constraints alone: worked out once per
+    # set of constraints (with each node's id -> hostname), not once per service.
+    by_constraints: dict[tuple[str, ...], tuple[list[_Node], dict[str | None, str]]] = {}
     for key in sorted(spec.services):
         service = spec.services[key]
         deploy = service.deploy
         if deploy.is_job or (not deploy.is_global and deploy.replicas == 0):
             continue
-        eligible = [node for node in state.values() if _runnable(service, node.facts)]
+        constraints = tuple(deploy.placement.constraints)
+        if constraints not in by_constraints:
+            runnable = [node for node in state.values() if _runnable(service, node.facts)]
+            by_constraints[constraints] = (
+                runnable,
+                {node.facts.node_id: node.hostname for node in runnable},
+            )
+        eligible, hostnames = by_constraints[constraints]
         if not eligible:
             continue  # the planner's placement check says "no node satisfies ..."
-        current = {} if key in fresh_keys else _current(observed, key, eligible)
+        current = {} if key in fresh_keys else _current(observed, key, hostnames)
         placement = _place(key, service, eligible, current)
         findings.extend(_uneven_spread(key, service, state, eligible))
         placements.append(placement)
@@ -200,12 +210,14 @@ def _runnable(service: ServiceSpec, node: NodeFacts) -> bool:
     )
 
 
-def _current(observed: ObservedState, key: str, eligible: list[_Node]) -> dict[str, int]:
-    """Where the service's tasks run today, on nodes it may still use."""
+def _current(
+    observed: ObservedState, key: str, hostnames: Mapping[str | None, str]
+) -> dict[str, int]:
+    """Where the service's tasks run today, on nodes it may still use (``hostnames``: their
+    hostnames by node id)."""
     service = observed.owned_services().get(key)
     if service is None:
         return {}
-    hostnames = {node.facts.node_id: node.hostname for node in eligible}
     counts: dict[str, int] = {}
     for task in observed.tasks_of(service.id):
         hostname = hostnames.get(task.node_id)
@@ -235,16 +247,22 @@ def _place(
     maximum = deploy.placement.max_replicas_per_node or 0
     spreads = [preference.spread for preference in deploy.placement.preferences]
     counts = dict.fromkeys((node.hostname for node in eligible), 0)
-    port_taken = sum(bool(ports & node.host_ports) for node in eligible)
+    port_taken = sum(bool(ports & node.host_ports) for node in eligible) if ports else 0
     # Each node's group at every level of the spread preferences, and the service's tasks per
-    # group, kept as tasks are placed (not recounted per candidate).
-    paths = {
-        node.hostname: [
-            tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
-            for level in range(len(spreads))
-        ]
-        for node in eligible
-    }
+    # group, kept as tasks are placed (not recounted per candidate). Most services have no
+    # preference: no groups to make for them.
+    no_groups: list[tuple[str | None, ...]] = []
+    paths = (
+        {
+            node.hostname: [
+                tuple(_group(node.facts, spread) for spread in spreads[: level + 1])
+                for level in range(len(spreads))
+            ]
+            for node in eligible
+        }
+        if spreads
+        else {}
+    )
     in_group: list[dict[tuple[str | None, ...], int]] = [{} for _ in spreads]
 
     def admits(node: _Node) -> bool:
@@ -255,7 +273,7 @@ def _place(
         return node.fits(cpus, memory)
 
     def take(node: _Node) -> None:
-        for level, path in enumerate(paths[node.hostname]):
+        for level, path in enumerate(paths.get(node.hostname, no_groups)):
             in_group[level][path] = in_group[level].get(path, 0) + 1
         counts[node.hostname] += 1
         node.tasks += 1
@@ -287,7 +305,8 @@ def _place(
 
             def order(node: _Node) -> tuple[object, ...]:
                 groups = [
-                    in_group[level].get(path, 0) for level, path in enumerate(paths[node.hostname])
+                    in_group[level].get(path, 0)
+                    for level, path in enumerate(paths.get(node.hostname, no_groups))
                 ]
                 return (*groups, counts[node.hostname], node.tasks, node.hostname)
 

@@ -762,15 +762,20 @@ def _placement_findings(spec: Spec, observed: ObservedState) -> list[PlanFinding
     after = _resulting_nodes(spec, observed)
     every_ready = _resulting_nodes(spec, observed, active_only=False)
     findings: list[PlanFinding] = []
+    # Whether some node may run a service depends on its constraints alone: asked once per
+    # set of constraints, not once per service.
+    runs_somewhere: dict[tuple[str, ...], bool] = {}
     for key, service in spec.services.items():
         if not service.deploy.is_global and service.deploy.replicas == 0:
             continue
-        constraints = service.deploy.placement.constraints
+        constraints = tuple(service.deploy.placement.constraints)
 
         def runnable(node: NodeFacts, constraints: tuple[str, ...] = constraints) -> bool:
             return all(evaluate_constraint(c, node) is not False for c in constraints)
 
-        if any(runnable(node) for node in after.values()):
+        if constraints not in runs_somewhere:
+            runs_somewhere[constraints] = any(runnable(node) for node in after.values())
+        if runs_somewhere[constraints]:
             continue
         # Blame a drain only when the drained node could have run the service.
         drained = [
