@@ -37,6 +37,7 @@ from converge.lb.rollout import describe_rollout
 from converge.membership import EngineProbe, plan_membership
 from converge.naming import (
     ROLLOUT_SUFFIX,
+    STACK_LABEL,
     VERSION_OF_LABEL,
     candidate_name,
     is_converge_record,
@@ -102,6 +103,7 @@ def plan(
         return Plan(
             stack=difference.stack,
             actions=tuple(removals),
+            findings=_ownership_note(difference.stack, removals),
             versions=_versions(spec, observed, destroy=True),
             spec_digest=spec_digest,
             spec_files=spec_files,
@@ -183,6 +185,9 @@ def plan(
             PlanFinding(finding.severity, finding.address, finding.message)
             for finding in preview.findings
         )
+    findings.extend(
+        _ownership_note(difference.stack, [a for a in actions if a.reason == NOT_IN_SPEC])
+    )
     adopted = frozenset(action.name for action in actions if action.kind == "adopt")
     findings.extend(_port_findings(spec, observed, adopted))
     findings.extend(_subnet_findings(spec, observed))
@@ -212,6 +217,24 @@ def plan(
         # Waves count only depths that still have an action.
         result = replace(result, actions=tuple(_in_waves(spec, list(result.actions))))
     return result
+
+
+NOT_IN_SPEC = "owned but no longer in the spec"
+
+
+def _ownership_note(stack: str, removals: list[Action]) -> tuple[PlanFinding, ...]:
+    """Said once when a plan removes what the stack owns: ownership is the stack label, which
+    ``docker stack deploy`` sets exactly as converge does (they make the same objects), so
+    objects that tool made under this stack name are removed too, as ``docker stack rm``
+    removes converge's."""
+    if not any(action.kind == "remove" for action in removals):
+        return ()
+    message = (
+        f"what stack {stack} owns is told by the label {STACK_LABEL}={stack}, which docker "
+        "stack deploy sets as converge does: objects it made under this stack name are "
+        "removed too (as docker stack rm would)"
+    )
+    return (PlanFinding("warning", f"stack.{stack}", message),)
 
 
 def _destroy_actions(observed: ObservedState) -> list[Action]:
@@ -445,7 +468,7 @@ def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
                 base,
                 phase=Phase.PRUNE_NETWORKS,
                 kind="remove",
-                reason="owned but no longer in the spec",
+                reason=NOT_IN_SPEC,
             )
         ]
     if item.status == "update":
@@ -474,7 +497,7 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
                 base,
                 phase=Phase.PRUNE_SERVICES,
                 kind="remove",
-                reason="owned but no longer in the spec",
+                reason=NOT_IN_SPEC,
             )
         ]
     if item.status != "update":
@@ -948,7 +971,7 @@ def _loadbalancer_actions(
             node = spec.loadbalancer.node if spec.loadbalancer else "?"
             result.append(replace(base, kind="create", reason=f"not running on node {node} yet"))
         elif item.status == "remove" and prune:
-            removals = _loadbalancer_removals(observed, "owned but no longer in the spec")
+            removals = _loadbalancer_removals(observed, NOT_IN_SPEC)
             result.extend(removal for removal in removals if removal.name == item.name)
         elif item.status == "update":
             forced = tuple(sorted({c.path[0] for c in item.changes} & REPLACE_FIELDS))
