@@ -919,6 +919,29 @@ def unlock_stack(
     )
 
 
+def loadbalancer_config(loaded: LoadedSpec, engine: Engine | None = None) -> str:
+    """The haproxy.cfg apply would write: from the spec and the swarm as ``engine`` shows it,
+    or from the spec alone (``engine`` None: ingress servers are the spec's node names, tasks
+    backends have no servers).
+
+    Raises:
+        ConvergeError: the spec declares no load balancer.
+    """
+    from converge.errors import ConvergeError
+    from converge.lb.config import render_config
+
+    spec = loaded.spec
+    if spec.loadbalancer is None:
+        files = ", ".join(map(str, loaded.files))
+        raise ConvergeError(f"{files}: the spec declares no loadbalancer")
+    observed = None
+    if engine is not None:
+        from converge.observe import observe
+
+        observed = observe(engine, spec)
+    return render_config(spec, observed)
+
+
 def rollout_state(loaded: LoadedSpec, engine: Engine, service: str) -> RolloutStatus:
     """Where the rollout of ``service`` stands (read only).
 

@@ -1214,9 +1214,41 @@ def rollout_abort(
     _rollout_write("abort", files, compose, env_file, timeout, lock_timeout, host, context)
 
 
+lb_app = typer.Typer(
+    help="The external HAProxy load balancer.", no_args_is_help=True, add_completion=False
+)
+
+
+@lb_app.command("render")
+def lb_render(
+    files: SpecFiles = None,
+    compose: ComposeFiles = None,
+    env_file: EnvFiles = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not read the swarm: ingress servers are the spec's node names, tasks "
+            "backends have no servers.",
+        ),
+    ] = False,
+    host: HostOption = None,
+    context: ContextOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Print the haproxy.cfg that apply would write, from the spec and the swarm as it is."""
+    from converge.api import loadbalancer_config
+
+    loaded = _load(_arguments(files, compose, env_file))
+    if offline:
+        typer.echo(loadbalancer_config(loaded), nl=False)
+        return
+    with _connect(host, context) as engine:
+        typer.echo(loadbalancer_config(loaded, engine), nl=False)
+
+
 def _register_subcommands() -> None:
     from converge.lab.commands import lab_app
-    from converge.lb.commands import lb_app
 
     app.add_typer(lab_app, name="lab")
     app.add_typer(lb_app, name="lb")

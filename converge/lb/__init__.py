@@ -3,7 +3,6 @@
 - ``converge.lb.config``: pure; haproxy.cfg rendering and the container's desired view.
 - ``converge.lb.container``: I/O through the balancer node's engine; observe, validate,
   install, reload, recreate.
-- ``converge.lb.commands``: the ``converge lb`` sub-commands.
 
 Only the pure names are re-exported here: importing this package must not import docker, so
 ``converge lb render --offline`` and ``converge validate`` stay fast.

@@ -21,7 +21,7 @@ import docker
 import pytest
 from waiting import running_tasks, wait_for
 
-from converge.api import execute_plan, make_plan
+from converge.api import execute_plan, loadbalancer_config, make_plan
 from converge.engine import Engine
 from converge.executor import ApplyOptions, ApplyResult
 from converge.lab import Lab
@@ -230,6 +230,8 @@ def test_dns_backend_serves_reapply_is_a_noop_and_changes_reload_gracefully(
     assert "balance leastconn" in live_config(container)
     answers, failed = sample(url)
     assert_served(answers, failed)
+    # `converge lb render` prints exactly the config apply wrote.
+    assert loadbalancer_config(load_spec_text(text("leastconn")), engine) == live_config(container)
 
 
 def test_invalid_config_fails_the_apply_and_the_old_haproxy_keeps_answering(

@@ -123,7 +123,7 @@ def test_help_reads_as_an_operator_expects(command: list[str], flag: str) -> Non
         (["plan"], "converge plan [OPTIONS] [FILE... STACK]"),
         (["apply"], "converge apply [OPTIONS] [FILE... STACK]"),
         (["rollout", "status"], "converge rollout status [OPTIONS] [FILE... [STACK] SERVICE]"),
-        (["lb", "render"], "converge lb render [OPTIONS] FILES..."),
+        (["lb", "render"], "converge lb render [OPTIONS] [FILE... STACK]"),
         (["unlock"], "converge unlock [OPTIONS] STACK [LOCK_ID]"),
     ],
     ids=["plan", "apply", "rollout status", "lb render", "unlock"],
