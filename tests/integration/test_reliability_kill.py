@@ -11,6 +11,7 @@ a canary rollout). CI runs a sample; ``CONVERGE_RELIABILITY=full`` runs all 35
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import docker
@@ -185,11 +186,27 @@ def test_kill_9_then_the_next_run_recovers(
     assert killed.returncode == -9, killed.output  # killed, not finished by itself
 
     recovery = cli.run(verb, "--yes", "--lock-timeout", "10", target)
-    # Right after a success the stack must be what converge claims: converged, no lock left.
+    extra = stack_networks(docker_client, stack) if scenario == "destroy" else []
+    assert_recovered(cli, docker_client, stack, scenario, point, recovery, target, expected, extra)
+
+
+def assert_recovered(
+    cli: Cli,
+    docker_client: docker.DockerClient,
+    stack: str,
+    scenario: str,
+    point: KillPoint,
+    recovery: subprocess.CompletedProcess[str],
+    target: Path,
+    expected: dict[str, Expected],
+    extra_problems: list[str],
+) -> None:
+    """Right after a success the stack must be what converge claims: converged, no lock, no
+    leftover; and the next plan is empty. The trial is recorded for docs/reliability.md."""
     problems = (
         service_problems(docker_client, stack, expected)
         + leftovers(docker_client, stack, balancers=0 if scenario == "destroy" else 1)
-        + (stack_networks(docker_client, stack) if scenario == "destroy" else [])
+        + extra_problems
         if recovery.returncode == 0
         else []
     )
@@ -340,26 +357,9 @@ def test_kill_9_in_the_newer_phases_then_the_next_run_recovers(
         assert killed.reached, f"never reached {point.name}:\n" + "\n".join(killed.output)
         assert killed.returncode == -9, killed.output
         recovery = cli.run(verb, "--yes", "--lock-timeout", "10", target)
-    problems = (
-        service_problems(docker_client, stack, expected)
-        + leftovers(docker_client, stack, balancers=0 if scenario == "destroy" else 1)
-        + (
-            stack_networks(docker_client, stack) + stack_files(docker_client, stack)
-            if scenario == "destroy"
-            else job_problems(docker_client, stack)
-        )
-        if recovery.returncode == 0
-        else []
+    extra = (
+        stack_networks(docker_client, stack) + stack_files(docker_client, stack)
+        if scenario == "destroy"
+        else job_problems(docker_client, stack)
     )
-    plan = cli.run("plan", "--detailed-exitcode", target) if scenario != "destroy" else None
-    record(
-        "kill",
-        point=point.name,
-        recovered=recovery.returncode == 0 and not problems,
-        exit=recovery.returncode,
-        problems=problems,
-    )
-    assert recovery.returncode == 0, recovery.stdout + recovery.stderr
-    assert problems == [], "\n".join([*problems, "recovery output:", recovery.stdout[-3000:]])
-    if plan is not None:
-        assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert_recovered(cli, docker_client, stack, scenario, point, recovery, target, expected, extra)
