@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 import docker
 import docker.errors
 import pytest
+from labreport import lab_report
 from stacks import cluster_owner_configs, remove_stack, restore_node_specs
 
 from converge.engine import Engine, connect
@@ -136,3 +137,14 @@ def converge_cli(lab: Lab) -> ConvergeCli:
         )
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report ends with the lab's state (nodes, stuck tasks, resources)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and report.when in {"setup", "call"} and os.geteuid() == 0:
+        lab = Lab()
+        if lab.exists():
+            report.sections.append(("lab state at the failure", lab_report(lab)))
