@@ -16,6 +16,10 @@ Fixtures:
     converge_cli   ``converge_cli("plan", "spec.yml")``: runs ``python -m converge`` against the
                    lab's manager and returns the completed process.
 
+Before the first lab test of each module every node must run a task the manager reaches over
+an overlay network; a node that does not has its daemon restarted, and the run's summary says
+so (``labhealth.py``). A failed test's report ends with the lab's state (``labreport.py``).
+
 Every integration test module sets ``pytestmark = pytest.mark.integration``.
 """
 
@@ -30,11 +34,16 @@ from collections.abc import Callable, Iterator
 import docker
 import docker.errors
 import pytest
+from labhealth import heal
 from labreport import lab_report
 from stacks import cluster_owner_configs, remove_stack, restore_node_specs
 
 from converge.engine import Engine, connect
 from converge.lab import Lab
+
+_PROBED_MODULES: set[str] = set()
+_REPAIRS: list[str] = []
+"""What the lab's health probe found and repaired during the run (its summary lists them)."""
 
 
 def _alive(pid: int) -> bool:
@@ -103,13 +112,16 @@ def stack(lab: Lab, docker_client: docker.DockerClient) -> Iterator[str]:
 
 
 @pytest.fixture
-def faults(lab: Lab, docker_client: docker.DockerClient) -> Iterator[Lab]:
+def faults(
+    lab: Lab, docker_client: docker.DockerClient, request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     yield lab
     for name in lab.nodes():
         lab.restore_link(name)
         if not lab.is_running(name):
             lab.start_node(name, wait=False)
     lab.up(len(lab.nodes()) - 1)  # waits until every node is Ready again
+    _REPAIRS.extend(f"after {request.node.name}: {problem}" for problem in heal(lab, docker_client))
 
 
 @pytest.fixture
@@ -148,3 +160,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         lab = Lab()
         if lab.exists():
             report.sections.append(("lab state at the failure", lab_report(lab)))
+
+
+@pytest.fixture(autouse=True)
+def _healthy_lab(request: pytest.FixtureRequest) -> None:
+    """Before the first lab test of each module: every node runs a task the manager reaches,
+    or its daemon is restarted (see labhealth.py); the run's summary lists what was found."""
+    module = request.node.module.__name__
+    if "lab" not in request.fixturenames or module in _PROBED_MODULES:
+        return
+    _PROBED_MODULES.add(module)
+    lab: Lab = request.getfixturevalue("lab")
+    client = lab.client()
+    try:
+        found = heal(lab, client)
+    finally:
+        client.close()
+    _REPAIRS.extend(f"before {module}: {problem}" for problem in found)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPAIRS:
+        terminalreporter.section("lab repairs (a node had stopped running tasks)")
+        for line in _REPAIRS:
+            terminalreporter.write_line(line)
