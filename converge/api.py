@@ -134,7 +134,7 @@ def make_plan(
             # No swarm yet: the membership steps make it; the rest is planned after them.
             observed = ObservedState(stack=loaded.spec.stack, manager="")
             result = _diff_and_plan(loaded, observed, options, {}, engines)
-            return PlanResult(loaded, observed, result, options)
+            return PlanResult(loaded, observed, _with_digest(result, loaded), options)
     with collector_paused():
         observed = observe(engine, loaded.spec)
         registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
@@ -161,7 +161,18 @@ def make_plan(
     state = holder_state(holder) if holder is not None else "live"
     if holder is not None and state != "live":
         result = _with_findings(result, PlanFinding("warning", "lock", holder.gone_message(state)))
-    return PlanResult(loaded, observed, result, options, warnings)
+    return PlanResult(loaded, observed, _with_digest(result, loaded), options, warnings)
+
+
+def _with_digest(result: Plan, loaded: LoadedSpec) -> Plan:
+    """``result`` identifying its spec by ``resolved_spec_hash``, computed when first read (a
+    saved plan, a JSON document, a drift report): a plan shown as text never reads it, and it
+    serialises the whole spec. Set last, as ``replace`` reads every field."""
+
+    def digest() -> str:
+        return resolved_spec_hash(loaded)
+
+    return replace(result, spec_digest=digest)
 
 
 def _diff_and_plan(
@@ -175,13 +186,7 @@ def _diff_and_plan(
         loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
     )
     return plan(
-        loaded.spec,
-        difference,
-        observed,
-        options,
-        spec_digest=resolved_spec_hash(loaded),
-        spec_files=loaded.files,
-        engines=engines,
+        loaded.spec, difference, observed, options, spec_files=loaded.files, engines=engines
     )
 
 
