@@ -145,15 +145,15 @@ def preview_placement(
             continue  # the planner's placement check says "no node satisfies ..."
         current = {} if key in fresh_keys else _current(observed, key, hostnames)
         placement = _kept_in_place(key, service, by_hostname, current)
-        if placement is None:
+        if placement is None:  # else every task is placed
             placement = _place(key, service, eligible, current)
+            if placement.placed < placement.desired:
+                findings.append(
+                    _shortfall(key, service, placement, drained_hosts, candidates_before or {})
+                )
         if deploy.placement.preferences:
             findings.extend(_uneven_spread(key, service, state, eligible))
         placements.append(placement)
-        if placement.placed < placement.desired:
-            findings.append(
-                _shortfall(key, service, placement, drained_hosts, candidates_before or {})
-            )
     return PlacementPreview(tuple(placements), tuple(findings))
 
 
@@ -267,10 +267,13 @@ def _kept_in_place(
         while sum(kept.values()) > desired:
             most = max(sorted(kept), key=lambda hostname: kept[hostname])
             kept[most] -= 1
-    spread = sorted(
-        (hostname, count) for hostname, count in kept.items() if count and hostname in eligible
-    )
-    if sum(count for _, count in spread) < desired:
+    spread = []
+    placed = 0
+    for hostname, count in sorted(kept.items()):
+        if count and hostname in eligible:
+            spread.append((hostname, count))
+            placed += count
+    if placed < desired:
         return None
     for hostname, count in spread:  # as _place's take(): no reservation, port or group
         eligible[hostname].tasks += count

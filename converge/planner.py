@@ -483,6 +483,8 @@ def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
 
 
 def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    if item.status not in ("create", "remove", "update"):
+        return []  # unchanged: most services of a plan
     current = observed.owned_services().get(item.key)
     base = _base_action(
         item,
@@ -501,8 +503,6 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
                 reason=NOT_IN_SPEC,
             )
         ]
-    if item.status != "update":
-        return []
     fields = {change.field for change in item.changes}
     forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
     if forced:
