@@ -7,7 +7,7 @@ unset field is never reported and engine defaults never show as changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -500,30 +500,34 @@ def _same_comparable(
         elif key in _SECTION_DEFAULTS:
             same = _same_without(value, other, _SECTION_DEFAULTS[key])
         else:
-            same = _identical(value, other)
+            same = _same_leaf(value, other) if type(value) in _LEAVES else _identical(value, other)
         if not same:
             return False
     return True
 
 
-def _default_isolation(key: str, value: Any) -> bool:
-    return key == "Isolation" and type(value) is str and value in ("default", "")
+def _same_leaf(first: Any, second: Any) -> bool:
+    return type(second) is type(first) and first == second
 
 
-def _default_endpoint_mode(key: str, value: Any) -> bool:
-    return key == "Mode" and type(value) is str and value in ("vip", "")
+# What the view reads as absent, per part: field -> (its type, the values that mean absent).
+_Absent = Mapping[str, tuple[type, tuple[Any, ...]]]
+_ISOLATION: _Absent = {"Isolation": (str, ("default", ""))}
+_ONE_REPLICA: _Absent = {"Replicas": (int, (1,))}  # type: int, so True and 1.0 stay
+_SECTION_DEFAULTS: dict[str, _Absent] = {
+    "EndpointSpec": {"Mode": (str, ("vip", ""))},
+    "UpdateConfig": {"FailureAction": (str, ("pause", "")), "Order": (str, ("stop-first", ""))},
+    "RollbackConfig": {
+        "FailureAction": (str, ("pause", "")),
+        "Order": (str, ("stop-first", "")),
+    },
+}
+_TASK_UNREAD = frozenset({"ForceUpdate", "Runtime"})
 
 
-def _default_policy(key: str, value: Any) -> bool:
-    if key == "FailureAction":
-        return type(value) is str and value in ("pause", "")
-    if key == "Order":
-        return type(value) is str and value in ("stop-first", "")
-    return False
-
-
-def _one_replica(key: str, value: Any) -> bool:
-    return key == "Replicas" and type(value) is int and value == 1
+def _is_absent(absent: _Absent, key: str, value: Any) -> bool:
+    kind, values = absent[key]
+    return type(value) is kind and value in values
 
 
 def _same_mode(first: Any, second: Any) -> bool:
@@ -536,7 +540,7 @@ def _same_mode(first: Any, second: Any) -> bool:
         if key not in second:
             return False
         if key == "Replicated":
-            same = _same_without(value, second[key], _one_replica)
+            same = _same_without(value, second[key], _ONE_REPLICA)
         else:
             same = _identical(value, second[key])
         if not same:
@@ -544,31 +548,35 @@ def _same_mode(first: Any, second: Any) -> bool:
     return True
 
 
-_SECTION_DEFAULTS: dict[str, Callable[[str, Any], bool]] = {
-    "EndpointSpec": _default_endpoint_mode,
-    "UpdateConfig": _default_policy,
-    "RollbackConfig": _default_policy,
-}
-_TASK_UNREAD = frozenset({"ForceUpdate", "Runtime"})
-
-
-def _same_without(first: Any, second: Any, dropped: Callable[[str, Any], bool]) -> bool:
-    """``_identical`` of the two once each, if a dict, is taken without the entries
-    ``dropped(key, value)`` says the view reads as absent."""
+def _same_without(first: Any, second: Any, absent: _Absent) -> bool:
+    """``_identical`` of the two once each, if a dict, is taken without the entries the view
+    reads as absent (``absent``)."""
     if type(first) is not dict or type(second) is not dict:
         return _identical(first, second)
     for key, value in first.items():
-        if dropped(key, value):
+        if key in absent and _is_absent(absent, key, value):
             continue
         if key not in second:
             return False
         other = second[key]
-        if dropped(key, other) or not _identical(value, other):
+        if key in absent and _is_absent(absent, key, other):
             return False
-    return all(
-        dropped(key, value) or (key in first and not dropped(key, first[key]))
-        for key, value in second.items()
-    )
+        if type(value) in _LEAVES:
+            if type(other) is not type(value) or value != other:
+                return False
+        elif not _identical(value, other):
+            return False
+    for key, value in second.items():  # what the second has beyond the first
+        if key not in first:
+            if not (key in absent and _is_absent(absent, key, value)):
+                return False
+        elif (
+            key in absent
+            and _is_absent(absent, key, first[key])
+            and not _is_absent(absent, key, value)
+        ):
+            return False
+    return True
 
 
 def _same_task(first: Any, second: Any, network_names: Mapping[str, str]) -> bool:
@@ -583,11 +591,11 @@ def _same_task(first: Any, second: Any, network_names: Mapping[str, str]) -> boo
             return False
         other = second[key]
         if key == "ContainerSpec":
-            same = _same_without(value, other, _default_isolation)
+            same = _same_without(value, other, _ISOLATION)
         elif key == "Networks":
             same = _same_attachments(value, other, network_names)
         else:
-            same = _identical(value, other)
+            same = _same_leaf(value, other) if type(value) in _LEAVES else _identical(value, other)
         if not same:
             return False
     return all(key in _TASK_UNREAD or key in first for key in second)
@@ -609,7 +617,10 @@ def _same_attachments(first: Any, second: Any, network_names: Mapping[str, str])
                 return False
             if key == "Target" and type(value) is str:
                 value = network_names.get(value, value)
-            if not _identical(value, other[key]):
+            if type(value) in _LEAVES:
+                if not _same_leaf(value, other[key]):
+                    return False
+            elif not _identical(value, other[key]):
                 return False
     return True
 
