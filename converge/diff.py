@@ -598,7 +598,7 @@ def _same_task(first: Any, second: Any, network_names: Mapping[str, str]) -> boo
             same = _same_leaf(value, other) if type(value) in _LEAVES else _identical(value, other)
         if not same:
             return False
-    return all(key in _TASK_UNREAD or key in first for key in second)
+    return not (second.keys() - first.keys() - _TASK_UNREAD)  # nothing more in the second
 
 
 def _same_attachments(first: Any, second: Any, network_names: Mapping[str, str]) -> bool:
