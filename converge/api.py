@@ -99,7 +99,10 @@ def resolved_spec_hash(loaded: LoadedSpec) -> str:
 
 
 def _spec_material(loaded: LoadedSpec) -> bytes:
-    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    # The bytes of model_dump_json().encode(), without the str in between (0.2 GB at 100,000
+    # services, and a copy of it).
+    spec = loaded.spec
+    material = hashlib.sha256(spec.__pydantic_serializer__.to_json(spec))
     for (kind, key), data in sorted((loaded.contents or {}).items()):
         material.update(f"\0{kind}\0{key}\0{len(data)}\0".encode())
         material.update(data)

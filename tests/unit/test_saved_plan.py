@@ -202,3 +202,13 @@ def test_a_plan_given_its_digest_or_a_function_of_it_is_the_same_value() -> None
     assert made == [1]
     assert Plan(stack="s").spec_digest == ""
     assert lazy != Plan(stack="s", spec_digest="e" * 64)
+
+
+def test_the_spec_digest_is_what_it_was_the_spec_as_json_and_the_contents() -> None:
+    from converge.api import _spec_material
+
+    loaded = load_spec([BASE_SPEC], environ=ENVIRON)
+    loaded = dataclasses.replace(loaded, contents={("secret", "db_password"): b"s3cret"})
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    material.update(b"\0secret\0db_password\x006\0s3cret")
+    assert _spec_material(loaded) == material.digest()
