@@ -145,15 +145,16 @@ def preview_placement(
             continue  # the planner's placement check says "no node satisfies ..."
         current = {} if key in fresh_keys else _current(observed, key, hostnames)
         placement = _kept_in_place(key, service, by_hostname, current)
-        if placement is None:  # else every task is placed
+        simulated = placement is None  # else every task is placed
+        if placement is None:
             placement = _place(key, service, eligible, current)
-            if placement.placed < placement.desired:
-                findings.append(
-                    _shortfall(key, service, placement, drained_hosts, candidates_before or {})
-                )
         if deploy.placement.preferences:
             findings.extend(_uneven_spread(key, service, state, eligible))
         placements.append(placement)
+        if simulated and placement.placed < placement.desired:
+            findings.append(
+                _shortfall(key, service, placement, drained_hosts, candidates_before or {})
+            )
     return PlacementPreview(tuple(placements), tuple(findings))
 
 
