@@ -135,3 +135,24 @@ def test_the_shortcut_answers_only_where_nothing_is_left_to_decide(
     assert fast.placement == slow.placement
     assert fast.findings == slow.findings
     assert answers == [shortcut, False]  # zz is created: placed afresh
+
+
+def test_a_spread_warning_comes_before_the_shortfall_of_the_same_service() -> None:
+    nodes = [node("manager", "manager")] + [
+        node(name, labels={"zone": zone}) for name, zone in zip(WORKERS, "aab", strict=True)
+    ]
+    text = (
+        "x-converge: {stack: app}\nservices:\n  web:\n    image: busybox\n"
+        "    ports: [{target: 80, published: 5000, mode: host}]\n"
+        f"    deploy: {{replicas: 4, placement: {{constraints: [{WORKER}], "
+        "preferences: [{spread: node.labels.zone}]}}\n"
+    )
+    spec = load_spec_text(text, environ={}).spec
+    observed = state_from_engine_json(
+        "app", "manager", nodes=nodes, networks=[], services=[], tasks=[]
+    )
+    result = plan(spec, diff(spec, observed), observed, PlanOptions())
+    assert [(finding.severity, finding.message.split(":")[0]) for finding in result.findings] == [
+        ("warning", "spread over node.labels.zone"),
+        ("error", "3 of 4 can be placed"),
+    ]
