@@ -7,9 +7,10 @@ saved as JSON, loaded back and applied later, once its recorded versions are che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from converge.diff import FieldChange
 from converge.images import short_digest
@@ -148,13 +149,47 @@ class PlanFinding:
     """The field concerned (``ports.80/tcp``), if one."""
 
 
+class _OnFirstRead:
+    """A text field of a frozen dataclass given as the text or as a function that makes it,
+    called on the first read (then kept): ``Plan.spec_digest``, which only saved plans, JSON
+    documents and drift reports read, costs a serialisation of the whole spec (13 µs per
+    service), and a plan shown as text never needs it.
+
+    Reading it (``dataclasses.replace``, ``==`` and ``repr`` read every field) computes it: it
+    is a value like any other, only made late.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> str: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> str: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> str:
+        if instance is None:
+            return ""  # the field's default
+        value: str | Callable[[], str] = instance.__dict__[self._slot]
+        if not isinstance(value, str):
+            value = value()
+            instance.__dict__[self._slot] = value
+        return value
+
+    def __set__(self, instance: object, value: str | Callable[[], str]) -> None:
+        instance.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True)
 class Plan:
     stack: str
     actions: tuple[Action, ...] = ()
     findings: tuple[PlanFinding, ...] = ()
     versions: dict[str, int] = field(default_factory=dict)
-    spec_digest: str = ""
+    spec_digest: _OnFirstRead = _OnFirstRead()
+    """Identifies the spec the plan was made from (``converge.api.resolved_spec_hash``): given
+    as the digest, or as a function computing it when first read."""
     spec_files: tuple[str, ...] = ()
     images: dict[str, str] = field(default_factory=dict)
     """The ``ContainerSpec.Image`` apply sends per service key: tags pinned to the digests

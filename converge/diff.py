@@ -27,7 +27,6 @@ from converge.naming import VERSION_OF_LABEL, is_converge_record, object_name, o
 from converge.normalize import (
     align,
     canonical_image,
-    comparable_service_spec,
     default_service_view,
     desired_network_view,
     desired_node_view,
@@ -475,9 +474,155 @@ def _unchanged_service(
         known[written] = "@" in image or canonical_image(image, keep_digest=False) == image
     if not known[written]:
         return False
-    desired = comparable_service_spec(payload, {})
-    observed = comparable_service_spec(current.raw_spec, network_names)
-    return desired is not None and observed is not None and _identical(observed, desired)
+    return _same_comparable(current.raw_spec, payload, network_names)
+
+
+def _same_comparable(
+    observed: Mapping[str, Any], desired: Mapping[str, Any], network_names: Mapping[str, str]
+) -> bool:
+    """``comparable_service_spec(observed, network_names)`` and
+    ``comparable_service_spec(desired, {})`` are both made and ``_identical``: told in one walk
+    over the two specs, without making either form (each rule below is one of
+    ``comparable_service_spec``'s; ``tests/unit/test_diff_fast_path.py`` holds the two ways
+    to the same answers)."""
+    if type(observed) is not dict or type(desired) is not dict or len(observed) != len(desired):
+        return False
+    for key, value in observed.items():
+        if key not in desired:
+            return False
+        other = desired[key]
+        if key == "TaskTemplate":
+            same = _same_task(value, other, network_names)
+        elif key == "Networks":
+            same = _same_attachments(value, other, network_names)
+        elif key == "Mode":
+            same = _same_mode(value, other)
+        elif key in _SECTION_DEFAULTS:
+            same = _same_without(value, other, _SECTION_DEFAULTS[key])
+        else:
+            same = _same_leaf(value, other) if type(value) in _LEAVES else _identical(value, other)
+        if not same:
+            return False
+    return True
+
+
+def _same_leaf(first: Any, second: Any) -> bool:
+    return type(second) is type(first) and first == second
+
+
+# What the view reads as absent, per part: field -> (its type, the values that mean absent).
+_Absent = Mapping[str, tuple[type, tuple[Any, ...]]]
+_ISOLATION: _Absent = {"Isolation": (str, ("default", ""))}
+_ONE_REPLICA: _Absent = {"Replicas": (int, (1,))}  # type: int, so True and 1.0 stay
+_SECTION_DEFAULTS: dict[str, _Absent] = {
+    "EndpointSpec": {"Mode": (str, ("vip", ""))},
+    "UpdateConfig": {"FailureAction": (str, ("pause", "")), "Order": (str, ("stop-first", ""))},
+    "RollbackConfig": {
+        "FailureAction": (str, ("pause", "")),
+        "Order": (str, ("stop-first", "")),
+    },
+}
+_TASK_UNREAD = frozenset({"ForceUpdate", "Runtime"})
+
+
+def _is_absent(absent: _Absent, key: str, value: Any) -> bool:
+    kind, values = absent[key]
+    return type(value) is kind and value in values
+
+
+def _same_mode(first: Any, second: Any) -> bool:
+    """``Mode``: its ``Replicated`` part without ``Replicas: 1``."""
+    if type(first) is not dict or type(second) is not dict:
+        return _identical(first, second)
+    if len(first) != len(second):
+        return False
+    for key, value in first.items():
+        if key not in second:
+            return False
+        if key == "Replicated":
+            same = _same_without(value, second[key], _ONE_REPLICA)
+        else:
+            same = _identical(value, second[key])
+        if not same:
+            return False
+    return True
+
+
+def _same_without(first: Any, second: Any, absent: _Absent) -> bool:
+    """``_identical`` of the two once each, if a dict, is taken without the entries the view
+    reads as absent (``absent``)."""
+    if type(first) is not dict or type(second) is not dict:
+        return _identical(first, second)
+    for key, value in first.items():
+        if key in absent and _is_absent(absent, key, value):
+            continue
+        if key not in second:
+            return False
+        other = second[key]
+        if key in absent and _is_absent(absent, key, other):
+            return False
+        if type(value) in _LEAVES:
+            if type(other) is not type(value) or value != other:
+                return False
+        elif not _identical(value, other):
+            return False
+    for key, value in second.items():  # what the second has beyond the first
+        if key not in first:
+            if not (key in absent and _is_absent(absent, key, value)):
+                return False
+        elif (
+            key in absent
+            and _is_absent(absent, key, first[key])
+            and not _is_absent(absent, key, value)
+        ):
+            return False
+    return True
+
+
+def _same_task(first: Any, second: Any, network_names: Mapping[str, str]) -> bool:
+    if first is None or second is None:
+        return first is None and second is None
+    if type(first) is not dict or type(second) is not dict:
+        return False  # not the plain shape: compared as views
+    for key, value in first.items():
+        if key in _TASK_UNREAD:
+            continue
+        if key not in second:
+            return False
+        other = second[key]
+        if key == "ContainerSpec":
+            same = _same_without(value, other, _ISOLATION)
+        elif key == "Networks":
+            same = _same_attachments(value, other, network_names)
+        else:
+            same = _same_leaf(value, other) if type(value) in _LEAVES else _identical(value, other)
+        if not same:
+            return False
+    return not (second.keys() - first.keys() - _TASK_UNREAD)  # nothing more in the second
+
+
+def _same_attachments(first: Any, second: Any, network_names: Mapping[str, str]) -> bool:
+    """Network attachments, the first's targets looked up in ``network_names``."""
+    if not first or not second:
+        return not first and not second and _identical(first, second)
+    if type(first) is not list or type(second) is not list or len(first) != len(second):
+        return False
+    for attachment, other in zip(first, second, strict=True):
+        if type(attachment) is not dict or type(other) is not dict:
+            return False
+        if len(attachment) != len(other):
+            return False
+        for key, value in attachment.items():
+            if key not in other:
+                return False
+            if key == "Target" and type(value) is str:
+                value = network_names.get(value, value)
+            if type(value) in _LEAVES:
+                if not _same_leaf(value, other[key]):
+                    return False
+            elif not _identical(value, other[key]):
+                return False
+    return True
 
 
 def _diff_loadbalancer(spec: Spec, observed: ObservedState) -> list[ObjectDiff]:

@@ -186,11 +186,7 @@ def service_engine_spec(
     deploy = service.deploy
     result: Json = {
         "Name": object_name(stack, key),
-        "Labels": {
-            **dict(deploy.labels),
-            **ownership_labels(stack),
-            STACK_IMAGE_LABEL: service.image,
-        },
+        "Labels": {**deploy.labels, **ownership_labels(stack), STACK_IMAGE_LABEL: service.image},
         "TaskTemplate": {
             "ContainerSpec": _container_spec(spec, key, service, files, image or service.image),
             "Resources": _resources(service),
@@ -230,48 +226,67 @@ def _container_spec(
 ) -> Json:
     container: Json = {
         "Image": image,
-        "Labels": {**dict(service.labels), **ownership_labels(spec.stack)},
+        "Labels": {**service.labels, **ownership_labels(spec.stack)},
         "Privileges": {"CredentialSpec": _credential_spec(service), "SELinuxContext": None},
     }
-    optional: dict[str, Any] = {
-        "Command": list(service.entrypoint) if service.entrypoint else None,
-        "Args": list(service.command) if service.command else None,
-        "Hostname": service.hostname,
-        "Env": sorted(
+    # Each field only when set (most services set few), in this order.
+    if service.entrypoint:
+        container["Command"] = list(service.entrypoint)
+    if service.command:
+        container["Args"] = list(service.command)
+    if service.hostname is not None:
+        container["Hostname"] = service.hostname
+    if service.environment:
+        container["Env"] = sorted(
             name if value is None else f"{name}={value}"
             for name, value in service.environment.items()
         )
-        or None,
-        "Dir": service.working_dir,
-        "User": service.user,
-        "Mounts": [_engine_mount(spec, mount) for mount in service.volumes] or None,
-        "StopGracePeriod": service.stop_grace_period,
-        "StopSignal": service.stop_signal,
-        "TTY": service.tty or None,
-        "OpenStdin": service.stdin_open or None,
-        "ReadOnly": service.read_only or None,
-        "Init": service.init,
-        "Healthcheck": _healthcheck(service),
-        "Hosts": [f"{ip} {host}" for host, _, ip in map(_split_host, service.extra_hosts)] or None,
-        "DNSConfig": _dns_config(service),
-        "Isolation": service.isolation,
-        "Secrets": _file_references(spec, "secret", service.secrets, files)
-        if service.secrets
-        else None,
-        "Configs": _file_references(spec, "config", service.configs, files)
-        if service.configs
-        else None,
-        "Sysctls": dict(service.sysctls) or None,
-        "Ulimits": [
+    if service.working_dir is not None:
+        container["Dir"] = service.working_dir
+    if service.user is not None:
+        container["User"] = service.user
+    if service.volumes:
+        container["Mounts"] = [_engine_mount(spec, mount) for mount in service.volumes]
+    if service.stop_grace_period is not None:
+        container["StopGracePeriod"] = service.stop_grace_period
+    if service.stop_signal is not None:
+        container["StopSignal"] = service.stop_signal
+    if service.tty:
+        container["TTY"] = service.tty
+    if service.stdin_open:
+        container["OpenStdin"] = service.stdin_open
+    if service.read_only:
+        container["ReadOnly"] = service.read_only
+    if service.init is not None:
+        container["Init"] = service.init
+    healthcheck = _healthcheck(service)
+    if healthcheck is not None:
+        container["Healthcheck"] = healthcheck
+    if service.extra_hosts:
+        container["Hosts"] = [
+            f"{ip} {host}" for host, _, ip in map(_split_host, service.extra_hosts)
+        ]
+    dns = _dns_config(service)
+    if dns is not None:
+        container["DNSConfig"] = dns
+    if service.isolation is not None:
+        container["Isolation"] = service.isolation
+    if service.secrets:
+        container["Secrets"] = _file_references(spec, "secret", service.secrets, files)
+    if service.configs:
+        container["Configs"] = _file_references(spec, "config", service.configs, files)
+    if service.sysctls:
+        container["Sysctls"] = dict(service.sysctls)
+    if service.ulimits:
+        container["Ulimits"] = [
             {"Name": name, "Hard": limit.hard, "Soft": limit.soft}
             for name, limit in sorted(service.ulimits.items())
         ]
-        or None,
-    }
     cap_add, cap_drop = effective_capabilities(service.cap_add, service.cap_drop)
-    optional["CapabilityAdd"] = cap_add or None
-    optional["CapabilityDrop"] = cap_drop or None
-    container.update(_without_none(optional))
+    if cap_add:
+        container["CapabilityAdd"] = cap_add
+    if cap_drop:
+        container["CapabilityDrop"] = cap_drop
     return container
 
 
@@ -397,6 +412,8 @@ def _resources(service: ServiceSpec) -> Json:
 
 def _placement(service: ServiceSpec) -> Json:
     placement = service.deploy.placement
+    if not placement.preferences and not placement.max_replicas_per_node:  # the usual one
+        return {"Constraints": list(placement.constraints)} if placement.constraints else {}
     return _without_none(
         {
             "Constraints": list(placement.constraints) or None,
@@ -414,19 +431,16 @@ def _networks(spec: Spec, key: str) -> list[Json]:
     attachments = []
     for name, attachment in spec.service_networks(key).items():
         target = spec.network_name(name)
+        entry: Json = {"Target": target}
         aliases = list(attachment.aliases)
         # As stack deploy: the service's name is an alias on user-defined networks only.
         if target not in ("host", "bridge", "none", "default"):
             aliases.append(key)
-        attachments.append(
-            _without_none(
-                {
-                    "Target": target,
-                    "Aliases": aliases or None,
-                    "DriverOpts": dict(attachment.driver_opts) or None,
-                }
-            )
-        )
+        if aliases:
+            entry["Aliases"] = aliases
+        if attachment.driver_opts:
+            entry["DriverOpts"] = dict(attachment.driver_opts)
+        attachments.append(entry)
     return sorted(attachments, key=lambda item: str(item["Target"]))
 
 
@@ -450,6 +464,9 @@ def _mode(service: ServiceSpec) -> Json:
 
 
 def _endpoint(service: ServiceSpec) -> Json:
+    mode = service.deploy.endpoint_mode
+    if not service.ports:  # the usual one
+        return {} if mode is None else {"Mode": mode}
     ports = [
         _without_none(
             {
@@ -463,7 +480,7 @@ def _endpoint(service: ServiceSpec) -> Json:
     ]
     # Stable, as Go's sort.Slice is on the short lists compose files have.
     ports.sort(key=lambda port: int(port.get("PublishedPort", 0)))
-    return _without_none({"Mode": service.deploy.endpoint_mode, "Ports": ports or None})
+    return _without_none({"Mode": mode, "Ports": ports})
 
 
 def _restart_policy(service: ServiceSpec) -> Json | None:

@@ -124,7 +124,9 @@ def preview_placement(
     placements: list[ServicePlacement] = []
     # Which nodes may run a service depends on its constraints alone: worked out once per
     # set of constraints (with each node's id -> hostname), not once per service.
-    by_constraints: dict[tuple[str, ...], tuple[list[_Node], dict[str | None, str]]] = {}
+    by_constraints: dict[
+        tuple[str, ...], tuple[list[_Node], dict[str | None, str], dict[str, _Node]]
+    ] = {}
     for key in sorted(spec.services):
         service = spec.services[key]
         deploy = service.deploy
@@ -136,15 +138,20 @@ def preview_placement(
             by_constraints[constraints] = (
                 runnable,
                 {node.facts.node_id: node.hostname for node in runnable},
+                {node.hostname: node for node in runnable},
             )
-        eligible, hostnames = by_constraints[constraints]
+        eligible, hostnames, by_hostname = by_constraints[constraints]
         if not eligible:
             continue  # the planner's placement check says "no node satisfies ..."
         current = {} if key in fresh_keys else _current(observed, key, hostnames)
-        placement = _place(key, service, eligible, current)
-        findings.extend(_uneven_spread(key, service, state, eligible))
+        placement = _kept_in_place(key, service, by_hostname, current)
+        simulated = placement is None  # else every task is placed
+        if placement is None:
+            placement = _place(key, service, eligible, current)
+        if deploy.placement.preferences:
+            findings.extend(_uneven_spread(key, service, state, eligible))
         placements.append(placement)
-        if placement.placed < placement.desired:
+        if simulated and placement.placed < placement.desired:
             findings.append(
                 _shortfall(key, service, placement, drained_hosts, candidates_before or {})
             )
@@ -236,6 +243,42 @@ def _group(node: NodeFacts, spread: str) -> str | None:
         return node.node_id
     labels = node.labels if spread.startswith("node.labels.") else node.engine_labels
     return (labels or {}).get(spread.split(".", 2)[2])
+
+
+def _kept_in_place(
+    key: str, service: ServiceSpec, eligible: Mapping[str, _Node], current: Mapping[str, int]
+) -> ServicePlacement | None:
+    """``_place`` for the usual service that keeps its tasks where they run: replicated,
+    with as many tasks running on eligible nodes (``eligible``, by hostname) as it wants or
+    more, and nothing that limits where a task may go (no reservation, host port, per-node
+    maximum or spread preference), so every kept task is admitted where it is and none is left
+    to place. None for any other service (``_place`` places it)."""
+    deploy = service.deploy
+    if not current or deploy.mode != "replicated":
+        return None
+    placement = deploy.placement
+    if placement.preferences or placement.max_replicas_per_node:
+        return None
+    if (service.ports and _host_ports(service)) or any(_reservations(service)):
+        return None
+    desired = 1 if deploy.replicas is None else deploy.replicas
+    kept = current
+    if sum(kept.values()) > desired:  # as _place: those beyond the count go from the most
+        kept = dict(current)
+        while sum(kept.values()) > desired:
+            most = max(sorted(kept), key=lambda hostname: kept[hostname])
+            kept[most] -= 1
+    spread = []
+    placed = 0
+    for hostname, count in sorted(kept.items()):
+        if count and hostname in eligible:
+            spread.append((hostname, count))
+            placed += count
+    if placed < desired:
+        return None
+    for hostname, count in spread:  # as _place's take(): no reservation, port or group
+        eligible[hostname].tasks += count
+    return ServicePlacement(key, deploy.mode, desired, tuple(spread))
 
 
 def _place(

@@ -9,7 +9,7 @@ a service converge does not own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 
@@ -86,7 +86,7 @@ def plan(
     difference: Diff,
     observed: ObservedState,
     options: PlanOptions = PlanOptions(),
-    spec_digest: str = "",
+    spec_digest: str | Callable[[], str] = "",
     spec_files: tuple[str, ...] = (),
     engines: Mapping[str, EngineProbe] | None = None,
 ) -> Plan:
@@ -94,6 +94,7 @@ def plan(
 
     ``engines``: what each declared node's own engine says (``converge.members``), for a
     cluster spec that makes nodes members; membership steps come first, in the order they run.
+    ``spec_digest``: the plan's ``spec_digest``, or a function computing it when first read.
 
     Raises:
         PlanError: a target (``options.targets``) names nothing in the spec or the swarm.
@@ -482,6 +483,8 @@ def _network_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
 
 
 def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
+    if item.status not in ("create", "remove", "update"):
+        return []  # unchanged: most services of a plan
     current = observed.owned_services().get(item.key)
     base = _base_action(
         item,
@@ -500,8 +503,6 @@ def _service_actions(item: ObjectDiff, observed: ObservedState) -> list[Action]:
                 reason=NOT_IN_SPEC,
             )
         ]
-    if item.status != "update":
-        return []
     fields = {change.field for change in item.changes}
     forced = tuple(sorted(fields & _SERVICE_REPLACE_FIELDS))
     if forced:

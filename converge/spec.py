@@ -1877,14 +1877,19 @@ class Spec(Model):
         """The networks the stack uses, as docker stack deploy creates them: every network a
         service joins (``default`` included when one names none) or the load balancer uses;
         a declared network nobody uses is not created."""
-        used: list[str] = [name for key in self.services for name in self.service_networks(key)]
+        used: set[str] = set()
+        for service in self.services.values():  # as service_networks, without a copy each
+            if service.networks:
+                used.update(service.networks)
+            else:
+                used.add(DEFAULT_NETWORK)
         balancer = self.loadbalancer
         if balancer is not None:
             for backend in balancer.backends.values():
                 if backend.method == "dns" and backend.network is not None:
-                    used.append(backend.network)
+                    used.add(backend.network)
         result: dict[str, NetworkSpec] = {}
-        for name in sorted(set(used)):
+        for name in sorted(used):
             declared = self.networks.get(name)
             if declared is None and name == DEFAULT_NETWORK:
                 declared = NetworkSpec()

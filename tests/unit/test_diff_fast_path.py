@@ -165,3 +165,95 @@ def test_the_observed_view_is_made_once_and_only_when_read(
     assert view == expected
     assert view["image"] == "nginx:latest"
     assert made == ["shop_web"]
+
+
+def _slow_same(observed: Any, desired: Any, names: dict[str, str]) -> bool:
+    """The reference: both comparable forms made, then compared."""
+    first = comparable_service_spec(observed, names)
+    second = comparable_service_spec(desired, {})
+    return first is not None and second is not None and _identical(first, second)
+
+
+# Each changes one place of the engine's spec: a spelling the view reads as the same, a value
+# it reads as different, or a shape the rules do not assume (then the views decide).
+MUTATIONS: list[tuple[tuple[str, ...], Any]] = [
+    (("TaskTemplate", "ContainerSpec", "Isolation"), ""),
+    (("TaskTemplate", "ContainerSpec", "Isolation"), "process"),
+    (("TaskTemplate", "ContainerSpec", "Isolation"), None),
+    (("TaskTemplate", "ContainerSpec"), "not a mapping"),
+    (("TaskTemplate", "ForceUpdate"), 9),
+    (("TaskTemplate", "Runtime"), "plugin"),
+    (("TaskTemplate", "Networks"), []),
+    (("TaskTemplate", "Networks"), None),
+    (("TaskTemplate", "Networks"), "netid1"),
+    (("TaskTemplate", "Networks"), ["netid1"]),
+    (("TaskTemplate", "Networks"), [{"Target": "shop_front", "Aliases": ["web"]}]),
+    (("TaskTemplate", "Networks"), [{"Target": "netid2", "Aliases": ["web"]}]),
+    (("TaskTemplate", "Networks"), [{"Target": "netid1"}]),
+    (("TaskTemplate", "Placement"), {}),
+    (("TaskTemplate",), None),
+    (("TaskTemplate",), []),
+    (("Networks",), [{"Target": "netid1"}]),
+    (("Networks",), []),
+    (("EndpointSpec", "Mode"), ""),
+    (("EndpointSpec", "Mode"), "dnsrr"),
+    (("EndpointSpec",), None),
+    (("Mode", "Replicated", "Replicas"), 2),
+    (("Mode", "Replicated", "Replicas"), True),
+    (("Mode", "Replicated", "Replicas"), 1.0),
+    (("Mode", "Replicated"), None),
+    (("Mode",), {"Global": {}}),
+    (("UpdateConfig", "FailureAction"), ""),
+    (("UpdateConfig", "FailureAction"), "stop-first"),
+    (("UpdateConfig", "FailureAction"), "rollback"),
+    (("UpdateConfig", "Order"), ""),
+    (("UpdateConfig", "Order"), "pause"),
+    (("UpdateConfig", "Order"), "start-first"),
+    (("RollbackConfig",), {"FailureAction": "pause", "Order": "stop-first"}),
+    (("RollbackConfig",), {"Parallelism": 1}),
+    (("Labels", "extra"), "1"),
+    (("Extra",), {}),
+]
+
+
+def _mutated(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    result = copy.deepcopy(body)
+    target = result
+    for part in path[:-1]:
+        target = target[part]
+    if value is None and path[-1] == "Isolation":
+        target.pop(path[-1], None)
+    else:
+        target[path[-1]] = value
+    return result
+
+
+@pytest.mark.parametrize(("path", "value"), MUTATIONS)
+def test_the_one_walk_answers_as_the_comparable_forms(path: tuple[str, ...], value: Any) -> None:
+    spec, engine = _engine_json(SPEC)
+    observed = engine["services"][0]["Spec"]
+    payload = service_engine_spec(spec, "web")
+    names = {"netid1": "shop_front"}
+    assert converge.diff._same_comparable(observed, payload, names)  # as reported: the same
+    changed = _mutated(observed, path, value)
+    sent = _mutated(payload, path, value)
+    for first, second in ((changed, payload), (observed, sent), (changed, sent)):
+        assert converge.diff._same_comparable(first, second, names) == _slow_same(
+            first, second, names
+        ), (path, value)
+
+
+def test_the_one_walk_answers_as_the_comparable_forms_on_every_fixture() -> None:
+    seen = {True: 0, False: 0}
+    for name in CASES:
+        spec, observed = _case(name)
+        names = {network.id: network.name for network in observed.networks}
+        for key, current in observed.owned_services().items():
+            if key not in spec.services:
+                continue
+            payload = service_engine_spec(spec, key)
+            answer = converge.diff._same_comparable(current.raw_spec, payload, names)
+            assert answer == _slow_same(current.raw_spec, payload, names), (name, key)
+            seen[answer] += 1
+    assert seen[True]  # both answers are exercised
+    assert seen[False]

@@ -3,6 +3,7 @@ spec files' contents, which they find again from another directory or checkout."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -27,8 +28,9 @@ from converge.api import (
 )
 from converge.engine import Engine
 from converge.errors import PlanError
-from converge.loader import load_spec
+from converge.loader import LoadedSpec, load_spec
 from converge.planner import PlanOptions
+from converge.render.plan import plan_text
 from converge.state import ObservedState
 from converge.version import converge_version
 
@@ -152,3 +154,61 @@ def test_a_fresh_plan_that_differs_from_the_saved_one_is_refused(tmp_path: Path)
     check_saved_plan(document, make_plan(loaded, engine, saved_plan_options(document)))
     with pytest.raises(PlanError, match="the plan made now differs from the saved one"):
         check_saved_plan(document, make_plan(loaded, engine))
+
+
+# -- the spec digest is computed when first read ------------------------------------------------
+
+
+def test_the_spec_digest_is_computed_only_when_read_and_is_the_spec_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import converge.api
+
+    spec = _project(tmp_path)
+    loaded = load_spec([spec], environ=ENVIRON)
+    engine = cast(Engine, FakeSwarm.recorded("empty"))
+    computed: list[str] = []
+    real = converge.api.resolved_spec_hash
+
+    def counted(loaded: LoadedSpec) -> str:
+        computed.append(real(loaded))
+        return computed[-1]
+
+    monkeypatch.setattr(converge.api, "resolved_spec_hash", counted)
+    planned = make_plan(loaded, engine)
+    plan_text(planned.plan, planned.loaded)  # a plan shown as text never reads it
+    assert computed == []
+    assert planned.plan.spec_digest == real(loaded)
+    assert planned.plan.spec_digest == real(loaded)
+    assert len(computed) == 1  # once, then kept
+    target = tmp_path / "plans" / "plan.json"
+    save_plan(planned, target)
+    assert read_saved_plan(target)["spec"]["digest"] == computed[0]
+    # The same value as a plan given its digest (and as the saved plan's check reads it).
+    check_saved_plan(read_saved_plan(target), make_plan(loaded, engine))
+
+
+def test_a_plan_given_its_digest_or_a_function_of_it_is_the_same_value() -> None:
+    made: list[int] = []
+
+    def digest() -> str:
+        made.append(1)
+        return "d" * 64
+
+    lazy = Plan(stack="s", spec_digest=digest)
+    assert made == []
+    assert dataclasses.replace(lazy, stack="t").spec_digest == "d" * 64  # replace reads it
+    assert lazy == Plan(stack="s", spec_digest="d" * 64)
+    assert made == [1]
+    assert Plan(stack="s").spec_digest == ""
+    assert lazy != Plan(stack="s", spec_digest="e" * 64)
+
+
+def test_the_spec_digest_is_what_it_was_the_spec_as_json_and_the_contents() -> None:
+    from converge.api import _spec_material
+
+    loaded = load_spec([BASE_SPEC], environ=ENVIRON)
+    loaded = dataclasses.replace(loaded, contents={("secret", "db_password"): b"s3cret"})
+    material = hashlib.sha256(loaded.spec.model_dump_json().encode())
+    material.update(b"\0secret\0db_password\x006\0s3cret")
+    assert _spec_material(loaded) == material.digest()
