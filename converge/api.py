@@ -110,9 +110,17 @@ def make_plan(
     spec: LoadedSpec | Sequence[str | os.PathLike[str]],
     engine: Engine,
     options: PlanOptions = PlanOptions(),
+    *,
+    spec_digest: bool = True,
 ) -> PlanResult:
     """Load (unless given loaded), read the secrets' and configs' sources, observe, diff and
     plan.
+
+    Args:
+        spec_digest: compute the plan's ``spec_digest`` (``resolved_spec_hash``), which saved
+            plans, JSON documents and drift reports carry; False leaves it empty, for output
+            that never shows it (the text and markdown plan): scrypt is slow on purpose, some
+            40 ms of CPU, a tenth of a whole ``converge plan``.
 
     Raises:
         SpecError: the spec is invalid.
@@ -133,9 +141,9 @@ def make_plan(
         if engine.info().local_state != "active":
             # No swarm yet: the membership steps make it; the rest is planned after them.
             observed = ObservedState(stack=loaded.spec.stack, manager="")
-            result = _diff_and_plan(loaded, observed, options, {}, engines)
+            result = _diff_and_plan(loaded, observed, options, {}, engines, spec_digest)
             return PlanResult(loaded, observed, result, options)
-    with collector_paused():
+    with collector_paused(keep=True):  # the plan and what was observed live to the end
         observed = observe(engine, loaded.spec)
         registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
         images: dict[str, str] = {}
@@ -144,7 +152,7 @@ def make_plan(
             images, warnings = _resolve_images(
                 engine, loaded.spec, observed, _resolve_mode(loaded.spec, options), registry_auth
             )
-        result = _diff_and_plan(loaded, observed, options, images, engines)
+        result = _diff_and_plan(loaded, observed, options, images, engines, spec_digest)
     result = replace(result, images=images, registry_auth=registry_auth)
     recorded = read_graph_record(engine, loaded.spec.stack)
     if options.destroy:
@@ -170,6 +178,7 @@ def _diff_and_plan(
     options: PlanOptions,
     images: dict[str, str],
     engines: Mapping[str, EngineProbe] | None,
+    spec_digest: bool = True,
 ) -> Plan:
     difference = diff(
         loaded.spec, observed, loaded.contents, options.rotate, images, prune=options.prune
@@ -179,7 +188,7 @@ def _diff_and_plan(
         difference,
         observed,
         options,
-        spec_digest=resolved_spec_hash(loaded),
+        spec_digest=resolved_spec_hash(loaded) if spec_digest else "",
         spec_files=loaded.files,
         engines=engines,
     )

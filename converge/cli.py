@@ -679,7 +679,8 @@ def plan(
         # masks their values.
         loaded = with_sources(_load(_arguments(files, compose, env_file)))
         with _connect(host, context) as engine:
-            result = make_plan(loaded, engine, options)
+            # Only a saved plan and the JSON document show the spec's (slow) digest.
+            result = make_plan(loaded, engine, options, spec_digest=as_json or out is not None)
     _warn_targeting(options.targets)
     _warn_planned(result)
     if as_json and result.plan.errors:

@@ -1182,7 +1182,8 @@ def _load(
     variable_files: Sequence[Path] = (),
     variable_files_required: bool = False,
 ) -> LoadedSpec:
-    with collector_paused():  # a large spec is some 300,000 small objects
+    # A large spec is some 300,000 small objects, kept as long as the process (``keep``).
+    with collector_paused(keep=True):
         return _load_sources(
             sources,
             environ,

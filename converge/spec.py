@@ -78,7 +78,7 @@ DEFAULT_NETWORK = "default"
 class Model(BaseModel):
     """Base of every spec model: immutable, unknown keys are errors, ``x-`` keys are allowed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
