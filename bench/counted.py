@@ -9,6 +9,7 @@ transport) and the process's peak resident memory.
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import resource
 import sys
@@ -16,10 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import converge.engine
-
 
 def main() -> None:
+    # As the console script (converge.__main__) starts: imports with the collector paused, and
+    # what they built frozen; the engine module is imported here first, to count its calls.
+    gc.disable()
+    import converge.engine
+
     out = Path(sys.argv[1])
     engines: list[converge.engine.Engine] = []
     original = converge.engine.Engine.__init__
@@ -40,7 +44,7 @@ def main() -> None:
 
     atexit.register(dump)
     sys.argv = ["converge", *sys.argv[2:]]
-    from converge.cli import main as converge_main
+    from converge.__main__ import main as converge_main
 
     converge_main()
 

@@ -138,7 +138,7 @@ def make_plan(
             observed = ObservedState(stack=loaded.spec.stack, manager="")
             result = _diff_and_plan(loaded, observed, options, {}, engines)
             return PlanResult(loaded, observed, _with_digest(result, loaded), options)
-    with collector_paused():
+    with collector_paused(keep=True):  # the plan and what was observed live to the end
         observed = observe(engine, loaded.spec)
         registry_auth = options.with_registry_auth or loaded.spec.x_converge.with_registry_auth
         images: dict[str, str] = {}

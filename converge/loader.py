@@ -824,7 +824,7 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
         if not isinstance(service, dict):
             continue
         for key in service:
-            if key in IGNORED_SERVICE_KEYS:
+            if key in _IGNORED_KEYS:
                 hint = _IGNORED_HINTS.get(key, "")
                 warn(("services", name, key), f"ignored by swarm{hint}")
         for index, port in enumerate(_as_list(service.get("ports"))):
@@ -854,6 +854,8 @@ def _ignored_key_warnings(document: _Document, file: str) -> list[str]:
             warn(("networks", network, "enable_ipv6"), "ignored by swarm")
     return warnings
 
+
+_IGNORED_KEYS = frozenset(IGNORED_SERVICE_KEYS)  # looked up for every key of every service
 
 _IGNORED_HINTS = {
     "restart": "",
@@ -961,6 +963,8 @@ def _resolve_environment(
 
 def _has_open_entries(environment: Any) -> bool:
     """Whether ``environment`` has an entry that takes its value from the environment."""
+    if isinstance(environment, dict):  # the usual form: no copy (this runs for every service)
+        return any(value is None or value == "" for value in environment.values())
     mapping = _environment_mapping(environment)
     return mapping is not None and any(value in (None, "") for value in mapping.values())
 
@@ -1182,7 +1186,8 @@ def _load(
     variable_files: Sequence[Path] = (),
     variable_files_required: bool = False,
 ) -> LoadedSpec:
-    with collector_paused():  # a large spec is some 300,000 small objects
+    # A large spec is some 300,000 small objects, kept as long as the process (``keep``).
+    with collector_paused(keep=True):
         return _load_sources(
             sources,
             environ,

@@ -78,7 +78,9 @@ DEFAULT_NETWORK = "default"
 class Model(BaseModel):
     """Base of every spec model: immutable, unknown keys are errors, ``x-`` keys are allowed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # defer_build: each model's validator is built when first used, not at import (a spec's
+    # validation builds one for the whole tree; a command that validates nothing builds none).
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

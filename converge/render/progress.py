@@ -17,9 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.markup import escape
-from rich.spinner import Spinner
 from rich.text import Text
 
 from converge.actions import Action
@@ -27,6 +25,8 @@ from converge.health import SETTLING_STATES
 from converge.masking import Masker
 
 if TYPE_CHECKING:
+    from rich.live import Live  # with rich.spinner, imported when a wait is shown live
+
     # Types only: the executor imports the engine (docker), which fast commands must not load.
     from converge.executor import ActionOutcome, ApplyEvents
     from converge.health import ServiceHealth
@@ -255,6 +255,8 @@ class ProgressReporter:
         return f"{_totals(self._waiting)}: {line}; and {more} more" if more else line
 
     def _live_view(self) -> RenderableType:
+        from rich.spinner import Spinner  # only a live terminal waits with one: not for plan
+
         elapsed = format_elapsed(self.clock() - self._wait_started)
         rows: list[RenderableType] = [Spinner("dots", Text(f"Waiting for services ({elapsed})"))]
         shown, more = _listed(self._waiting)
@@ -265,6 +267,8 @@ class ProgressReporter:
 
     def _show_live(self) -> None:
         if self._display is None:
+            from rich.live import Live
+
             self._display = Live(
                 self._live_view(), console=self.console, transient=True, refresh_per_second=4
             )

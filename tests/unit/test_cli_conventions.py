@@ -460,6 +460,34 @@ def test_json_output_has_an_error_document_on_plan_errors(
     assert "Error: the plan has errors" in result.stderr
 
 
+def test_only_a_json_or_saved_plan_computes_the_slow_spec_digest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The digest is scrypt, slow on purpose: the text plan, which never shows it, skips it.
+    import converge.api
+
+    on_swarm(monkeypatch, FakeSwarm.recorded("empty"))
+    computed: list[bytes] = []
+    slow_digest = converge.api.slow_digest
+
+    def counted(data: bytes, salt: bytes) -> str:
+        computed.append(salt)
+        return slow_digest(data, salt)
+
+    monkeypatch.setattr(converge.api, "slow_digest", counted)
+    text = run("plan", SPEC)
+    assert text.exit_code == 0, text.output
+    assert "Plan: 9 to add" in text.stdout
+    assert computed == []
+    as_json = run("plan", SPEC, "-o", "json")
+    digest = json.loads(as_json.stdout)["spec"]["digest"]
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    saved = tmp_path / "plan.json"
+    assert run("plan", SPEC, "--out", str(saved)).exit_code == 0
+    assert json.loads(saved.read_text())["spec"]["digest"] == digest
+    assert len(computed) == 2
+
+
 def test_a_plan_with_errors_never_says_no_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     _collision_swarm(monkeypatch)
     result = run("plan", *COLLISION)

@@ -82,6 +82,16 @@ NOT_FOR_PLAN = (
     "markdown_it",
     "jsonschema",
     "prometheus_client",  # drift metrics
+    "pyrage",  # age-encrypted secrets: only when a spec declares one
+    "converge.executor",  # apply's write path
+    "converge.drift",
+    "converge.export",
+    "converge.docgen",
+    "rich.live",  # apply's live view of the wait (with rich.spinner)
+    "rich.spinner",
+    "rich.table",
+    "rich.markdown",
+    "pygments",
 )
 
 _PLAN_PROBE = """
@@ -136,3 +146,55 @@ def test_an_ssh_host_still_gets_the_sdks_ssh_adapter() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["False", "SSHHTTPAdapter"]
+
+
+_ENTRY_PROBE = """
+import gc, json, sys
+
+sys.argv = ["converge", *{argv!r}]
+import converge.__main__
+from converge import collector
+
+try:
+    converge.__main__.main()
+except SystemExit:
+    pass
+print(json.dumps({{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+                  "owned": collector._owned}}))
+"""
+
+
+def test_the_command_freezes_what_its_imports_built() -> None:
+    # The console script (converge.__main__) imports the CLI with the collector paused, then
+    # freezes what the imports built: no later collection walks it again. The collector is on.
+    probe = _ENTRY_PROBE.format(argv=["validate", SPEC])
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.splitlines()[-1])
+    assert report["enabled"] is True
+    assert report["owned"] is True
+    assert report["frozen"] > 50_000, report  # the CLI's modules, pydantic, typer, rich, yaml
+
+
+def test_a_library_caller_loads_without_freezing_anything() -> None:
+    # converge.cli.main() or load_spec from Python (tests, tools) leave the collector alone.
+    probe = (
+        f"import gc, sys; sys.argv = ['converge', 'validate', {SPEC!r}]\n"
+        "import converge.cli\n"
+        "try:\n    converge.cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count())"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split()[-2:] == ["True", "0"]
+
+
+def test_the_console_script_starts_at_the_freezing_entry() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="converge")
+    assert script.value == "converge.__main__:main"
