@@ -51,8 +51,8 @@ print(json.dumps(report))
 """
 
 
-def test_fast_commands_import_no_docker_requests_or_paramiko() -> None:
-    probe = _PROBE.format(heavy=HEAVY, commands=FAST_COMMANDS)
+def _python(probe: str, env: dict[str, str] | None = None) -> str:
+    """Run ``probe`` in a fresh interpreter from the project's root; its standard output."""
     completed = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT,
@@ -60,9 +60,15 @@ def test_fast_commands_import_no_docker_requests_or_paramiko() -> None:
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr
-    report = json.loads(completed.stdout.splitlines()[-1])
+    return completed.stdout
+
+
+def test_fast_commands_import_no_docker_requests_or_paramiko() -> None:
+    output = _python(_PROBE.format(heavy=HEAVY, commands=FAST_COMMANDS))
+    report = json.loads(output.splitlines()[-1])
     offenders = {step: modules for step, modules in report.items() if modules}
     assert not offenders, (
         f"these steps loaded {', '.join(HEAVY)} (or failed): {offenders}; find the importer with "
@@ -113,18 +119,11 @@ print(json.dumps({{"code": code, "output": out.getvalue(), "loaded": loaded}}))
 
 def test_plan_imports_the_sdk_and_nothing_it_does_not_need(tmp_path: Path) -> None:
     # No engine answers: the plan gets as far as connecting, with everything imported by then.
-    probe = _PLAN_PROBE.format(spec=SPEC, modules=NOT_FOR_PLAN)
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    output = _python(
+        _PLAN_PROBE.format(spec=SPEC, modules=NOT_FOR_PLAN),
         env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONTEXT": ""},
     )
-    assert completed.returncode == 0, completed.stderr
-    report = json.loads(completed.stdout.splitlines()[-1])
+    report = json.loads(output.splitlines()[-1])
     assert report["code"] == 1
     assert "cannot reach the Docker engine" in report["output"]
     assert report["loaded"] == [], (
@@ -141,11 +140,7 @@ def test_an_ssh_host_still_gets_the_sdks_ssh_adapter() -> None:
         "engine = connect('ssh://lab-node'); "
         "print(before, type(engine._client._custom_adapter).__name__)"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == ["False", "SSHHTTPAdapter"]
+    assert _python(probe).split() == ["False", "SSHHTTPAdapter"]
 
 
 _ENTRY_PROBE = """
@@ -167,12 +162,8 @@ print(json.dumps({{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
 def test_the_command_freezes_what_its_imports_built() -> None:
     # The console script (converge.__main__) imports the CLI with the collector paused, then
     # freezes what the imports built: no later collection walks it again. The collector is on.
-    probe = _ENTRY_PROBE.format(argv=["validate", SPEC])
-    completed = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert completed.returncode == 0, completed.stderr
-    report = json.loads(completed.stdout.splitlines()[-1])
+    output = _python(_ENTRY_PROBE.format(argv=["validate", SPEC]))
+    report = json.loads(output.splitlines()[-1])
     assert report["enabled"] is True
     assert report["owned"] is True
     assert report["frozen"] > 50_000, report  # the CLI's modules, pydantic, typer, rich, yaml
@@ -186,11 +177,7 @@ def test_a_library_caller_loads_without_freezing_anything() -> None:
         "try:\n    converge.cli.main()\nexcept SystemExit:\n    pass\n"
         "print(gc.isenabled(), gc.get_freeze_count())"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split()[-2:] == ["True", "0"]
+    assert _python(probe).split()[-2:] == ["True", "0"]
 
 
 def test_the_console_script_starts_at_the_freezing_entry() -> None:
