@@ -164,10 +164,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(autouse=True)
 def _healthy_lab(request: pytest.FixtureRequest) -> None:
-    """Before the first lab test of each module: every node runs a task the manager reaches,
-    or its daemon is restarted (see labhealth.py); the run's summary lists what was found."""
+    """Before the first lab test of each module (of each test, in a module that sets
+    ``LAB_PROBE_EACH_TEST = True``): every node runs a task the manager reaches, or its daemon
+    is restarted (see labhealth.py); the run's summary lists what was found."""
     module = request.node.module.__name__
-    if "lab" not in request.fixturenames or module in _PROBED_MODULES:
+    each = getattr(request.module, "LAB_PROBE_EACH_TEST", False)
+    if "lab" not in request.fixturenames or (module in _PROBED_MODULES and not each):
         return
     _PROBED_MODULES.add(module)
     lab: Lab = request.getfixturevalue("lab")
@@ -176,7 +178,7 @@ def _healthy_lab(request: pytest.FixtureRequest) -> None:
         found = heal(lab, client)
     finally:
         client.close()
-    _REPAIRS.extend(f"before {module}: {problem}" for problem in found)
+    _REPAIRS.extend(f"before {request.node.nodeid}: {problem}" for problem in found)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -31,6 +31,9 @@ from traffic import Traffic
 from converge.lab import Lab
 
 pytestmark = pytest.mark.integration
+# Each test SIGKILLs converge mid-change with traffic through the balancer: the lab's health probe
+# runs before every one, so that a node the engine left unable to run tasks fails one test only.
+LAB_PROBE_EACH_TEST = True
 
 PORT = 18300
 

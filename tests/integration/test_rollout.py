@@ -29,6 +29,9 @@ from converge.lab import Lab
 from converge.loader import load_spec_text
 
 pytestmark = pytest.mark.integration
+# The tests kill converge mid-change or move traffic between versions: the lab's health probe
+# runs before every one, so that a node the engine left unable to run tasks fails one test only.
+LAB_PROBE_EACH_TEST = True
 
 APPLY = ApplyOptions(timeout=180, stable_for=1.0, poll_interval=0.3)
 
