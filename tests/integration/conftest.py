@@ -156,7 +156,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """A failed test's report ends with the lab's state (nodes, stuck tasks, resources)."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.failed and report.when in {"setup", "call"} and os.geteuid() == 0:
+    if report.failed and os.geteuid() == 0:
         lab = Lab()
         if lab.exists():
             report.sections.append(("lab state at the failure", lab_report(lab)))

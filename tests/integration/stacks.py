@@ -32,16 +32,16 @@ def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
     # The manager first: it is the one that removes swarm-scoped networks.
     clients = [lab.client(name, timeout=30) for name in lab.nodes() if lab.is_running(name)]
     try:
-        for client in clients:
-            for container in client.containers.list(all=True, filters=filters):
-                # It may already be going away under the swarm agent.
-                with contextlib.suppress(docker.errors.APIError):
-                    container.remove(force=True)
 
         def leftovers() -> list[str]:
             left: list[str] = []
             for client in clients:
-                left += [c.name or "" for c in client.containers.list(all=True, filters=filters)]
+                for container in client.containers.list(all=True, filters=filters):
+                    # Removed on every look, not once: the swarm agent may be removing it when
+                    # asked (refused), then leave it, as it does a finished job's container.
+                    left.append(container.name or "")
+                    with contextlib.suppress(docker.errors.APIError):
+                        container.remove(force=True)
                 for network in client.networks.list(filters=filters):
                     # Swarm networks are removed on the manager; workers drop their copies.
                     if network.attrs.get("Scope") == "swarm" and client is not clients[0]:
@@ -64,11 +64,16 @@ def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
                         left.append(volume.name)
             return left
 
-        wait_for(
-            lambda: not leftovers(),
-            timeout=CLEANUP_TIMEOUT,
-            what=f"the objects of stack {stack} to be removed",
-        )
+        remaining: list[str] = []
+
+        def cleared() -> bool:
+            remaining[:] = leftovers()
+            return not remaining
+
+        try:
+            wait_for(cleared, timeout=CLEANUP_TIMEOUT, what=f"the objects of stack {stack} to go")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; still there: {', '.join(remaining)}") from None
     finally:
         for client in clients:
             client.close()
