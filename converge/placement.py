@@ -262,12 +262,7 @@ def _kept_in_place(
     if (service.ports and _host_ports(service)) or any(_reservations(service)):
         return None
     desired = 1 if deploy.replicas is None else deploy.replicas
-    kept = current
-    if sum(kept.values()) > desired:  # as _place: those beyond the count go from the most
-        kept = dict(current)
-        while sum(kept.values()) > desired:
-            most = max(sorted(kept), key=lambda hostname: kept[hostname])
-            kept[most] -= 1
+    kept = _kept_tasks(current, desired)
     spread = []
     placed = 0
     for hostname, count in sorted(kept.items()):
@@ -279,6 +274,18 @@ def _kept_in_place(
     for hostname, count in spread:  # as _place's take(): no reservation, port or group
         eligible[hostname].tasks += count
     return ServicePlacement(key, deploy.mode, desired, tuple(spread))
+
+
+def _kept_tasks(current: Mapping[str, int], desired: int) -> Mapping[str, int]:
+    """Tasks per node that keep running: where they are, those beyond ``desired`` going from
+    the nodes with the most."""
+    if sum(current.values()) <= desired:
+        return current
+    kept = dict(current)
+    while sum(kept.values()) > desired:
+        most = max(sorted(kept), key=lambda hostname: kept[hostname])
+        kept[most] -= 1
+    return kept
 
 
 def _place(
@@ -331,12 +338,7 @@ def _place(
         desired = len(eligible)
     else:
         desired = 1 if deploy.replicas is None else deploy.replicas
-        # Tasks that keep running stay where they are (those beyond the new count go from the
-        # nodes with the most).
-        kept = dict(current)
-        while sum(kept.values()) > desired:
-            most = max(sorted(kept), key=lambda hostname: kept[hostname])
-            kept[most] -= 1
+        kept = _kept_tasks(current, desired)
         for node in eligible:
             for _ in range(kept.get(node.hostname, 0)):
                 if admits(node):
