@@ -865,6 +865,7 @@ def _wait_loop(
                     + (f", update {item.update_state}" if item.update_state else "")
                     + ")"
                 )
+                + (f", waiting on {item.unfinished}" if item.unfinished else "")
                 for item in progress
                 if not item.converged
             )

@@ -39,6 +39,7 @@ SETTLING_STATES = frozenset({"updating", "rollback_started"})
 FAILED_UPDATE_STATES = ROLLBACK_STATES | {"paused"}
 """Update states that make a service failed: rolled back (or rolling back), or paused."""
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+_ENDED_TASK_STATES = FAILED_TASK_STATES | {"complete", "shutdown", "orphaned", "remove"}
 FAILURES_BEFORE_GIVING_UP = 3
 """Failed tasks of the current template (since the apply began) that make a failure."""
 
@@ -90,6 +91,9 @@ class ServiceHealth:
     completed: int = 0
     failed_task: str | None = None
     """The id of a job's failed task, whose logs tell why (see ``failure``)."""
+    unfinished: str | None = None
+    """The newest task that is meant to run (or, for a job, to complete) and does not yet:
+    where it is, its state and the engine's message, e.g. for a timeout's report."""
 
 
 def desired_task_count(service: ObservedService) -> int:
@@ -156,6 +160,25 @@ def _update_failure(state: str, message: str | None) -> str:
 def _errors_suffix(errors: Iterable[TaskError]) -> str:
     lines = [str(error) for error in errors]
     return "; last task errors: " + " | ".join(lines) if lines else ""
+
+
+def _unfinished(state: ObservedState, tasks: Iterable[ObservedTask], goal: str) -> str | None:
+    """``task 2 on worker1: preparing since 2026-11-28T15:20:01: <message>`` for the newest of
+    ``tasks`` that the engine wants in state ``goal`` and that is not there yet."""
+    waiting = [
+        task
+        for task in tasks
+        if task.desired_state in (goal, "ready") and task.state not in _ENDED_TASK_STATES | {goal}
+    ]
+    if not waiting:
+        return None
+    task = max(waiting, key=lambda task: task.timestamp)
+    slot = f" {task.slot}" if task.slot is not None else ""
+    detail = task.error or task.message
+    return (
+        f"task{slot} on {_hostname(state, task.node_id)}: {task.state}"
+        f" since {task.timestamp[:19]}{': ' + detail if detail else ''}"
+    )
 
 
 def _placement(state: ObservedState, running: Iterable[ObservedTask]) -> dict[str, int]:
@@ -241,6 +264,7 @@ def service_health(
         placement=_placement(state, running),
         errors=errors,
         updated=len(running) - len(stale),
+        unfinished=None if converged else _unfinished(state, tasks, "running"),
     )
 
 
@@ -310,6 +334,7 @@ def _job_health(state: ObservedState, key: str, service: ObservedService) -> Ser
     if pending and not running:
         unplaceable = f"tasks cannot be placed: {pending[-1].error or pending[-1].message}"
     done = {task.node_id if "GlobalJob" in mode else task.slot or task.id for task in completed}
+    converged = failure is None and bool(tasks) and len(done) >= desired
     return ServiceHealth(
         key=key,
         name=service.name,
@@ -317,7 +342,7 @@ def _job_health(state: ObservedState, key: str, service: ObservedService) -> Ser
         running=len(running),
         desired=desired,
         update_state=None,
-        converged=failure is None and bool(tasks) and len(done) >= desired,
+        converged=converged,
         failure=failure,
         unplaceable=unplaceable,
         placement=_placement(state, completed),
@@ -326,6 +351,7 @@ def _job_health(state: ObservedState, key: str, service: ObservedService) -> Ser
         job=True,
         completed=min(len(done), desired),
         failed_task=failed_task,
+        unfinished=None if converged else _unfinished(state, tasks, "complete"),
     )
 
 

@@ -184,3 +184,48 @@ def test_nodes_not_ready_skip_a_down_record_of_a_node_that_rejoined() -> None:
         tasks=[],
     )
     assert [item.hostname for item in nodes_not_ready(state)] == ["n3"]
+
+
+def test_a_service_not_converged_names_its_newest_task_not_running_yet() -> None:
+    waiting = task(2, "n2", state="pending", timestamp="2026-01-01T00:00:20Z")
+    waiting["Status"]["Message"] = "pending task scheduling"
+    waiting["Slot"] = 2
+    result = progress([task(1, "n1"), waiting])
+    assert not result.converged
+    assert result.unfinished == (
+        "task 2 on n2: pending since 2026-01-01T00:00:20: pending task scheduling"
+    )
+    assert progress([task(1, "n1"), task(2, "n2")]).unfinished is None
+
+
+def job_health(tasks: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    service = {
+        "ID": "svc",
+        "Version": {"Index": 5},
+        "Spec": {
+            "Name": "s_job",
+            "Labels": {"com.docker.stack.namespace": "s"},
+            "TaskTemplate": TEMPLATE,
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 2}},
+        },
+        "JobStatus": {"JobIteration": {"Index": 7}},
+    }
+    for item in tasks:
+        item["DesiredState"] = "complete"
+        item["JobIteration"] = {"Index": 7}
+    state = state_from_engine_json(
+        "s", "m", nodes=[node("n1"), node("n2")], networks=[], services=[service], tasks=tasks
+    )
+    return service_health(state, "job", state.owned_services()["job"])
+
+
+def test_a_job_not_complete_names_the_task_it_waits_on() -> None:
+    done = task(1, "n1", state="complete")
+    stuck = task(2, "n2", state="preparing", timestamp="2026-01-01T00:00:30Z")
+    stuck["Slot"] = 1
+    result = job_health([done, stuck])
+    assert (result.completed, result.desired, result.converged) == (1, 2, False)
+    assert result.unfinished == "task 1 on n2: preparing since 2026-01-01T00:00:30"
+    finished = job_health([task(1, "n1", state="complete"), task(2, "n2", state="complete")])
+    assert finished.converged
+    assert finished.unfinished is None
