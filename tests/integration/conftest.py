@@ -17,8 +17,9 @@ Fixtures:
                    lab's manager and returns the completed process.
 
 Before the first lab test of each module every node must run a task the manager reaches over
-an overlay network; a node that does not has its daemon restarted, and the run's summary says
-so (``labhealth.py``). A failed test's report ends with the lab's state (``labreport.py``).
+an overlay network and hold no copy of a network the manager no longer has; a node that fails
+has its daemon restarted, and the run's summary says so (``labhealth.py``, ``stacks.py``). A
+failed test's report ends with the lab's state (``labreport.py``).
 
 Every integration test module sets ``pytestmark = pytest.mark.integration``.
 """
@@ -36,13 +37,12 @@ import docker.errors
 import pytest
 from labhealth import heal
 from labreport import lab_report
-from stacks import cluster_owner_configs, remove_stack, restore_node_specs
+from stacks import LAB_REPAIRS, cluster_owner_configs, remove_stack, restore_node_specs
 
 from converge.engine import Engine, connect
 from converge.lab import Lab
 
 _PROBED_MODULES: set[str] = set()
-_REPAIRS: list[str] = []
 """What the lab's health probe found and repaired during the run (its summary lists them)."""
 
 
@@ -121,7 +121,9 @@ def faults(
         if not lab.is_running(name):
             lab.start_node(name, wait=False)
     lab.up(len(lab.nodes()) - 1)  # waits until every node is Ready again
-    _REPAIRS.extend(f"after {request.node.name}: {problem}" for problem in heal(lab, docker_client))
+    LAB_REPAIRS.extend(
+        f"after {request.node.name}: {problem}" for problem in heal(lab, docker_client)
+    )
 
 
 @pytest.fixture
@@ -178,11 +180,11 @@ def _healthy_lab(request: pytest.FixtureRequest) -> None:
         found = heal(lab, client)
     finally:
         client.close()
-    _REPAIRS.extend(f"before {request.node.nodeid}: {problem}" for problem in found)
+    LAB_REPAIRS.extend(f"before {request.node.nodeid}: {problem}" for problem in found)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _REPAIRS:
-        terminalreporter.section("lab repairs (a node had stopped running tasks)")
-        for line in _REPAIRS:
+    if LAB_REPAIRS:
+        terminalreporter.section("lab repairs (a node leaked a network or stopped running tasks)")
+        for line in LAB_REPAIRS:
             terminalreporter.write_line(line)

@@ -17,7 +17,7 @@ import uuid
 import docker
 import docker.errors
 import docker.types
-from stacks import remove_stack
+from stacks import remove_stack, restart_leaking_node, stale_network_copies
 from waiting import wait_for
 
 from converge.lab import Lab
@@ -112,7 +112,10 @@ def failing_nodes(lab: Lab, client: docker.DockerClient) -> dict[str, str]:
 
 
 def heal(lab: Lab, client: docker.DockerClient) -> list[str]:
-    """Restart the daemon of each node that fails the probe twice; what was found and done."""
+    """Restart the daemon of each node that holds a leaked network copy or fails the probe
+    twice; what was found and done (a leaked copy is recorded in ``LAB_REPAIRS`` only)."""
+    for name, held in stale_network_copies(lab, client).items():
+        restart_leaking_node(lab, name, f"held {', '.join(held)}, gone from the swarm")
     problems = failing_nodes(lab, client)
     if problems:  # a node just restarted by a test may need a moment: only a failure seen twice
         again = failing_nodes(lab, client)
