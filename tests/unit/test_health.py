@@ -45,7 +45,15 @@ def progress(
     update: dict[str, Any] | None = None,
     nodes: list[dict[str, Any]] | None = None,
     since: str = "",
+    job_run: int | None = None,
 ):  # type: ignore[no-untyped-def]
+    """The health of service ``web``; with ``job_run``, of a replicated job of ``replicas``
+    completions in that run (its ``JobIteration``), whose ``tasks`` are made part of it."""
+    mode: dict[str, Any] = {"Replicated": {"Replicas": replicas}}
+    if job_run is not None:
+        mode = {"ReplicatedJob": {"MaxConcurrent": replicas, "TotalCompletions": replicas}}
+        for item in tasks:
+            item.update(DesiredState="complete", JobIteration={"Index": job_run})
     service = {
         "ID": "svc",
         "Version": {"Index": 5},
@@ -53,9 +61,10 @@ def progress(
             "Name": "s_web",
             "Labels": {"com.docker.stack.namespace": "s"},
             "TaskTemplate": TEMPLATE,
-            "Mode": {"Replicated": {"Replicas": replicas}},
+            "Mode": mode,
         },
         "UpdateStatus": update or {},
+        "JobStatus": {"JobIteration": {"Index": job_run or 0}},
     }
     state = state_from_engine_json(
         "s",
@@ -198,34 +207,15 @@ def test_a_service_not_converged_names_its_newest_task_not_running_yet() -> None
     assert progress([task(1, "n1"), task(2, "n2")]).unfinished is None
 
 
-def job_health(tasks: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
-    service = {
-        "ID": "svc",
-        "Version": {"Index": 5},
-        "Spec": {
-            "Name": "s_job",
-            "Labels": {"com.docker.stack.namespace": "s"},
-            "TaskTemplate": TEMPLATE,
-            "Mode": {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 2}},
-        },
-        "JobStatus": {"JobIteration": {"Index": 7}},
-    }
-    for item in tasks:
-        item["DesiredState"] = "complete"
-        item["JobIteration"] = {"Index": 7}
-    state = state_from_engine_json(
-        "s", "m", nodes=[node("n1"), node("n2")], networks=[], services=[service], tasks=tasks
-    )
-    return service_health(state, "job", state.owned_services()["job"])
-
-
 def test_a_job_not_complete_names_the_task_it_waits_on() -> None:
     done = task(1, "n1", state="complete")
     stuck = task(2, "n2", state="preparing", timestamp="2026-01-01T00:00:30Z")
     stuck["Slot"] = 1
-    result = job_health([done, stuck])
+    result = progress([done, stuck], job_run=7)
     assert (result.completed, result.desired, result.converged) == (1, 2, False)
     assert result.unfinished == "task 1 on n2: preparing since 2026-01-01T00:00:30"
-    finished = job_health([task(1, "n1", state="complete"), task(2, "n2", state="complete")])
+    finished = progress(
+        [task(1, "n1", state="complete"), task(2, "n2", state="complete")], job_run=7
+    )
     assert finished.converged
     assert finished.unfinished is None
