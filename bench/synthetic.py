@@ -3,6 +3,11 @@
 The observed state is the Engine API JSON a swarm would return for the benchmark stack after
 a converge apply (the payloads converge itself would send, with the ids, versions and
 network ids the engine adds), with one service's env changed so the plan has one update.
+It is kept as the bodies of the list calls (JSON text, compressed) and decoded before each
+run, outside the timed stages, as the engine's SDK returns it: every object its own, none
+shared between a service and its tasks. The stages get the decoded lists and the benchmark
+keeps no reference to them, so what stays resident is what a ``converge plan`` process keeps
+once it has observed (the lists go when ``converge.observe.observe`` returns).
 
 ``python -m bench.synthetic COUNT RUNS`` measures one size in a process of its own and prints
 the results as JSON (``measure_planner_process`` runs it), so that the peak resident memory is
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,10 +68,11 @@ class PlannerResult:
     processes on a shared machine (it still counts cache and memory contention)."""
     rss_mb: float | None = None
     """Resident memory before the stages: the interpreter, converge, the spec and the engine's
-    JSON (Linux ``VmRSS``; None elsewhere)."""
+    JSON as the SDK returns it (Linux ``VmRSS``; None elsewhere)."""
     peak_rss_mb: float | None = None
-    """Peak resident memory of the process while the (untraced) runs ran (Linux ``VmHWM``,
-    reset once the fixtures were built; None when it cannot be reset)."""
+    """Peak resident memory of the process while the (untraced) runs ran, each decoding the
+    engine's JSON first (Linux ``VmHWM``, reset once the fixtures were built; None when it
+    cannot be reset)."""
     digest_cpu_seconds: float | None = None
     """CPU time of the plan's ``spec_digest`` when first read, after the stages (not in
     them: as ``converge.api.make_plan`` makes it, a plan shown as text never reads it; a saved
@@ -139,15 +146,26 @@ def _engine_json(loaded: LoadedSpec, count: int) -> dict[str, Any]:
     return {"nodes": nodes, "networks": networks, "services": services, "tasks": tasks}
 
 
+def _engine_bodies(raw: dict[str, Any]) -> dict[str, bytes]:
+    """Each list call's body as the engine sends it (JSON), compressed while it waits."""
+    return {key: zlib.compress(json.dumps(value).encode(), 1) for key, value in raw.items()}
+
+
+def _decoded(bodies: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The list calls' results as the SDK returns them (``json.loads`` of each body), in a
+    list that ``_stages`` empties: the caller keeps no reference to them."""
+    return [{key: json.loads(zlib.decompress(body)) for key, body in bodies.items()}]
+
+
 def _stages(
-    loaded: LoadedSpec, raw: dict[str, Any]
+    loaded: LoadedSpec, lists: list[dict[str, Any]]
 ) -> tuple[dict[str, float], dict[str, float], Plan]:
     with collector_paused():  # as converge.api.make_plan runs them
-        return _timed_stages(loaded, raw)
+        return _timed_stages(loaded, lists)
 
 
 def _timed_stages(
-    loaded: LoadedSpec, raw: dict[str, Any]
+    loaded: LoadedSpec, lists: list[dict[str, Any]]
 ) -> tuple[dict[str, float], dict[str, float], Plan]:
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -159,9 +177,11 @@ def _timed_stages(
         cpu[name] = time.process_time() - started_cpu
         return value
 
-    observed: ObservedState = stage(
-        "observe_json", lambda: state_from_engine_json(STACK, "manager", **raw)
-    )
+    def observe_json() -> ObservedState:
+        # Taken out of ``lists``: once observed, the decoded lists are freed, as in observe().
+        return state_from_engine_json(STACK, "manager", **lists.pop())
+
+    observed: ObservedState = stage("observe_json", observe_json)
     difference = stage("diff", lambda: diff(loaded.spec, observed))
     result = stage(
         "plan",
@@ -231,14 +251,17 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
         _, *timing = _timed_load(text, loaded)  # each load's spec freed: one is kept
         timings.append(tuple(timing))
     del text
-    raw = _engine_json(loaded, count)
+    bodies = _engine_bodies(_engine_json(loaded, count))
     gc.collect()
-    rss = _status_mb("VmRSS")
     reset = _reset_peak_rss()
+    rss = None
     results = []
     for load_seconds, parse_seconds in timings:
+        lists = _decoded(bodies)
         gc.collect()
-        seconds, cpu, planned = _stages(loaded, raw)
+        if rss is None:
+            rss = _status_mb("VmRSS")
+        seconds, cpu, planned = _stages(loaded, lists)
         started_cpu = time.process_time()
         _ = planned.spec_digest  # made on this first read
         digest_cpu = time.process_time() - started_cpu
@@ -257,10 +280,11 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
             )
         )
     peak_rss = _status_mb("VmHWM") if reset else None
+    lists = _decoded(bodies)
     gc.collect()
     tracemalloc.start()
     try:
-        _stages(loaded, raw)
+        _stages(loaded, lists)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
