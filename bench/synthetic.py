@@ -12,6 +12,11 @@ once it has observed (the lists go when ``converge.observe.observe`` returns).
 ``python -m bench.synthetic COUNT RUNS`` measures one size in a process of its own and prints
 the results as JSON (``measure_planner_process`` runs it), so that the peak resident memory is
 that of this size alone: the spec, the engine's JSON and converge's work on them.
+
+``measure_planner_process`` also measures the resident peak of a process shaped like
+``converge plan`` (``--resident``): the spec's file read and loaded once, the list calls'
+bodies decoded, observe_json + diff + plan once; nothing else allocated before (the fixture
+is written by another process, ``--fixture``), so no memory of the benchmark's own is counted.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import gc
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import zlib
@@ -73,6 +79,13 @@ class PlannerResult:
     """Peak resident memory of the process while the (untraced) runs ran, each decoding the
     engine's JSON first (Linux ``VmHWM``, reset once the fixtures were built; None when it
     cannot be reset)."""
+    load_peak_rss_mb: float | None = None
+    """A ``converge plan``-shaped process (``resident``): its resident peak up to the end of
+    loading the spec (the interpreter, converge, parsing and validating)."""
+    plan_peak_rss_mb: float | None = None
+    """The same process's resident peak from the end of loading (``VmHWM`` reset there) to
+    the end of planning: the spec, the engine's JSON as decoded, the observed state, the diff
+    and the plan."""
     digest_cpu_seconds: float | None = None
     """CPU time of the plan's ``spec_digest`` when first read, after the stages (not in
     them: as ``converge.api.make_plan`` makes it, a plan shown as text never reads it; a saved
@@ -294,18 +307,67 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
 
 
 def measure_planner_process(count: int, runs: int) -> list[PlannerResult]:
-    """``measure_planner`` in a fresh Python process, so its memory figures are this size's."""
+    """``measure_planner`` in a fresh Python process, so its memory figures are this size's;
+    then ``resident`` in another, on a fixture a third one wrote."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.synthetic", str(count), str(runs)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return [PlannerResult(**item) for item in json.loads(done.stdout)]
+    results = [PlannerResult(**item) for item in json.loads(done.stdout)]
+    with tempfile.TemporaryDirectory(prefix="converge-bench-") as directory:
+        command = [sys.executable, "-m", "bench.synthetic"]
+        subprocess.run([*command, "--fixture", str(count), directory], check=True)
+        done = subprocess.run(
+            [*command, "--resident", directory], capture_output=True, text=True, check=True
+        )
+    peaks = json.loads(done.stdout)
+    return [replace(item, **peaks) for item in results]
+
+
+ENGINE_LISTS = ("nodes", "networks", "services", "tasks")
+
+
+def write_fixture(count: int, directory: Path) -> None:
+    """The spec's file and the list calls' bodies for ``count`` services, in ``directory``."""
+    text = workload.spec_text(STACK, "10.150.0.0/16", workload.services(count, changed=0))
+    (directory / "spec.yml").write_text(text, encoding="utf-8")
+    raw = _engine_json(LoadedSpec(spec=_spec(text), files=("<synth>",)), count)
+    for key in ENGINE_LISTS:
+        (directory / f"{key}.json").write_bytes(json.dumps(raw[key]).encode())
+
+
+def resident(directory: Path) -> dict[str, float | None]:
+    """Resident peaks of this process as ``converge plan`` would use memory, on the fixture
+    in ``directory``: loading the spec (``load_spec_text``, or libyaml and validation for a
+    spec larger than the loader reads), then, ``VmHWM`` reset, each list call's body decoded
+    as the SDK does and observe_json + diff + plan once (the lists freed once observed)."""
+    text = (directory / "spec.yml").read_text(encoding="utf-8")
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        loaded = LoadedSpec(spec=_spec(text), files=("<synth>",))
+    else:
+        loaded = load_spec_text(text)
+    del text
+    gc.collect()
+    load_peak = _status_mb("VmHWM")
+    reset = _reset_peak_rss()
+    lists = [{key: json.loads((directory / f"{key}.json").read_bytes()) for key in ENGINE_LISTS}]
+    planned = _stages(loaded, lists)[2]
+    peak = _status_mb("VmHWM") if reset else None  # the plan still held, as converge shows it
+    del planned
+    return {"load_peak_rss_mb": load_peak, "plan_peak_rss_mb": peak}
 
 
 def main(argv: list[str] | None = None) -> int:
-    count, runs = (int(value) for value in (argv or sys.argv[1:]))
+    args = argv or sys.argv[1:]
+    if args[0] == "--fixture":
+        write_fixture(int(args[1]), Path(args[2]))
+        return 0
+    if args[0] == "--resident":
+        print(json.dumps(resident(Path(args[1]))))
+        return 0
+    count, runs = (int(value) for value in args)
     print(json.dumps([asdict(item) for item in measure_planner(count, runs)]))
     return 0
 

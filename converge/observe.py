@@ -93,14 +93,8 @@ def state_from_engine_json(
     secrets: Sequence[Mapping[str, Any]] = (),
     configs: Sequence[Mapping[str, Any]] = (),
 ) -> ObservedState:
-    """Build an ObservedState from the Engine API's list responses (recorded or live).
-
-    A task whose template is its service's current one (all of them, once an update is done)
-    keeps the service's template, not its own copy: the state holds the lists' data only
-    where a reader needs it, so the decoded lists can be freed once it is built.
-    """
+    """Build an ObservedState from the Engine API's list responses (recorded or live)."""
     network_names = {network["Id"]: network["Name"] for network in networks}
-    templates = _TaskTemplates(services)
     return ObservedState(
         stack=stack,
         manager=manager,
@@ -110,7 +104,7 @@ def state_from_engine_json(
             _service(service, stack, network_names)
             for service in sorted(services, key=lambda item: item["Spec"]["Name"])
         ),
-        tasks=tuple(_task(task, templates) for task in tasks),
+        tasks=tuple(_task(task) for task in tasks),
         secrets=tuple(_file_object("secret", item) for item in secrets),
         configs=tuple(_file_object("config", item) for item in configs),
     )
@@ -227,31 +221,9 @@ def _job_iteration(item: Mapping[str, Any]) -> int:
     return int(iteration.get("Index", 0))
 
 
-class _TaskTemplates:
-    """Each service's task template as its tasks carry it, by service id: ``Runtime`` is
-    filled in by the engine on the service only (see ``template_digest``)."""
-
-    def __init__(self, services: Sequence[Mapping[str, Any]]) -> None:
-        self._services = {service.get("ID"): service for service in services}
-        self._made: dict[str, Mapping[str, Any]] = {}
-
-    def shared(self, service_id: str, template: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The service's template when it equals ``template`` (a task's), else ``template``:
-        equal values, so no reader can tell, and the task's own copy can be freed."""
-        made = self._made.get(service_id)
-        if made is None:
-            service = self._services.get(service_id)
-            if service is None:
-                return template
-            made = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
-            made.pop("Runtime", None)
-            self._made[service_id] = made
-        return made if made == template else template
-
-
-def _task(task: Mapping[str, Any], templates: _TaskTemplates) -> ObservedTask:
+def _task(task: Mapping[str, Any]) -> ObservedTask:
     status = task.get("Status") or {}
-    spec = templates.shared(task.get("ServiceID", ""), task.get("Spec") or {})
+    spec = task.get("Spec") or {}
     return ObservedTask(
         id=task["ID"],
         service_id=task.get("ServiceID", ""),

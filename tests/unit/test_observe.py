@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from collections import Counter
 from typing import Any
@@ -14,7 +13,7 @@ from converge.engine import EngineInfo
 from converge.lb.config import CONFIG_PATH
 from converge.loader import load_spec_text
 from converge.naming import LB_CHECK_LABEL, LB_LABEL
-from converge.observe import observe, state_from_engine_json, template_digest
+from converge.observe import observe
 from converge.spec import Spec
 from converge.state import ObservedState
 
@@ -180,30 +179,3 @@ def test_a_leftover_config_check_container_is_found_without_more_calls() -> None
         ("id-shop_loadbalancer-check-123456", "shop_loadbalancer-check-123456")
     ]
     assert state.api_calls == 8
-
-
-def test_a_task_running_its_services_template_keeps_the_services_not_its_own_copy() -> None:
-    # The engine adds Runtime to the service's template only; each task carries its own copy.
-    template = {"ContainerSpec": {"Image": "app:2", "Env": ["A=1"]}, "ForceUpdate": 0}
-    web = {**service(0), "Spec": {**service(0)["Spec"], "TaskTemplate": {**template}}}
-    web["Spec"]["TaskTemplate"]["Runtime"] = "container"
-    old = {"ContainerSpec": {"Image": "app:1", "Env": ["A=1"]}, "ForceUpdate": 0}
-
-    def task(name: str, service_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        decoded = json.loads(json.dumps(spec))  # as the SDK decodes it: a copy of its own
-        return {"ID": name, "ServiceID": service_id, "Spec": decoded, "Status": {}}
-
-    raw = [task("t1", "svc0", template), task("t2", "svc0", template), task("t3", "svc0", old)]
-    raw.append(task("t4", "gone", template))
-    state = state_from_engine_json(
-        "shop", "manager", nodes=[], networks=[], services=[web], tasks=raw
-    )
-    first, second, older, orphan = state.tasks
-    assert [item.template for item in state.tasks] == [item["Spec"] for item in raw]
-    assert first.template is second.template  # one copy for the service's tasks
-    assert first.template is not raw[0]["Spec"]
-    assert "Runtime" not in first.template
-    assert older.template is raw[2]["Spec"]  # another template: its own, as before
-    assert orphan.template is raw[3]["Spec"]  # no such service: its own
-    assert first.template_digest == state.services[0].template_digest == template_digest(template)
-    assert older.template_digest != first.template_digest
