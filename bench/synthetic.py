@@ -42,7 +42,12 @@ from converge.api import resolved_spec_hash
 from converge.collector import collector_paused
 from converge.diff import diff
 from converge.engine_spec import network_create_body, service_engine_spec
-from converge.loader import MAX_SPEC_BYTES, LoadedSpec, load_spec_text
+from converge.loader import (
+    MAX_SPEC_BYTES,
+    LoadedSpec,
+    _parse_fast,  # what load_spec_text parses with
+    load_spec_text,
+)
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
 from converge.spec import Spec
@@ -213,7 +218,11 @@ def _timed_stages(
 
 
 def _spec(text: str) -> Spec:
-    return Spec.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))
+    """A spec larger than the loader reads, validated as the loader would: parsed by its fast
+    path (libyaml's events, no node tree), without interpolation or checks."""
+    document = _parse_fast("<synth>", text)
+    data = yaml.load(text, Loader=yaml.CSafeLoader) if document is None else document.data
+    return Spec.model_validate(data)
 
 
 def _timed_load(
