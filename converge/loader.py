@@ -274,9 +274,10 @@ def _end(event: Any) -> int:
 class _EventBuilder:
     """A document's data straight from libyaml's events, without PyYAML's node tree.
 
-    The tree holds a node and two marks for every scalar until the data is built: some
-    15 KB per service of a usual spec, most of a large spec's peak memory while it loads
-    (1.6 GB at 100,000 services). Events are freed as they are read. What this does not
+    The tree holds a node and two marks for every scalar until the data is built: about
+    9 KB per service of the benchmark's spec (94 MB at 10,000 services, four times the data
+    it becomes), most of a large spec's peak memory while it loads. Events are freed as they
+    are read. What this does not
     handle (an anchor or alias, a tag on a mapping or sequence, a merge or complex or
     duplicate key) raises ``_NeedsCarefulPathError``: the node-based path below builds the
     same data for the usual spec, and handles or refuses those."""
