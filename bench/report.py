@@ -298,6 +298,8 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
             "peak_mb": results[0]["peak_mb"],
             "rss_mb": results[0].get("rss_mb"),
             "peak_rss_mb": max(peak_rss) if peak_rss else None,
+            "load_peak_rss_mb": results[0].get("load_peak_rss_mb"),
+            "plan_peak_rss_mb": results[0].get("plan_peak_rss_mb"),
             "load_average": results[0].get("load_average"),
             "actions": results[0]["actions"],
         }
@@ -322,10 +324,18 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
                     "met": bool(total and total["median"] < limits[count]),
                 }
             )
-            # The process's peak when measured in its own process (spec and engine JSON
-            # included), else what the stages allocate (tracemalloc).
-            memory = planner[count_text]["peak_rss_mb"] or results[0]["peak_mb"]
-            what = "resident peak" if planner[count_text]["peak_rss_mb"] else "traced"
+            # A plan-shaped process's peak from the end of loading when measured (spec and
+            # engine JSON included), else the benchmark process's, else what the stages
+            # allocate (tracemalloc).
+            plan_peak = planner[count_text]["plan_peak_rss_mb"]
+            memory = plan_peak or planner[count_text]["peak_rss_mb"] or results[0]["peak_mb"]
+            what = (
+                "resident peak of a plan-shaped process, after loading"
+                if plan_peak
+                else "resident peak"
+                if planner[count_text]["peak_rss_mb"]
+                else "traced"
+            )
             targets.append(
                 {
                     "target": f"planner alone, {count:,} services: < 1 GB ({what})",
@@ -335,6 +345,18 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
                     "met": memory < 1024,
                 }
             )
+            load_peak = planner[count_text]["load_peak_rss_mb"]
+            if load_peak and plan_peak:
+                targets.append(
+                    {
+                        "target": f"planner alone, {count:,} services: < 1 GB (resident peak "
+                        "of a plan-shaped process, loading included)",
+                        "size": count,
+                        "value": max(load_peak, plan_peak),
+                        "unit": "MB",
+                        "met": max(load_peak, plan_peak) < 1024,
+                    }
+                )
             if planner[count_text]["peak_rss_mb"]:
                 targets.append(
                     {
@@ -513,12 +535,14 @@ def markdown(document: dict[str, Any]) -> str:
             "Wall time, then the process's CPU time (less disturbed by a shared machine); "
             "traced = what the stages allocate (tracemalloc, separate run); resident = the "
             "process's peak while the runs ran, spec and engine JSON included (before the "
-            "stages in brackets).",
+            "stages in brackets); plan-shaped process = the resident peak of a process that "
+            "loads the spec's file once, decodes the list calls' bodies and plans once: up to "
+            "the end of loading / from there to the end of planning.",
             "",
             "| services | load avg | observe_json | diff | plan | total | total CPU | "
-            "CPU per service | traced peak | resident peak (before) | load_spec_text "
-            "| libyaml parse alone | load / parse |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "CPU per service | traced peak | resident peak (before) | plan-shaped process: "
+            "loading / planning | load_spec_text | libyaml parse alone | load / parse |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for count, data in summary["planner"].items():
             stages = data["seconds"]
@@ -529,13 +553,18 @@ def markdown(document: dict[str, Any]) -> str:
                 if data.get("peak_rss_mb") and data.get("rss_mb")
                 else DASH
             )
+            shaped = (
+                f"{data['load_peak_rss_mb']:.0f} MB / {data['plan_peak_rss_mb']:.0f} MB"
+                if data.get("load_peak_rss_mb") and data.get("plan_peak_rss_mb")
+                else DASH
+            )
             load, parse = data["load_seconds"], data.get("parse_seconds")
             ratio = f"{load['median'] / parse['median']:.2f}{TIMES}" if load and parse else DASH
             lines.append(
                 f"| {count} | {' '.join(data.get('load_average') or []) or DASH} | "
                 f"{_fmt(stages['observe_json'])} | {_fmt(stages['diff'])} | "
                 f"{_fmt(stages['plan'])} | {_fmt(stages['total'])} | {_fmt(cpu_total)} | "
-                f"{per_service} | {data['peak_mb']:.1f} MB | {resident} | "
+                f"{per_service} | {data['peak_mb']:.1f} MB | {resident} | {shaped} | "
                 f"{_fmt(load) if load else 'larger than the loader reads (8 MiB)'} | "
                 f"{_fmt(parse)} | {ratio} |"
             )

@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_mb": item.peak_mb,
                 "rss_mb": item.rss_mb,
                 "peak_rss_mb": item.peak_rss_mb,
+                "load_peak_rss_mb": item.load_peak_rss_mb,
+                "plan_peak_rss_mb": item.plan_peak_rss_mb,
                 "actions": item.actions,
                 "load_average": load_average,
             }

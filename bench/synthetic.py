@@ -3,10 +3,20 @@
 The observed state is the Engine API JSON a swarm would return for the benchmark stack after
 a converge apply (the payloads converge itself would send, with the ids, versions and
 network ids the engine adds), with one service's env changed so the plan has one update.
+It is kept as the bodies of the list calls (JSON text, compressed) and decoded before each
+run, outside the timed stages, as the engine's SDK returns it: every object its own, none
+shared between a service and its tasks. The stages get the decoded lists and the benchmark
+keeps no reference to them, so what stays resident is what a ``converge plan`` process keeps
+once it has observed (the lists go when ``converge.observe.observe`` returns).
 
 ``python -m bench.synthetic COUNT RUNS`` measures one size in a process of its own and prints
 the results as JSON (``measure_planner_process`` runs it), so that the peak resident memory is
 that of this size alone: the spec, the engine's JSON and converge's work on them.
+
+``measure_planner_process`` also measures the resident peak of a process shaped like
+``converge plan`` (``--resident``): the spec's file read and loaded once, the list calls'
+bodies decoded, observe_json + diff + plan once; nothing else allocated before (the fixture
+is written by another process, ``--fixture``), so no memory of the benchmark's own is counted.
 """
 
 from __future__ import annotations
@@ -15,8 +25,10 @@ import gc
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,7 +42,12 @@ from converge.api import resolved_spec_hash
 from converge.collector import collector_paused
 from converge.diff import diff
 from converge.engine_spec import network_create_body, service_engine_spec
-from converge.loader import MAX_SPEC_BYTES, LoadedSpec, load_spec_text
+from converge.loader import (
+    MAX_SPEC_BYTES,
+    LoadedSpec,
+    _parse_fast,  # what load_spec_text parses with
+    load_spec_text,
+)
 from converge.observe import state_from_engine_json
 from converge.planner import PlanOptions, plan
 from converge.spec import Spec
@@ -62,10 +79,18 @@ class PlannerResult:
     processes on a shared machine (it still counts cache and memory contention)."""
     rss_mb: float | None = None
     """Resident memory before the stages: the interpreter, converge, the spec and the engine's
-    JSON (Linux ``VmRSS``; None elsewhere)."""
+    JSON as the SDK returns it (Linux ``VmRSS``; None elsewhere)."""
     peak_rss_mb: float | None = None
-    """Peak resident memory of the process while the (untraced) runs ran (Linux ``VmHWM``,
-    reset once the fixtures were built; None when it cannot be reset)."""
+    """Peak resident memory of the process while the (untraced) runs ran, each decoding the
+    engine's JSON first (Linux ``VmHWM``, reset once the fixtures were built; None when it
+    cannot be reset)."""
+    load_peak_rss_mb: float | None = None
+    """A ``converge plan``-shaped process (``resident``): its resident peak up to the end of
+    loading the spec (the interpreter, converge, parsing and validating)."""
+    plan_peak_rss_mb: float | None = None
+    """The same process's resident peak from the end of loading (``VmHWM`` reset there) to
+    the end of planning: the spec, the engine's JSON as decoded, the observed state, the diff
+    and the plan."""
     digest_cpu_seconds: float | None = None
     """CPU time of the plan's ``spec_digest`` when first read, after the stages (not in
     them: as ``converge.api.make_plan`` makes it, a plan shown as text never reads it; a saved
@@ -139,15 +164,26 @@ def _engine_json(loaded: LoadedSpec, count: int) -> dict[str, Any]:
     return {"nodes": nodes, "networks": networks, "services": services, "tasks": tasks}
 
 
+def _engine_bodies(raw: dict[str, Any]) -> dict[str, bytes]:
+    """Each list call's body as the engine sends it (JSON), compressed while it waits."""
+    return {key: zlib.compress(json.dumps(value).encode(), 1) for key, value in raw.items()}
+
+
+def _decoded(bodies: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The list calls' results as the SDK returns them (``json.loads`` of each body), in a
+    list that ``_stages`` empties: the caller keeps no reference to them."""
+    return [{key: json.loads(zlib.decompress(body)) for key, body in bodies.items()}]
+
+
 def _stages(
-    loaded: LoadedSpec, raw: dict[str, Any]
+    loaded: LoadedSpec, lists: list[dict[str, Any]]
 ) -> tuple[dict[str, float], dict[str, float], Plan]:
     with collector_paused():  # as converge.api.make_plan runs them
-        return _timed_stages(loaded, raw)
+        return _timed_stages(loaded, lists)
 
 
 def _timed_stages(
-    loaded: LoadedSpec, raw: dict[str, Any]
+    loaded: LoadedSpec, lists: list[dict[str, Any]]
 ) -> tuple[dict[str, float], dict[str, float], Plan]:
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -159,9 +195,11 @@ def _timed_stages(
         cpu[name] = time.process_time() - started_cpu
         return value
 
-    observed: ObservedState = stage(
-        "observe_json", lambda: state_from_engine_json(STACK, "manager", **raw)
-    )
+    def observe_json() -> ObservedState:
+        # Taken out of ``lists``: once observed, the decoded lists are freed, as in observe().
+        return state_from_engine_json(STACK, "manager", **lists.pop())
+
+    observed: ObservedState = stage("observe_json", observe_json)
     difference = stage("diff", lambda: diff(loaded.spec, observed))
     result = stage(
         "plan",
@@ -180,7 +218,11 @@ def _timed_stages(
 
 
 def _spec(text: str) -> Spec:
-    return Spec.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))
+    """A spec larger than the loader reads, validated as the loader would: parsed by its fast
+    path (libyaml's events, no node tree), without interpolation or checks."""
+    document = _parse_fast("<synth>", text)
+    data = yaml.load(text, Loader=yaml.CSafeLoader) if document is None else document.data
+    return Spec.model_validate(data)
 
 
 def _timed_load(
@@ -231,14 +273,17 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
         _, *timing = _timed_load(text, loaded)  # each load's spec freed: one is kept
         timings.append(tuple(timing))
     del text
-    raw = _engine_json(loaded, count)
+    bodies = _engine_bodies(_engine_json(loaded, count))
     gc.collect()
-    rss = _status_mb("VmRSS")
     reset = _reset_peak_rss()
+    rss = None
     results = []
     for load_seconds, parse_seconds in timings:
+        lists = _decoded(bodies)
         gc.collect()
-        seconds, cpu, planned = _stages(loaded, raw)
+        if rss is None:
+            rss = _status_mb("VmRSS")
+        seconds, cpu, planned = _stages(loaded, lists)
         started_cpu = time.process_time()
         _ = planned.spec_digest  # made on this first read
         digest_cpu = time.process_time() - started_cpu
@@ -257,10 +302,11 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
             )
         )
     peak_rss = _status_mb("VmHWM") if reset else None
+    lists = _decoded(bodies)
     gc.collect()
     tracemalloc.start()
     try:
-        _stages(loaded, raw)
+        _stages(loaded, lists)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -270,18 +316,67 @@ def measure_planner(count: int, runs: int) -> list[PlannerResult]:
 
 
 def measure_planner_process(count: int, runs: int) -> list[PlannerResult]:
-    """``measure_planner`` in a fresh Python process, so its memory figures are this size's."""
+    """``measure_planner`` in a fresh Python process, so its memory figures are this size's;
+    then ``resident`` in another, on a fixture a third one wrote."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.synthetic", str(count), str(runs)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return [PlannerResult(**item) for item in json.loads(done.stdout)]
+    results = [PlannerResult(**item) for item in json.loads(done.stdout)]
+    with tempfile.TemporaryDirectory(prefix="converge-bench-") as directory:
+        command = [sys.executable, "-m", "bench.synthetic"]
+        subprocess.run([*command, "--fixture", str(count), directory], check=True)
+        done = subprocess.run(
+            [*command, "--resident", directory], capture_output=True, text=True, check=True
+        )
+    peaks = json.loads(done.stdout)
+    return [replace(item, **peaks) for item in results]
+
+
+ENGINE_LISTS = ("nodes", "networks", "services", "tasks")
+
+
+def write_fixture(count: int, directory: Path) -> None:
+    """The spec's file and the list calls' bodies for ``count`` services, in ``directory``."""
+    text = workload.spec_text(STACK, "10.150.0.0/16", workload.services(count, changed=0))
+    (directory / "spec.yml").write_text(text, encoding="utf-8")
+    raw = _engine_json(LoadedSpec(spec=_spec(text), files=("<synth>",)), count)
+    for key in ENGINE_LISTS:
+        (directory / f"{key}.json").write_bytes(json.dumps(raw[key]).encode())
+
+
+def resident(directory: Path) -> dict[str, float | None]:
+    """Resident peaks of this process as ``converge plan`` would use memory, on the fixture
+    in ``directory``: loading the spec (``load_spec_text``, or libyaml and validation for a
+    spec larger than the loader reads), then, ``VmHWM`` reset, each list call's body decoded
+    as the SDK does and observe_json + diff + plan once (the lists freed once observed)."""
+    text = (directory / "spec.yml").read_text(encoding="utf-8")
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        loaded = LoadedSpec(spec=_spec(text), files=("<synth>",))
+    else:
+        loaded = load_spec_text(text)
+    del text
+    gc.collect()
+    load_peak = _status_mb("VmHWM")
+    reset = _reset_peak_rss()
+    lists = [{key: json.loads((directory / f"{key}.json").read_bytes()) for key in ENGINE_LISTS}]
+    planned = _stages(loaded, lists)[2]
+    peak = _status_mb("VmHWM") if reset else None  # the plan still held, as converge shows it
+    del planned
+    return {"load_peak_rss_mb": load_peak, "plan_peak_rss_mb": peak}
 
 
 def main(argv: list[str] | None = None) -> int:
-    count, runs = (int(value) for value in (argv or sys.argv[1:]))
+    args = argv or sys.argv[1:]
+    if args[0] == "--fixture":
+        write_fixture(int(args[1]), Path(args[2]))
+        return 0
+    if args[0] == "--resident":
+        print(json.dumps(resident(Path(args[1]))))
+        return 0
+    count, runs = (int(value) for value in args)
     print(json.dumps([asdict(item) for item in measure_planner(count, runs)]))
     return 0
 

@@ -266,10 +266,155 @@ def _plain_value(loader: Any, node: yaml.Node, seen: set[int] | None) -> Any:
     return mapping
 
 
+def _end(event: Any) -> int:
+    """Where ``event`` ends in the text (libyaml's events always carry their marks)."""
+    return event.end_mark.index  # type: ignore[no-any-return]
+
+
+class _EventBuilder:
+    """A document's data straight from libyaml's events, without PyYAML's node tree.
+
+    The tree holds a node and two marks for every scalar until the data is built: about
+    9 KB per service of the benchmark's spec (94 MB at 10,000 services, four times the data
+    it becomes), most of a large spec's peak memory while it loads. Events are freed as they
+    are read. What this does not
+    handle (an anchor or alias, a tag on a mapping or sequence, a merge or complex or
+    duplicate key) raises ``_NeedsCarefulPathError``: the node-based path below builds the
+    same data for the usual spec, and handles or refuses those."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._get = loader.get_event
+        self.end = 0
+        """Where the last value built ends in the text (characters, as libyaml's marks)."""
+
+    def document(self) -> tuple[Any, dict[str, int]]:
+        """The single document's data (``{}`` for a text without one) and each service's
+        text length (see ``_service_text_sizes``)."""
+        get = self._get
+        get()  # stream start
+        event = get()
+        if type(event) is yaml.StreamEndEvent:
+            return {}, {}  # as get_single_node's None
+        sizes: dict[str, int] = {}
+        data = self._value(get(), sizes)
+        get()  # document end
+        if type(get()) is not yaml.StreamEndEvent:
+            raise _NeedsCarefulPathError  # several documents: that path names the error
+        return data, sizes
+
+    def _scalar_tag(self, event: Any) -> str:
+        tag: str | None = event.tag
+        if tag is None or tag == "!":
+            return self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-any-return]
+        return tag
+
+    def _constructed(self, event: Any, tag: str, deep: bool) -> Any:
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        return self._loader.construct_object(node, deep=deep)
+
+    def _value(self, event: Any, sizes: dict[str, int] | None = None) -> Any:
+        # ``sizes``: given for the document's mapping, filled for its ``services`` entries.
+        kind = type(event)
+        if event.anchor is not None or kind is yaml.AliasEvent:
+            raise _NeedsCarefulPathError
+        if kind is yaml.ScalarEvent:
+            self.end = _end(event)
+            tag, value = self._scalar_tag(event), event.value
+            if tag == _STR:
+                return value
+            if tag == _INT and value.isascii() and value.isdigit() and value[0] != "0":
+                return int(value)  # decimal, as construct_yaml_int reads it (0... is octal)
+            return self._constructed(event, tag, deep=True)
+        get = self._get
+        if kind is yaml.SequenceStartEvent:
+            if event.tag not in (None, "!", _SEQ):
+                raise _NeedsCarefulPathError  # !override and friends
+            items = []
+            event = get()
+            while type(event) is not yaml.SequenceEndEvent:
+                items.append(self._value(event))
+                event = get()
+            self.end = _end(event)
+            return items
+        if event.tag not in (None, "!", _MAP):
+            raise _NeedsCarefulPathError
+        mapping: dict[Any, Any] = {}
+        event = get()
+        while type(event) is not yaml.MappingEndEvent:
+            if type(event) is not yaml.ScalarEvent or event.anchor is not None:
+                raise _NeedsCarefulPathError  # complex keys, aliases
+            tag = self._scalar_tag(event)
+            if tag == _STR:
+                key = event.value
+            elif tag == _INT:
+                key = self._constructed(event, tag, deep=False)
+            else:
+                raise _NeedsCarefulPathError  # merge keys (<<), complex keys
+            if key in mapping:
+                raise _NeedsCarefulPathError  # a duplicate key: the careful path names it
+            event = get()
+            if sizes is not None and key == "services" and type(event) is yaml.MappingStartEvent:
+                mapping[key] = self._services(event, sizes)
+            else:
+                mapping[key] = self._value(event)
+            event = get()
+        self.end = _end(event)
+        return mapping
+
+    def _services(self, event: Any, sizes: dict[str, int]) -> Any:
+        """The ``services`` mapping, each entry's text length in ``sizes`` (the node-based
+        path's ``_service_text_sizes``)."""
+        if event.anchor is not None or event.tag not in (None, "!", _MAP):
+            raise _NeedsCarefulPathError
+        get = self._get
+        mapping: dict[Any, Any] = {}
+        event = get()
+        while type(event) is not yaml.MappingEndEvent:
+            if type(event) is not yaml.ScalarEvent or event.anchor is not None:
+                raise _NeedsCarefulPathError
+            name = event.value
+            tag = self._scalar_tag(event)
+            if tag == _STR:
+                key = name
+            elif tag == _INT:
+                key = self._constructed(event, tag, deep=False)
+            else:
+                raise _NeedsCarefulPathError
+            if key in mapping:
+                raise _NeedsCarefulPathError
+            event = get()
+            start = event.start_mark.index
+            mapping[key] = self._value(event)
+            sizes[name] = sizes.get(name, 0) + self.end - start
+            event = get()
+        self.end = _end(event)
+        return mapping
+
+
 def _parse_fast(file: str, text: str) -> _Document | None:
     """The usual spec through libyaml, positions left for later; None when the text needs
     the careful path (any YAML error, aliases, merge keys, duplicate keys: that path reports
     them with positions, or handles them)."""
+    loader = _FastLoader(text)
+    try:
+        data, sizes = _EventBuilder(loader).document()
+    except _NeedsCarefulPathError:
+        return _parse_fast_nodes(file, text)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        return None
+    document = _Document(data, locate=lambda: _positions_in(file, text))
+    document.source_sizes = sizes
+    return document
+
+
+def _parse_fast_nodes(file: str, text: str) -> _Document | None:
+    """``_parse_fast`` through PyYAML's node tree: aliases (made once), tags on mappings and
+    sequences (``!override``, ``!reset``)."""
     loader = _FastLoader(text)
     try:
         root = loader.get_single_node()

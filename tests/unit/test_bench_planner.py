@@ -32,6 +32,9 @@ def test_the_benchmark_without_sizes_needs_no_lab(tmp_path: Path) -> None:
     )
     if Path("/proc/self/status").exists():  # measured in a process of its own
         assert small["peak_rss_mb"] >= small["rss_mb"] > 0
+        # and a plan-shaped process's, from a fixture another process wrote
+        assert small["load_peak_rss_mb"] > 0
+        assert small["plan_peak_rss_mb"] > 0
     summary = report.summarise(document)
     assert [step["from"] for step in summary["planner_growth"]] == [10]
     assert [step["to"] for step in summary["planner_growth_cpu"]] == [20]
@@ -40,3 +43,4 @@ def test_the_benchmark_without_sizes_needs_no_lab(tmp_path: Path) -> None:
     assert "per added service" in text
     assert "no lab (the planner alone)" in text
     assert "Growth of the planner's traced memory" in text
+    assert "plan-shaped process" in text
