@@ -61,18 +61,21 @@ def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
                         container.remove(force=True)
             if left:  # networks only once no task of the stack is left on any node
                 return left
-            manager_client = clients[0]
-            for network in manager_client.networks.list(filters=filters):
-                try:
-                    network.remove()
-                except docker.errors.NotFound:
-                    continue
-                except docker.errors.APIError:
-                    pass
-                # Removed or not, it counts until the list drops it: the manager's store
-                # lags a removal, and a plan made meanwhile would still see it.
-                left.append(network.name or "")
             for client in clients:
+                for network in client.networks.list(filters=filters):
+                    # Swarm networks are removed on the manager; the nodes' copies are waited
+                    # for below.
+                    if network.attrs.get("Scope") == "swarm" and client is not clients[0]:
+                        continue
+                    try:
+                        network.remove()
+                    except docker.errors.NotFound:
+                        continue
+                    except docker.errors.APIError:
+                        pass
+                    # Removed or not, it counts until the list drops it: the manager's store
+                    # lags a removal, and a plan made meanwhile would still see it.
+                    left.append(network.name or "")
                 for volume in client.volumes.list(filters=filters):
                     try:
                         volume.remove(force=True)
@@ -99,7 +102,9 @@ def remove_stack(lab: Lab, manager: docker.DockerClient, stack: str) -> None:
                 for name, client in zip(names[1:], clients[1:], strict=True)
                 if (
                     held := [
-                        network.name or "" for network in client.networks.list(filters=filters)
+                        network.name or ""
+                        for network in client.networks.list(filters=filters)
+                        if network.attrs.get("Scope") == "swarm"
                     ]
                 )
             }
