@@ -165,10 +165,9 @@ def _errors_suffix(errors: Iterable[TaskError]) -> str:
 def _unfinished(state: ObservedState, tasks: Iterable[ObservedTask], goal: str) -> str | None:
     """``task 2 on worker1: preparing since 2026-11-28T15:20:01: <message>`` for the newest of
     ``tasks`` that the engine wants in state ``goal`` and that is not there yet."""
+    there = _ENDED_TASK_STATES | {goal}
     waiting = [
-        task
-        for task in tasks
-        if task.desired_state in (goal, "ready") and task.state not in _ENDED_TASK_STATES | {goal}
+        task for task in tasks if task.desired_state in (goal, "ready") and task.state not in there
     ]
     if not waiting:
         return None

@@ -43,7 +43,6 @@ from converge.engine import Engine, connect
 from converge.lab import Lab
 
 _PROBED_MODULES: set[str] = set()
-"""What the lab's health probe found and repaired during the run (its summary lists them)."""
 
 
 def _alive(pid: int) -> bool:
