@@ -350,7 +350,11 @@ class Engine:
             params = {"stdout": 1, "stderr": 1, "tail": tail}
             # APIClient is a requests.Session: its public get, then the pinned _result.
             raw = self._client._result(self._client.get(url, params=params), binary=True)
-            return _demultiplex(cast(bytes, raw)).decode(errors="replace")
+        logged, failure = _demultiplex(cast(bytes, raw))
+        if failure:
+            # The manager could not fetch them (the task's node is not available, ...).
+            raise EngineError(f"failed to read the logs of task {task_id}: {failure.strip()}")
+        return logged.decode(errors="replace")
 
     def configs(self, filters: Mapping[str, Any] | None = None) -> list[Json]:
         with self._translate("failed to list configs"):
@@ -568,17 +572,27 @@ class Engine:
             return (int(code) if code is not None else -1, output.decode(errors="replace"))
 
 
-def _demultiplex(raw: bytes) -> bytes:
-    """The payload of the engine's log stream: frames of an 8-byte header (stream, 0, 0, 0,
-    big-endian length) then the bytes, unless the service runs with a TTY (raw bytes)."""
-    if not raw or raw[0] not in (0, 1, 2) or raw[1:4] != b"\0\0\0":
-        return raw
-    out, offset = bytearray(), 0
+_SYSTEM_ERROR_STREAM = 3
+"""The log stream's frames of this kind carry the engine's own error, not the task's output
+(docker's stdcopy ``Systemerr``: e.g. "node ... is not available")."""
+
+
+def _demultiplex(raw: bytes) -> tuple[bytes, str]:
+    """The payload of the engine's log stream, and the engine's errors in it: frames of an
+    8-byte header (stream, 0, 0, 0, big-endian length) then the bytes, unless the service runs
+    with a TTY (raw bytes, no errors)."""
+    if not raw or raw[0] not in (0, 1, 2, _SYSTEM_ERROR_STREAM) or raw[1:4] != b"\0\0\0":
+        return raw, ""
+    out, errors, offset = bytearray(), bytearray(), 0
     while offset + 8 <= len(raw):
         length = int.from_bytes(raw[offset + 4 : offset + 8], "big")
-        out += raw[offset + 8 : offset + 8 + length]
+        frame = raw[offset + 8 : offset + 8 + length]
+        if raw[offset] == _SYSTEM_ERROR_STREAM:
+            errors += frame
+        else:
+            out += frame
         offset += 8 + length
-    return bytes(out)
+    return bytes(out), errors.decode(errors="replace")
 
 
 @dataclass(frozen=True)

@@ -926,17 +926,16 @@ def _failure_text(run: _Run, item: ServiceHealth) -> str:
     if not item.job or item.failed_task is None:
         return f"service {item.name}: {item.failure}"
     text = f"job {item.name}: {item.failure}"
+    service = run.observed.owned_services().get(item.key)
+    template = (service.raw_spec.get("TaskTemplate") or {}) if service else {}
+    if (template.get("LogDriver") or {}).get("Name") == "none":
+        # Nothing to ask: the engine keeps no logs for this driver (it answers an empty log).
+        return f"{text}; its logs cannot be read: its log driver is none"
     try:
         lines = run.engine.task_logs(item.failed_task, JOB_LOG_LINES).splitlines()
     except EngineError as error:
         return f"{text}; its logs cannot be read through the engine ({error})"
     if not lines:
-        service = run.observed.owned_services().get(item.key)
-        template = (service.raw_spec.get("TaskTemplate") or {}) if service else {}
-        driver = (template.get("LogDriver") or {}).get("Name")
-        if driver == "none":
-            # The engine answers an empty log rather than an error for this driver.
-            return f"{text}; its logs cannot be read: its log driver is none"
         return f"{text}; it logged nothing"
     shown = "\n".join(f"    {line}" for line in lines[-JOB_LOG_LINES:])
     return f"{text}; its last log lines:\n{shown}"

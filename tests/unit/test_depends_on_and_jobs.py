@@ -11,7 +11,7 @@ from fake_engine import FakeClock, FakeSwarm
 
 from converge.diff import diff
 from converge.engine import Engine
-from converge.errors import PlanError, SpecError
+from converge.errors import EngineError, PlanError, SpecError
 from converge.executor import ApplyEvents, ApplyOptions, ApplyResult, apply_plan
 from converge.loader import load_spec_text
 from converge.observe import observe
@@ -404,6 +404,35 @@ def test_the_engine_log_stream_is_demultiplexed() -> None:
     from converge.engine import _demultiplex
 
     framed = b"\x01\0\0\0\0\0\0\x08seeding\n\x02\0\0\0\0\0\0\x07failed\n"
-    assert _demultiplex(framed) == b"seeding\nfailed\n"
-    assert _demultiplex(b"tty output\n") == b"tty output\n"
-    assert _demultiplex(b"") == b""
+    assert _demultiplex(framed) == (b"seeding\nfailed\n", "")
+    assert _demultiplex(b"tty output\n") == (b"tty output\n", "")
+    assert _demultiplex(b"") == (b"", "")
+
+
+def test_an_error_the_engine_puts_in_the_log_stream_is_an_error_not_log_lines() -> None:
+    """Seen on the lab: a task's node had just restarted, and the stream began with a frame
+    of kind 3 (the engine's error), which was shown as log lines, header bytes and all."""
+    from converge.engine import _demultiplex
+
+    why = b"some logs could not be retrieved: node q58rf is not available"
+    framed = b"\x03\0\0\0" + len(why).to_bytes(4, "big") + why
+    assert _demultiplex(framed) == (b"", why.decode())
+
+    class _LogClient:
+        """An APIClient that answers the task-logs request with ``framed``."""
+
+        def __init__(self) -> None:
+            self.hooks: dict[str, list[Any]] = {"response": []}
+
+        def _url(self, path: str, *args: str) -> str:
+            return path.format(*args)
+
+        def get(self, url: str, params: dict[str, Any]) -> bytes:
+            return framed
+
+        def _result(self, response: bytes, binary: bool) -> bytes:
+            return response
+
+    engine = Engine(_LogClient(), "fake")  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="failed to read the logs of task t1: some logs could"):
+        engine.task_logs("t1", 10)
