@@ -342,17 +342,7 @@ class _EventBuilder:
         mapping: dict[Any, Any] = {}
         event = get()
         while type(event) is not yaml.MappingEndEvent:
-            if type(event) is not yaml.ScalarEvent or event.anchor is not None:
-                raise _NeedsCarefulPathError  # complex keys, aliases
-            tag = self._scalar_tag(event)
-            if tag == _STR:
-                key = event.value
-            elif tag == _INT:
-                key = self._constructed(event, tag, deep=False)
-            else:
-                raise _NeedsCarefulPathError  # merge keys (<<), complex keys
-            if key in mapping:
-                raise _NeedsCarefulPathError  # a duplicate key: the careful path names it
+            key = self._key(event, mapping)
             event = get()
             if sizes is not None and key == "services" and type(event) is yaml.MappingStartEvent:
                 mapping[key] = self._services(event, sizes)
@@ -361,6 +351,21 @@ class _EventBuilder:
             event = get()
         self.end = _end(event)
         return mapping
+
+    def _key(self, event: Any, mapping: dict[Any, Any]) -> Any:
+        """The key ``event`` gives in ``mapping``: a text or a whole number, new there."""
+        if type(event) is not yaml.ScalarEvent or event.anchor is not None:
+            raise _NeedsCarefulPathError  # complex keys, aliases
+        tag = self._scalar_tag(event)
+        if tag == _STR:
+            key = event.value
+        elif tag == _INT:
+            key = self._constructed(event, tag, deep=False)
+        else:
+            raise _NeedsCarefulPathError  # merge keys (<<), complex keys
+        if key in mapping:
+            raise _NeedsCarefulPathError  # a duplicate key: the careful path names it
+        return key
 
     def _services(self, event: Any, sizes: dict[str, int]) -> Any:
         """The ``services`` mapping, each entry's text length in ``sizes`` (the node-based
@@ -371,18 +376,8 @@ class _EventBuilder:
         mapping: dict[Any, Any] = {}
         event = get()
         while type(event) is not yaml.MappingEndEvent:
-            if type(event) is not yaml.ScalarEvent or event.anchor is not None:
-                raise _NeedsCarefulPathError
             name = event.value
-            tag = self._scalar_tag(event)
-            if tag == _STR:
-                key = name
-            elif tag == _INT:
-                key = self._constructed(event, tag, deep=False)
-            else:
-                raise _NeedsCarefulPathError
-            if key in mapping:
-                raise _NeedsCarefulPathError
+            key = self._key(event, mapping)
             event = get()
             start = event.start_mark.index
             mapping[key] = self._value(event)
