@@ -376,8 +376,8 @@ class _EventBuilder:
         mapping: dict[Any, Any] = {}
         event = get()
         while type(event) is not yaml.MappingEndEvent:
-            name = event.value
             key = self._key(event, mapping)
+            name = event.value
             event = get()
             start = event.start_mark.index
             mapping[key] = self._value(event)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from converge import loader
+from converge.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(
@@ -35,6 +36,8 @@ SNIPPETS = {
     "int keys": "services:\n  1: {image: x}\n  web: {environment: {2: a}}\n",
     "null key": "services:\n  ~: {image: x}\n",
     "complex key": "? [a]\n: b\n",
+    "complex service key": "services:\n  mysql:\n  ? image: x\n    replicas: 2\n",
+    "sequence service key": "services:\n  ? [web]\n  : {image: x}\n",
     "explicit tags": "a: !!str 1\nb: !!map {c: !!seq [d]}\nc: ! x\n",
     "flow and block": "services: {web: {image: x}, db: {image: y, command: [a, b]}}\n",
     "scalar service": "services:\n  web:\n  db: null\n  lb: text\n",
@@ -77,3 +80,10 @@ def test_a_usual_spec_builds_no_node_tree(monkeypatch: pytest.MonkeyPatch) -> No
     assert document is not None
     assert document.source_sizes
     assert set(document.source_sizes) == set(document.data["services"])
+
+
+def test_a_mapping_as_a_service_name_is_a_spec_error_with_its_position() -> None:
+    # Found by the loader's property test: the services mapping read a key's text before
+    # checking that the key was a scalar, and raised AttributeError.
+    with pytest.raises(SpecError, match=r"^f\.yml:3:5: invalid YAML: found unhashable key"):
+        loader.load_spec_text("services:\n  mysql:\n  ? image: x\n    replicas: 2\n", "f.yml", {})
