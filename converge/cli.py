@@ -714,8 +714,9 @@ def show(
     """Show a saved plan, as 'converge plan' showed it (like terraform show)."""
     from converge.api import check_saved_plan_version, read_saved_plan, saved_plan_options
 
-    document = read_saved_plan(plan_file)
-    saved = plan_from_document(document)
+    with _json_errors(output is PlanFormat.json):
+        document = read_saved_plan(plan_file)
+        saved = plan_from_document(document)
     try:
         check_saved_plan_version(document, plan_file)
     except PlanError as error:
@@ -938,9 +939,10 @@ def status(
     """
     from converge.api import stack_settled, stack_status
 
-    loaded = _load(_arguments(files, compose, env_file))
-    with _connect(host, context) as engine:
-        report = stack_status(loaded.spec, engine)
+    with _json_errors(output is ResultFormat.json):
+        loaded = _load(_arguments(files, compose, env_file))
+        with _connect(host, context) as engine:
+            report = stack_status(loaded.spec, engine)
     if output is ResultFormat.json:
         typer.echo(status_json(report, loaded))
     else:
@@ -1056,16 +1058,17 @@ def drift(
 
     started, stack = datetime.now(UTC), None
     try:
-        loaded = _load(_arguments(files, compose, env_file))
-        stack = loaded.spec.stack
-        loaded = with_sources(loaded)
-        with _connect(host, context) as engine:
-            report = check_drift(
-                loaded,
-                engine,
-                resolve_image=resolve_image.value,
-                with_registry_auth=with_registry_auth,
-            )
+        with _json_errors(output is PlanFormat.json):
+            loaded = _load(_arguments(files, compose, env_file))
+            stack = loaded.spec.stack
+            loaded = with_sources(loaded)
+            with _connect(host, context) as engine:
+                report = check_drift(
+                    loaded,
+                    engine,
+                    resolve_image=resolve_image.value,
+                    with_registry_auth=with_registry_auth,
+                )
     except ConvergeError:
         if metrics_file is not None:
             elapsed = time.time() - started.timestamp()
@@ -1138,9 +1141,10 @@ def rollout_status(
     from converge.render.rollout import rollout_status_json, rollout_status_text
 
     given, service = _rollout_arguments(files, compose, env_file)
-    loaded = _load(given)
-    with _connect(host, context) as engine:
-        state = rollout_state(loaded, engine, service)
+    with _json_errors(output is ResultFormat.json):
+        loaded = _load(given)
+        with _connect(host, context) as engine:
+            state = rollout_state(loaded, engine, service)
     if output is ResultFormat.json:
         typer.echo(rollout_status_json(state))
     else:

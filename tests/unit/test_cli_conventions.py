@@ -438,6 +438,29 @@ def test_json_output_has_an_error_document_on_a_spec_error(command: str) -> None
     assert document["converge_version"] == converge_version()
 
 
+@pytest.mark.parametrize("command", [["status"], ["drift"], ["rollout", "status"]], ids=" ".join)
+def test_every_json_output_has_an_error_document_on_a_spec_error(command: list[str]) -> None:
+    service = ["web"] if command[0] == "rollout" else []
+    result = run(*command, BAD_SPEC, *service, "-o", "json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["error"]["kind"] == "spec"
+    assert document["error"]["problems"][0]["path"] == "services.web.ports"
+
+
+def test_show_json_has_an_error_document_on_a_file_that_is_no_plan(tmp_path: Path) -> None:
+    not_a_plan = tmp_path / "plan.json"
+    not_a_plan.write_text('{"format_version": "1.0"}')
+    result = run("show", str(not_a_plan), "-o", "json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["error"] == {
+        "kind": "plan",
+        "message": "not a plan document: missing or malformed 'actions'",
+        "problems": [],
+    }
+
+
 COLLISION = [str(BASE_SPEC), str(PLANS / "name_collision" / "override.yml")]
 
 
