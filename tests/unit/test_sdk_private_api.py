@@ -126,6 +126,11 @@ def test_the_helpers_quote_ids_pass_params_and_raise_the_engines_error(
 
 def test_the_ssh_adapter_keeps_the_host_it_dials_in_ssh_host() -> None:
     # engine.connect rewrites it so that ssh:// without a port keeps ~/.ssh/config's Port.
+    # Its ssh adapter is brought in as connect does: converge.engine, if another test imported
+    # it first, had docker imported with paramiko hidden.
+    from converge.engine import _enable_ssh
+
+    _enable_ssh()
     client = docker.APIClient(
         base_url="ssh://someone@lab-node", version="1.41", use_ssh_client=True
     )
