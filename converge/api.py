@@ -977,6 +977,7 @@ def rollout_command(
         RolloutError: no rollout of ``service`` is in progress, or its new version is unhealthy.
         LockError: another apply holds the stack's lock past ``lock_timeout``.
     """
+    from converge.executor import service_writes
     from converge.lock import stack_lock
     from converge.rollout import RolloutSettings, abort_rollout, promote_rollout
 
@@ -985,43 +986,16 @@ def rollout_command(
             settings = RolloutSettings(timeout=timeout, progress=progress)
             return abort_rollout(loaded.spec, service, engine, settings)
         planned = make_plan(loaded, engine)
+        service_spec, registry_auth = service_writes(
+            planned.plan, planned.loaded.spec, engine, planned.observed, planned.loaded.contents
+        )
         settings = RolloutSettings(
             timeout=timeout,
             progress=progress,
-            service_spec=_applied_service_spec(planned),
-            registry_auth=_registry_auth_header(planned, engine),
+            service_spec=service_spec,
+            registry_auth=registry_auth,
         )
         return promote_rollout(planned.loaded.spec, service, engine, settings)
-
-
-def _applied_service_spec(
-    planned: PlanResult,
-) -> Callable[[str, Mapping[str, Any] | None], dict[str, Any]]:
-    """Builds a service's ServiceSpec as apply sends it for ``planned``: its pinned images and
-    the versions of secrets and configs in use."""
-    from converge.engine_spec import service_engine_spec
-    from converge.fileobjects import file_refs, resolve_versions
-
-    spec, observed = planned.loaded.spec, planned.observed
-    files = file_refs(resolve_versions(spec, observed, planned.loaded.contents))
-
-    def service_spec(key: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
-        image = planned.plan.images.get(key)
-        return service_engine_spec(spec, key, base=base, files=files, image=image)
-
-    return service_spec
-
-
-def _registry_auth_header(planned: PlanResult, engine: Engine) -> Callable[[str], str | None]:
-    """The ``X-Registry-Auth`` header for a service's image, when the plan sends credentials."""
-    spec, images = planned.loaded.spec, planned.plan.images
-
-    def header(key: str) -> str | None:
-        if not planned.plan.registry_auth or key not in spec.services:
-            return None
-        return engine.registry_auth(images.get(key) or spec.services[key].image)
-
-    return header
 
 
 def check_drift(

@@ -70,6 +70,7 @@ __all__ = [
     "ApplyResult",
     "WaitMode",
     "apply_plan",
+    "service_writes",
     "verify_converged",
 ]
 
@@ -259,6 +260,25 @@ class _Run:
         """The versions of secrets and configs the services reference, as observed now."""
         versions = resolve_versions(self.spec, state or self.observed, self.contents, self.rotate)
         return file_refs(versions)
+
+
+def service_writes(
+    plan: Plan,
+    spec: Spec,
+    engine: Engine,
+    observed: ObservedState,
+    contents: Contents | None,
+) -> tuple[Callable[[str, Mapping[str, Any] | None], dict[str, Any]], Callable[[str], str | None]]:
+    """How ``plan`` writes a service outside an apply (``converge rollout promote``), as apply
+    does: its ServiceSpec on a base (the plan's image, the secrets' and configs' versions in
+    ``observed``) and the ``X-Registry-Auth`` header to send with it, if any."""
+    run = _Run.start(spec, engine, observed, None, None, plan)
+    run.contents = contents
+    return partial(_spec_on_base, run), run._credentials
+
+
+def _spec_on_base(run: _Run, key: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
+    return run.service_spec(key, base=base)
 
 
 def apply_plan(
@@ -524,7 +544,7 @@ def _rollout(run: _Run, action: Action) -> str:
         stable_for=run.options.stable_for if run.options.stable_for is not None else 1.0,
         clock=run.options.clock,
         progress=run.events.rollout_progress,
-        service_spec=lambda key, base: run.service_spec(key, base=base),
+        service_spec=partial(_spec_on_base, run),
         registry_auth=run._credentials,
         cancelled=run.cancelled.is_set,
     )
