@@ -154,8 +154,9 @@ def make_plan(
         # The record goes with the stack; planned even when nothing else is left (a destroy
         # killed after its last removal left it), so that the next destroy removes it.
         if recorded is not None:
-            gone = graph_changes(recorded[1], {}) or ("the recorded graph is removed",)
-            result = replace(result, graph_changes=gone, graph_recorded=True)
+            record = graph_record_name(loaded.spec.stack)
+            gone = f"removed with the stack (its record, config {record})"
+            result = replace(result, graph_changes=(gone,), graph_recorded=True)
     else:
         changes = graph_changes(recorded[1] if recorded else None, graph_of(loaded.spec))
         if changes:

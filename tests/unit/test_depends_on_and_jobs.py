@@ -360,7 +360,9 @@ def test_a_destroy_killed_before_removing_the_graph_record_is_finished_by_the_ne
             engine.remove_network(network["Name"], network["Id"])
     assert [c["Spec"]["Name"] for c in fake.configs()] == [graph_record_name(STACK)]
     planned = make_plan(loaded, engine, PlanOptions(destroy=True)).plan
-    assert "seed: no longer waits for db" in planned.graph_changes
+    assert planned.graph_changes == (
+        f"removed with the stack (its record, config {graph_record_name(STACK)})",
+    )
     run = destroy(loaded, engine, request)
     assert run.ok
     assert fake.configs() == []
