@@ -50,6 +50,7 @@ __all__ = [
     "ApplyRequest",
     "ApplyRun",
     "ApplyStatus",
+    "ExportedStack",
     "PlanResult",
     "apply",
     "apply_plan_options",
@@ -807,25 +808,54 @@ def check_saved_plan(document: Mapping[str, Any], fresh: PlanResult) -> None:
         )
 
 
-def export_stack(stack: str, engine: Engine) -> str:
-    """The running stack ``stack`` as a compose file (YAML text) that plans empty against it.
+@dataclass(frozen=True)
+class ExportedStack:
+    """``converge export``'s file, and what the operator must add before planning it."""
+
+    text: str
+    fill_in: tuple[str, ...] = ()
+    """The files its secrets are read from, one note each (also in the file's header)."""
+
+
+def export_stack(stack: str, engine: Engine) -> ExportedStack:
+    """The running stack ``stack`` as a compose file (YAML text) that plans empty against it,
+    once the files its secrets are read from hold their values (the engine never returns
+    them).
 
     Raises:
         EngineError: the engine is unreachable or not a swarm manager.
-        ConvergeError: a service uses what converge cannot write yet (secrets, configs).
+        ConvergeError: a service references a secret or config the swarm does not list.
     """
     import yaml
 
-    from converge.export import export_compose
+    from converge.export import FileMode, export_compose, fill_in_notes
     from converge.observe import observe
 
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        # Several lines (a config's content) as a block; yaml quotes them when it cannot.
+        return dumper.represent_scalar(
+            "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+        )
+
+    Dumper.add_representer(str, block)
+    Dumper.add_representer(
+        FileMode,
+        lambda dumper, mode: dumper.represent_scalar("tag:yaml.org,2002:int", f"0{mode:o}"),
+    )
     spec = Spec.model_validate({"x-converge": {"stack": stack}})
     document = export_compose(observe(engine, spec, with_tasks=False))
+    notes = fill_in_notes(document)
     header = (
         f"# Exported by converge from the running stack {stack}: the engine's defaults are left\n"
         f"# out; `converge plan -c FILE {stack}` against the same swarm plans no change.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    if notes:
+        header += "# Before planning it:\n" + "".join(f"# - {note}\n" for note in notes)
+    text = yaml.dump(document, Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    return ExportedStack(header + text, tuple(notes))
 
 
 def stack_status(spec: Spec, engine: Engine) -> dict[str, Any]:

@@ -968,11 +968,13 @@ def export(
     from converge.files import atomic_write
 
     with _connect(host, context) as engine:
-        text = export_stack(stack, engine)
+        exported = export_stack(stack, engine)
+    for note in exported.fill_in:
+        _warn(note)
     if out is None:
-        typer.echo(text, nl=False)
+        typer.echo(exported.text, nl=False)
     else:
-        atomic_write(out, text, mode=0o644)
+        atomic_write(out, exported.text, mode=0o644)
 
 
 @app.command()

@@ -5,6 +5,11 @@ long forms, with what equals the engine's default left out, so that ``converge p
 exported file against the same swarm is empty. Networks and named volumes come from what the
 services use. Nodes are not exported: they belong to the cluster spec (``x-converge.cluster``),
 which a stack reads from the swarm and never writes.
+
+Secrets and configs are declared as the stack's (or ``external``, when the stack does not own
+them) under the key their versions are of. A config's content is written in the file; a
+secret's never can be (the engine does not return it), so it is read from
+``./secrets/<key>``, which the operator fills in (``fill_in_notes`` says which).
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from converge.errors import ConvergeError
+from converge.fileobjects import FileKind, version_base
 from converge.naming import (
     STACK_IMAGE_LABEL,
+    VERSION_OF_LABEL,
+    is_converge_record,
     is_internal_label,
     object_name,
     owned_by,
@@ -26,29 +34,36 @@ from converge.normalize import (
     canonical_image,
     service_view,
 )
-from converge.state import ObservedState
+from converge.state import ObservedFileObject, ObservedState
 from converge.units import format_cpus, format_duration, format_memory
 
-__all__ = ["export_compose"]
+__all__ = ["FileMode", "export_compose", "fill_in_notes"]
 
 Json = dict[str, Any]
 _ENGINE_NETWORK_OPTIONS = ("com.docker.network.driver.overlay.vxlanid_list",)
+_FILE_KINDS: tuple[FileKind, ...] = ("secret", "config")
+
+
+class FileMode(int):
+    """A secret's or config's file mode: written in octal (``0400``), as compose files do."""
 
 
 def export_compose(observed: ObservedState) -> Json:
-    """The compose document of ``observed.stack``'s services, networks and volumes.
+    """The compose document of ``observed.stack``'s services, networks, volumes, secrets and
+    configs.
 
     Raises:
-        ConvergeError: a service uses something converge cannot write yet (secrets, configs).
+        ConvergeError: a service references a secret or config the swarm does not list.
     """
     stack = observed.stack
     network_names = {network.id: network.name for network in observed.networks}
+    files = _FileObjects(observed)
     services: Json = {}
     volumes: Json = {}
     used_networks: set[str] = set()
     for key, service in sorted(observed.owned_services().items()):
         document, service_volumes, service_networks = _service(
-            service.raw_spec, stack, key, network_names
+            service.raw_spec, stack, key, network_names, files
         )
         services[key] = document
         volumes.update(service_volumes)
@@ -59,8 +74,120 @@ def export_compose(observed: ObservedState) -> Json:
         result["networks"] = networks
     if volumes:
         result["volumes"] = dict(sorted(volumes.items()))
+    for kind in _FILE_KINDS:
+        declared = files.declarations(kind)
+        if declared:
+            result[f"{kind}s"] = declared
     result["services"] = services
     return result
+
+
+def fill_in_notes(document: Mapping[str, Any]) -> list[str]:
+    """What the operator must add before planning an exported ``document``: the files its
+    secrets (and configs whose content is not text) are read from."""
+    notes = []
+    for kind, what in (("secrets", "secret"), ("configs", "config")):
+        for key, declared in (document.get(kind) or {}).items():
+            path = (declared or {}).get("file")
+            if path is None:
+                continue
+            why = (
+                "the engine never gives a secret's value back"
+                if what == "secret"
+                else "its content is not text"
+            )
+            notes.append(
+                f"{what} {key}: {why}; put it in {path} (beside the exported file) "
+                f"before planning, or change its source"
+            )
+    return notes
+
+
+class _FileObjects:
+    """The secrets and configs the stack's services use, and the stack's own others: each
+    under the key its versions are of, declared once, whichever version is current."""
+
+    def __init__(self, observed: ObservedState) -> None:
+        self._keys: dict[tuple[FileKind, str], str] = {}
+        """(kind, object id) -> the key the services' references use."""
+        self._declared: dict[FileKind, Json] = {"secret": {}, "config": {}}
+        for kind in _FILE_KINDS:
+            self._read(observed, kind)
+
+    def _read(self, observed: ObservedState, kind: FileKind) -> None:
+        stack = observed.stack
+        objects = observed.secrets if kind == "secret" else observed.configs
+        used = _used_ids(observed, kind)
+        owned: dict[str, list[ObservedFileObject]] = {}
+        for item in objects:
+            if owned_by(item.labels, stack) and not is_converge_record(item.name, stack):
+                key = item.labels.get(VERSION_OF_LABEL) or spec_key(stack, item.name)
+                owned.setdefault(key, []).append(item)
+        declared = self._declared[kind]
+        for key, versions in sorted(owned.items()):
+            # The version the services use, else the newest: the plan keeps that one.
+            versions.sort(key=lambda item: (item.id in used, item.version), reverse=True)
+            for item in versions:
+                self._keys[kind, item.id] = key
+            declared[key] = _owned_declaration(kind, key, versions, stack)
+        for item in objects:
+            if item.id in used and (kind, item.id) not in self._keys:
+                key = item.name
+                while key in declared:
+                    key += "_external"
+                self._keys[kind, item.id] = key
+                declared[key] = {
+                    "external": True,
+                    **({"name": item.name} if key != item.name else {}),
+                }
+
+    def key(self, kind: FileKind, object_id: str, name: str) -> str:
+        found = self._keys.get((kind, object_id))
+        if found is None:
+            raise ConvergeError(f"{kind} {name} is used by a service but not in the swarm")
+        return found
+
+    def declarations(self, kind: FileKind) -> Json:
+        return dict(sorted(self._declared[kind].items()))
+
+
+def _used_ids(observed: ObservedState, kind: FileKind) -> set[str]:
+    field_name, id_field = ("Secrets", "SecretID") if kind == "secret" else ("Configs", "ConfigID")
+    used: set[str] = set()
+    for service in observed.owned_services().values():
+        container = (service.raw_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        used.update(reference.get(id_field, "") for reference in container.get(field_name) or [])
+    return used
+
+
+def _owned_declaration(
+    kind: FileKind, key: str, versions: list[ObservedFileObject], stack: str
+) -> Json:
+    current = versions[0]
+    base = version_base(current)
+    declaration: Json = {}
+    if kind == "config" and current.data is not None and _is_text(current.data):
+        declaration["content"] = current.data.decode("utf-8").replace("$", "$$")
+    else:
+        declaration["file"] = f"./{kind}s/{key}"
+    if base != object_name(stack, key):
+        declaration["name"] = base
+    labels = _user_labels(current.labels)
+    if labels:
+        declaration["labels"] = labels
+    if current.templating:
+        declaration["template_driver"] = current.templating
+    if len(versions) > 2:  # the plan removes old versions beyond x-converge.keep (default 1)
+        declaration["x-converge"] = {"keep": len(versions) - 1}
+    return declaration
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _user_labels(labels: Mapping[str, str] | None) -> Json:
@@ -74,15 +201,14 @@ def _duration(value: int) -> str:
 
 
 def _service(
-    spec: Mapping[str, Any], stack: str, key: str, network_names: Mapping[str, str]
+    spec: Mapping[str, Any],
+    stack: str,
+    key: str,
+    network_names: Mapping[str, str],
+    files: _FileObjects,
 ) -> tuple[Json, Json, set[str]]:
     task = spec.get("TaskTemplate") or {}
     container = task.get("ContainerSpec") or {}
-    name = spec.get("Name", key)
-    if container.get("Secrets") or container.get("Configs"):
-        raise ConvergeError(
-            f"service {name} uses swarm secrets or configs, which converge does not support yet"
-        )
     document: Json = {"image": _image(spec, container)}
     for field, engine in (("entrypoint", "Command"), ("command", "Args")):
         if container.get(engine):
@@ -151,6 +277,10 @@ def _service(
     ports = [_port(port) for port in (spec.get("EndpointSpec") or {}).get("Ports") or []]
     if ports:
         document["ports"] = ports
+    for kind in _FILE_KINDS:
+        references = _file_references(container, kind, files)
+        if references:
+            document[f"{kind}s"] = references
     mounts, volumes = _mounts(container.get("Mounts") or [], stack)
     if mounts:
         document["volumes"] = mounts
@@ -160,6 +290,30 @@ def _service(
     if deploy:
         document["deploy"] = deploy
     return document, volumes, set(networks)
+
+
+def _file_references(
+    container: Mapping[str, Any], kind: FileKind, files: _FileObjects
+) -> list[Any]:
+    """Compose's short form where stack deploy's defaults hold (target the key, uid and gid
+    "0", mode 0444), the long form otherwise."""
+    name_field, id_field = (
+        ("SecretName", "SecretID") if kind == "secret" else ("ConfigName", "ConfigID")
+    )
+    written: list[Any] = []
+    for reference in container.get(f"{kind.capitalize()}s") or []:
+        source = files.key(kind, reference.get(id_field, ""), reference.get(name_field, ""))
+        target = reference.get("File") or {}
+        long_form: Json = {"source": source}
+        if target.get("Name", source) != source:
+            long_form["target"] = target["Name"]
+        for field_name, engine in (("uid", "UID"), ("gid", "GID")):
+            if target.get(engine, "0") != "0":
+                long_form[field_name] = target[engine]
+        if target.get("Mode", 0o444) != 0o444:
+            long_form["mode"] = FileMode(target["Mode"])
+        written.append(source if len(long_form) == 1 else long_form)
+    return written
 
 
 def _image(spec: Mapping[str, Any], container: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -54,6 +55,7 @@ __all__ = [
     "services_using",
     "slow_digest",
     "stack_name",
+    "version_base",
     "version_name",
     "versions_of",
 ]
@@ -72,6 +74,7 @@ external one that does not exist."""
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES = 16
 _SUFFIX_CHARS = 10
+_VERSION_SUFFIX = re.compile(f"_[0-9a-f]{{{_SUFFIX_CHARS}}}$")
 
 
 def _scrypt(data: bytes, salt: bytes, n: int = _SCRYPT_N, r: int = _SCRYPT_R, p: int = 1) -> bytes:
@@ -146,6 +149,14 @@ def version_name(spec: Spec, kind: FileKind, key: str, data: bytes) -> str:
     else:
         suffix = hashlib.sha256(material).hexdigest()
     return f"{base}_{suffix[:_SUFFIX_CHARS]}"
+
+
+def version_base(item: ObservedFileObject) -> str:
+    """The name ``item``'s first version has (``stack_name``): its own, less the suffix
+    ``version_name`` gave it when converge made it as a new version."""
+    if VERSION_OF_LABEL in item.labels:
+        return _VERSION_SUFFIX.sub("", item.name)
+    return item.name
 
 
 def create_labels(
