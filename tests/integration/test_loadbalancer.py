@@ -11,14 +11,13 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import pytest
+from traffic import get
 from waiting import running_tasks, wait_for
 
 from converge.api import execute_plan, loadbalancer_config, make_plan
@@ -115,15 +114,6 @@ def cli(lab: Lab, *args: str, spec: str, tmp_path: Path) -> subprocess.Completed
         timeout=300,
         check=False,
     )
-
-
-def get(url: str) -> str | None:
-    """One request with a short timeout: the body, or None when it failed."""
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return str(response.read().decode())
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 def hostname_of(body: str) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+from traffic import get
 from waiting import wait_for
 
 from converge.api import ApplyRequest, check_drift, make_plan, stack_status
@@ -94,14 +93,6 @@ def tasks(client: docker.DockerClient, service: str) -> list[dict[str, Any]]:
 
 def completed(client: docker.DockerClient, service: str) -> list[dict[str, Any]]:
     return [task for task in tasks(client, service) if task["Status"]["State"] == "complete"]
-
-
-def get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return str(response.read().decode())
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 def test_migration_pattern_order_reruns_and_a_failing_job(

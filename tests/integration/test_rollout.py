@@ -13,13 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import pytest
-from traffic import PhaseFigures, Traffic
+from traffic import PhaseFigures, Traffic, get
 from waiting import wait_for
 
 from converge.api import execute_plan, make_plan
@@ -106,13 +105,10 @@ def deploy_v1(engine: Engine, text: str, lab: Lab, port: int) -> None:
 
 def _answers_v1(lab: Lab, port: int) -> bool:
     """Ten requests in a row, each answered by v1."""
+    url = f"http://{lab.manager_address()}:{port}/"
     for _ in range(10):
-        try:
-            url = f"http://{lab.manager_address()}:{port}/"
-            with urllib.request.urlopen(url, timeout=3) as response:
-                if not response.read().decode().startswith("app=v1 "):
-                    return False
-        except OSError:
+        body = get(url)
+        if body is None or not body.startswith("app=v1 "):
             return False
     return True
 

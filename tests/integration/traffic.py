@@ -12,11 +12,23 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
+
+
+def get(url: str) -> str | None:
+    """One request with a short timeout: the body, or None when it failed in any way (no
+    connection, a timeout, or a server that closed the connection part-way through its
+    answer, as a reloading or departing one may: ``http.client.IncompleteRead``)."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return str(response.read().decode())
+    except (OSError, http.client.HTTPException):
+        return None
 
 
 @dataclass
