@@ -99,7 +99,13 @@ def failing_nodes(lab: Lab, client: docker.DockerClient) -> dict[str, str]:
             for node_id, hostname in nodes.items()
             if node_id not in addresses
         }
-        listed, answered = _reach(client, name, list(addresses.values()))
+        try:
+            listed, answered = _reach(client, name, list(addresses.values()))
+        except docker.errors.APIError as error:
+            # Seen after a drain: "attaching to network failed ... context deadline exceeded".
+            manager = str(client.info().get("Name", "manager"))
+            problems[manager] = f"a container on it could not join an overlay network: {error}"
+            return problems
         for node_id, address in addresses.items():
             hostname = nodes.get(node_id, node_id)
             if address not in answered:
