@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from converge.errors import ConvergeError
-from converge.fileobjects import FileKind, version_base
+from converge.fileobjects import FileKind, services_using, version_base
 from converge.naming import (
     STACK_IMAGE_LABEL,
     VERSION_OF_LABEL,
@@ -152,12 +152,11 @@ class _FileObjects:
 
 
 def _used_ids(observed: ObservedState, kind: FileKind) -> set[str]:
-    field_name, id_field = ("Secrets", "SecretID") if kind == "secret" else ("Configs", "ConfigID")
-    used: set[str] = set()
-    for service in observed.owned_services().values():
-        container = (service.raw_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-        used.update(reference.get(id_field, "") for reference in container.get(field_name) or [])
-    return used
+    """The ids of the secrets or configs the stack's services reference."""
+    owned = {service.name for service in observed.owned_services().values()}
+    return {
+        object_id for object_id, users in services_using(observed, kind).items() if users & owned
+    }
 
 
 def _owned_declaration(
