@@ -301,8 +301,13 @@ def _file_references(
     )
     written: list[Any] = []
     for reference in container.get(f"{kind.capitalize()}s") or []:
-        source = files.key(kind, reference.get(id_field, ""), reference.get(name_field, ""))
-        target = reference.get("File") or {}
+        name = reference.get(name_field, "")
+        if "File" not in reference:  # a Runtime config: credential_spec.config (Windows)
+            raise ConvergeError(
+                f"{kind} {name} is used as a credential spec, which converge does not support"
+            )
+        source = files.key(kind, reference.get(id_field, ""), name)
+        target = reference["File"]
         long_form: Json = {"source": source}
         if target.get("Name", source) != source:
             long_form["target"] = target["Name"]

@@ -207,6 +207,19 @@ def test_a_reference_to_a_secret_the_swarm_does_not_list_is_an_error() -> None:
         export_compose(observed)
 
 
+def test_a_config_used_as_a_credential_spec_is_refused() -> None:
+    engine = json.loads((RECORDED / "fxrec.json").read_text(encoding="utf-8"))
+    web = next(s for s in engine["services"] if s["Spec"]["Name"] == "fxrec_web")
+    reference = {"ConfigName": "gmsa", "ConfigID": "abc", "Runtime": {}}
+    web["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"] = [reference]
+    observed = state_from_engine_json(
+        "fxrec", engine["manager"], nodes=engine["nodes"], networks=engine["networks"],
+        services=engine["services"], tasks=engine["tasks"],
+    )  # fmt: skip
+    with pytest.raises(ConvergeError, match="config gmsa is used as a credential spec"):
+        export_compose(observed)
+
+
 def test_export_stack_reads_the_swarm_and_writes_yaml() -> None:
     text = export_stack("fxrec", cast(Engine, FakeSwarm.recorded("fxrec"))).text
     assert text.startswith("# Exported by converge from the running stack fxrec")
