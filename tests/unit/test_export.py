@@ -194,28 +194,27 @@ def test_secrets_and_configs_are_exported_and_plan_no_change_once_the_secrets_ar
     ]
 
 
-def test_a_reference_to_a_secret_the_swarm_does_not_list_is_an_error() -> None:
+def _recorded_web_using(field: str, reference: dict[str, Any]) -> Any:
+    """The recorded stack, its web service referencing ``reference`` in ``field``."""
     engine = json.loads((RECORDED / "fxrec.json").read_text(encoding="utf-8"))
     web = next(s for s in engine["services"] if s["Spec"]["Name"] == "fxrec_web")
-    reference = {"SecretName": "gone", "SecretID": "abc", "File": {"Name": "gone"}}
-    web["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = [reference]
-    observed = state_from_engine_json(
+    web["Spec"]["TaskTemplate"]["ContainerSpec"][field] = [reference]
+    return state_from_engine_json(
         "fxrec", engine["manager"], nodes=engine["nodes"], networks=engine["networks"],
         services=engine["services"], tasks=engine["tasks"],
     )  # fmt: skip
+
+
+def test_a_reference_to_a_secret_the_swarm_does_not_list_is_an_error() -> None:
+    reference = {"SecretName": "gone", "SecretID": "abc", "File": {"Name": "gone"}}
+    observed = _recorded_web_using("Secrets", reference)
     with pytest.raises(ConvergeError, match="secret gone is used by a service but not in the"):
         export_compose(observed)
 
 
 def test_a_config_used_as_a_credential_spec_is_refused() -> None:
-    engine = json.loads((RECORDED / "fxrec.json").read_text(encoding="utf-8"))
-    web = next(s for s in engine["services"] if s["Spec"]["Name"] == "fxrec_web")
     reference = {"ConfigName": "gmsa", "ConfigID": "abc", "Runtime": {}}
-    web["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"] = [reference]
-    observed = state_from_engine_json(
-        "fxrec", engine["manager"], nodes=engine["nodes"], networks=engine["networks"],
-        services=engine["services"], tasks=engine["tasks"],
-    )  # fmt: skip
+    observed = _recorded_web_using("Configs", reference)
     with pytest.raises(ConvergeError, match="config gmsa is used as a credential spec"):
         export_compose(observed)
 
