@@ -157,6 +157,20 @@ def test_docker_context_variable_and_its_place_in_the_order(
     _assert_reached_the_lab(_converge_plan(spec, both))
 
 
+def test_a_worker_s_engine_is_refused_by_name(lab: Lab, spec: Path) -> None:
+    """The observer reads /info beside the lists; a worker answers both with errors, and the
+    one that explains it (a worker, not a manager) is the one shown."""
+    worker = lab.docker_host("worker1")
+    refused = _converge_plan(spec, _environment(DOCKER_HOST=worker))
+
+    assert refused.returncode == 1, refused.stdout
+    assert f"the Docker engine at {worker} (from DOCKER_HOST) (worker1) is a swarm worker; " in (
+        refused.stderr
+    )
+    assert "converge needs a manager" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # ssh://
 

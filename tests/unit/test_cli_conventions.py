@@ -47,7 +47,8 @@ def _subcommands() -> None:
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(cli.app, list(args), env=env)
+    # As main() runs it: the app narrowed to the command named, if any.
+    return CliRunner().invoke(cli._app_for(args), list(args), env=env)
 
 
 def on_swarm(monkeypatch: pytest.MonkeyPatch, swarm: FakeSwarm) -> list[tuple[Any, Any]]:
@@ -181,6 +182,30 @@ def test_no_command_shows_the_help_and_exits_1() -> None:
     result = run()
     assert result.exit_code == 1
     assert "Usage: converge" in result.stdout
+
+
+def _names(app: Any) -> list[str | None]:
+    commands = [info.callback.__name__ for info in app.registered_commands]
+    return commands + [info.name for info in app.registered_groups]
+
+
+def test_a_command_line_builds_only_the_command_it_names() -> None:
+    assert _names(cli._app_for(["--no-color", "plan", "spec.yml"])) == ["plan"]
+    assert _names(cli._app_for(["rollout", "status", "shop"])) == ["rollout"]
+    assert _names(cli._app_for(["lb", "render", "--help"])) == ["lb"]
+    # The whole app where the name is not a command (click suggests one), where none is given
+    # (the help lists them all), and while a shell completes.
+    for args in (["plna"], ["--help"], [], ["--version"]):
+        assert cli._app_for(args) is cli.app
+    assert "Did you mean 'plan'?" in run("plna").stderr
+    listed = run("--help").stdout
+    assert "rollout" in listed
+    assert "destroy" in listed
+
+
+def test_a_shell_completing_gets_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_CONVERGE_COMPLETE", "complete_bash")
+    assert cli._app_for(["plan"]) is cli.app
 
 
 def test_the_console_script_exits_1_on_a_usage_error() -> None:
@@ -359,7 +384,9 @@ def test_a_docker_context_is_used_and_named_when_unreachable(
         # As the real seam words it; a real failed unix connection leaks docker-py's socket.
         raise EngineUnavailableError(f"cannot reach the Docker engine at {engine.address}")
 
+    # The observer reads /info beside the lists, the first of which is /nodes.
     monkeypatch.setattr(Engine, "info", unreachable)
+    monkeypatch.setattr(Engine, "nodes", unreachable)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)

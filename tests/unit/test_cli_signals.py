@@ -27,7 +27,7 @@ def restored_handlers() -> Iterator[None]:
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, command: Callable[[], None]) -> int:
-    monkeypatch.setattr(cli, "app", command)
+    monkeypatch.setattr(cli, "_app_for", lambda args: command)
     monkeypatch.setattr(cli, "_register_subcommands", lambda: None)
     with pytest.raises(SystemExit) as exited:
         cli.main()
@@ -73,7 +73,7 @@ def test_a_second_signal_while_stopping_exits_at_once() -> None:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(30)
 
-        cli.app = command
+        cli._app_for = lambda args: command
         cli._register_subcommands = lambda: None
         cli.main()
         """

@@ -82,3 +82,22 @@ def test_ssh_alias_keeps_the_port_of_the_ssh_config(docker_config: Path) -> None
         assert engine.address == "ssh://lab-node (from --host)"
     with connect("ssh://me@lab-node:2222") as engine:
         assert engine._client._custom_adapter.ssh_host == "me@lab-node:2222"
+
+
+def test_the_environment_s_proxies_apply_to_tcp_engines_only(
+    docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = "http://proxy.example.com:3128"
+    for name in ("HTTP_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    with connect("tcp://manager1.example.com:2375") as engine:
+        client = engine._client
+        settings = client.merge_environment_settings(client.base_url, {}, None, None, None)
+        assert settings["proxies"]["http"] == proxy
+    # A socket is reached without a proxy; the environment is not even read for one.
+    with connect("unix:///run/lab/manager.sock") as engine:
+        client = engine._client
+        assert client.trust_env is False
+        settings = client.merge_environment_settings(client.base_url, {}, None, None, None)
+        assert settings["proxies"] == {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from converge.engine import EngineInfo
+from converge.errors import EngineError
 from converge.lb.config import CONFIG_PATH
 from converge.loader import load_spec_text
 from converge.naming import LB_CHECK_LABEL, LB_LABEL
@@ -129,6 +131,48 @@ def test_the_calls_do_not_grow_with_the_services(services: int) -> None:
     assert state.api_calls == 8
     assert engine.calls["containers"] == 1
     assert len(state.services) == services
+
+
+class SlowInfoEngine(FakeEngine):
+    """/info answers only once the observer has asked for ``waits_for``: read one after the
+    other, the two would never meet."""
+
+    def __init__(self, waits_for: str, worker: bool = False) -> None:
+        super().__init__()
+        self.waits_for = waits_for
+        self.worker = worker
+        self.asked = threading.Event()
+
+    def require_manager(self) -> EngineInfo:
+        assert self.asked.wait(timeout=10), f"/info was not read beside /{self.waits_for}"
+        if self.worker:
+            raise EngineError("the Docker engine at fake (node-2) is a swarm worker")
+        return super().require_manager()
+
+    def nodes(self) -> list[dict[str, Any]]:
+        if self.waits_for == "nodes":
+            self.asked.set()
+        if self.worker:
+            raise EngineError("failed to list the nodes: This node is not a swarm manager.")
+        return super().nodes()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        if self.waits_for == "tasks":
+            self.asked.set()
+        return super().tasks()
+
+
+def test_the_engine_info_is_read_beside_the_lists() -> None:
+    engine = SlowInfoEngine(waits_for="tasks")
+    state = observed(engine, spec())
+    assert state.manager == "manager"
+    assert state.api_calls == 8
+
+
+def test_a_worker_is_refused_with_its_info_s_reason_not_a_list_s_error() -> None:
+    engine = SlowInfoEngine(waits_for="nodes", worker=True)
+    with pytest.raises(EngineError, match="is a swarm worker"):
+        observed(engine, spec())
 
 
 def test_without_a_balancer_in_the_spec_a_leftover_one_is_still_found() -> None:
