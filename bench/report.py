@@ -300,6 +300,7 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": max(peak_rss) if peak_rss else None,
             "load_peak_rss_mb": results[0].get("load_peak_rss_mb"),
             "plan_peak_rss_mb": results[0].get("plan_peak_rss_mb"),
+            "answers_peak_mb": results[0].get("answers_peak_mb"),
             "load_average": results[0].get("load_average"),
             "actions": results[0]["actions"],
         }
@@ -355,6 +356,19 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
                         "value": max(load_peak, plan_peak),
                         "unit": "MB",
                         "met": max(load_peak, plan_peak) < 1024,
+                    }
+                )
+            answers = planner[count_text]["answers_peak_mb"]
+            if answers:
+                targets.append(
+                    {
+                        "target": f"planner alone, {count:,} services: < 1 GB (what the "
+                        "engine's answers decoded, observe, diff and plan allocate beyond the "
+                        "loaded spec, traced)",
+                        "size": count,
+                        "value": answers,
+                        "unit": "MB",
+                        "met": answers < 1024,
                     }
                 )
             if planner[count_text]["peak_rss_mb"]:
@@ -537,11 +551,13 @@ def markdown(document: dict[str, Any]) -> str:
             "process's peak while the runs ran, spec and engine JSON included (before the "
             "stages in brackets); plan-shaped process = the resident peak of a process that "
             "loads the spec's file once, decodes the list calls' bodies and plans once: up to "
-            "the end of loading / from there to the end of planning.",
+            "the end of loading / from there to the end of planning; then what decoding the "
+            "bodies, observe, diff and plan allocate beyond the loaded spec (traced).",
             "",
             "| services | load avg | observe_json | diff | plan | total | total CPU | "
             "CPU per service | traced peak | resident peak (before) | plan-shaped process: "
-            "loading / planning | load_spec_text | libyaml parse alone | load / parse |",
+            "loading / planning (resident) / answers and stages (traced) | load_spec_text | "
+            "libyaml parse alone | load / parse |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for count, data in summary["planner"].items():
@@ -558,6 +574,8 @@ def markdown(document: dict[str, Any]) -> str:
                 if data.get("load_peak_rss_mb") and data.get("plan_peak_rss_mb")
                 else DASH
             )
+            if data.get("answers_peak_mb"):
+                shaped += f" / {data['answers_peak_mb']:.0f} MB"
             load, parse = data["load_seconds"], data.get("parse_seconds")
             ratio = f"{load['median'] / parse['median']:.2f}{TIMES}" if load and parse else DASH
             lines.append(

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_mb": item.peak_rss_mb,
                 "load_peak_rss_mb": item.load_peak_rss_mb,
                 "plan_peak_rss_mb": item.plan_peak_rss_mb,
+                "answers_peak_mb": item.answers_peak_mb,
                 "actions": item.actions,
                 "load_average": load_average,
             }

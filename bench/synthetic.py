@@ -91,6 +91,10 @@ class PlannerResult:
     """The same process's resident peak from the end of loading (``VmHWM`` reset there) to
     the end of planning: the spec, the engine's JSON as decoded, the observed state, the diff
     and the plan."""
+    answers_peak_mb: float | None = None
+    """The same process again, what planning allocates beyond the loaded spec: the list calls'
+    bodies read and decoded as the SDK does, the observed state, the diff and the plan
+    (tracemalloc peak of a second, traced run; the spec was allocated before tracing)."""
     digest_cpu_seconds: float | None = None
     """CPU time of the plan's ``spec_digest`` when first read, after the stages (not in
     them: as ``converge.api.make_plan`` makes it, a plan shown as text never reads it; a saved
@@ -361,11 +365,27 @@ def resident(directory: Path) -> dict[str, float | None]:
     gc.collect()
     load_peak = _status_mb("VmHWM")
     reset = _reset_peak_rss()
-    lists = [{key: json.loads((directory / f"{key}.json").read_bytes()) for key in ENGINE_LISTS}]
+    lists = _answers(directory)
     planned = _stages(loaded, lists)[2]
     peak = _status_mb("VmHWM") if reset else None  # the plan still held, as converge shows it
     del planned
-    return {"load_peak_rss_mb": load_peak, "plan_peak_rss_mb": peak}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _stages(loaded, _answers(directory))
+        _, answers_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return {
+        "load_peak_rss_mb": load_peak,
+        "plan_peak_rss_mb": peak,
+        "answers_peak_mb": answers_peak / 2**20,
+    }
+
+
+def _answers(directory: Path) -> list[dict[str, Any]]:
+    """The list calls' bodies in ``directory``, each read and decoded as the SDK does."""
+    return [{key: json.loads((directory / f"{key}.json").read_bytes()) for key in ENGINE_LISTS}]
 
 
 def main(argv: list[str] | None = None) -> int:

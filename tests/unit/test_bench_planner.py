@@ -35,6 +35,8 @@ def test_the_benchmark_without_sizes_needs_no_lab(tmp_path: Path) -> None:
         # and a plan-shaped process's, from a fixture another process wrote
         assert small["load_peak_rss_mb"] > 0
         assert small["plan_peak_rss_mb"] > 0
+        # what planning allocates beyond the spec: at least the decoded answers and the plan
+        assert small["answers_peak_mb"] > small["peak_mb"]
     summary = report.summarise(document)
     assert [step["from"] for step in summary["planner_growth"]] == [10]
     assert [step["to"] for step in summary["planner_growth_cpu"]] == [20]
