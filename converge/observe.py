@@ -2,7 +2,7 @@
 
 Six reads whatever the size of the swarm: ``/info`` (is this a manager?), ``/nodes``,
 ``/networks``, ``/services?status=true``, ``/secrets`` and ``/configs``, plus ``/tasks`` when
-task placement is wanted.
+task placement is wanted; ``/info``, the slowest, in a thread beside the others.
 No per-object inspect, no ``greedy`` network listing. Then the stack's load-balancer
 containers, through the engine of the balancer's node (``converge.lb.container``): one list,
 plus an inspect and a config read per balancer found.
