@@ -231,7 +231,6 @@ class FakeSwarm:
         self.close()
 
     @_serialised
-    @_serialised  # the observer reads it in a thread of its own, beside the lists
     def info(self) -> EngineInfo:
         self.calls["GET /info"] += 1
         node = next(n for n in self._nodes if n["Description"]["Hostname"] == self.manager)
